@@ -1,0 +1,127 @@
+// Key layout and value encoding of the three tables. Every record read back from the store is
+// parsed by the same schema that describes what the writer puts in, so a codec bug or a
+// corrupt value stops at read time instead of reaching a balance.
+import assert from 'node:assert/strict'
+import { hash } from 'node:crypto'
+import { z } from 'zod'
+import { amountMax, noteLengthMax, idempotencyKeyLengthMax, seqDigits, seqMax } from './limits.js'
+import type { AccountKey, Entry } from './types.js'
+
+/** Sublevel names: the store's tables. */
+export const tableNames = {
+  /** AccountKey -> AccountRecord: the current balance. */
+  accounts: 'acct',
+  /** AccountKey!seq -> EntryRecord: the append-only history. */
+  history: 'past',
+  /** AccountKey!idempotencyKey -> IdempotencyRecord: the first result of a keyed mod. */
+  idempotency: 'idem',
+} as const
+
+const accountKeyPattern = /^[0-9a-f]{64}$/
+
+/** The account key is derived from the credential string, so the store never holds a credential. */
+export function accountKeyOf(credential: string): AccountKey {
+  return hash('sha256', credential, 'hex') as AccountKey
+}
+
+export function isAccountKey(value: string): value is AccountKey {
+  return accountKeyPattern.test(value)
+}
+
+export function historyKeyOf(accountKey: AccountKey, seq: number): string {
+  return `${accountKey}!${String(seq).padStart(seqDigits, '0')}`
+}
+
+export function idempotencyKeyOf(accountKey: AccountKey, idempotencyKey: string): string {
+  return `${accountKey}!${idempotencyKey}`
+}
+
+const decimal = z.string().regex(/^-?(0|[1-9][0-9]{0,38})$/)
+const balance = decimal
+  .transform((text) => BigInt(text))
+  .refine((tot) => tot >= 0n && tot <= amountMax)
+const amount = decimal
+  .transform((text) => BigInt(text))
+  .refine((by) => by !== 0n && by >= -amountMax && by <= amountMax)
+const seq = z.number().int().min(1).max(seqMax)
+const atMs = z.number().int().min(0)
+
+const accountRecord = z.strictObject({ tot: balance, seq, atMs })
+const entryRecord = z.strictObject({
+  by: amount,
+  tot: balance,
+  atMs,
+  note: z.string().max(noteLengthMax).optional(),
+  key: z.string().min(1).max(idempotencyKeyLengthMax).optional(),
+})
+const idempotencyRecord = z.strictObject({ by: amount, tot: balance, seq })
+
+export interface AccountState {
+  tot: bigint
+  seq: number
+  /** Time of the last entry, so the next one never goes back in time. */
+  atMs: number
+}
+
+export interface IdempotencyState {
+  by: bigint
+  tot: bigint
+  seq: number
+}
+
+function parseRecord<T>(schema: z.ZodType<T>, table: string, key: string, text: string): T {
+  let json: unknown
+  try {
+    json = JSON.parse(text)
+  } catch {
+    assert.fail(`corrupt record in ${table} at ${key}: not JSON`)
+  }
+  const result = schema.safeParse(json)
+  assert.ok(result.success, `corrupt record in ${table} at ${key}`)
+  return result.data
+}
+
+export function encodeAccount(state: AccountState): string {
+  return JSON.stringify({ tot: state.tot.toString(), seq: state.seq, atMs: state.atMs })
+}
+
+export function decodeAccount(key: string, text: string): AccountState {
+  return parseRecord(accountRecord, tableNames.accounts, key, text)
+}
+
+/** What the writer stages; optional fields may be undefined, which JSON omits. */
+export interface EntryDraft {
+  by: bigint
+  tot: bigint
+  atMs: number
+  note?: string | undefined
+  idempotencyKey?: string | undefined
+}
+
+export function encodeEntry(entry: EntryDraft): string {
+  return JSON.stringify({
+    by: entry.by.toString(),
+    tot: entry.tot.toString(),
+    atMs: entry.atMs,
+    note: entry.note,
+    key: entry.idempotencyKey,
+  })
+}
+
+/** The seq is not stored in the value: the key carries it. */
+export function decodeEntry(key: string, text: string): Entry {
+  const seqText = key.slice(key.length - seqDigits)
+  const record = parseRecord(entryRecord, tableNames.history, key, text)
+  const entry: Entry = { seq: Number(seqText), by: record.by, tot: record.tot, atMs: record.atMs }
+  if (record.note !== undefined) entry.note = record.note
+  if (record.key !== undefined) entry.idempotencyKey = record.key
+  return entry
+}
+
+export function encodeIdempotency(state: IdempotencyState): string {
+  return JSON.stringify({ by: state.by.toString(), tot: state.tot.toString(), seq: state.seq })
+}
+
+export function decodeIdempotency(key: string, text: string): IdempotencyState {
+  return parseRecord(idempotencyRecord, tableNames.idempotency, key, text)
+}

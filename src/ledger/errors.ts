@@ -1,0 +1,31 @@
+// Refusals the ledger expects. Codes are API and never change meaning; messages may improve.
+// Broken invariants are not here: they are assertions, and they stop the writer.
+
+export const ledgerErrorCodes = [
+  'ACCMAN_NO_ACCOUNT',
+  'ACCMAN_INSUFFICIENT_FUNDS',
+  'ACCMAN_OVERFLOW',
+  'ACCMAN_IDEMPOTENCY_MISMATCH',
+  'ACCMAN_IDEMPOTENCY_IN_FLIGHT',
+  'ACCMAN_QUEUE_FULL',
+  'ACCMAN_CLOSED',
+] as const
+
+export type LedgerErrorCode = (typeof ledgerErrorCodes)[number]
+
+export class LedgerError extends Error {
+  override readonly name = 'LedgerError'
+  readonly code: LedgerErrorCode
+  /** The balance at the time of refusal, for ACCMAN_INSUFFICIENT_FUNDS. */
+  readonly tot: bigint | undefined
+
+  constructor(code: LedgerErrorCode, message: string, tot?: bigint) {
+    super(message)
+    this.code = code
+    this.tot = tot
+  }
+}
+
+export function isLedgerError(error: unknown): error is LedgerError {
+  return error instanceof LedgerError
+}

@@ -1,0 +1,150 @@
+// The ledger: tot, mod and past over an abstract-level database. It knows nothing of HTTP; the
+// server, the CLI and the tests all share these checks.
+import assert from 'node:assert/strict'
+import { decodeAccount, decodeEntry, historyKeyOf, tableNames } from './codec.js'
+import { LedgerError } from './errors.js'
+import { amountMax, noteLengthMax, idempotencyKeyLengthMax, pageSizeMax } from './limits.js'
+import type { AccountKey, Balance, Entry, ModInput, ModResult, PastPage, PastQuery } from './types.js'
+import { Writer, type RootDb, type Tables } from './writer.js'
+
+export interface LedgerOptions {
+  /** fsync every batch before acknowledging (classic-level skips it unless asked). */
+  sync: boolean
+  writerBatchMax: number
+  writerQueueMax: number
+  now?: () => number
+  /** Called once if the writer stops on a storage fault or a broken invariant. */
+  onFatal?: (error: Error) => void
+}
+
+export class Ledger {
+  readonly #db: RootDb
+  readonly #tables: Tables
+  readonly #writer: Writer
+
+  constructor(db: RootDb, options: LedgerOptions) {
+    assert.equal(db.status, 'open', 'open the database before the ledger')
+    this.#db = db
+    const table = (name: string) => db.sublevel<string, string>(name, { keyEncoding: 'utf8', valueEncoding: 'utf8' })
+    this.#tables = {
+      accounts: table(tableNames.accounts),
+      history: table(tableNames.history),
+      idempotency: table(tableNames.idempotency),
+    }
+    this.#writer = new Writer(db, this.#tables, {
+      sync: options.sync,
+      batchMax: options.writerBatchMax,
+      queueMax: options.writerQueueMax,
+      now: options.now ?? Date.now,
+      onFatal: options.onFatal ?? (() => {}),
+    })
+  }
+
+  get isOpen(): boolean {
+    return this.#db.status === 'open'
+  }
+
+  get writerHealthy(): boolean {
+    return this.#writer.healthy
+  }
+
+  get writerQueueDepth(): number {
+    return this.#writer.queueDepth
+  }
+
+  /** The balance and its seq, or undefined for an unknown account. */
+  async tot(accountKey: AccountKey): Promise<Balance | undefined> {
+    const value = await this.#tables.accounts.get(accountKey)
+    if (value === undefined) return undefined
+    const state = decodeAccount(accountKey, value)
+    return { tot: state.tot, seq: state.seq }
+  }
+
+  /** Adds `by` to the balance; refuses with a LedgerError, writing nothing, when it cannot. */
+  mod(accountKey: AccountKey, input: ModInput): Promise<ModResult> {
+    assert.ok(input.by !== 0n, 'by must be nonzero')
+    assert.ok(input.by >= -amountMax && input.by <= amountMax, 'by out of range')
+    assert.ok(input.note === undefined || input.note.length <= noteLengthMax, 'note too long')
+    assert.ok(
+      input.idempotencyKey === undefined ||
+        (input.idempotencyKey.length >= 1 && input.idempotencyKey.length <= idempotencyKeyLengthMax),
+      'idempotency key length out of range',
+    )
+    return this.#writer.submit(accountKey, input)
+  }
+
+  /** One page of history with the balance it ends at; throws ACCMAN_NO_ACCOUNT when unknown. */
+  async past(accountKey: AccountKey, query: PastQuery): Promise<PastPage> {
+    assert.ok(Number.isInteger(query.limit) && query.limit >= 1 && query.limit <= pageSizeMax)
+    const balance = await this.tot(accountKey)
+    if (balance === undefined) throw new LedgerError('ACCMAN_NO_ACCOUNT', 'no account for this credential')
+    // Entries 1..seq exist and never change, so reading within that range needs no snapshot.
+    let seqLow = Math.max(1, (query.afterSeq ?? 0) + 1)
+    let seqHigh = Math.min(balance.seq, (query.beforeSeq ?? Number.MAX_SAFE_INTEGER) - 1)
+    if (query.fromMs !== undefined && seqLow <= seqHigh) {
+      seqLow = await this.#firstSeqAtOrAfter(accountKey, query.fromMs, seqLow, seqHigh)
+    }
+    if (query.toMs !== undefined && seqLow <= seqHigh) {
+      seqHigh = (await this.#firstSeqAtOrAfter(accountKey, query.toMs + 1, seqLow, seqHigh)) - 1
+    }
+    const entries = seqLow > seqHigh ? [] : await this.#readEntries(accountKey, seqLow, seqHigh, query)
+    return { ...balance, entries }
+  }
+
+  /** Stops taking mods, writes what is queued, and closes the database. */
+  async close(): Promise<void> {
+    await this.#writer.close()
+    await this.#db.close()
+  }
+
+  async #readEntries(accountKey: AccountKey, seqLow: number, seqHigh: number, query: PastQuery): Promise<Entry[]> {
+    const rows = await this.#tables.history
+      .iterator({
+        gte: historyKeyOf(accountKey, seqLow),
+        lte: historyKeyOf(accountKey, seqHigh),
+        reverse: query.order === 'desc',
+        limit: query.limit,
+      })
+      .all()
+    const entries = rows.map(([key, value]) => decodeEntry(key, value))
+    assertChain(entries, query.order)
+    return entries
+  }
+
+  /**
+   * The first seq in [seqLow, seqHigh] whose entry is at or after atMs, or seqHigh + 1 if none.
+   * Entry times never decrease within an account, so a binary search of point reads finds it
+   * in O(log n): a time-bounded page costs the same however long the history is.
+   */
+  async #firstSeqAtOrAfter(accountKey: AccountKey, atMs: number, seqLow: number, seqHigh: number): Promise<number> {
+    let low = seqLow
+    let high = seqHigh + 1
+    while (low < high) {
+      const middle = low + Math.floor((high - low) / 2)
+      const key = historyKeyOf(accountKey, middle)
+      const value = await this.#tables.history.get(key)
+      assert.ok(value !== undefined, `history entry missing at ${key}`)
+      if (decodeEntry(key, value).atMs >= atMs) high = middle
+      else low = middle + 1
+    }
+    return low
+  }
+}
+
+/** Entries read back in one page must chain: contiguous seq and tot = previous tot + by. */
+function assertChain(entries: Entry[], order: 'asc' | 'desc'): void {
+  const ascending = order === 'asc' ? entries : [...entries].reverse()
+  for (let index = 1; index < ascending.length; index++) {
+    const previous = ascending[index - 1]
+    const entry = ascending[index]
+    assert.ok(previous !== undefined && entry !== undefined)
+    assert.equal(entry.seq, previous.seq + 1, 'history seq not contiguous')
+    assert.equal(entry.tot, previous.tot + entry.by, 'history tot does not chain')
+  }
+}
+
+/** Opens the database if needed and returns a ledger on it; the ledger owns the database after. */
+export async function openLedger(db: RootDb, options: LedgerOptions): Promise<Ledger> {
+  await db.open()
+  return new Ledger(db, options)
+}

@@ -1,0 +1,24 @@
+// The ledger's fixed ranges. They are part of the HTTP contract, so they live with the core
+// rather than in configuration: a deployment cannot widen them.
+
+/** The largest amount, and the largest balance: 2^127 - 1. */
+export const amountMax = 2n ** 127n - 1n
+
+/** Decimal digits of amountMax; a longer digit string is out of range without parsing it. */
+export const amountDigitsMax = amountMax.toString().length
+
+export const noteLengthMax = 256
+export const idempotencyKeyLengthMax = 255
+export const credentialLengthMin = 4
+export const credentialLengthMax = 512
+
+export const pageSizeDefault = 100
+export const pageSizeMax = 1000
+
+/** History keys carry the seq zero-padded to this width so that they sort as numbers. */
+export const seqDigits = 16
+/** Above this, seq would no longer fit the key width or a JS number exactly. */
+export const seqMax = Number.MAX_SAFE_INTEGER
+
+if (amountDigitsMax !== 39) throw new Error('amountMax must have 39 digits')
+if (String(seqMax).length > seqDigits) throw new Error('seqMax must fit seqDigits')
