@@ -1,0 +1,270 @@
+// One ledger suite, run against every backend (memory-level, classic-level, and a sublevel of
+// each), so the fast in-memory store earns its place as a stand-in for the real one.
+import { AssertionError } from 'node:assert'
+import { describe, expect, test } from 'vitest'
+import {
+  accountKeyOf,
+  amountMax,
+  LedgerError,
+  openLedger,
+  type Ledger,
+  type LedgerOptions,
+  type ModResult,
+  type RootDb,
+} from '../src/ledger/index.js'
+
+export interface Backend {
+  /** A fresh, empty database. */
+  makeDb: () => RootDb
+  /** A new handle on the same storage as `db`, after it is closed; undefined where data does not outlive close. */
+  reopen?: (db: RootDb) => Promise<RootDb>
+}
+
+const alice = accountKeyOf('abcdefghijklmnopqrstuvwxyz0123456789-_==')
+const bob = accountKeyOf('Ym9i')
+
+export async function codeOf(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise
+  } catch (error) {
+    if (error instanceof LedgerError) return error.code
+    throw error
+  }
+  return 'ok'
+}
+
+export function ledgerSuite(name: string, backend: Backend): void {
+  const open = (options: Partial<LedgerOptions> = {}, db = backend.makeDb()): Promise<Ledger> =>
+    openLedger(db, { sync: true, writerBatchMax: 500, writerQueueMax: 100_000, ...options })
+
+  describe(`ledger on ${name}`, () => {
+    test('a credit creates the account; tot and past agree', async () => {
+      const ledger = await open()
+      expect(await ledger.tot(alice)).toBeUndefined()
+      expect(await ledger.mod(alice, { by: 1000n })).toEqual({ tot: 1000n, seq: 1, replayed: false })
+      expect(await ledger.mod(alice, { by: -1n, note: 'first call' })).toEqual({ tot: 999n, seq: 2, replayed: false })
+      expect(await ledger.tot(alice)).toEqual({ tot: 999n, seq: 2 })
+      const page = await ledger.past(alice, { limit: 100, order: 'asc' })
+      expect(page.tot).toBe(999n)
+      expect(page.seq).toBe(2)
+      expect(page.entries.map(({ seq, by, tot, note }) => ({ seq, by, tot, note }))).toEqual([
+        { seq: 1, by: 1000n, tot: 1000n, note: undefined },
+        { seq: 2, by: -1n, tot: 999n, note: 'first call' },
+      ])
+      expect(await ledger.tot(bob)).toBeUndefined()
+      await ledger.close()
+    })
+
+    test('refusals write nothing: unknown account, overdraft, overflow', async () => {
+      const ledger = await open()
+      expect(await codeOf(ledger.mod(bob, { by: -1n }))).toBe('ACCMAN_NO_ACCOUNT')
+      expect(await ledger.tot(bob)).toBeUndefined()
+      expect(await codeOf(ledger.past(bob, { limit: 10, order: 'asc' }))).toBe('ACCMAN_NO_ACCOUNT')
+
+      await ledger.mod(alice, { by: 5n })
+      const overdraft = await ledger.mod(alice, { by: -6n }).catch((error: unknown) => error)
+      expect(overdraft).toBeInstanceOf(LedgerError)
+      expect((overdraft as LedgerError).code).toBe('ACCMAN_INSUFFICIENT_FUNDS')
+      expect((overdraft as LedgerError).tot).toBe(5n)
+      expect((overdraft as LedgerError).message).toContain('5')
+      expect((overdraft as LedgerError).message).toContain('-6')
+
+      await ledger.mod(alice, { by: amountMax - 5n })
+      expect(await codeOf(ledger.mod(alice, { by: 1n }))).toBe('ACCMAN_OVERFLOW')
+      expect(await ledger.tot(alice)).toEqual({ tot: amountMax, seq: 2 })
+      const page = await ledger.past(alice, { limit: 10, order: 'asc' })
+      expect(page.entries.map((entry) => entry.tot)).toEqual([5n, amountMax])
+      await ledger.close()
+    })
+
+    test('amounts are exact at every size up to 2^127 - 1', async () => {
+      const ledger = await open()
+      await ledger.mod(alice, { by: amountMax })
+      expect((await ledger.mod(alice, { by: -(amountMax - 1n) })).tot).toBe(1n)
+      expect((await ledger.mod(alice, { by: 9007199254740993n })).tot).toBe(9007199254740994n)
+      expect((await ledger.mod(alice, { by: -1n })).tot).toBe(9007199254740993n)
+      expect((await ledger.mod(alice, { by: -9007199254740993n })).tot).toBe(0n)
+      expect(await codeOf(ledger.mod(alice, { by: -1n }))).toBe('ACCMAN_INSUFFICIENT_FUNDS')
+      expect(await ledger.tot(alice)).toEqual({ tot: 0n, seq: 5 })
+      await ledger.close()
+    })
+
+    test('idempotency: a replay returns the first result and writes nothing', async () => {
+      const ledger = await open()
+      await ledger.mod(alice, { by: 100n })
+      const first = await ledger.mod(alice, { by: -10n, idempotencyKey: 'order-1' })
+      expect(first).toEqual({ tot: 90n, seq: 2, replayed: false })
+      await ledger.mod(alice, { by: -5n })
+      expect(await ledger.mod(alice, { by: -10n, idempotencyKey: 'order-1' })).toEqual({
+        tot: 90n,
+        seq: 2,
+        replayed: true,
+      })
+      expect(await codeOf(ledger.mod(alice, { by: -11n, idempotencyKey: 'order-1' }))).toBe(
+        'ACCMAN_IDEMPOTENCY_MISMATCH',
+      )
+      expect(await ledger.tot(alice)).toEqual({ tot: 85n, seq: 3 })
+      const entries = (await ledger.past(alice, { limit: 10, order: 'asc' })).entries
+      expect(entries.map((entry) => entry.idempotencyKey)).toEqual([undefined, 'order-1', undefined])
+      await ledger.close()
+    })
+
+    test('a rejected mod does not use up its key; keys are scoped to the account', async () => {
+      const ledger = await open()
+      expect(await codeOf(ledger.mod(alice, { by: -10n, idempotencyKey: 'k' }))).toBe('ACCMAN_NO_ACCOUNT')
+      await ledger.mod(alice, { by: 5n })
+      expect(await codeOf(ledger.mod(alice, { by: -10n, idempotencyKey: 'k' }))).toBe('ACCMAN_INSUFFICIENT_FUNDS')
+      await ledger.mod(alice, { by: 5n })
+      expect(await ledger.mod(alice, { by: -10n, idempotencyKey: 'k' })).toEqual({ tot: 0n, seq: 3, replayed: false })
+      // The same key on another account is another mod.
+      expect(await ledger.mod(bob, { by: 7n, idempotencyKey: 'k' })).toEqual({ tot: 7n, seq: 1, replayed: false })
+      expect(await ledger.mod(alice, { by: -10n, idempotencyKey: 'k' })).toEqual({ tot: 0n, seq: 3, replayed: true })
+      await ledger.close()
+    })
+
+    test('no lost update: 2,000 concurrent +1 end at 2,000 with 2,000 contiguous entries', async () => {
+      const ledger = await open({ writerBatchMax: 64 })
+      const results = await Promise.all(Array.from({ length: 2000 }, () => ledger.mod(alice, { by: 1n })))
+      expect(await ledger.tot(alice)).toEqual({ tot: 2000n, seq: 2000 })
+      expect(new Set(results.map((result) => result.seq)).size).toBe(2000)
+      for (const result of results) expect(result.tot).toBe(BigInt(result.seq))
+      await expectHistoryChain(ledger, alice, 2000)
+      await ledger.close()
+    })
+
+    test('no overdraft under concurrency: 500 concurrent -1 on 100 leave 0 with exactly 100 successes', async () => {
+      const ledger = await open({ writerBatchMax: 37 })
+      await ledger.mod(alice, { by: 100n })
+      const codes = await Promise.all(Array.from({ length: 500 }, () => codeOf(ledger.mod(alice, { by: -1n }))))
+      expect(codes.filter((code) => code === 'ok')).toHaveLength(100)
+      expect(codes.filter((code) => code === 'ACCMAN_INSUFFICIENT_FUNDS')).toHaveLength(400)
+      expect(await ledger.tot(alice)).toEqual({ tot: 0n, seq: 101 })
+      await expectHistoryChain(ledger, alice, 101)
+      await ledger.close()
+    })
+
+    test('concurrent retries of one keyed mod are applied once', async () => {
+      const ledger = await open({ writerBatchMax: 7 })
+      await ledger.mod(alice, { by: 100n })
+      const results = await Promise.all(
+        Array.from({ length: 50 }, () => ledger.mod(alice, { by: -30n, idempotencyKey: 'retry' })),
+      )
+      expect(results.filter((result) => !result.replayed)).toHaveLength(1)
+      for (const result of results) expect(result).toMatchObject({ tot: 70n, seq: 2 })
+      expect(await ledger.tot(alice)).toEqual({ tot: 70n, seq: 2 })
+      await ledger.close()
+    })
+
+    test('past pages by seq in either order, and a page reads only its entries', async () => {
+      const ledger = await open()
+      for (let index = 1; index <= 25; index++) await ledger.mod(alice, { by: BigInt(index) })
+      const seqs = async (query: Parameters<Ledger['past']>[1]) =>
+        (await ledger.past(alice, query)).entries.map((entry) => entry.seq)
+      expect(await seqs({ limit: 3, order: 'asc' })).toEqual([1, 2, 3])
+      expect(await seqs({ limit: 3, order: 'asc', afterSeq: 3 })).toEqual([4, 5, 6])
+      expect(await seqs({ limit: 3, order: 'desc' })).toEqual([25, 24, 23])
+      expect(await seqs({ limit: 3, order: 'desc', beforeSeq: 23 })).toEqual([22, 21, 20])
+      expect(await seqs({ limit: 100, order: 'asc', afterSeq: 10, beforeSeq: 14 })).toEqual([11, 12, 13])
+      expect(await seqs({ limit: 100, order: 'asc', afterSeq: 25 })).toEqual([])
+      expect(await seqs({ limit: 100, order: 'asc', beforeSeq: 1 })).toEqual([])
+      const page = await ledger.past(alice, { limit: 1000, order: 'asc' })
+      expect(page.entries).toHaveLength(25)
+      expect(page.entries.at(-1)?.tot).toBe(page.tot)
+      expect(page.tot).toBe(325n)
+      await ledger.close()
+    })
+
+    test('past filters on time, inclusive, and entry times never go back', async () => {
+      let clockMs = Date.parse('2026-11-21T10:00:00.000Z')
+      const ledger = await open({ now: () => clockMs })
+      for (let index = 0; index < 10; index++) {
+        await ledger.mod(alice, { by: 1n })
+        clockMs += 1000
+      }
+      clockMs -= 60_000 // the clock steps back; the history must not
+      await ledger.mod(alice, { by: 1n })
+      const page = await ledger.past(alice, { limit: 100, order: 'asc' })
+      const times = page.entries.map((entry) => entry.atMs)
+      expect(times.at(-1)).toBe(times.at(-2))
+      const seqsBetween = async (from: string, to: string) =>
+        (await ledger.past(alice, { limit: 100, order: 'asc', fromMs: Date.parse(from), toMs: Date.parse(to) })).entries.map(
+          (entry) => entry.seq,
+        )
+      expect(await seqsBetween('2026-11-21T10:00:02.000Z', '2026-11-21T10:00:04.000Z')).toEqual([3, 4, 5])
+      expect(await seqsBetween('2026-11-21T10:00:02.001Z', '2026-11-21T10:00:03.999Z')).toEqual([4])
+      expect(await seqsBetween('2026-11-21T10:00:09.000Z', '2026-11-21T11:00:00.000Z')).toEqual([10, 11])
+      expect(await seqsBetween('2026-11-20T00:00:00.000Z', '2026-11-21T09:59:59.999Z')).toEqual([])
+      const newest = await ledger.past(alice, { limit: 2, order: 'desc', toMs: Date.parse('2026-11-21T10:00:05.000Z') })
+      expect(newest.entries.map((entry) => entry.seq)).toEqual([6, 5])
+      await ledger.close()
+    })
+
+    test('a corrupt record stops a read rather than reach a balance', async () => {
+      const db = backend.makeDb()
+      const ledger = await open({}, db)
+      await ledger.mod(alice, { by: 10n })
+      await db.sublevel('acct').put(alice, '{"tot":"-5","seq":1,"atMs":0}')
+      await expect(ledger.tot(alice)).rejects.toBeInstanceOf(AssertionError)
+      await ledger.close()
+    })
+
+    test('a storage fault stops the writer: queued mods are refused and nothing more is written', async () => {
+      const db = backend.makeDb()
+      const faults: Error[] = []
+      const ledger = await open({ onFatal: (error) => faults.push(error) }, db)
+      await ledger.mod(alice, { by: 10n })
+      const pending = [codeOf(ledger.mod(alice, { by: 1n })), codeOf(ledger.mod(alice, { by: 2n }))]
+      await db.close() // the writer's next batch fails
+      expect(await Promise.all(pending)).toEqual(['ACCMAN_CLOSED', 'ACCMAN_CLOSED'])
+      expect(faults).toHaveLength(1)
+      expect(ledger.writerHealthy).toBe(false)
+      expect(await codeOf(ledger.mod(alice, { by: 1n }))).toBe('ACCMAN_CLOSED')
+    })
+
+    test('close writes every queued mod before it resolves', async () => {
+      const db = backend.makeDb()
+      const ledger = await open({ writerBatchMax: 10 }, db)
+      const mods: Promise<ModResult>[] = Array.from({ length: 100 }, () => ledger.mod(alice, { by: 1n }))
+      await ledger.close()
+      const results = await Promise.all(mods)
+      expect(results.at(-1)?.tot).toBe(100n)
+      expect(await codeOf(ledger.mod(alice, { by: 1n }))).toBe('ACCMAN_CLOSED')
+    })
+
+    // Declared by the backend, as abstract-level's suite gates tests on `supports.permanence`.
+    const reopen = backend.reopen
+    if (reopen !== undefined) test('every acknowledged mod is there after close and reopen', async () => {
+      const db = backend.makeDb()
+      const ledger = await open({}, db)
+      await Promise.all(Array.from({ length: 300 }, (_, index) => ledger.mod(index % 2 === 0 ? alice : bob, { by: 2n })))
+      await ledger.mod(alice, { by: -1n, note: 'kept', idempotencyKey: 'once' })
+      await ledger.close()
+      const again = await open({}, await reopen(db))
+      expect(await again.tot(alice)).toEqual({ tot: 299n, seq: 151 })
+      expect(await again.tot(bob)).toEqual({ tot: 300n, seq: 150 })
+      expect(await again.mod(alice, { by: -1n, idempotencyKey: 'once' })).toEqual({ tot: 299n, seq: 151, replayed: true })
+      const last = (await again.past(alice, { limit: 1, order: 'desc' })).entries[0]
+      expect(last).toMatchObject({ seq: 151, by: -1n, tot: 299n, note: 'kept', idempotencyKey: 'once' })
+      await expectHistoryChain(again, alice, 151)
+      await again.close()
+    })
+  })
+}
+
+/** Reads the whole history a page at a time and checks seq runs 1..n and each tot chains. */
+export async function expectHistoryChain(ledger: Ledger, accountKey: ReturnType<typeof accountKeyOf>, length: number) {
+  let previousTot = 0n
+  let seen = 0
+  for (;;) {
+    const page = await ledger.past(accountKey, { limit: 1000, order: 'asc', afterSeq: seen })
+    for (const entry of page.entries) {
+      expect(entry.seq).toBe(seen + 1)
+      expect(entry.tot).toBe(previousTot + entry.by)
+      previousTot = entry.tot
+      seen = entry.seq
+    }
+    if (page.entries.length === 0) break
+  }
+  expect(seen).toBe(length)
+  expect((await ledger.tot(accountKey))?.tot).toBe(previousTot)
+}
