@@ -23,7 +23,7 @@ afterAll(() => {
 })
 
 ledgerSuite('memory-level', { makeDb: () => new MemoryLevel<string, string>() })
-ledgerSuite('a memory-level sublevel', { makeDb: () => new MemoryLevel<string, string>().sublevel('nested') })
+ledgerSuite('a memory-level sublevel', { makeDb: () => new MemoryLevel<string, string>().sublevel('nested', {}) })
 ledgerSuite('classic-level', {
   makeDb: () => classicLevel(),
   reopen: async (db) => classicLevel(locations.get(db)),
@@ -31,7 +31,7 @@ ledgerSuite('classic-level', {
 ledgerSuite('a classic-level sublevel', {
   makeDb: () => {
     const root = classicLevel()
-    const nested = root.sublevel<string, string>('nested')
+    const nested = root.sublevel<string, string>('nested', {})
     locations.set(nested, locations.get(root) ?? '')
     roots.set(nested, root)
     return nested
@@ -39,6 +39,6 @@ ledgerSuite('a classic-level sublevel', {
   reopen: async (db) => {
     // Closing a sublevel leaves its root open, holding the LevelDB lock.
     await roots.get(db)?.close()
-    return classicLevel(locations.get(db)).sublevel<string, string>('nested')
+    return classicLevel(locations.get(db)).sublevel<string, string>('nested', {})
   },
 })

@@ -47,8 +47,10 @@ export async function buildApp(config: AppConfig, deps: AppDeps): Promise<Fastif
     requestTimeout: config.requestTimeoutMs,
     keepAliveTimeout: config.keepAliveTimeoutMs,
     return503OnClosing: true,
-    frameworkErrors: (error, _request, reply) => {
-      // Bad URL encoding and the like: answer in our shape without echoing the URL.
+    frameworkErrors: (error, request, reply) => {
+      // Bad URL encoding and the like, before routing (so no onResponse hook): answer in our
+      // shape without echoing the URL, and log the request line here.
+      request.log.debug({ method: request.method, statusCode: 400, code: error.code }, 'request')
       void (reply as FastifyReply).code(400).send(errorBody('ACCMAN_BAD_REQUEST', `malformed request (${error.code})`))
     },
   }

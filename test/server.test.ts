@@ -1,0 +1,156 @@
+// The server as a process: configuration errors, the LevelDB lock, kill -9 and SIGTERM.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, describe, expect, test } from 'vitest'
+import { Client, query, ServerProcess } from './support.js'
+
+const directories: string[] = []
+function temporaryDirectory(): string {
+  const directory = mkdtempSync(join(tmpdir(), 'accman-server-'))
+  directories.push(directory)
+  return directory
+}
+afterAll(() => {
+  for (const directory of directories) rmSync(directory, { recursive: true, force: true })
+})
+
+describe('start-up failures are one line on stderr and a non-zero exit', () => {
+  test.each([
+    ['ACCMAN_PORT', 'abc'],
+    ['ACCMAN_PORT', '70000'],
+    ['ACCMAN_SYNC', 'maybe'],
+    ['ACCMAN_LOG_LEVEL', 'loud'],
+  ])('%s=%s', async (variable, value) => {
+    const server = new ServerProcess({ ACCMAN_DB: temporaryDirectory(), [variable]: value })
+    expect(await server.exited).toBe(1)
+    expect(server.stderr).toHaveLength(1)
+    expect(server.stderr[0]).toMatch(new RegExp(`^accman: invalid configuration: ${variable} `))
+  })
+
+  test('a .env file is read, and the real environment wins over it', async () => {
+    const cwd = temporaryDirectory()
+    writeFileSync(join(cwd, '.env'), 'ACCMAN_LOG_LEVEL=loud\nACCMAN_SYNC=nope\n')
+    const fromFile = new ServerProcess({ ACCMAN_DB: join(cwd, 'data') }, cwd)
+    expect(await fromFile.exited).toBe(1)
+    expect(fromFile.stderr[0]).toContain('ACCMAN_LOG_LEVEL')
+    const overridden = new ServerProcess({ ACCMAN_DB: join(cwd, 'data'), ACCMAN_LOG_LEVEL: 'info', ACCMAN_SYNC: 'true' }, cwd)
+    await overridden.port
+    expect(await overridden.kill('SIGTERM')).toBe(0)
+  })
+
+  test('a second server on the same database exits with one line; the first keeps serving', async () => {
+    const db = temporaryDirectory()
+    const first = new ServerProcess({ ACCMAN_DB: db })
+    const client = new Client(await first.url(), 4)
+    const second = new ServerProcess({ ACCMAN_DB: db })
+    expect(await second.exited).toBe(1)
+    expect(second.stderr).toHaveLength(1)
+    expect(second.stderr[0]).toMatch(/^accman: the database .* is in use by another process/)
+    expect((await client.send('GET', '/healthz')).status).toBe(200)
+    client.close()
+    expect(await first.kill('SIGTERM')).toBe(0)
+  })
+})
+
+/** Sends +1 mods from `workers` connections until stopped; counts what was sent and acknowledged. */
+function driveLoad(client: Client, creds: string[], workers: number) {
+  const sent = new Map(creds.map((cred) => [cred, 0]))
+  const acknowledged = new Map(creds.map((cred) => [cred, 0]))
+  let stopped = false
+  const deadline = Date.now() + 20_000
+  const loops = Array.from({ length: workers }, async (_, worker) => {
+    const cred = creds[worker % creds.length] ?? ''
+    for (let count = 0; count < 5_000 && !stopped && Date.now() < deadline; count++) {
+      sent.set(cred, (sent.get(cred) ?? 0) + 1)
+      try {
+        const reply = await client.send('PATCH', `/mod?${query({ cred, by: '1' })}`)
+        if (reply.status === 200) acknowledged.set(cred, (acknowledged.get(cred) ?? 0) + 1)
+      } catch {
+        return // the server is gone
+      }
+    }
+  })
+  const total = () => [...acknowledged.values()].reduce((sum, value) => sum + value, 0)
+  return { sent, acknowledged, total, stop: () => (stopped = true), done: Promise.all(loops) }
+}
+
+async function readHistory(client: Client, cred: string): Promise<{ seq: number; by: string; tot: string }[]> {
+  const entries: { seq: number; by: string; tot: string }[] = []
+  for (;;) {
+    const reply = await client.send('GET', `/past?${query({ cred, limit: '1000', after: String(entries.length) })}`)
+    if (reply.status === 404) return entries
+    const page = JSON.parse(reply.body) as { entries: { seq: number; by: string; tot: string }[] }
+    if (page.entries.length === 0) return entries
+    entries.push(...page.entries)
+  }
+}
+
+async function waitFor(condition: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!condition() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
+}
+
+test('every acknowledged mod survives kill -9, three times over', async () => {
+  const db = temporaryDirectory()
+  const creds = ['a2lsbC0x', 'a2lsbC0y', 'a2lsbC0z', 'a2lsbC00']
+  const applied = new Map(creds.map((cred) => [cred, 0]))
+  const report: string[] = []
+  for (let round = 1; round <= 3; round++) {
+    const server = new ServerProcess({ ACCMAN_DB: db, ACCMAN_SYNC: 'true' })
+    const client = new Client(await server.url(), 32)
+    const load = driveLoad(client, creds, 32)
+    await waitFor(() => load.total() >= 300 * round, 15_000)
+    await server.kill('SIGKILL')
+    load.stop()
+    await load.done
+    client.close()
+
+    const restarted = new ServerProcess({ ACCMAN_DB: db })
+    const reader = new Client(await restarted.url(), 4)
+    for (const cred of creds) {
+      const before = applied.get(cred) ?? 0
+      const entries = await readHistory(reader, cred)
+      const now = entries.length
+      const acknowledged = load.acknowledged.get(cred) ?? 0
+      const sent = load.sent.get(cred) ?? 0
+      report.push(`round ${round} ${cred}: sent ${sent}, acknowledged ${acknowledged}, applied ${now - before}`)
+      expect(now - before).toBeGreaterThanOrEqual(acknowledged)
+      expect(now - before).toBeLessThanOrEqual(sent)
+      for (const [index, entry] of entries.entries()) {
+        expect(entry.seq).toBe(index + 1)
+        expect(entry.tot).toBe(String(index + 1))
+      }
+      const tot = await reader.send('GET', `/tot?${query({ cred })}`)
+      expect(tot.body).toBe(String(now))
+      applied.set(cred, now)
+    }
+    reader.close()
+    expect(await restarted.kill('SIGTERM')).toBe(0)
+  }
+  console.log(report.join('\n'))
+})
+
+test('SIGTERM under load: in-flight mods are answered, written, and the exit is 0', async () => {
+  const db = temporaryDirectory()
+  const creds = ['dGVybS0x', 'dGVybS0y']
+  const server = new ServerProcess({ ACCMAN_DB: db })
+  const client = new Client(await server.url(), 16)
+  const load = driveLoad(client, creds, 16)
+  await waitFor(() => load.total() >= 200, 15_000)
+  expect(await server.kill('SIGTERM')).toBe(0)
+  load.stop()
+  await load.done
+  client.close()
+  expect(server.lines.some((line) => line.includes('"msg":"stopped"'))).toBe(true)
+
+  const restarted = new ServerProcess({ ACCMAN_DB: db })
+  const reader = new Client(await restarted.url(), 4)
+  for (const cred of creds) {
+    const entries = await readHistory(reader, cred)
+    expect(entries.length).toBeGreaterThanOrEqual(load.acknowledged.get(cred) ?? 0)
+    expect(entries.length).toBeLessThanOrEqual(load.sent.get(cred) ?? 0)
+  }
+  reader.close()
+  expect(await restarted.kill('SIGTERM')).toBe(0)
+})

@@ -1,0 +1,120 @@
+// Shared test helpers: an app on memory-level, a real HTTP client over a bounded socket pool,
+// and the real server as a child process.
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
+import { Agent, request as httpRequest } from 'node:http'
+import { createRequire } from 'node:module'
+import { createInterface } from 'node:readline'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { MemoryLevel } from 'memory-level'
+import type { FastifyInstance } from 'fastify'
+import type { Logger } from 'pino'
+import { limits } from '../src/config.js'
+import { buildApp } from '../src/http/app.js'
+import type { RootDb } from '../src/ledger/index.js'
+
+export const classicCred = 'abcdefghijklmnopqrstuvwxyz0123456789-_=='
+
+export async function testApp(options: { db?: RootDb; logger?: Logger; now?: () => number } = {}): Promise<FastifyInstance> {
+  return buildApp(
+    { ...limits, sync: false },
+    {
+      db: options.db ?? new MemoryLevel<string, string>(),
+      ...(options.logger === undefined ? {} : { logger: options.logger }),
+      ...(options.now === undefined ? {} : { now: options.now }),
+    },
+  )
+}
+
+export interface Reply {
+  status: number
+  headers: Record<string, string | string[] | undefined>
+  body: string
+}
+
+/** A keep-alive HTTP client with at most `sockets` connections, like a service's pool. */
+export class Client {
+  readonly #agent: Agent
+  readonly #base: URL
+
+  constructor(base: string, sockets = 100) {
+    this.#base = new URL(base)
+    this.#agent = new Agent({ keepAlive: true, maxSockets: sockets })
+  }
+
+  send(method: string, path: string, headers: Record<string, string> = {}): Promise<Reply> {
+    return new Promise((resolve, reject) => {
+      const req = httpRequest(
+        {
+          agent: this.#agent,
+          host: this.#base.hostname,
+          port: this.#base.port,
+          method,
+          path,
+          headers,
+          timeout: 30_000,
+        },
+        (res) => {
+          const chunks: Buffer[] = []
+          res.on('data', (chunk: Buffer) => chunks.push(chunk))
+          res.on('end', () =>
+            resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }),
+          )
+          res.on('error', reject)
+        },
+      )
+      req.on('timeout', () => req.destroy(new Error('request timed out')))
+      req.on('error', reject)
+      req.end()
+    })
+  }
+
+  close(): void {
+    this.#agent.destroy()
+  }
+}
+
+export function query(parameters: Record<string, string>): string {
+  return new URLSearchParams(parameters).toString()
+}
+
+const tsxLoader = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href
+const serverScript = fileURLToPath(new URL('../src/server.ts', import.meta.url))
+
+/** The server as users run it, from source, in its own process. */
+export class ServerProcess {
+  readonly child: ChildProcessWithoutNullStreams
+  readonly lines: string[] = []
+  readonly stderr: string[] = []
+  readonly exited: Promise<number | null>
+  readonly port: Promise<number>
+
+  constructor(env: Record<string, string>, cwd = process.cwd()) {
+    this.child = spawn(process.execPath, ['--import', tsxLoader, serverScript], {
+      cwd,
+      env: { PATH: process.env.PATH ?? '', ACCMAN_HOST: '127.0.0.1', ACCMAN_PORT: '0', ...env },
+      stdio: 'pipe',
+    })
+    this.exited = new Promise((resolve) => this.child.on('exit', (code) => resolve(code)))
+    createInterface({ input: this.child.stderr }).on('line', (line) => this.stderr.push(line))
+    this.port = new Promise((resolve, reject) => {
+      createInterface({ input: this.child.stdout }).on('line', (line) => {
+        this.lines.push(line)
+        if (!line.startsWith('{')) return
+        const record = JSON.parse(line) as { msg?: string; port?: number }
+        if (record.msg === 'listening' && record.port !== undefined) resolve(record.port)
+      })
+      void this.exited.then((code) => reject(new Error(`server exited with ${code}: ${this.stderr.join('\n')}`)))
+    })
+    // A server expected to fail is awaited through `exited`, not `port`.
+    this.port.catch(() => {})
+  }
+
+  async url(): Promise<string> {
+    return `http://127.0.0.1:${await this.port}`
+  }
+
+  kill(signal: NodeJS.Signals): Promise<number | null> {
+    this.child.kill(signal)
+    return this.exited
+  }
+}
