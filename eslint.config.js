@@ -17,4 +17,10 @@ export default tseslint.config(
     },
   },
   { files: ['eslint.config.js', '.ci/*.mjs'], ...tseslint.configs.disableTypeChecked },
+  {
+    files: ['.ci/*.mjs'],
+    languageOptions: {
+      globals: { console: 'readonly', fetch: 'readonly', process: 'readonly', setTimeout: 'readonly' },
+    },
+  },
 )
