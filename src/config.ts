@@ -5,7 +5,7 @@ import { z } from 'zod'
 export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 
 const booleanText = z
-  .enum(['true', 'false', '1', '0', 'yes', 'no'], { error: 'must be true or false' })
+  .enum(['true', 'false', '1', '0', 'yes', 'no'], { error: 'must be true or false (1/0 and yes/no also work)' })
   .transform((text) => text === 'true' || text === '1' || text === 'yes')
 
 const envSchema = z.object({

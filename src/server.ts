@@ -41,9 +41,11 @@ export async function main(): Promise<void> {
       db,
       logger: log,
       onFatal: (error) => {
-        // Crash rather than corrupt: nothing more is written; the supervisor restarts us.
+        // Crash rather than corrupt: the writer has stopped, so nothing more is written. Let the
+        // refusals reach their clients, then exit for the supervisor to restart us.
         log.fatal({ err: error }, 'ledger writer stopped')
-        process.exit(1)
+        setTimeout(() => process.exit(1), config.shutdownGraceMs).unref()
+        void app?.close().finally(() => process.exit(1))
       },
     })
     await app.listen({ host: config.host, port: config.port })

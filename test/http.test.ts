@@ -143,6 +143,16 @@ describe('idempotency keys', () => {
     expect(mismatch.json()).toMatchObject({ code: 'ACCMAN_IDEMPOTENCY_MISMATCH' })
   })
 
+  test('a note is at most 256 characters, counted as a person counts them', async () => {
+    expect((await mod({ cred: classicCred, by: '1', note: '🙂'.repeat(256) })).statusCode).toBe(200)
+    const tooLong = await mod({ cred: classicCred, by: '1', note: '🙂'.repeat(257) })
+    expect(tooLong.statusCode).toBe(400)
+    expect(tooLong.json()).toMatchObject({ code: 'ACCMAN_INVALID_QUERY' })
+    const entries = (await past({ cred: classicCred })).json<{ entries: { note: string }[] }>().entries
+    expect(entries).toHaveLength(1)
+    expect(entries[0]?.note).toBe('🙂'.repeat(256))
+  })
+
   test('the key and the note are kept in the history', async () => {
     await mod({ cred: classicCred, by: '100', note: 'payment #1' }, { 'idempotency-key': 'pay-1' })
     const entry = (await past({ cred: classicCred })).json<{ entries: Record<string, unknown>[] }>().entries[0]
@@ -193,7 +203,10 @@ describe('past', () => {
       (await past({ cred: classicCred, ...parameters })).json<{ entries: { seq: number }[] }>().entries.map((e) => e.seq)
     expect(await seqs({ from: '2026-11-21T10:01:00.000Z', to: '2026-11-21T10:03:00Z' })).toEqual([2, 3, 4])
     expect(await seqs({ from: '2026-11-21T11:01:00+01:00' })).toEqual([2, 3, 4, 5])
-    expect(await seqs({ to: '2026-11-21' })).toEqual([])
+    expect(await seqs({ to: '2026-11-20' })).toEqual([])
+    // A date alone is the whole day: from its first to its last millisecond, UTC.
+    expect(await seqs({ from: '2026-11-21', to: '2026-11-21' })).toEqual([1, 2, 3, 4, 5])
+    expect(await seqs({ from: '2026-11-22' })).toEqual([])
     expect(await seqs({ from: '2026-11-21', order: 'desc', limit: '2' })).toEqual([5, 4])
   })
 

@@ -46,7 +46,8 @@ export async function buildApp(config: AppConfig, deps: AppDeps): Promise<Fastif
     bodyLimit: config.bodyLimitBytes,
     requestTimeout: config.requestTimeoutMs,
     keepAliveTimeout: config.keepAliveTimeoutMs,
-    return503OnClosing: true,
+    // Refused below instead, with our error shape; Fastify's own 503 body has no code.
+    return503OnClosing: false,
     frameworkErrors: (error, request, reply) => {
       // Bad URL encoding and the like, before routing (so no onResponse hook): answer in our
       // shape without echoing the URL, and log the request line here.
@@ -63,6 +64,15 @@ export async function buildApp(config: AppConfig, deps: AppDeps): Promise<Fastif
   // No endpoint takes a body: with no parsers, any body with a content type is refused (415).
   app.removeAllContentTypeParsers()
   app.setErrorHandler(handleError)
+  let closing = false
+  app.addHook('preClose', async () => {
+    closing = true
+  })
+  app.addHook('onRequest', async (_request, reply) => {
+    if (!closing) return
+    reply.header('connection', 'close').header('retry-after', '1')
+    return reply.code(503).send(errorBody('ACCMAN_CLOSED', 'the server is shutting down; retry shortly'))
+  })
   app.setNotFoundHandler(handleNotFound)
   if (deps.logger?.isLevelEnabled('debug') === true) {
     // Registered only when it will print: the hot path pays nothing at the default level.

@@ -4,6 +4,7 @@ import { z } from 'zod'
 import {
   amountDigitsMax,
   amountMax,
+  characterCount,
   credentialLengthMax,
   credentialLengthMin,
   idempotencyKeyLengthMax,
@@ -59,7 +60,7 @@ export const amount = z
 
 const note = z
   .string()
-  .max(noteLengthMax)
+  .refine((text) => characterCount(text) <= noteLengthMax)
 
 const limit = z
   .string()
@@ -76,10 +77,13 @@ const seq = z
 const order = z
   .enum(['asc', 'desc'])
 
-const instant = z
-    .union([z.iso.datetime({ offset: true }), z.iso.date()])
-    .transform((text) => Date.parse(text))
-    .refine((ms) => Number.isFinite(ms))
+const dayMs = 86_400_000
+const dateTime = z.iso.datetime({ offset: true }).transform((text) => Date.parse(text))
+const date = z.iso.date().transform((text) => Date.parse(`${text}T00:00:00.000Z`))
+/** `from`: an instant, or a date meaning its first millisecond (UTC). */
+const fromInstant = z.union([dateTime, date]).refine((ms) => Number.isFinite(ms))
+/** `to`: an instant, or a date meaning its last millisecond (UTC), so from=D&to=D is day D. */
+const toInstant = z.union([dateTime, date.transform((ms) => ms + dayMs - 1)]).refine((ms) => Number.isFinite(ms))
 
 export const totQuery = z.strictObject({ cred: credential })
 
@@ -95,8 +99,8 @@ export const pastQuery = z.strictObject({
   after: seq.optional(),
   before: seq.optional(),
   order: order.default('asc'),
-  from: instant.optional(),
-  to: instant.optional(),
+  from: fromInstant.optional(),
+  to: toInstant.optional(),
 })
 
 export const idempotencyKeyHeader = z

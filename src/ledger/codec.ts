@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict'
 import { hash } from 'node:crypto'
 import { z } from 'zod'
-import { amountMax, noteLengthMax, idempotencyKeyLengthMax, seqDigits, seqMax } from './limits.js'
+import { amountMax, characterCount, noteLengthMax, idempotencyKeyLengthMax, seqDigits, seqMax } from './limits.js'
 import type { AccountKey, Entry } from './types.js'
 
 /** Sublevel names: the store's tables. */
@@ -51,7 +51,7 @@ const entryRecord = z.strictObject({
   by: amount,
   tot: balance,
   atMs,
-  note: z.string().max(noteLengthMax).optional(),
+  note: z.string().refine((text) => characterCount(text) <= noteLengthMax).optional(),
   key: z.string().min(1).max(idempotencyKeyLengthMax).optional(),
 })
 const idempotencyRecord = z.strictObject({ by: amount, tot: balance, seq })

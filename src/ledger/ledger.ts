@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict'
 import { decodeAccount, decodeEntry, historyKeyOf, tableNames } from './codec.js'
 import { LedgerError } from './errors.js'
-import { amountMax, noteLengthMax, idempotencyKeyLengthMax, pageSizeMax } from './limits.js'
+import { amountMax, characterCount, noteLengthMax, idempotencyKeyLengthMax, pageSizeMax } from './limits.js'
 import type { AccountKey, Balance, Entry, ModInput, ModResult, PastPage, PastQuery } from './types.js'
 import { Writer, type RootDb, type Tables } from './writer.js'
 
@@ -64,7 +64,7 @@ export class Ledger {
   mod(accountKey: AccountKey, input: ModInput): Promise<ModResult> {
     assert.ok(input.by !== 0n, 'by must be nonzero')
     assert.ok(input.by >= -amountMax && input.by <= amountMax, 'by out of range')
-    assert.ok(input.note === undefined || input.note.length <= noteLengthMax, 'note too long')
+    assert.ok(input.note === undefined || characterCount(input.note) <= noteLengthMax, 'note too long')
     assert.ok(
       input.idempotencyKey === undefined ||
         (input.idempotencyKey.length >= 1 && input.idempotencyKey.length <= idempotencyKeyLengthMax),
@@ -73,7 +73,7 @@ export class Ledger {
     return this.#writer.submit(accountKey, input)
   }
 
-  /** One page of history with the balance it ends at; throws ACCMAN_NO_ACCOUNT when unknown. */
+  /** One page of history with the account's current balance; throws ACCMAN_NO_ACCOUNT when unknown. */
   async past(accountKey: AccountKey, query: PastQuery): Promise<PastPage> {
     assert.ok(Number.isInteger(query.limit) && query.limit >= 1 && query.limit <= pageSizeMax)
     const balance = await this.tot(accountKey)

@@ -7,6 +7,7 @@ export const amountMax = 2n ** 127n - 1n
 /** Decimal digits of amountMax; a longer digit string is out of range without parsing it. */
 export const amountDigitsMax = amountMax.toString().length
 
+/** Counted in characters (code points), as zod's string length counts them. */
 export const noteLengthMax = 256
 export const idempotencyKeyLengthMax = 255
 export const credentialLengthMin = 4
@@ -19,6 +20,11 @@ export const pageSizeMax = 1000
 export const seqDigits = 16
 /** Above this, seq would no longer fit the key width or a JS number exactly. */
 export const seqMax = Number.MAX_SAFE_INTEGER
+
+/** Length in characters (code points), so an emoji counts once, as a person counts it. */
+export function characterCount(text: string): number {
+  return Array.from(text).length
+}
 
 if (amountDigitsMax !== 39) throw new Error('amountMax must have 39 digits')
 if (String(seqMax).length > seqDigits) throw new Error('seqMax must fit seqDigits')
