@@ -2,6 +2,7 @@
 // Every start-up failure is one line on stderr and a non-zero exit, never a stack trace.
 import { ClassicLevel } from 'classic-level'
 import closeWithGrace from 'close-with-grace'
+import type { FastifyInstance } from 'fastify'
 import { ConfigError, loadDotEnv, parseConfig, type Config } from './config.js'
 import { buildApp } from './http/app.js'
 import { createLogger } from './log.js'
@@ -35,7 +36,7 @@ export async function main(): Promise<void> {
   }
   const log = createLogger(config.logLevel)
   const db = new ClassicLevel<string, string>(config.dbPath)
-  let app
+  let app: FastifyInstance | undefined
   try {
     app = await buildApp(config, {
       db,
