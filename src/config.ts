@@ -57,16 +57,18 @@ export class ConfigError extends Error {
   override readonly name = 'ConfigError'
 }
 
+/** Parses variables with `schema`; empty values count as unset; a bad one names itself. */
+function parseEnv<T>(schema: z.ZodType<T>, env: NodeJS.ProcessEnv): T {
+  const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''))
+  const result = schema.safeParse(present)
+  if (result.success) return result.data
+  const issue = result.error.issues[0]
+  throw new ConfigError(`${String(issue?.path[0] ?? 'environment')} ${issue?.message ?? 'is invalid'}`)
+}
+
 /** Parses the environment; a bad value throws a ConfigError naming the variable. */
 export function parseConfig(env: NodeJS.ProcessEnv): Readonly<Config> {
-  const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''))
-  const result = envSchema.safeParse(present)
-  if (!result.success) {
-    const issue = result.error.issues[0]
-    const variable = String(issue?.path[0] ?? 'environment')
-    throw new ConfigError(`${variable} ${issue?.message ?? 'is invalid'}`)
-  }
-  const env_ = result.data
+  const env_ = parseEnv(envSchema, env)
   return Object.freeze({
     ...limits,
     host: env_.ACCMAN_HOST,
@@ -75,6 +77,29 @@ export function parseConfig(env: NodeJS.ProcessEnv): Readonly<Config> {
     logLevel: env_.ACCMAN_LOG_LEVEL,
     sync: env_.ACCMAN_SYNC,
   })
+}
+
+const cliEnvSchema = z.object({
+  ACCMAN_URL: z
+    .url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })
+    .default('http://127.0.0.1:22262'),
+  ACCMAN_TOKEN: z.string().optional(),
+  ACCMAN_DB: envSchema.shape.ACCMAN_DB,
+})
+
+export interface CliConfig {
+  /** The running server the online commands talk to. */
+  url: string
+  /** Sent as a bearer token when set. */
+  token: string | undefined
+  /** The database directory of the offline commands. */
+  dbPath: string
+}
+
+/** The CLI's variables; a bad value throws a ConfigError naming the variable. */
+export function parseCliConfig(env: NodeJS.ProcessEnv): Readonly<CliConfig> {
+  const env_ = parseEnv(cliEnvSchema, env)
+  return Object.freeze({ url: env_.ACCMAN_URL, token: env_.ACCMAN_TOKEN, dbPath: env_.ACCMAN_DB })
 }
 
 /** Reads .env into process.env when the file exists; variables already set win. */

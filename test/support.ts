@@ -79,6 +79,30 @@ export function query(parameters: Record<string, string>): string {
 
 const tsxLoader = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href
 const serverScript = fileURLToPath(new URL('../src/server.ts', import.meta.url))
+const cliScript = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url))
+
+export interface CliRun {
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+/** Runs the accman CLI from source, as an operator would, with only the given environment. */
+export function runCli(args: string[], env: Record<string, string> = {}, cwd = process.cwd()): Promise<CliRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', tsxLoader, cliScript, ...args], {
+      cwd,
+      env: { PATH: process.env.PATH ?? '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')))
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')))
+    child.on('error', reject)
+    child.on('close', (code) => resolve({ code, stdout, stderr }))
+  })
+}
 
 /** The server as users run it, from source, in its own process. */
 export class ServerProcess {

@@ -32,27 +32,47 @@ export function historyKeyOf(accountKey: AccountKey, seq: number): string {
   return `${accountKey}!${String(seq).padStart(seqDigits, '0')}`
 }
 
+/** Splits a history key into its account key and seq; undefined if it is not one. */
+export function parseHistoryKey(key: string): { accountKey: AccountKey; seq: number } | undefined {
+  const accountKey = key.slice(0, 64)
+  const seqText = key.slice(65)
+  if (key[64] !== '!' || !isAccountKey(accountKey) || !/^[0-9]{16}$/.test(seqText)) return undefined
+  return { accountKey, seq: Number(seqText) }
+}
+
+/** Splits an idempotency record's key into its account key and the client's key. */
+export function parseIdempotencyKey(key: string): { accountKey: AccountKey; idempotencyKey: string } | undefined {
+  const accountKey = key.slice(0, 64)
+  const idempotencyKey = key.slice(65)
+  if (key[64] !== '!' || !isAccountKey(accountKey) || idempotencyKey.length === 0) return undefined
+  return { accountKey, idempotencyKey }
+}
+
 export function idempotencyKeyOf(accountKey: AccountKey, idempotencyKey: string): string {
   return `${accountKey}!${idempotencyKey}`
 }
 
 const decimal = z.string().regex(/^-?(0|[1-9][0-9]{0,38})$/)
-const balance = decimal
+/** Schemas of the stored fields, shared with the export format. */
+export const balance = decimal
   .transform((text) => BigInt(text))
   .refine((tot) => tot >= 0n && tot <= amountMax)
-const amount = decimal
+export const amount = decimal
   .transform((text) => BigInt(text))
   .refine((by) => by !== 0n && by >= -amountMax && by <= amountMax)
-const seq = z.number().int().min(1).max(seqMax)
-const atMs = z.number().int().min(0)
+export const seq = z.number().int().min(1).max(seqMax)
+export const atMs = z.number().int().min(0)
 
-const accountRecord = z.strictObject({ tot: balance, seq, atMs })
-const entryRecord = z.strictObject({
+export const accountRecord = z.strictObject({ tot: balance, seq, atMs })
+export const noteText = z.string().refine((text) => characterCount(text) <= noteLengthMax)
+export const idempotencyKeyText = z.string().regex(new RegExp(`^[\\x21-\\x7e]{1,${idempotencyKeyLengthMax}}$`))
+
+export const entryRecord = z.strictObject({
   by: amount,
   tot: balance,
   atMs,
-  note: z.string().refine((text) => characterCount(text) <= noteLengthMax).optional(),
-  key: z.string().min(1).max(idempotencyKeyLengthMax).optional(),
+  note: noteText.optional(),
+  key: idempotencyKeyText.optional(),
 })
 const idempotencyRecord = z.strictObject({ by: amount, tot: balance, seq })
 

@@ -25,12 +25,7 @@ export class Ledger {
   constructor(db: RootDb, options: LedgerOptions) {
     assert.equal(db.status, 'open', 'open the database before the ledger')
     this.#db = db
-    const table = (name: string) => db.sublevel<string, string>(name, { keyEncoding: 'utf8', valueEncoding: 'utf8' })
-    this.#tables = {
-      accounts: table(tableNames.accounts),
-      history: table(tableNames.history),
-      idempotency: table(tableNames.idempotency),
-    }
+    this.#tables = tablesOf(db)
     this.#writer = new Writer(db, this.#tables, {
       sync: options.sync,
       batchMax: options.writerBatchMax,
@@ -140,6 +135,16 @@ function assertChain(entries: Entry[], order: 'asc' | 'desc'): void {
     assert.ok(previous !== undefined && entry !== undefined)
     assert.equal(entry.seq, previous.seq + 1, 'history seq not contiguous')
     assert.equal(entry.tot, previous.tot + entry.by, 'history tot does not chain')
+  }
+}
+
+/** The ledger's tables: sublevels of `db` with string keys and values. */
+export function tablesOf(db: RootDb): Tables {
+  const table = (name: string) => db.sublevel<string, string>(name, { keyEncoding: 'utf8', valueEncoding: 'utf8' })
+  return {
+    accounts: table(tableNames.accounts),
+    history: table(tableNames.history),
+    idempotency: table(tableNames.idempotency),
   }
 }
 

@@ -1,0 +1,188 @@
+// Export and import of a whole store as JSON Lines: a header, then each account (in key order)
+// followed by its entries (in seq order). Idempotency records are not written out: each is the
+// entry that carries its key, so import rebuilds them. The format holds no credential.
+import { z } from 'zod'
+import {
+  accountRecord,
+  amount,
+  atMs,
+  balance,
+  decodeAccount,
+  decodeEntry,
+  encodeAccount,
+  encodeEntry,
+  encodeIdempotency,
+  historyKeyOf,
+  idempotencyKeyOf,
+  idempotencyKeyText,
+  isAccountKey,
+  noteText,
+  seq,
+  type AccountState,
+} from './codec.js'
+import { tablesOf } from './ledger.js'
+import type { AccountKey, Entry } from './types.js'
+import type { RootDb } from './writer.js'
+
+export const archiveHeader = '{"format":"accman-export","version":1}'
+
+export interface ArchiveCounts {
+  accounts: number
+  entries: number
+}
+
+/** Lines of the export, without newlines. The store must not change while this runs. */
+export async function* exportStore(db: RootDb, counts: ArchiveCounts = { accounts: 0, entries: 0 }): AsyncGenerator<string> {
+  await db.open()
+  const tables = tablesOf(db)
+  yield archiveHeader
+  for await (const [accountKey, value] of tables.accounts.iterator()) {
+    const account = decodeAccount(accountKey, value)
+    yield accountLine(accountKey as AccountKey, account)
+    let expected = 1
+    const range = { gte: historyKeyOf(accountKey as AccountKey, 1), lte: historyKeyOf(accountKey as AccountKey, account.seq) }
+    for await (const [key, entryValue] of tables.history.iterator(range)) {
+      const entry = decodeEntry(key, entryValue)
+      if (entry.seq !== expected) throw new ArchiveError(`the store is inconsistent at account ${accountKey.slice(0, 12)}…; run accman verify`)
+      yield entryLine(entry)
+      expected++
+      counts.entries++
+    }
+    if (expected !== account.seq + 1) throw new ArchiveError(`the store is inconsistent at account ${accountKey.slice(0, 12)}…; run accman verify`)
+    counts.accounts++
+  }
+}
+
+function accountLine(accountKey: AccountKey, account: AccountState): string {
+  return JSON.stringify({ account: accountKey, tot: account.tot.toString(), seq: account.seq, atMs: account.atMs })
+}
+
+function entryLine(entry: Entry): string {
+  return JSON.stringify({
+    seq: entry.seq,
+    by: entry.by.toString(),
+    tot: entry.tot.toString(),
+    atMs: entry.atMs,
+    note: entry.note,
+    key: entry.idempotencyKey,
+  })
+}
+
+export class ArchiveError extends Error {
+  override readonly name = 'ArchiveError'
+}
+
+const headerLine = z.strictObject({ format: z.literal('accman-export'), version: z.literal(1) })
+const accountLineSchema = accountRecord.extend({ account: z.string().refine(isAccountKey) })
+const entryLineSchema = z.strictObject({ seq, by: amount, tot: balance, atMs, note: noteText.optional(), key: idempotencyKeyText.optional() })
+
+type ArchiveItem =
+  | { kind: 'account'; accountKey: AccountKey; account: AccountState }
+  | { kind: 'entry'; accountKey: AccountKey; entry: Entry }
+
+/**
+ * Parses and checks an export line by line, yielding its accounts and entries: accounts in
+ * strictly increasing key order, each followed by exactly its entries 1..seq, each entry's tot
+ * the previous tot plus its by, times never decreasing, keys unique within the account, and the
+ * last entry equal to the account's balance.
+ */
+async function* parseArchive(lines: AsyncIterable<string>): AsyncGenerator<ArchiveItem> {
+  let lineNumber = 0
+  const fail = (message: string): never => {
+    throw new ArchiveError(`line ${lineNumber}: ${message}`)
+  }
+  let current: { accountKey: AccountKey; account: AccountState; seq: number; tot: bigint; atMs: number; keys: Set<string> } | undefined
+  const finishAccount = () => {
+    if (current === undefined) return
+    if (current.seq !== current.account.seq) fail(`account has ${current.seq} entries, its line says ${current.account.seq}`)
+    if (current.tot !== current.account.tot) fail(`entries end at ${current.tot}, the account line says ${current.account.tot}`)
+    if (current.atMs !== current.account.atMs) fail(`the last entry's time differs from the account line's`)
+  }
+  for await (const line of lines) {
+    lineNumber++
+    if (line === '') fail('empty line')
+    let json: unknown
+    try {
+      json = JSON.parse(line)
+    } catch {
+      fail('not JSON')
+    }
+    if (lineNumber === 1) {
+      if (!headerLine.safeParse(json).success) fail('not an AccMan export (bad header)')
+      continue
+    }
+    if (typeof json === 'object' && json !== null && 'account' in json) {
+      const parsed = accountLineSchema.safeParse(json)
+      if (!parsed.success) fail('malformed account line')
+      const { account: accountKey, ...account } = parsed.data as z.output<typeof accountLineSchema>
+      finishAccount()
+      if (current !== undefined && accountKey <= current.accountKey) fail('accounts out of order or repeated')
+      current = { accountKey: accountKey, account, seq: 0, tot: 0n, atMs: 0, keys: new Set() }
+      yield { kind: 'account', accountKey: accountKey, account }
+      continue
+    }
+    const parsed = entryLineSchema.safeParse(json)
+    if (!parsed.success) fail('malformed entry line')
+    const data = parsed.data as z.output<typeof entryLineSchema>
+    if (current === undefined) fail('an entry before any account')
+    const owner = current as NonNullable<typeof current>
+    if (data.seq !== owner.seq + 1) fail(`entry ${data.seq} follows entry ${owner.seq}`)
+    if (data.tot !== owner.tot + data.by) fail(`entry ${data.seq}: tot is not the previous tot plus by`)
+    if (data.atMs < owner.atMs) fail(`entry ${data.seq} is earlier than the one before`)
+    if (data.key !== undefined) {
+      if (owner.keys.has(data.key)) fail(`entry ${data.seq} repeats an idempotency key`)
+      owner.keys.add(data.key)
+    }
+    owner.seq = data.seq
+    owner.tot = data.tot
+    owner.atMs = data.atMs
+    const entry: Entry = { seq: data.seq, by: data.by, tot: data.tot, atMs: data.atMs }
+    if (data.note !== undefined) entry.note = data.note
+    if (data.key !== undefined) entry.idempotencyKey = data.key
+    yield { kind: 'entry', accountKey: owner.accountKey, entry }
+  }
+  if (lineNumber === 0) fail('empty file')
+  finishAccount()
+}
+
+// Each batch is fsynced: an import that returns is on disk.
+const importBatchMax = 10_000
+
+/**
+ * Restores an export into an empty store. The whole input is checked before anything is written
+ * (hence a function that opens it anew); the last batch is fsynced.
+ */
+export async function importStore(
+  db: RootDb,
+  openLines: () => AsyncIterable<string>,
+  onProgress: (counts: ArchiveCounts) => void = () => {},
+): Promise<ArchiveCounts> {
+  await db.open()
+  if ((await db.keys({ limit: 1 }).all()).length > 0) throw new ArchiveError('the database is not empty; import needs an empty one')
+  for await (const item of parseArchive(openLines())) void item
+  const tables = tablesOf(db)
+  const counts: ArchiveCounts = { accounts: 0, entries: 0 }
+  let batch = db.batch()
+  for await (const item of parseArchive(openLines())) {
+    if (item.kind === 'account') {
+      batch.put(item.accountKey, encodeAccount(item.account), { sublevel: tables.accounts })
+      counts.accounts++
+    } else {
+      const { accountKey, entry } = item
+      batch.put(historyKeyOf(accountKey, entry.seq), encodeEntry(entry), { sublevel: tables.history })
+      if (entry.idempotencyKey !== undefined) {
+        const record = encodeIdempotency({ by: entry.by, tot: entry.tot, seq: entry.seq })
+        batch.put(idempotencyKeyOf(accountKey, entry.idempotencyKey), record, { sublevel: tables.idempotency })
+      }
+      counts.entries++
+    }
+    if (batch.length >= importBatchMax) {
+      await batch.write({ sync: true })
+      batch = db.batch()
+      onProgress(counts)
+    }
+  }
+  await batch.write({ sync: true })
+  onProgress(counts)
+  return counts
+}

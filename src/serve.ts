@@ -1,0 +1,71 @@
+// The process: read the configuration, open the store, serve, and stop cleanly on a signal.
+// Every start-up failure is one line on stderr and a non-zero exit, never a stack trace.
+import { ClassicLevel } from 'classic-level'
+import closeWithGrace from 'close-with-grace'
+import type { FastifyInstance } from 'fastify'
+import { ConfigError, loadDotEnv, parseConfig, type Config } from './config.js'
+import { buildApp } from './http/app.js'
+import { createLogger } from './log.js'
+
+function fail(line: string): never {
+  process.stderr.write(`accman: ${line}\n`)
+  process.exit(1)
+}
+
+function startupProblem(error: unknown, config: Config): string {
+  const code = (error as { code?: string; cause?: { code?: string } }).code
+  const causeCode = (error as { cause?: { code?: string } }).cause?.code
+  if (code === 'LEVEL_LOCKED' || causeCode === 'LEVEL_LOCKED') {
+    return `the database ${config.dbPath} is in use by another process (LevelDB lock held); stop it first`
+  }
+  if (code === 'EADDRINUSE') return `${config.host}:${config.port} is already in use`
+  if (code === 'EADDRNOTAVAIL') return `cannot listen on ${config.host}: no such local address`
+  if (code === 'LEVEL_DATABASE_NOT_OPEN' || code === 'LEVEL_IO_ERROR') {
+    return `cannot open the database ${config.dbPath}: ${(error as { cause?: Error }).cause?.message ?? code}`
+  }
+  return `cannot start: ${error instanceof Error ? error.message : String(error)}`
+}
+
+/** Runs the server until a signal stops it; what `npm start` and `accman serve` run. */
+export async function serve(): Promise<void> {
+  let config: Config
+  try {
+    loadDotEnv()
+    config = parseConfig(process.env)
+  } catch (error) {
+    fail(error instanceof ConfigError ? `invalid configuration: ${error.message}` : `cannot read .env: ${String(error)}`)
+  }
+  const log = createLogger(config.logLevel)
+  const db = new ClassicLevel<string, string>(config.dbPath)
+  let app: FastifyInstance | undefined
+  try {
+    app = await buildApp(config, {
+      db,
+      logger: log,
+      onFatal: (error) => {
+        // Crash rather than corrupt: the writer has stopped, so nothing more is written. Let the
+        // refusals reach their clients, then exit for the supervisor to restart us.
+        log.fatal({ err: error }, 'ledger writer stopped')
+        setTimeout(() => process.exit(1), config.shutdownGraceMs).unref()
+        void app?.close().finally(() => process.exit(1))
+      },
+    })
+    await app.listen({ host: config.host, port: config.port })
+  } catch (error) {
+    const line = startupProblem(error, config)
+    log.fatal({ code: (error as { code?: string }).code }, line)
+    await app?.close().catch(() => {})
+    fail(line)
+  }
+  const address = app.server.address()
+  const port = typeof address === 'object' && address !== null ? address.port : config.port
+  log.info({ host: config.host, port, db: config.dbPath, sync: config.sync }, 'listening')
+
+  closeWithGrace({ delay: config.shutdownGraceMs }, async ({ signal, err }) => {
+    if (err !== undefined) log.fatal({ err }, 'stopping after an uncaught error')
+    else log.info({ signal }, 'stopping')
+    await app.close()
+    log.info('stopped')
+  })
+}
+

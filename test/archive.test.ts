@@ -1,0 +1,133 @@
+// verify, export and import in the core, on memory-level: a round trip reproduces the store, and
+// each kind of damage is found.
+import { MemoryLevel } from 'memory-level'
+import { describe, expect, test } from 'vitest'
+import { archiveHeader, exportStore, importStore } from '../src/ledger/archive.js'
+import { accountKeyOf, openLedger, type RootDb } from '../src/ledger/index.js'
+import { verifyStore } from '../src/ledger/verify.js'
+
+async function collect(lines: AsyncIterable<string>): Promise<string[]> {
+  const out: string[] = []
+  for await (const line of lines) out.push(line)
+  return out
+}
+
+const linesOf = (lines: string[]) =>
+  async function* () {
+    yield* lines
+  }
+
+/** A store with a few accounts, notes, keys and a big balance, closed for offline use. */
+async function populatedStore(): Promise<MemoryLevel<string, string>> {
+  const db = new MemoryLevel<string, string>()
+  const ledger = await openLedger(db, { sync: false, writerBatchMax: 100, writerQueueMax: 10_000 })
+  for (let account = 0; account < 20; account++) {
+    const key = accountKeyOf(`YWNjb3VudC0${String(account).padStart(2, '0')}`.padEnd(16, 'A'))
+    await ledger.mod(key, { by: 170141183460469231731687303715884105000n + BigInt(account) })
+    for (let index = 0; index < account; index++) {
+      await ledger.mod(key, { by: -1n, ...(index % 3 === 0 ? { note: `call ${index} ✓` } : {}), ...(index % 4 === 0 ? { idempotencyKey: `k-${index}` } : {}) })
+    }
+  }
+  await ledger.close()
+  return db
+}
+
+describe('export and import', () => {
+  test('export, import, export again: byte for byte, and the copy verifies', async () => {
+    const source = await populatedStore()
+    const exported = await collect(exportStore(source))
+    expect(exported[0]).toBe(archiveHeader)
+    expect(exported).toHaveLength(1 + 20 + 210)
+    const target = new MemoryLevel<string, string>()
+    expect(await importStore(target, linesOf(exported))).toEqual({ accounts: 20, entries: 210 })
+    expect(await collect(exportStore(target))).toEqual(exported)
+    const report = await verifyStore(target)
+    expect(report).toMatchObject({ accounts: 20, entries: 210, faultCount: 0 })
+    expect(report.idempotencyKeys).toBe(55)
+    // The copy is a working ledger: a replayed key is still a replay.
+    const ledger = await openLedger(target, { sync: false, writerBatchMax: 10, writerQueueMax: 100 })
+    const replay = await ledger.mod(accountKeyOf('YWNjb3VudC019AAA'), { by: -1n, idempotencyKey: 'k-0' })
+    expect(replay).toEqual({ tot: 170141183460469231731687303715884105018n, seq: 2, replayed: true })
+    await ledger.close()
+  })
+
+  test('import refuses a non-empty database, writing nothing', async () => {
+    const source = await populatedStore()
+    const exported = await collect(exportStore(source))
+    await expect(importStore(source, linesOf(exported))).rejects.toThrow(/not empty/)
+  })
+
+  const account = accountKeyOf('QUJDRA==')
+  const otherAccount = accountKeyOf('RUZHSA==')
+  const [low, high] = [account, otherAccount].sort()
+  const accountLine = (key: string, tot: string, seq: number, atMs = 5) => JSON.stringify({ account: key, tot, seq, atMs })
+  const entry = (seq: number, by: string, tot: string, extra: Record<string, unknown> = {}) =>
+    JSON.stringify({ seq, by, tot, atMs: 5, ...extra })
+
+  test.each([
+    ['an empty file', [], /empty file/],
+    ['a foreign header', ['{"format":"other","version":1}'], /bad header/],
+    ['a line that is not JSON', [archiveHeader, '{'], /line 2: not JSON/],
+    ['an entry before any account', [archiveHeader, entry(1, '5', '5')], /before any account/],
+    ['a gap in seq', [archiveHeader, accountLine(account, '6', 2), entry(1, '5', '5'), entry(3, '1', '6')], /entry 3 follows entry 1/],
+    ['a broken chain', [archiveHeader, accountLine(account, '9', 2), entry(1, '5', '5'), entry(2, '3', '9')], /not the previous tot/],
+    ['a balance below zero', [archiveHeader, accountLine(account, '5', 2), entry(1, '5', '5'), entry(2, '-6', '-1')], /malformed entry/],
+    ['a balance that disagrees', [archiveHeader, accountLine(account, '6', 1), entry(1, '5', '5')], /end at 5/],
+    ['missing entries', [archiveHeader, accountLine(account, '5', 2), entry(1, '5', '5')], /has 1 entries/],
+    ['accounts out of order', [archiveHeader, accountLine(high ?? '', '5', 1), entry(1, '5', '5'), accountLine(low ?? '', '5', 1), entry(1, '5', '5')], /out of order/],
+    ['a repeated idempotency key', [archiveHeader, accountLine(account, '6', 2), entry(1, '5', '5', { key: 'k' }), entry(2, '1', '6', { key: 'k' })], /repeats an idempotency key/],
+    ['a credential instead of an account key', [archiveHeader, accountLine('QUJDRA==', '5', 1), entry(1, '5', '5')], /malformed account/],
+    ['an unknown field', [archiveHeader, accountLine(account, '5', 1), entry(1, '5', '5', { cred: 'x' })], /malformed entry/],
+  ])('import refuses %s and writes nothing', async (_name, lines, message) => {
+    const db = new MemoryLevel<string, string>()
+    await expect(importStore(db, linesOf(lines))).rejects.toThrow(message)
+    expect(await db.keys({ limit: 1 }).all()).toEqual([])
+  })
+})
+
+describe('verify', () => {
+  test('a healthy store has no faults', async () => {
+    const report = await verifyStore(await populatedStore())
+    expect(report).toEqual({ accounts: 20, entries: 210, idempotencyKeys: 55, faultCount: 0, faults: [] })
+  })
+
+  async function damaged(damage: (db: RootDb, keys: { history: string[]; idempotency: string[]; accounts: string[] }) => Promise<void>) {
+    const db = await populatedStore()
+    await db.open()
+    const keys = {
+      accounts: await db.sublevel('acct', {}).keys({ limit: 100 }).all(),
+      history: await db.sublevel('past', {}).keys({ limit: 1000 }).all(),
+      idempotency: await db.sublevel('idem', {}).keys({ limit: 100 }).all(),
+    }
+    await damage(db, keys)
+    return verifyStore(db)
+  }
+
+  test.each([
+    ['a missing entry', async (db: RootDb, keys: { history: string[] }) => db.sublevel('past', {}).del(keys.history[5] ?? ''), /follows entry|entries, the balance says/],
+    ['a tampered amount', async (db: RootDb, keys: { history: string[] }) => {
+      const table = db.sublevel('past', {})
+      const key = keys.history[7] ?? ''
+      const value = JSON.parse((await table.get(key)) ?? '{}') as Record<string, unknown>
+      await table.put(key, JSON.stringify({ ...value, by: '-2' }))
+    }, /is not .* \+ -2/],
+    ['a corrupt record', async (db: RootDb, keys: { history: string[] }) => db.sublevel('past', {}).put(keys.history[9] ?? '', '{"by":'), /corrupt record/],
+    ['a balance that disagrees with its history', async (db: RootDb, keys: { accounts: string[] }) => {
+      const table = db.sublevel('acct', {})
+      const key = keys.accounts[3] ?? ''
+      const value = JSON.parse((await table.get(key)) ?? '{}') as Record<string, unknown>
+      await table.put(key, JSON.stringify({ ...value, tot: '1' }))
+    }, /history ends at/],
+    ['an orphan history entry', async (db: RootDb) => db.sublevel('past', {}).put(`${'f'.repeat(64)}!0000000000000001`, '{"by":"1","tot":"1","atMs":1}'), /belongs to no account/],
+    ['an orphan idempotency record', async (db: RootDb) => db.sublevel('idem', {}).put(`${'0'.repeat(64)}!k`, '{"by":"1","tot":"1","seq":1}'), /belongs to no account/],
+    ['an idempotency record that does not match its entry', async (db: RootDb, keys: { idempotency: string[] }) => {
+      await db.sublevel('idem', {}).put(keys.idempotency[2] ?? '', '{"by":"-1","tot":"1","seq":1}')
+    }, /does not match/],
+    ['a keyed entry without its record', async (db: RootDb, keys: { idempotency: string[] }) => db.sublevel('idem', {}).del(keys.idempotency[4] ?? ''), /key with no record/],
+    ['a key outside the tables', async (db: RootDb) => db.put('stray', 'x'), /outside the ledger's tables/],
+  ])('finds %s', async (_name, damage, message) => {
+    const report = await damaged(damage as Parameters<typeof damaged>[0])
+    expect(report.faultCount).toBeGreaterThan(0)
+    expect(report.faults.join('\n')).toMatch(message)
+  })
+})
