@@ -57,15 +57,15 @@ export async function serve(): Promise<void> {
     await app?.close().catch(() => {})
     fail(line)
   }
-  const address = app.server.address()
-  const port = typeof address === 'object' && address !== null ? address.port : config.port
-  log.info({ host: config.host, port, db: config.dbPath, sync: config.sync }, 'listening')
-
+  // Handlers first, so a signal right after the 'listening' line still stops cleanly.
   closeWithGrace({ delay: config.shutdownGraceMs }, async ({ signal, err }) => {
     if (err !== undefined) log.fatal({ err }, 'stopping after an uncaught error')
     else log.info({ signal }, 'stopping')
     await app.close()
     log.info('stopped')
   })
+  const address = app.server.address()
+  const port = typeof address === 'object' && address !== null ? address.port : config.port
+  log.info({ host: config.host, port, db: config.dbPath, sync: config.sync }, 'listening')
 }
 
