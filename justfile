@@ -1,18 +1,22 @@
+# AccMan recipes: thin wrappers over npm scripts and the accman CLI (`npx accman --help`).
+# The CLI recipes print the CLI's own one-line error and exit with its code.
 set dotenv-load
+
 export PATH := justfile_directory() + "/node_modules/.bin:" + env_var("PATH")
+
+accman := "node " + quote(justfile_directory() / "dist/cli/main.js")
 
 # List the recipes
 default:
-    @{{just_executable()}} --list --justfile {{justfile()}}
+    @{{ just_executable() }} --list --justfile {{ quote(justfile()) }}
 
 # Build, then serve on ACCMAN_HOST:ACCMAN_PORT (127.0.0.1:22262 unless configured)
-start:
-    npm run build
-    exec node dist/server.js
+start: build
+    exec {{ accman }} serve
 
 # Serve from the TypeScript sources, restarting on every change
 dev:
-    exec tsx watch src/server.ts
+    exec tsx watch src/cli/main.ts serve
 
 # Run the test suite
 test:
@@ -22,10 +26,45 @@ test:
 check:
     npm run typecheck && npm run lint
 
-# Print the balance of the account of CRED (curl for now; the AccMan CLI once it exists)
-tot $cred:
-    @curl -sS -w '\n' -G --data-urlencode "cred=$cred" "${ACCMAN_URL:-http://127.0.0.1:22262}/tot"
+# Compile the TypeScript into dist/
+build:
+    npm run build
 
-# Add BY to the balance of CRED, with an optional NOTE (curl for now; the AccMan CLI once it exists)
-mod $cred $by $note="":
-    @curl -sS -w '\n' -X PATCH -G --data-urlencode "cred=$cred" --data-urlencode "by=$by" ${note:+--data-urlencode "note=$note"} "${ACCMAN_URL:-http://127.0.0.1:22262}/mod"
+# Print the balance of CRED (default: ACCMAN_CRED)
+[no-exit-message]
+tot cred=env_var_or_default("ACCMAN_CRED", ""): _built
+    @{{ accman }} tot -- {{ quote(cred) }}
+
+# Add BY to the balance of CRED (negative to debit; a credit creates the account)
+[no-exit-message]
+mod cred by: _built
+    @{{ accman }} mod -- {{ quote(cred) }} {{ quote(by) }}
+
+# Print the history of CRED as a table (default: ACCMAN_CRED); extra flags such as --desc pass through
+[no-exit-message]
+past cred=env_var_or_default("ACCMAN_CRED", "") *flags: _built
+    @{{ accman }} past {{ flags }} -- {{ quote(cred) }}
+
+# Make a fresh credential, credit it with BY when nonzero, and print it
+[no-exit-message]
+new by="0": _built
+    @{{ accman }} new {{ quote(by) }}
+
+# Check the whole database offline (stop the server first)
+[no-exit-message]
+verify: _built
+    @{{ accman }} verify
+
+# Write every account and its history to FILE as JSON Lines (stop the server first)
+[no-exit-message]
+export file: _built
+    @{{ accman }} export {{ quote(file) }}
+
+# Restore FILE into an empty database and verify it (stop the server first)
+[no-exit-message]
+import file: _built
+    @{{ accman }} import {{ quote(file) }}
+
+[private]
+_built:
+    @test -f {{ quote(justfile_directory() / "dist/cli/main.js") }} || npm run build --silent
