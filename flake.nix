@@ -15,12 +15,14 @@
       forAllSystems = f: nixpkgs.lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
     in
     {
-      # `nix develop`: Node.js 22 with npm, just for the justfile, curl for its tot and mod recipes.
+      # `nix develop`: Node.js 22 with npm, just for the justfile, ESLint (the project's linter; its
+      # plugins come from npm ci), and curl for trying the HTTP API by hand.
       devShells = forAllSystems (pkgs: {
         default = pkgs.mkShell {
           packages = [
             pkgs.nodejs_22
             pkgs.just
+            pkgs.eslint
             pkgs.curl
           ];
         };
