@@ -1,5 +1,6 @@
 // Configuration: the environment (and .env) parsed once at start-up into a frozen Config. Every
 // limit of the service is declared here; the core receives what it needs as arguments.
+import { isIP } from 'node:net'
 import { z } from 'zod'
 
 export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
@@ -7,6 +8,21 @@ export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 's
 const booleanText = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'], { error: 'must be true or false (1/0 and yes/no also work)' })
   .transform((text) => text === 'true' || text === '1' || text === 'yes')
+
+/** Bearer tokens: long, visible ASCII, no commas (the list separator) and no spaces. */
+export const tokenLengthMin = 16
+export const tokenLengthMax = 256
+const tokenList = z
+  .string()
+  .transform((text) => text.split(',').map((token) => token.trim()).filter((token) => token !== ''))
+  .refine(
+    (tokens) => tokens.every((token) => /^[\x21-\x2b\x2d-\x7e]+$/.test(token)),
+    'tokens must be visible ASCII without spaces, separated by commas',
+  )
+  .refine(
+    (tokens) => tokens.every((token) => token.length >= tokenLengthMin && token.length <= tokenLengthMax),
+    `each token must be ${tokenLengthMin} to ${tokenLengthMax} characters; make them with: openssl rand -hex 32`,
+  )
 
 const envSchema = z.object({
   ACCMAN_HOST: z.string().trim().min(1, 'must not be empty').default('127.0.0.1'),
@@ -19,6 +35,8 @@ const envSchema = z.object({
   ACCMAN_DB: z.string().trim().min(1, 'must not be empty').default('./data'),
   ACCMAN_LOG_LEVEL: z.enum(logLevels, { error: `must be one of ${logLevels.join(', ')}` }).default('info'),
   ACCMAN_SYNC: booleanText.default(true),
+  ACCMAN_TOKENS: tokenList.default([]),
+  ACCMAN_READ_TOKENS: tokenList.default([]),
 })
 
 export interface Limits {
@@ -32,6 +50,18 @@ export interface Limits {
   keepAliveTimeoutMs: number
   /** How long a graceful stop waits for in-flight requests before giving up. */
   shutdownGraceMs: number
+  /** Request line and headers must arrive within this. */
+  headersTimeoutMs: number
+  /** A socket with no traffic for this long is closed. */
+  connectionTimeoutMs: number
+  /** Longest URL (path and query); the longest valid one is well under 4 KiB. */
+  urlLengthMax: number
+  /** Request line plus headers, in bytes (Node's parser enforces it). */
+  headerSizeMaxBytes: number
+  /** Event loop delay past which requests get 503 instead of queueing behind it. */
+  eventLoopDelayMaxMs: number
+  /** How often the event loop delay is sampled. */
+  eventLoopSampleMs: number
 }
 
 export const limits: Readonly<Limits> = Object.freeze({
@@ -41,9 +71,17 @@ export const limits: Readonly<Limits> = Object.freeze({
   requestTimeoutMs: 30_000,
   keepAliveTimeoutMs: 72_000,
   shutdownGraceMs: 10_000,
+  headersTimeoutMs: 10_000,
+  connectionTimeoutMs: 120_000,
+  urlLengthMax: 4096,
+  headerSizeMaxBytes: 8192,
+  eventLoopDelayMaxMs: 1000,
+  eventLoopSampleMs: 250,
 })
 
 if (limits.writerBatchMax > limits.writerQueueMax) throw new Error('writerBatchMax must not exceed writerQueueMax')
+if (limits.urlLengthMax >= limits.headerSizeMaxBytes) throw new Error('urlLengthMax must fit in headerSizeMaxBytes')
+if (limits.headersTimeoutMs > limits.requestTimeoutMs) throw new Error('headersTimeoutMs must not exceed requestTimeoutMs')
 
 export interface Config extends Limits {
   host: string
@@ -51,6 +89,10 @@ export interface Config extends Limits {
   dbPath: string
   logLevel: (typeof logLevels)[number]
   sync: boolean
+  /** Bearer tokens allowed to read and write. */
+  tokens: readonly string[]
+  /** Bearer tokens allowed tot and past only. */
+  readTokens: readonly string[]
 }
 
 export class ConfigError extends Error {
@@ -69,6 +111,16 @@ function parseEnv<T>(schema: z.ZodType<T>, env: NodeJS.ProcessEnv): T {
 /** Parses the environment; a bad value throws a ConfigError naming the variable. */
 export function parseConfig(env: NodeJS.ProcessEnv): Readonly<Config> {
   const env_ = parseEnv(envSchema, env)
+  if (env_.ACCMAN_READ_TOKENS.some((token) => env_.ACCMAN_TOKENS.includes(token))) {
+    throw new ConfigError('ACCMAN_READ_TOKENS repeats a token of ACCMAN_TOKENS; give each token one role')
+  }
+  const open = env_.ACCMAN_TOKENS.length === 0 && env_.ACCMAN_READ_TOKENS.length === 0
+  if (open && !isLoopback(env_.ACCMAN_HOST)) {
+    // Whoever reaches /mod can mint balance: off the loopback interface, tokens are required.
+    throw new ConfigError(
+      `ACCMAN_HOST ${env_.ACCMAN_HOST} is not a loopback address, so AccMan needs tokens: set ACCMAN_TOKENS to one or more long random strings (e.g. openssl rand -hex 32), or listen on 127.0.0.1`,
+    )
+  }
   return Object.freeze({
     ...limits,
     host: env_.ACCMAN_HOST,
@@ -76,6 +128,8 @@ export function parseConfig(env: NodeJS.ProcessEnv): Readonly<Config> {
     dbPath: env_.ACCMAN_DB,
     logLevel: env_.ACCMAN_LOG_LEVEL,
     sync: env_.ACCMAN_SYNC,
+    tokens: Object.freeze(env_.ACCMAN_TOKENS),
+    readTokens: Object.freeze(env_.ACCMAN_READ_TOKENS),
   })
 }
 
@@ -100,6 +154,15 @@ export interface CliConfig {
 export function parseCliConfig(env: NodeJS.ProcessEnv): Readonly<CliConfig> {
   const env_ = parseEnv(cliEnvSchema, env)
   return Object.freeze({ url: env_.ACCMAN_URL, token: env_.ACCMAN_TOKEN, dbPath: env_.ACCMAN_DB })
+}
+
+/** 127.0.0.0/8, ::1 and localhost: reachable from this machine only. */
+export function isLoopback(host: string): boolean {
+  const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host
+  if (bare === 'localhost') return true
+  if (isIP(bare) === 4) return bare.startsWith('127.')
+  if (isIP(bare) === 6) return bare === '::1' || bare === '0:0:0:0:0:0:0:1' || bare.startsWith('::ffff:127.')
+  return false
 }
 
 /** Reads .env into process.env when the file exists; variables already set win. */

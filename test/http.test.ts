@@ -296,8 +296,8 @@ describe('bad input: a 4xx with a stable code naming the parameter; nothing chan
       headers: { 'content-type': 'application/json' },
       payload: '{"by":"1000"}',
     })
-    expect(reply.statusCode).toBe(415)
-    expect(reply.json()).toMatchObject({ code: 'ACCMAN_UNSUPPORTED_MEDIA_TYPE' })
+    expect(reply.statusCode).toBe(413)
+    expect(reply.json()).toMatchObject({ code: 'ACCMAN_PAYLOAD_TOO_LARGE', message: 'no endpoint takes a request body' })
     expect((await tot(classicCred)).statusCode).toBe(404)
   })
 })

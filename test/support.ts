@@ -9,14 +9,16 @@ import { MemoryLevel } from 'memory-level'
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import { limits } from '../src/config.js'
-import { buildApp } from '../src/http/app.js'
+import { buildApp, type AppConfig } from '../src/http/app.js'
 import type { RootDb } from '../src/ledger/index.js'
 
 export const classicCred = 'abcdefghijklmnopqrstuvwxyz0123456789-_=='
 
-export async function testApp(options: { db?: RootDb; logger?: Logger; now?: () => number } = {}): Promise<FastifyInstance> {
+export async function testApp(
+  options: { db?: RootDb; logger?: Logger; now?: () => number; config?: Partial<AppConfig> } = {},
+): Promise<FastifyInstance> {
   return buildApp(
-    { ...limits, sync: false },
+    { ...limits, sync: false, tokens: [], readTokens: [], ...options.config },
     {
       db: options.db ?? new MemoryLevel<string, string>(),
       ...(options.logger === undefined ? {} : { logger: options.logger }),

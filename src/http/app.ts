@@ -1,17 +1,20 @@
 // buildApp: the HTTP face of the ledger. It takes its config and database and never listens, so
 // tests can inject requests or listen on a port of their choosing.
-import { STATUS_CODES } from 'node:http'
+import { STATUS_CODES, type Server } from 'node:http'
+import type { Socket } from 'node:net'
+import underPressure from '@fastify/under-pressure'
 import Fastify, {
   LogController,
   type FastifyError,
   type FastifyInstance,
   type FastifyReply,
   type FastifyRequest,
-  type FastifyServerOptions,
+  type FastifyHttpOptions,
 } from 'fastify'
 import type { Logger } from 'pino'
 import type { Config } from '../config.js'
 import { isLedgerError, type RootDb } from '../ledger/index.js'
+import { authenticator } from './auth.js'
 import { ApiError, errorBody, statusOf, type ApiErrorCode } from './errors.js'
 import ledgerPlugin from './ledger-plugin.js'
 import { ledgerRoutes } from './routes/ledger.js'
@@ -19,7 +22,20 @@ import { zodValidatorCompiler } from './validation.js'
 
 export type AppConfig = Pick<
   Config,
-  'sync' | 'writerBatchMax' | 'writerQueueMax' | 'bodyLimitBytes' | 'requestTimeoutMs' | 'keepAliveTimeoutMs'
+  | 'sync'
+  | 'writerBatchMax'
+  | 'writerQueueMax'
+  | 'bodyLimitBytes'
+  | 'requestTimeoutMs'
+  | 'keepAliveTimeoutMs'
+  | 'headersTimeoutMs'
+  | 'connectionTimeoutMs'
+  | 'urlLengthMax'
+  | 'headerSizeMaxBytes'
+  | 'eventLoopDelayMaxMs'
+  | 'eventLoopSampleMs'
+  | 'tokens'
+  | 'readTokens'
 >
 
 export interface AppDeps {
@@ -39,14 +55,21 @@ const routeMethods: Readonly<Record<string, string>> = {
 }
 
 export async function buildApp(config: AppConfig, deps: AppDeps): Promise<FastifyInstance> {
-  const options: FastifyServerOptions = {
+  const options: FastifyHttpOptions<Server> = {
     logger: false,
     // Fastify's own request lines would log the URL, which carries the credential.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.bodyLimitBytes,
     requestTimeout: config.requestTimeoutMs,
     keepAliveTimeout: config.keepAliveTimeoutMs,
-    // Refused below instead, with our error shape; Fastify's own 503 body has no code.
+    connectionTimeout: config.connectionTimeoutMs,
+    http: {
+      maxHeaderSize: config.headerSizeMaxBytes,
+      headersTimeout: config.headersTimeoutMs,
+      // Node checks those timeouts on this interval (30 s by default), so check often enough.
+      connectionsCheckingInterval: Math.min(1000, config.headersTimeoutMs),
+    },
+    // Refused in the guard below instead, with our error shape; Fastify's own 503 has no code.
     return503OnClosing: false,
     frameworkErrors: (error, request, reply) => {
       // Bad URL encoding and the like, before routing (so no onResponse hook): answer in our
@@ -54,6 +77,7 @@ export async function buildApp(config: AppConfig, deps: AppDeps): Promise<Fastif
       request.log.debug({ method: request.method, statusCode: 400, code: error.code }, 'request')
       void (reply as FastifyReply).code(400).send(errorBody('ACCMAN_BAD_REQUEST', `malformed request (${error.code})`))
     },
+    clientErrorHandler: answerClientError,
   }
   if (deps.logger !== undefined) {
     delete options.logger
@@ -61,19 +85,32 @@ export async function buildApp(config: AppConfig, deps: AppDeps): Promise<Fastif
   }
   const app = Fastify(options)
   app.setValidatorCompiler(zodValidatorCompiler)
-  // No endpoint takes a body: with no parsers, any body with a content type is refused (415).
+  // No endpoint takes a body (the guard refuses one); no parsers, in case one gets past it.
   app.removeAllContentTypeParsers()
   app.setErrorHandler(handleError)
+  app.setNotFoundHandler(handleNotFound)
+
   let closing = false
   app.addHook('preClose', async () => {
     closing = true
   })
-  app.addHook('onRequest', async (_request, reply) => {
-    if (!closing) return
-    reply.header('connection', 'close').header('retry-after', '1')
-    return reply.code(503).send(errorBody('ACCMAN_CLOSED', 'the server is shutting down; retry shortly'))
+  // One hook for the cheap refusals every request may get, before anything reads the query.
+  app.addHook('onRequest', async (request, reply) => {
+    if (closing) {
+      reply.header('connection', 'close').header('retry-after', '1')
+      throw new ApiError('ACCMAN_CLOSED', 'the server is shutting down; retry shortly')
+    }
+    if (request.url.length > config.urlLengthMax) {
+      throw new ApiError('ACCMAN_URL_TOO_LONG', `the URL is longer than ${config.urlLengthMax} characters`)
+    }
+    if (hasBody(request)) throw new ApiError('ACCMAN_PAYLOAD_TOO_LARGE', 'no endpoint takes a request body')
   })
-  app.setNotFoundHandler(handleNotFound)
+  await app.register(underPressure, {
+    maxEventLoopDelay: config.eventLoopDelayMaxMs,
+    sampleInterval: config.eventLoopSampleMs,
+    retryAfter: 1,
+  })
+
   if (deps.logger?.isLevelEnabled('debug') === true) {
     // Registered only when it will print: the hot path pays nothing at the default level.
     app.addHook('onResponse', async (request, reply) => {
@@ -92,20 +129,33 @@ export async function buildApp(config: AppConfig, deps: AppDeps): Promise<Fastif
     ...(deps.now === undefined ? {} : { now: deps.now }),
     ...(deps.onFatal === undefined ? {} : { onFatal: deps.onFatal }),
   })
-  app.get('/healthz', async (_request, reply) => {
+  // Liveness: open without a token and answered even under pressure.
+  app.get('/healthz', { config: { pressureHandler: () => undefined } }, async (_request, reply) => {
     if (!app.ledger.isOpen) return reply.code(503).send(errorBody('ACCMAN_CLOSED', 'the database is not open'))
     return { status: 'ok' }
   })
-  await app.register(ledgerRoutes)
+  await app.register(ledgerRoutes, { authenticate: authenticator(config) })
   return app
 }
 
+function hasBody(request: FastifyRequest): boolean {
+  const length = request.headers['content-length']
+  return request.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')
+}
+
 function handleError(error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
-  if (error instanceof ApiError) return reply.code(error.statusCode).send(errorBody(error.code, error.message))
+  if (error instanceof ApiError) {
+    if (error.code === 'ACCMAN_UNAUTHORIZED') reply.header('www-authenticate', 'Bearer realm="accman"')
+    return reply.code(error.statusCode).send(errorBody(error.code, error.message))
+  }
   if (isLedgerError(error)) {
     const statusCode = statusOf(error.code)
     if (statusCode === 503) reply.header('retry-after', '1')
     return reply.code(statusCode).send(errorBody(error.code, error.message, error.tot))
+  }
+  if (error.code === 'FST_UNDER_PRESSURE') {
+    reply.header('retry-after', '1')
+    return reply.code(503).send(errorBody('ACCMAN_OVERLOADED', 'the server is overloaded; retry shortly'))
   }
   const statusCode = error.statusCode ?? 500
   if (statusCode >= 400 && statusCode < 500) {
@@ -133,4 +183,28 @@ function handleNotFound(request: FastifyRequest, reply: FastifyReply): FastifyRe
       .send(errorBody('ACCMAN_METHOD_NOT_ALLOWED', `this path answers ${allowed}`))
   }
   return reply.code(404).send(errorBody('ACCMAN_NOT_FOUND', 'no such route'))
+}
+
+/** Requests Node's parser refuses (headers too large, garbage, timeouts): our shape, then close. */
+function answerClientError(error: Error & { code?: string }, socket: Socket): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return
+  const code: ApiErrorCode =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? 'ACCMAN_HEADERS_TOO_LARGE'
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? 'ACCMAN_REQUEST_TIMEOUT'
+        : 'ACCMAN_BAD_REQUEST'
+  const messages: Partial<Record<ApiErrorCode, string>> = {
+    ACCMAN_HEADERS_TOO_LARGE: 'the request line and headers are too large',
+    ACCMAN_REQUEST_TIMEOUT: 'the request did not arrive in time',
+  }
+  const body = JSON.stringify(errorBody(code, messages[code] ?? 'malformed HTTP request'))
+  const status = statusOf(code)
+  if (socket.writable && socket.bytesWritten === 0) {
+    socket.end(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    )
+  } else {
+    socket.destroy()
+  }
 }

@@ -14,6 +14,12 @@ export type ApiErrorCode =
   | 'ACCMAN_BAD_REQUEST'
   | 'ACCMAN_PAYLOAD_TOO_LARGE'
   | 'ACCMAN_UNSUPPORTED_MEDIA_TYPE'
+  | 'ACCMAN_UNAUTHORIZED'
+  | 'ACCMAN_FORBIDDEN'
+  | 'ACCMAN_REQUEST_TIMEOUT'
+  | 'ACCMAN_URL_TOO_LONG'
+  | 'ACCMAN_HEADERS_TOO_LARGE'
+  | 'ACCMAN_OVERLOADED'
   | 'ACCMAN_INTERNAL'
 
 /** Exhaustive: a new code does not compile until it has a status. */
@@ -24,8 +30,12 @@ export function statusOf(code: ApiErrorCode): number {
     case 'ACCMAN_INVALID_QUERY':
     case 'ACCMAN_BAD_REQUEST':
       return 400
+    case 'ACCMAN_UNAUTHORIZED':
+      return 401
     case 'ACCMAN_INSUFFICIENT_FUNDS':
       return 402
+    case 'ACCMAN_FORBIDDEN':
+      return 403
     case 'ACCMAN_NO_ACCOUNT':
     case 'ACCMAN_NOT_FOUND':
       return 404
@@ -33,17 +43,24 @@ export function statusOf(code: ApiErrorCode): number {
       return 405
     case 'ACCMAN_NOT_ACCEPTABLE':
       return 406
+    case 'ACCMAN_REQUEST_TIMEOUT':
+      return 408
     case 'ACCMAN_IDEMPOTENCY_IN_FLIGHT':
       return 409
     case 'ACCMAN_PAYLOAD_TOO_LARGE':
       return 413
+    case 'ACCMAN_URL_TOO_LONG':
+      return 414
     case 'ACCMAN_UNSUPPORTED_MEDIA_TYPE':
       return 415
     case 'ACCMAN_OVERFLOW':
     case 'ACCMAN_IDEMPOTENCY_MISMATCH':
       return 422
+    case 'ACCMAN_HEADERS_TOO_LARGE':
+      return 431
     case 'ACCMAN_INTERNAL':
       return 500
+    case 'ACCMAN_OVERLOADED':
     case 'ACCMAN_QUEUE_FULL':
     case 'ACCMAN_CLOSED':
       return 503

@@ -1,6 +1,7 @@
 // tot, mod and past: parse (done by the route schemas), negotiate, call the ledger, answer.
 import type { FastifyPluginAsync, FastifyReply } from 'fastify'
 import { accountKeyOf, LedgerError, type Balance, type Entry } from '../../ledger/index.js'
+import type { Authenticate } from '../auth.js'
 import { representationOf, requireJson, type Representation } from '../negotiate.js'
 import { modHeaders, modQuery, pastQuery, totQuery } from '../schemas.js'
 import type { ZodTypeProvider } from '../validation.js'
@@ -35,17 +36,23 @@ function entryBody(entry: Entry): EntryBody {
   return body
 }
 
-export const ledgerRoutes: FastifyPluginAsync = async (plugin) => {
-  const app = plugin.withTypeProvider<ZodTypeProvider>()
+export interface LedgerRoutesOptions {
+  /** The bearer-token check, when tokens are configured; encapsulated to these routes. */
+  authenticate: Authenticate | undefined
+}
 
-  app.get('/tot', { schema: { querystring: totQuery } }, async (request, reply) => {
+export const ledgerRoutes: FastifyPluginAsync<LedgerRoutesOptions> = async (plugin, { authenticate }) => {
+  const app = plugin.withTypeProvider<ZodTypeProvider>()
+  if (authenticate !== undefined) app.addHook('onRequest', authenticate)
+
+  app.get('/tot', { schema: { querystring: totQuery }, config: { access: 'read' } }, async (request, reply) => {
     const representation = representationOf(request.headers.accept)
     const balance = await app.ledger.tot(accountKeyOf(request.query.cred))
     if (balance === undefined) throw noAccount()
     return sendBalance(reply, representation, balance)
   })
 
-  app.patch('/mod', { schema: { querystring: modQuery, headers: modHeaders } }, async (request, reply) => {
+  app.patch('/mod', { schema: { querystring: modQuery, headers: modHeaders }, config: { access: 'write' } }, async (request, reply) => {
     const representation = representationOf(request.headers.accept)
     const { cred, by, note } = request.query
     const idempotencyKey = request.headers['idempotency-key']
@@ -58,7 +65,7 @@ export const ledgerRoutes: FastifyPluginAsync = async (plugin) => {
     return sendBalance(reply, representation, result)
   })
 
-  app.get('/past', { schema: { querystring: pastQuery } }, async (request) => {
+  app.get('/past', { schema: { querystring: pastQuery }, config: { access: 'read' } }, async (request) => {
     requireJson(request.headers.accept)
     const { cred, limit, order, after, before, from, to } = request.query
     const page = await app.ledger.past(accountKeyOf(cred), {
