@@ -155,6 +155,20 @@ export function ledgerSuite(name: string, backend: Backend): void {
       await ledger.close()
     })
 
+    test('the writer queue is bounded: 10,000 queued mods are taken, past the bound they are refused', async () => {
+      const ledger = await open({ writerQueueMax: 10_000, writerBatchMax: 1000 })
+      const results = await Promise.all(Array.from({ length: 10_000 }, () => codeOf(ledger.mod(alice, { by: 1n }))))
+      expect(results.every((code) => code === 'ok')).toBe(true)
+      // Submitted in one turn, before the writer starts: ten fit, forty are refused, unwritten.
+      const small = await open({ writerQueueMax: 10, writerBatchMax: 5 })
+      const codes = await Promise.all(Array.from({ length: 50 }, () => codeOf(small.mod(bob, { by: 1n }))))
+      expect(codes.filter((code) => code === 'ok')).toHaveLength(10)
+      expect(codes.filter((code) => code === 'ACCMAN_QUEUE_FULL')).toHaveLength(40)
+      expect(await small.tot(bob)).toEqual({ tot: 10n, seq: 10 })
+      expect(await ledger.tot(alice)).toEqual({ tot: 10_000n, seq: 10_000 })
+      await Promise.all([ledger.close(), small.close()])
+    })
+
     test('past pages by seq in either order, and a page reads only its entries', async () => {
       const ledger = await open()
       for (let index = 1; index <= 25; index++) await ledger.mod(alice, { by: BigInt(index) })

@@ -1,0 +1,144 @@
+// Bounds and overload through a real listening server: oversized and malformed requests, slow
+// clients, a full writer queue, a stalled event loop, and the load the server must take.
+import { mkdtempSync, rmSync } from 'node:fs'
+import { connect } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { FastifyInstance } from 'fastify'
+import { afterEach, describe, expect, test } from 'vitest'
+import type { AppConfig } from '../src/http/app.js'
+import { Client, classicCred, query, ServerProcess, testApp } from './support.js'
+
+let app: FastifyInstance | undefined
+let port = 0
+
+async function start(config: Partial<AppConfig> = {}): Promise<Client> {
+  app = await testApp({ config })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const address = app.server.address()
+  if (typeof address !== 'object' || address === null) throw new Error('no address')
+  port = address.port
+  return new Client(`http://127.0.0.1:${port}`, 10)
+}
+
+afterEach(async () => {
+  await app?.close()
+  app = undefined
+})
+
+/** Writes raw bytes and reads until the server closes or answers (bounded by time). */
+function raw(request: string, options: { waitMs?: number } = {}): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1')
+    let answer = ''
+    const timer = setTimeout(() => socket.destroy(), options.waitMs ?? 5_000)
+    socket.on('data', (chunk: Buffer) => (answer += chunk.toString('utf8')))
+    socket.on('close', () => {
+      clearTimeout(timer)
+      resolve(answer)
+    })
+    socket.on('error', reject)
+    socket.write(request)
+  })
+}
+
+const statusOf = (answer: string) => Number(answer.slice(9, 12))
+const bodyOf = (answer: string) => JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as { code: string; message: string }
+
+describe('hostile requests over a real socket', () => {
+  test.each([
+    ['a URL past 4 KiB', `GET /tot?cred=${classicCred}&note=${'x'.repeat(4100)} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n`, 414, 'ACCMAN_URL_TOO_LONG'],
+    ['headers past 8 KiB', `GET /tot?cred=${classicCred} HTTP/1.1\r\nHost: a\r\nConnection: close\r\nX-Big: ${'y'.repeat(9000)}\r\n\r\n`, 431, 'ACCMAN_HEADERS_TOO_LARGE'],
+    ['garbage instead of HTTP', `\x16\x03\x01 hello ${classicCred}\r\n\r\n`, 400, 'ACCMAN_BAD_REQUEST'],
+    ['a bad header line', `GET /tot?cred=${classicCred} HTTP/1.1\r\nHost a\r\n\r\n`, 400, 'ACCMAN_BAD_REQUEST'],
+    ['a chunked body on a mod', `PATCH /mod?cred=${classicCred}&by=5 HTTP/1.1\r\nHost: a\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n`, 413, 'ACCMAN_PAYLOAD_TOO_LARGE'],
+    ['a body on a mod', `PATCH /mod?cred=${classicCred}&by=5 HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}`, 413, 'ACCMAN_PAYLOAD_TOO_LARGE'],
+    ['a body on a read', `GET /tot?cred=${classicCred} HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}`, 413, 'ACCMAN_PAYLOAD_TOO_LARGE'],
+    ['bad percent-encoding in the path', `GET /t%zzot?cred=${classicCred} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n`, 400, 'ACCMAN_BAD_REQUEST'],
+  ])('%s: its status and code, never echoed, nothing written', async (_name, request, status, code) => {
+    const client = await start()
+    expect((await client.send('PATCH', `/mod?${query({ cred: classicCred, by: '50' })}`)).status).toBe(200)
+    const answer = await raw(request)
+    expect(statusOf(answer)).toBe(status)
+    expect(bodyOf(answer).code).toBe(code)
+    expect(answer).not.toContain(classicCred)
+    expect((await client.send('GET', `/tot?${query({ cred: classicCred })}`)).body).toBe('50')
+    client.close()
+  })
+
+  test('a client that sends its headers too slowly is cut off with 408', async () => {
+    await start({ headersTimeoutMs: 300, requestTimeoutMs: 2_000 })
+    const started = Date.now()
+    const answer = await raw(`GET /tot?cred=${classicCred} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n`, { waitMs: 5_000 })
+    expect(statusOf(answer)).toBe(408)
+    expect(bodyOf(answer).code).toBe('ACCMAN_REQUEST_TIMEOUT')
+    expect(Date.now() - started).toBeLessThan(3_000)
+  })
+})
+
+describe('overload', () => {
+  test('a full writer queue answers 503 with Retry-After and writes nothing for it', async () => {
+    // A queue of one: a mod that arrives while one waits behind the batch being written is refused.
+    const client = await start({ writerQueueMax: 1, writerBatchMax: 1 })
+    const wide = new Client(`http://127.0.0.1:${port}`, 200)
+    const replies = await Promise.all(
+      Array.from({ length: 400 }, () => wide.send('PATCH', `/mod?${query({ cred: classicCred, by: '1' })}`)),
+    )
+    const accepted = replies.filter((reply) => reply.status === 200).length
+    const refused = replies.filter((reply) => reply.status === 503)
+    expect(accepted + refused.length).toBe(400)
+    expect(refused.length).toBeGreaterThan(0)
+    for (const reply of refused) {
+      expect(reply.headers['retry-after']).toBe('1')
+      expect(JSON.parse(reply.body)).toMatchObject({ code: 'ACCMAN_QUEUE_FULL' })
+    }
+    expect((await client.send('GET', `/tot?${query({ cred: classicCred })}`)).body).toBe(String(accepted))
+    wide.close()
+    client.close()
+  })
+
+  test('a stalled event loop answers 503 ACCMAN_OVERLOADED; /healthz still answers; it recovers', async () => {
+    const client = await start({ eventLoopDelayMaxMs: 50, eventLoopSampleMs: 20 })
+    await client.send('PATCH', `/mod?${query({ cred: classicCred, by: '5' })}`)
+    // The request is on its way when the loop stalls, as it would be behind a burst of work.
+    const pending = client.send('PATCH', `/mod?${query({ cred: classicCred, by: '5' })}`)
+    const stalledUntil = Date.now() + 500
+    while (Date.now() < stalledUntil) {
+      // block the loop
+    }
+    const overloaded = await pending
+    expect(overloaded.status).toBe(503)
+    expect(overloaded.headers['retry-after']).toBe('1')
+    expect(JSON.parse(overloaded.body)).toMatchObject({ code: 'ACCMAN_OVERLOADED' })
+    expect((await client.send('GET', '/healthz')).status).toBe(200)
+    const deadline = Date.now() + 5_000
+    let recovered = 0
+    while (recovered !== 200 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      recovered = (await client.send('GET', `/tot?${query({ cred: classicCred })}`)).status
+    }
+    expect(recovered).toBe(200)
+    expect((await client.send('GET', `/tot?${query({ cred: classicCred })}`)).body).toBe('5')
+    client.close()
+  })
+
+  test('1,000 concurrent connections sending 10,000 mods to the real server: no 503, nothing lost', async () => {
+    // The server in its own process, as deployed, so the load generator does not stall its loop.
+    const db = mkdtempSync(join(tmpdir(), 'accman-load-'))
+    const server = new ServerProcess({ ACCMAN_DB: db })
+    const wide = new Client(await server.url(), 1000)
+    const creds = Array.from({ length: 100 }, (_, index) => `bG9hZC0${String(index).padStart(3, '0')}`.padEnd(12, 'A'))
+    const replies = await Promise.all(
+      Array.from({ length: 10_000 }, (_, index) =>
+        wide.send('PATCH', `/mod?${query({ cred: creds[index % 100] ?? '', by: '1' })}`),
+      ),
+    )
+    const statuses = new Map<number, number>()
+    for (const reply of replies) statuses.set(reply.status, (statuses.get(reply.status) ?? 0) + 1)
+    expect(Object.fromEntries(statuses)).toEqual({ 200: 10_000 })
+    for (const cred of creds) expect((await wide.send('GET', `/tot?${query({ cred })}`)).body).toBe('100')
+    wide.close()
+    expect(await server.kill('SIGTERM')).toBe(0)
+    rmSync(db, { recursive: true, force: true })
+  })
+})
