@@ -129,6 +129,23 @@ describe('online commands against a running server', () => {
   })
 })
 
+test('ACCMAN_TOKEN is sent as a bearer token; without it a protected server refuses in one line', async () => {
+  const token = 'cli-token-0123456789abcdef'
+  const server = new ServerProcess({ ACCMAN_DB: temporaryDirectory(), ACCMAN_TOKENS: token })
+  const url = await server.url()
+  const created = await runCli(['new', '10'], { ACCMAN_URL: url, ACCMAN_TOKEN: token })
+  expect(created.code).toBe(0)
+  const cred = created.stdout.trim()
+  expect((await runCli(['tot', cred], { ACCMAN_URL: url, ACCMAN_TOKEN: token })).stdout).toBe('10\n')
+  const refused = await runCli(['tot', cred], { ACCMAN_URL: url })
+  expect(refused.code).toBe(1)
+  expect(expectOneLine(refused.stderr, cred)).toContain('ACCMAN_UNAUTHORIZED')
+  const wrong = await runCli(['mod', cred, '-1'], { ACCMAN_URL: url, ACCMAN_TOKEN: 'wrong-token-0123456789ab' })
+  expect(wrong.code).toBe(1)
+  expect(expectOneLine(wrong.stderr, 'wrong-token-0123456789ab')).toContain('ACCMAN_UNAUTHORIZED')
+  expect(await server.kill('SIGTERM')).toBe(0)
+})
+
 test('a server that is down: one line, exit 5', async () => {
   const run = await runCli(['tot', 'QUJDRA=='], { ACCMAN_URL: 'http://127.0.0.1:9' })
   expect(run.code).toBe(5)

@@ -28,6 +28,36 @@ describe('start-up failures are one line on stderr and a non-zero exit', () => {
     expect(server.stderr[0]).toMatch(new RegExp(`^accman: invalid configuration: ${variable} `))
   })
 
+  test('off loopback without tokens: refused with one line that says how to set one', async () => {
+    const server = new ServerProcess({ ACCMAN_DB: temporaryDirectory(), ACCMAN_HOST: '0.0.0.0' })
+    expect(await server.exited).toBe(1)
+    expect(server.stderr).toHaveLength(1)
+    expect(server.stderr[0]).toMatch(/^accman: invalid configuration: ACCMAN_HOST 0\.0\.0\.0 is not a loopback address, so AccMan needs tokens: set ACCMAN_TOKENS/)
+  })
+
+  test.each([
+    ['a database directory that cannot be created', () => ({ ACCMAN_DB: '/etc/hostname/data' }), /^accman: cannot open the database \/etc\/hostname\/data: ENOTDIR/],
+    ['a database path that is a file', () => ({ ACCMAN_DB: '/etc/hostname' }), /^accman: cannot open the database \/etc\/hostname/],
+  ])('%s: one line, exit 1', async (_name, env, line) => {
+    const server = new ServerProcess(env())
+    expect(await server.exited).toBe(1)
+    expect(server.stderr).toHaveLength(1)
+    expect(server.stderr[0]).toMatch(line)
+  })
+
+  test('a port in use: one line, exit 1, and the database lock is released', async () => {
+    const first = new ServerProcess({ ACCMAN_DB: temporaryDirectory() })
+    const port = String(await first.port)
+    const db = temporaryDirectory()
+    const second = new ServerProcess({ ACCMAN_DB: db, ACCMAN_PORT: port })
+    expect(await second.exited).toBe(1)
+    expect(second.stderr).toEqual([`accman: 127.0.0.1:${port} is already in use`])
+    const third = new ServerProcess({ ACCMAN_DB: db })
+    await third.port
+    expect(await third.kill('SIGINT')).toBe(0)
+    expect(await first.kill('SIGTERM')).toBe(0)
+  })
+
   test('a .env file is read, and the real environment wins over it', async () => {
     const cwd = temporaryDirectory()
     writeFileSync(join(cwd, '.env'), 'ACCMAN_LOG_LEVEL=loud\nACCMAN_SYNC=nope\n')
@@ -57,22 +87,31 @@ describe('start-up failures are one line on stderr and a non-zero exit', () => {
 function driveLoad(client: Client, creds: string[], workers: number) {
   const sent = new Map(creds.map((cred) => [cred, 0]))
   const acknowledged = new Map(creds.map((cred) => [cred, 0]))
+  /** Acknowledged keyed mods with their answers, to replay after a restart. */
+  const answers: { cred: string; key: string; body: string }[] = []
   let stopped = false
   const deadline = Date.now() + 20_000
   const loops = Array.from({ length: workers }, async (_, worker) => {
     const cred = creds[worker % creds.length] ?? ''
     for (let count = 0; count < 5_000 && !stopped && Date.now() < deadline; count++) {
       sent.set(cred, (sent.get(cred) ?? 0) + 1)
+      const key = `w${worker}-${count}-${process.pid}-${Date.now()}`
       try {
-        const reply = await client.send('PATCH', `/mod?${query({ cred, by: '1' })}`)
-        if (reply.status === 200) acknowledged.set(cred, (acknowledged.get(cred) ?? 0) + 1)
+        const reply = await client.send('PATCH', `/mod?${query({ cred, by: '1' })}`, {
+          'idempotency-key': key,
+          accept: 'application/json',
+        })
+        if (reply.status === 200) {
+          acknowledged.set(cred, (acknowledged.get(cred) ?? 0) + 1)
+          answers.push({ cred, key, body: reply.body })
+        }
       } catch {
         return // the server is gone
       }
     }
   })
   const total = () => [...acknowledged.values()].reduce((sum, value) => sum + value, 0)
-  return { sent, acknowledged, total, stop: () => (stopped = true), done: Promise.all(loops) }
+  return { sent, acknowledged, answers, total, stop: () => (stopped = true), done: Promise.all(loops) }
 }
 
 async function readHistory(client: Client, cred: string): Promise<{ seq: number; by: string; tot: string }[]> {
@@ -124,6 +163,15 @@ test('every acknowledged mod survives kill -9, three times over', async () => {
       const tot = await reader.send('GET', `/tot?${query({ cred })}`)
       expect(tot.body).toBe(String(now))
       applied.set(cred, now)
+    }
+    // The last acknowledged mods, retried after the crash, are replays of what was answered.
+    for (const { cred, key, body } of load.answers.slice(-20)) {
+      const retry = await reader.send('PATCH', `/mod?${query({ cred, by: '1' })}`, {
+        'idempotency-key': key,
+        accept: 'application/json',
+      })
+      expect(retry.headers['idempotent-replayed']).toBe('true')
+      expect(retry.body).toBe(body)
     }
     reader.close()
     expect(await restarted.kill('SIGTERM')).toBe(0)
