@@ -15,8 +15,8 @@ interface ModelEntry {
   seq: number
   by: bigint
   tot: bigint
-  note?: string
-  idempotencyKey?: string
+  note?: string | undefined
+  idempotencyKey?: string | undefined
 }
 interface ModelAccount {
   entries: ModelEntry[]
@@ -46,7 +46,7 @@ function applyToModel(model: Model, mod: Mod): Outcome {
   const tot = before + mod.by
   if (tot < 0n) return { code: 'ACCMAN_INSUFFICIENT_FUNDS' }
   if (tot > amountMax) return { code: 'ACCMAN_OVERFLOW' }
-  const target = account ?? { entries: [], keys: new Map() }
+  const target: ModelAccount = account ?? { entries: [], keys: new Map() }
   model.set(mod.cred, target)
   const seq = target.entries.length + 1
   target.entries.push({ seq, by: mod.by, tot, note: mod.note, idempotencyKey: mod.idempotencyKey })
