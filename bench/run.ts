@@ -1,0 +1,356 @@
+// npm run bench: AccMan against a bare Fastify hello world, measured alternately in the same run
+// on the same machine, so that drift cancels out in the ratios. See the README's Performance
+// section. Usage: npm run bench -- [--out results.json] [--duration 5] [--rounds 3] [--no-scale]
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { cpus, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { parseArgs } from 'node:util'
+import autocannon from 'autocannon'
+import { benchCredential, bulkLoad } from './bulk-load.js'
+
+const { values: args } = parseArgs({
+  options: {
+    out: { type: 'string' },
+    duration: { type: 'string', default: '5' },
+    warmup: { type: 'string', default: '2' },
+    rounds: { type: 'string', default: '3' },
+    connections: { type: 'string', default: '50' },
+    scale: { type: 'boolean', default: true },
+  },
+  allowNegative: true,
+})
+const durationS = Number(args.duration)
+const warmupS = Number(args.warmup)
+const rounds = Number(args.rounds)
+const connections = Number(args.connections)
+
+// Store shapes. Small: 10,000 accounts, one with 100,000 entries and one with 10.
+const smallAccounts = 10_000
+const scaleAccounts = 1_000_000
+const longHistory = 100_000
+const shortHistory = 10
+
+interface Server {
+  child: ChildProcess
+  url: string
+}
+
+function startProcess(command: string[], env: Record<string, string>): Promise<Server> {
+  const [program, ...rest] = command
+  const child = spawn(program ?? process.execPath, rest, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] })
+  return new Promise((resolve, reject) => {
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      if (!line.startsWith('{')) return
+      const record = JSON.parse(line) as { msg?: string; port?: number; level?: number }
+      if (record.msg === 'listening' && record.port !== undefined) resolve({ child, url: `http://127.0.0.1:${record.port}` })
+      else if ((record.level ?? 0) >= 50) process.stderr.write(`${line}\n`)
+    })
+    child.on('exit', (code) => reject(new Error(`server exited with ${code}`)))
+  })
+}
+
+const startHello = () => startProcess([process.execPath, '--import', 'tsx', 'bench/hello-server.ts'], { PORT: '0' })
+// AccMan as shipped: its default configuration (ACCMAN_SYNC=true, log level info) on classic-level.
+const startAccman = (db: string) => startProcess([process.execPath, 'dist/cli/main.js', 'serve'], { ACCMAN_DB: db, ACCMAN_PORT: '0' })
+
+async function stop(server: Server): Promise<void> {
+  const exited = new Promise((resolve) => server.child.on('exit', resolve))
+  server.child.kill('SIGTERM')
+  await exited
+}
+
+/** Peak resident set of a process (VmHWM), in MB. */
+function peakRssMb(pid: number | undefined): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+  const kb = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0)
+  return Math.round(kb / 1024)
+}
+
+function sizeOnDiskMb(path: string): number {
+  let bytes = 0
+  for (const name of readdirSync(path)) bytes += statSync(join(path, name)).size
+  return Math.round(bytes / 1024 / 1024)
+}
+
+interface Tracker {
+  sent: Int32Array
+  acknowledged: Int32Array
+  unexpected: Map<number, number>
+}
+
+interface Scenario {
+  name: string
+  method: 'GET' | 'PATCH'
+  /** The request path for one request; `account` is recorded for the ledger check. */
+  next: () => { path: string; account: number; headers?: Record<string, string> }
+  expect: number
+  /** Accounts whose balance the scenario changes, for acknowledged <= applied <= sent. */
+  accounts?: number
+}
+
+interface Measurement {
+  requestsPerS: number
+  p50Ms: number
+  p99Ms: number
+  errors: number
+  non2xx: number
+}
+
+async function measure(url: string, scenario: Scenario, seconds: number, tracker?: Tracker): Promise<Measurement> {
+  const result = await autocannon({
+    url,
+    connections,
+    duration: seconds,
+    requests: [
+      {
+        method: scenario.method,
+        setupRequest: (request, context: { account?: number }) => {
+          const next = scenario.next()
+          context.account = next.account
+          if (tracker !== undefined) tracker.sent[next.account] = (tracker.sent[next.account] ?? 0) + 1
+          return { ...request, method: scenario.method, path: next.path, headers: { ...request.headers, ...next.headers } }
+        },
+        onResponse: (status, _body, context: { account?: number }) => {
+          if (tracker === undefined) return
+          if (status === scenario.expect) {
+            const account = context.account ?? 0
+            tracker.acknowledged[account] = (tracker.acknowledged[account] ?? 0) + 1
+          } else {
+            tracker.unexpected.set(status, (tracker.unexpected.get(status) ?? 0) + 1)
+          }
+        },
+      },
+    ],
+  })
+  return {
+    requestsPerS: result.requests.average,
+    p50Ms: result.latency.p50,
+    p99Ms: result.latency.p99,
+    errors: result.errors + result.timeouts,
+    non2xx: result.non2xx,
+  }
+}
+
+const helloScenario: Scenario = { name: 'hello', method: 'GET', next: () => ({ path: '/', account: 0 }), expect: 200 }
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b)
+  const middle = Math.floor(sorted.length / 2)
+  return sorted.length % 2 === 1 ? (sorted[middle] ?? 0) : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2
+}
+
+async function balancesOf(url: string, accounts: number[]): Promise<Map<number, number>> {
+  const seqs = new Map<number, number>()
+  let cursor = 0
+  const worker = async () => {
+    while (cursor < accounts.length) {
+      const account = accounts[cursor++] ?? 0
+      const reply = await fetch(`${url}/tot?cred=${benchCredential(account)}`, { headers: { accept: 'application/json' } })
+      seqs.set(account, reply.status === 200 ? ((await reply.json()) as { seq: number }).seq : 0)
+    }
+  }
+  await Promise.all(Array.from({ length: 16 }, worker))
+  return seqs
+}
+
+interface ScenarioReport {
+  name: string
+  store: string
+  rounds: { hello: Measurement; accman: Measurement; ratio: number }[]
+  ratio: number
+  p99Ratio: number
+  accman: { requestsPerS: number; p50Ms: number; p99Ms: number }
+  unexpectedStatuses: Record<string, number>
+  ledgerCheck?: string
+}
+
+async function runScenario(hello: Server, accman: Server, scenario: Scenario, store: string): Promise<ScenarioReport> {
+  const tracked = scenario.accounts
+  const tracker: Tracker = { sent: new Int32Array(tracked ?? 1), acknowledged: new Int32Array(tracked ?? 1), unexpected: new Map() }
+  const accountList = tracked === undefined ? [] : Array.from({ length: tracked }, (_, index) => index)
+  const before = tracked === undefined ? undefined : await balancesOf(accman.url, accountList)
+  await measure(accman.url, scenario, warmupS, tracker)
+  const reports: ScenarioReport['rounds'] = []
+  for (let round = 0; round < rounds; round++) {
+    const helloRun = await measure(hello.url, helloScenario, durationS)
+    const accmanRun = await measure(accman.url, scenario, durationS, tracker)
+    reports.push({ hello: helloRun, accman: accmanRun, ratio: accmanRun.requestsPerS / helloRun.requestsPerS })
+  }
+  let ledgerCheck: string | undefined
+  if (before !== undefined) {
+    // A fast number must never hide a lost or invented update: acknowledged <= applied <= sent.
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    const after = await balancesOf(accman.url, accountList)
+    let violations = 0
+    let acknowledged = 0
+    let applied = 0
+    let sent = 0
+    for (const account of accountList) {
+      const appliedHere = (after.get(account) ?? 0) - (before.get(account) ?? 0)
+      const acknowledgedHere = tracker.acknowledged[account] ?? 0
+      const sentHere = tracker.sent[account] ?? 0
+      if (acknowledgedHere > appliedHere || appliedHere > sentHere) violations++
+      acknowledged += acknowledgedHere
+      applied += appliedHere
+      sent += sentHere
+    }
+    ledgerCheck = `${violations === 0 ? 'ok' : `FAILED on ${violations} accounts`}: acknowledged ${acknowledged} <= applied ${applied} <= sent ${sent}`
+    if (violations > 0) process.exitCode = 1
+  }
+  const accmanRuns = reports.map((round) => round.accman)
+  return {
+    name: scenario.name,
+    store,
+    rounds: reports,
+    ratio: median(reports.map((round) => round.ratio)),
+    p99Ratio: median(reports.map((round) => round.accman.p99Ms / Math.max(round.hello.p99Ms, 1))),
+    accman: {
+      requestsPerS: median(accmanRuns.map((run) => run.requestsPerS)),
+      p50Ms: median(accmanRuns.map((run) => run.p50Ms)),
+      p99Ms: median(accmanRuns.map((run) => run.p99Ms)),
+    },
+    unexpectedStatuses: Object.fromEntries(tracker.unexpected),
+    ...(ledgerCheck === undefined ? {} : { ledgerCheck }),
+  }
+}
+
+function printScenario(report: ScenarioReport): void {
+  console.log(`\n${report.name} (${report.store})`)
+  console.log('round  hello req/s  p50/p99 ms  accman req/s  p50/p99 ms  errors  non-2xx  ratio')
+  for (const [index, round] of report.rounds.entries()) {
+    const { hello, accman } = round
+    console.log(
+      `${String(index + 1).padStart(5)}  ${hello.requestsPerS.toFixed(0).padStart(11)}  ${`${hello.p50Ms}/${hello.p99Ms}`.padStart(10)}  ${accman.requestsPerS.toFixed(0).padStart(12)}  ${`${accman.p50Ms}/${accman.p99Ms}`.padStart(10)}  ${String(accman.errors).padStart(6)}  ${String(accman.non2xx).padStart(7)}  ${round.ratio.toFixed(2).padStart(5)}`,
+    )
+  }
+  console.log(`median ratio ${report.ratio.toFixed(2)}x, p99 ratio ${report.p99Ratio.toFixed(2)}x`)
+  if (Object.keys(report.unexpectedStatuses).length > 0) console.log(`unexpected statuses: ${JSON.stringify(report.unexpectedStatuses)}`)
+  if (report.ledgerCheck !== undefined) console.log(`ledger check ${report.ledgerCheck}`)
+}
+
+let unknownCounter = 0
+let keyCounter = 0
+const random = (below: number) => Math.floor(Math.random() * below)
+
+function scenariosFor(accounts: number, longAccount: number, shortAccount: number, spread: number): Scenario[] {
+  return [
+    { name: 'tot, existing accounts', method: 'GET', expect: 200, next: () => ({ path: `/tot?cred=${benchCredential(random(accounts))}`, account: 0 }) },
+    {
+      name: 'tot, unknown credentials (404)',
+      method: 'GET',
+      expect: 404,
+      next: () => ({ path: `/tot?cred=dW5rbm93bi${(unknownCounter++).toString(36).padStart(10, '0')}`, account: 0 }),
+    },
+    { name: 'mod +1, one hot account', method: 'PATCH', expect: 200, accounts: 1, next: () => ({ path: `/mod?cred=${benchCredential(0)}&by=1`, account: 0 }) },
+    {
+      name: `mod +1, ${spread.toLocaleString('en-US')} accounts`,
+      method: 'PATCH',
+      expect: 200,
+      accounts: spread,
+      next: () => {
+        const account = random(spread)
+        return { path: `/mod?cred=${benchCredential(account)}&by=1`, account }
+      },
+    },
+    {
+      name: 'mod -1 with idempotency keys',
+      method: 'PATCH',
+      expect: 200,
+      accounts: spread,
+      next: () => {
+        const account = random(spread)
+        return { path: `/mod?cred=${benchCredential(account)}&by=-1`, account, headers: { 'idempotency-key': `bench-${process.pid}-${keyCounter++}` } }
+      },
+    },
+    { name: `past, first page of ${longHistory.toLocaleString('en-US')} entries`, method: 'GET', expect: 200, next: () => ({ path: `/past?cred=${benchCredential(longAccount)}`, account: 0 }) },
+    { name: `past, first page of ${shortHistory} entries`, method: 'GET', expect: 200, next: () => ({ path: `/past?cred=${benchCredential(shortAccount)}`, account: 0 }) },
+  ]
+}
+
+async function benchStore(hello: Server, label: string, accounts: number, entriesOf: (index: number) => number) {
+  const db = mkdtempSync(join(tmpdir(), 'accman-bench-'))
+  const started = Date.now()
+  const loaded = await bulkLoad(db, accounts + 2, (index) => (index === accounts ? longHistory : index === accounts + 1 ? shortHistory : entriesOf(index)))
+  console.log(`\n${label} store: ${loaded.accounts.toLocaleString('en-US')} accounts, ${loaded.entries.toLocaleString('en-US')} entries, loaded in ${((Date.now() - started) / 1000).toFixed(0)} s`)
+  const accman = await startAccman(db)
+  const reports: ScenarioReport[] = []
+  try {
+    for (const scenario of scenariosFor(accounts, accounts, accounts + 1, Math.min(accounts, 10_000))) {
+      const report = await runScenario(hello, accman, scenario, label)
+      printScenario(report)
+      reports.push(report)
+    }
+    const peakRss = peakRssMb(accman.child.pid)
+    await stop(accman)
+    const dbMb = sizeOnDiskMb(db)
+    console.log(`\n${label} store: AccMan peak RSS ${peakRss} MB, database ${dbMb} MB on disk`)
+    return { reports, peakRssMb: peakRss, databaseMb: dbMb, accounts: loaded.accounts, entries: loaded.entries }
+  } finally {
+    if (accman.child.exitCode === null) await stop(accman)
+    rmSync(db, { recursive: true, force: true })
+  }
+}
+
+function verdicts(small: Awaited<ReturnType<typeof benchStore>>, scale: Awaited<ReturnType<typeof benchStore>> | undefined) {
+  const find = (store: typeof small | undefined, prefix: string) => store?.reports.find((report) => report.name.startsWith(prefix))
+  const rows: { target: string; value: string; met: boolean }[] = []
+  const ratio = (prefix: string, min: number) => {
+    const report = find(small, prefix)
+    if (report !== undefined) rows.push({ target: `${report.name}: >= ${min}x hello`, value: `${report.ratio.toFixed(2)}x`, met: report.ratio >= min })
+  }
+  ratio('tot, existing', 0.8)
+  ratio('mod +1, one hot', 0.5)
+  ratio('mod +1, 10,000', 0.5)
+  const p99 = (prefix: string, max: number) => {
+    const report = find(small, prefix)
+    if (report !== undefined) rows.push({ target: `${report.name}: p99 <= ${max}x hello's`, value: `${report.p99Ratio.toFixed(2)}x`, met: report.p99Ratio <= max })
+  }
+  p99('tot, existing', 2)
+  p99('mod +1, one hot', 4)
+  p99('mod +1, 10,000', 4)
+  const found = find(small, 'tot, existing')
+  const missing = find(small, 'tot, unknown')
+  if (found !== undefined && missing !== undefined) {
+    rows.push({ target: '404 path costs no more than the 200 path', value: `${missing.ratio.toFixed(2)}x vs ${found.ratio.toFixed(2)}x`, met: missing.ratio >= found.ratio * 0.95 })
+  }
+  const longPage = find(small, 'past, first page of 100,000')
+  const shortPage = find(small, 'past, first page of 10 ')
+  if (longPage !== undefined && shortPage !== undefined) {
+    rows.push({ target: 'past page costs the same at 100,000 and 10 entries', value: `${longPage.ratio.toFixed(2)}x vs ${shortPage.ratio.toFixed(2)}x`, met: longPage.ratio >= shortPage.ratio * 0.85 })
+  }
+  if (scale !== undefined) {
+    for (const prefix of ['tot, existing', 'mod +1, 10,000']) {
+      const a = find(small, prefix)
+      const b = find(scale, prefix)
+      if (a !== undefined && b !== undefined) {
+        rows.push({ target: `${a.name} at scale within 15% of small`, value: `${b.ratio.toFixed(2)}x vs ${a.ratio.toFixed(2)}x`, met: b.ratio >= a.ratio * 0.85 })
+      }
+    }
+    const longScale = find(scale, 'past, first page of 100,000')
+    const shortScale = find(scale, 'past, first page of 10 ')
+    if (longScale !== undefined && shortScale !== undefined) {
+      rows.push({ target: 'at scale, past page costs the same at 100,000 and 10 entries', value: `${longScale.ratio.toFixed(2)}x vs ${shortScale.ratio.toFixed(2)}x`, met: longScale.ratio >= shortScale.ratio * 0.85 })
+    }
+    rows.push({ target: 'at scale, peak RSS < 256 MB', value: `${scale.peakRssMb} MB`, met: scale.peakRssMb < 256 })
+  }
+  console.log('\ntargets')
+  for (const row of rows) console.log(`${row.met ? 'met ' : 'MISS'}  ${row.target}: ${row.value}`)
+  return rows
+}
+
+console.log(`AccMan benchmark: Node ${process.version}, ${cpus().length} cores, ${connections} connections, ${rounds} rounds of ${durationS} s after ${warmupS} s of warm-up`)
+const hello = await startHello()
+try {
+  const small = await benchStore(hello, 'small', smallAccounts, () => 1)
+  const scale = args.scale ? await benchStore(hello, 'scale', scaleAccounts, (index) => 1 + (index % 9)) : undefined
+  const targets = verdicts(small, scale)
+  if (args.out !== undefined) {
+    const results = { node: process.version, cores: cpus().length, connections, durationS, rounds, warmupS, small, scale, targets }
+    writeFileSync(args.out, `${JSON.stringify(results, null, 2)}\n`)
+    console.log(`\nresults written to ${args.out}`)
+  }
+} finally {
+  await stop(hello)
+}
