@@ -215,7 +215,8 @@ export function ledgerSuite(name: string, backend: Backend): void {
 
     test('a corrupt record stops a read rather than reach a balance', async () => {
       const db = backend.makeDb()
-      const ledger = await open({}, db)
+      // No cache, so the read goes to the store.
+      const ledger = await open({ accountCacheMax: 0 }, db)
       await ledger.mod(alice, { by: 10n })
       await db.sublevel('acct').put(alice, '{"tot":"-5","seq":1,"atMs":0}')
       await expect(ledger.tot(alice)).rejects.toBeInstanceOf(AssertionError)

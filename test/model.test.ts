@@ -178,10 +178,16 @@ const backends: [string, () => RootDb, number][] = [
 ]
 
 describe.each(backends)('the ledger on %s behaves like the model', (_name, makeDb, numRuns) => {
-  test('random runs of tot, mod, bursts of concurrent mods and past', async () => {
+  // No cache, a cache smaller than the accounts in play (constant eviction), the default cache.
+  test.each([0, 2, undefined])('random runs of tot, mod, bursts and past, account cache of %s', async (accountCacheMax) => {
     await fc.assert(
       fc.asyncProperty(commandsArb, async (commands) => {
-        const ledger = await openLedger(makeDb(), { sync: true, writerBatchMax: 5, writerQueueMax: 1000 })
+        const ledger = await openLedger(makeDb(), {
+          sync: true,
+          writerBatchMax: 5,
+          writerQueueMax: 1000,
+          ...(accountCacheMax === undefined ? {} : { accountCacheMax }),
+        })
         try {
           await fc.asyncModelRun(() => ({ model: new Map(), real: { ledger } }), commands)
         } finally {

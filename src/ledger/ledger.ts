@@ -5,6 +5,7 @@ import { decodeAccount, decodeEntry, historyKeyOf, tableNames } from './codec.js
 import { LedgerError } from './errors.js'
 import { amountMax, characterCount, noteLengthMax, idempotencyKeyLengthMax, pageSizeMax } from './limits.js'
 import type { AccountKey, Balance, Entry, ModInput, ModResult, PastPage, PastQuery } from './types.js'
+import { AccountCache, AccountFilter } from './cache.js'
 import { Writer, type RootDb, type Tables } from './writer.js'
 
 export interface LedgerOptions {
@@ -12,21 +13,30 @@ export interface LedgerOptions {
   sync: boolean
   writerBatchMax: number
   writerQueueMax: number
+  /** Account states kept in memory at most (exact: the writer keeps them current). */
+  accountCacheMax?: number
   now?: () => number
   /** Called once if the writer stops on a storage fault or a broken invariant. */
   onFatal?: (error: Error) => void
 }
 
+/** About 200 bytes each: 100,000 states take some 20 MB. */
+export const accountCacheMaxDefault = 100_000
+
 export class Ledger {
   readonly #db: RootDb
   readonly #tables: Tables
   readonly #writer: Writer
+  readonly #cache: AccountCache
+  readonly #filter = new AccountFilter()
 
+  /** Use openLedger, which also loads the account filter. */
   constructor(db: RootDb, options: LedgerOptions) {
     assert.equal(db.status, 'open', 'open the database before the ledger')
     this.#db = db
     this.#tables = tablesOf(db)
-    this.#writer = new Writer(db, this.#tables, {
+    this.#cache = new AccountCache(options.accountCacheMax ?? accountCacheMaxDefault)
+    this.#writer = new Writer(db, this.#tables, this.#cache, this.#filter, {
       sync: options.sync,
       batchMax: options.writerBatchMax,
       queueMax: options.writerQueueMax,
@@ -47,12 +57,30 @@ export class Ledger {
     return this.#writer.queueDepth
   }
 
+  /** Every existing account goes into the filter before the ledger serves. */
+  async loadFilter(): Promise<number> {
+    let count = 0
+    for await (const accountKey of this.#tables.accounts.keys()) {
+      this.#filter.add(accountKey as AccountKey)
+      count++
+    }
+    return count
+  }
+
   /** The balance and its seq, or undefined for an unknown account. */
   async tot(accountKey: AccountKey): Promise<Balance | undefined> {
+    const state = this.#cache.get(accountKey) ?? (await this.#readAccount(accountKey))
+    return state === undefined ? undefined : { tot: state.tot, seq: state.seq }
+  }
+
+  async #readAccount(accountKey: AccountKey) {
+    if (!this.#filter.mightContain(accountKey)) return undefined
+    const commitsBeforeRead = this.#cache.commits
     const value = await this.#tables.accounts.get(accountKey)
     if (value === undefined) return undefined
     const state = decodeAccount(accountKey, value)
-    return { tot: state.tot, seq: state.seq }
+    this.#cache.fillFromRead(accountKey, state, commitsBeforeRead)
+    return state
   }
 
   /** Adds `by` to the balance; refuses with a LedgerError, writing nothing, when it cannot. */
@@ -151,5 +179,7 @@ export function tablesOf(db: RootDb): Tables {
 /** Opens the database if needed and returns a ledger on it; the ledger owns the database after. */
 export async function openLedger(db: RootDb, options: LedgerOptions): Promise<Ledger> {
   await db.open()
-  return new Ledger(db, options)
+  const ledger = new Ledger(db, options)
+  await ledger.loadFilter()
+  return ledger
 }

@@ -15,6 +15,7 @@ import {
   type AccountState,
   type IdempotencyState,
 } from './codec.js'
+import type { AccountCache, AccountFilter } from './cache.js'
 import { LedgerError } from './errors.js'
 import { amountMax, seqMax } from './limits.js'
 import type { AccountKey, ModInput, ModResult } from './types.js'
@@ -54,6 +55,8 @@ interface Round {
   accounts: Map<AccountKey, AccountState | undefined>
   idempotency: Map<string, IdempotencyState | undefined>
   dirtyAccounts: Set<AccountKey>
+  /** Accounts this round creates, for the filter once the batch is stored. */
+  createdAccounts: AccountKey[]
   batch: ReturnType<RootDb['batch']>
   atMs: number
 }
@@ -62,17 +65,21 @@ export class Writer {
   readonly #db: RootDb
   readonly #tables: Tables
   readonly #options: WriterOptions
+  readonly #cache: AccountCache
+  readonly #filter: AccountFilter
   #queue: PendingMod[] = []
   #running = false
   #closing = false
   #failure: Error | undefined
   #drained: Array<() => void> = []
 
-  constructor(db: RootDb, tables: Tables, options: WriterOptions) {
+  constructor(db: RootDb, tables: Tables, cache: AccountCache, filter: AccountFilter, options: WriterOptions) {
     assert.ok(options.batchMax >= 1)
     assert.ok(options.queueMax >= options.batchMax)
     this.#db = db
     this.#tables = tables
+    this.#cache = cache
+    this.#filter = filter
     this.#options = options
   }
 
@@ -139,6 +146,9 @@ export class Writer {
     }
     if (round.batch.length > 0) {
       await round.batch.write({ sync: this.#options.sync })
+      // Stored: from here on readers may see the new states, in the filter and the cache.
+      for (const accountKey of round.createdAccounts) this.#filter.add(accountKey)
+      this.#cache.commit(dirtyStates(round))
     } else {
       await round.batch.close()
     }
@@ -152,7 +162,15 @@ export class Writer {
   }
 
   async #readRound(mods: PendingMod[]): Promise<Round> {
-    const accountKeys = [...new Set(mods.map((mod) => mod.accountKey))]
+    const accounts = new Map<AccountKey, AccountState | undefined>()
+    // Only accounts neither cached nor known to be absent are read from the store.
+    const accountKeys: AccountKey[] = []
+    for (const mod of mods) {
+      if (accounts.has(mod.accountKey)) continue
+      const cached = this.#cache.get(mod.accountKey)
+      accounts.set(mod.accountKey, cached)
+      if (cached === undefined && this.#filter.mightContain(mod.accountKey)) accountKeys.push(mod.accountKey)
+    }
     const idempotencyKeys = [
       ...new Set(
         mods.flatMap((mod) =>
@@ -161,20 +179,29 @@ export class Writer {
       ),
     ]
     const [accountValues, idempotencyValues] = await Promise.all([
-      this.#tables.accounts.getMany(accountKeys),
+      accountKeys.length === 0 ? [] : this.#tables.accounts.getMany(accountKeys),
       idempotencyKeys.length === 0 ? [] : this.#tables.idempotency.getMany(idempotencyKeys),
     ])
-    const accounts = new Map<AccountKey, AccountState | undefined>()
     for (const [index, key] of accountKeys.entries()) {
       const value = accountValues[index]
-      accounts.set(key, value === undefined ? undefined : decodeAccount(key, value))
+      if (value === undefined) continue
+      const state = decodeAccount(key, value)
+      accounts.set(key, state)
+      this.#cache.fillFromWriter(key, state)
     }
     const idempotency = new Map<string, IdempotencyState | undefined>()
     for (const [index, key] of idempotencyKeys.entries()) {
       const value = idempotencyValues[index]
       idempotency.set(key, value === undefined ? undefined : decodeIdempotency(key, value))
     }
-    return { accounts, idempotency, dirtyAccounts: new Set(), batch: this.#db.batch(), atMs: this.#options.now() }
+    return {
+      accounts,
+      idempotency,
+      dirtyAccounts: new Set(),
+      createdAccounts: [],
+      batch: this.#db.batch(),
+      atMs: this.#options.now(),
+    }
   }
 
   /** Decides one mod against the state the previous mods of the round left, staging its writes. */
@@ -225,7 +252,16 @@ export class Writer {
     }
     round.accounts.set(mod.accountKey, { tot, seq, atMs })
     round.dirtyAccounts.add(mod.accountKey)
+    if (before === undefined) round.createdAccounts.push(mod.accountKey)
     return { result: { tot, seq, replayed: false } }
+  }
+}
+
+function* dirtyStates(round: Round): Generator<[AccountKey, AccountState]> {
+  for (const accountKey of round.dirtyAccounts) {
+    const state = round.accounts.get(accountKey)
+    assert.ok(state !== undefined)
+    yield [accountKey, state]
   }
 }
 
