@@ -1,6 +1,6 @@
 // The ledger's in-memory structures: exactness of the account cache, certainty of the filter.
 import { describe, expect, test } from 'vitest'
-import { AccountCache, AccountFilter } from '../src/ledger/cache.js'
+import { AccountCache, KeyFilter } from '../src/ledger/cache.js'
 import { accountKeyOf } from '../src/ledger/index.js'
 
 const state = (tot: bigint, seq: number) => ({ tot, seq, atMs: 0 })
@@ -30,9 +30,9 @@ describe('AccountCache', () => {
   })
 })
 
-describe('AccountFilter', () => {
+describe('KeyFilter', () => {
   test('never says no to an account it holds, across growth; rarely says maybe to others', () => {
-    const filter = new AccountFilter()
+    const filter = new KeyFilter()
     const held = Array.from({ length: 600_000 }, (_, index) => accountKeyOf(`aGVsZC0${index.toString(36).padStart(5, '0')}`))
     for (const key of held) filter.add(key)
     for (const key of held) if (!filter.mightContain(key)) throw new Error('a false negative')

@@ -24,6 +24,10 @@ export class AccountCache {
     return this.#states.size
   }
 
+  get capacity(): number {
+    return this.#capacity
+  }
+
   /** Increases with every commit; a reader notes it before reading the store. */
   get commits(): number {
     return this.#commits
@@ -60,40 +64,51 @@ export class AccountCache {
   }
 }
 
-const bitsPerAccount = 16
+/** What the ledger keeps in memory; the writer keeps all of it current. */
+export interface LedgerMemory {
+  accounts: AccountCache
+  /** Every account that exists. */
+  accountKeys: KeyFilter
+  /** Every idempotency record that exists, by its stored key. */
+  idempotencyKeys: KeyFilter
+}
+
+const bitsPerKey = 16
 const probes = 4
-const initialBits = 1 << 23 // 1 MiB: 500,000 accounts before the first growth
+const initialBits = 1 << 23 // 1 MiB: 500,000 keys before the first growth
 
 /**
- * A Bloom filter of the accounts that exist, so that most reads for an unknown credential are
- * answered without touching the store. "No" is certain; "maybe" is checked against the store.
- * Account keys are SHA-256 digests already, so their own bits serve as the probe positions.
- * Accounts are never deleted, so entries are only added; when the newest filter is full, a
- * larger one is stacked on it (a scalable Bloom filter), keeping false positives rare.
+ * A Bloom filter of the keys that exist (accounts, idempotency records), so that most lookups of
+ * a key that does not exist are answered without touching the store. "No" is certain; "maybe" is
+ * checked against the store. Keys are never deleted, so entries are only added; when the newest
+ * filter is full a larger one is stacked on it (a scalable Bloom filter), keeping false positives
+ * rare as the store grows.
  */
-export class AccountFilter {
+export class KeyFilter {
   readonly #layers: { bits: Uint32Array; mask: number; count: number; capacity: number }[] = []
 
   constructor() {
     this.#grow(initialBits)
   }
 
-  add(accountKey: AccountKey): void {
+  add(key: string): void {
     let layer = this.#layers.at(-1)
     assert.ok(layer !== undefined)
     if (layer.count >= layer.capacity) layer = this.#grow((layer.mask + 1) * 2)
+    const [first, step] = hashesOf(key)
     for (let probe = 0; probe < probes; probe++) {
-      const bit = probeOf(accountKey, probe) & layer.mask
+      const bit = (first + probe * step) & layer.mask
       layer.bits[bit >>> 5] = (layer.bits[bit >>> 5] ?? 0) | (1 << (bit & 31))
     }
     layer.count++
   }
 
-  mightContain(accountKey: AccountKey): boolean {
+  mightContain(key: string): boolean {
+    const [first, step] = hashesOf(key)
     for (const layer of this.#layers) {
       let all = true
       for (let probe = 0; probe < probes && all; probe++) {
-        const bit = probeOf(accountKey, probe) & layer.mask
+        const bit = (first + probe * step) & layer.mask
         all = ((layer.bits[bit >>> 5] ?? 0) & (1 << (bit & 31))) !== 0
       }
       if (all) return true
@@ -102,13 +117,20 @@ export class AccountFilter {
   }
 
   #grow(bits: number) {
-    const layer = { bits: new Uint32Array(bits / 32), mask: bits - 1, count: 0, capacity: bits / bitsPerAccount }
+    const layer = { bits: new Uint32Array(bits / 32), mask: bits - 1, count: 0, capacity: bits / bitsPerKey }
     this.#layers.push(layer)
     return layer
   }
 }
 
-/** 32 bits of the key's hex digest for probe `probe` (each probe reads its own 8 hex digits). */
-function probeOf(accountKey: AccountKey, probe: number): number {
-  return Number.parseInt(accountKey.slice(probe * 8, probe * 8 + 8), 16)
+/** Two 32-bit FNV-1a hashes of the key, for double hashing: probe i is first + i * step. */
+function hashesOf(key: string): [number, number] {
+  let first = 0x811c9dc5
+  let second = 0x01234567
+  for (let index = 0; index < key.length; index++) {
+    const code = key.charCodeAt(index)
+    first = Math.imul(first ^ code, 0x01000193)
+    second = Math.imul(second ^ code, 0x01000193)
+  }
+  return [first >>> 0, (second | 1) >>> 0]
 }

@@ -5,7 +5,7 @@ import { decodeAccount, decodeEntry, historyKeyOf, tableNames } from './codec.js
 import { LedgerError } from './errors.js'
 import { amountMax, characterCount, noteLengthMax, idempotencyKeyLengthMax, pageSizeMax } from './limits.js'
 import type { AccountKey, Balance, Entry, ModInput, ModResult, PastPage, PastQuery } from './types.js'
-import { AccountCache, AccountFilter } from './cache.js'
+import { AccountCache, KeyFilter, type LedgerMemory } from './cache.js'
 import { Writer, type RootDb, type Tables } from './writer.js'
 
 export interface LedgerOptions {
@@ -13,6 +13,8 @@ export interface LedgerOptions {
   sync: boolean
   writerBatchMax: number
   writerQueueMax: number
+  /** Rounds written at once at most, on disjoint accounts (default 4, LevelDB's thread pool). */
+  writerRoundsInFlightMax?: number
   /** Account states kept in memory at most (exact: the writer keeps them current). */
   accountCacheMax?: number
   now?: () => number
@@ -27,19 +29,23 @@ export class Ledger {
   readonly #db: RootDb
   readonly #tables: Tables
   readonly #writer: Writer
-  readonly #cache: AccountCache
-  readonly #filter = new AccountFilter()
+  readonly #memory: LedgerMemory
 
-  /** Use openLedger, which also loads the account filter. */
+  /** Use openLedger, which also loads the filters and warms the cache. */
   constructor(db: RootDb, options: LedgerOptions) {
     assert.equal(db.status, 'open', 'open the database before the ledger')
     this.#db = db
     this.#tables = tablesOf(db)
-    this.#cache = new AccountCache(options.accountCacheMax ?? accountCacheMaxDefault)
-    this.#writer = new Writer(db, this.#tables, this.#cache, this.#filter, {
+    this.#memory = {
+      accounts: new AccountCache(options.accountCacheMax ?? accountCacheMaxDefault),
+      accountKeys: new KeyFilter(),
+      idempotencyKeys: new KeyFilter(),
+    }
+    this.#writer = new Writer(db, this.#tables, this.#memory, {
       sync: options.sync,
       batchMax: options.writerBatchMax,
       queueMax: options.writerQueueMax,
+      roundsInFlightMax: options.writerRoundsInFlightMax ?? 4,
       now: options.now ?? Date.now,
       onFatal: options.onFatal ?? (() => {}),
     })
@@ -57,29 +63,34 @@ export class Ledger {
     return this.#writer.queueDepth
   }
 
-  /** Every existing account goes into the filter before the ledger serves. */
-  async loadFilter(): Promise<number> {
-    let count = 0
-    for await (const accountKey of this.#tables.accounts.keys()) {
-      this.#filter.add(accountKey as AccountKey)
-      count++
+  /**
+   * Before the ledger serves: every account and idempotency record goes into the filters, and the
+   * cache starts warm with as many account states as it holds.
+   */
+  async load(): Promise<void> {
+    const cacheMax = this.#memory.accounts.capacity
+    for await (const [accountKey, value] of this.#tables.accounts.iterator()) {
+      this.#memory.accountKeys.add(accountKey)
+      if (this.#memory.accounts.size < cacheMax) {
+        this.#memory.accounts.fillFromWriter(accountKey as AccountKey, decodeAccount(accountKey, value))
+      }
     }
-    return count
+    for await (const key of this.#tables.idempotency.keys()) this.#memory.idempotencyKeys.add(key)
   }
 
   /** The balance and its seq, or undefined for an unknown account. */
   async tot(accountKey: AccountKey): Promise<Balance | undefined> {
-    const state = this.#cache.get(accountKey) ?? (await this.#readAccount(accountKey))
+    const state = this.#memory.accounts.get(accountKey) ?? (await this.#readAccount(accountKey))
     return state === undefined ? undefined : { tot: state.tot, seq: state.seq }
   }
 
   async #readAccount(accountKey: AccountKey) {
-    if (!this.#filter.mightContain(accountKey)) return undefined
-    const commitsBeforeRead = this.#cache.commits
+    if (!this.#memory.accountKeys.mightContain(accountKey)) return undefined
+    const commitsBeforeRead = this.#memory.accounts.commits
     const value = await this.#tables.accounts.get(accountKey)
     if (value === undefined) return undefined
     const state = decodeAccount(accountKey, value)
-    this.#cache.fillFromRead(accountKey, state, commitsBeforeRead)
+    this.#memory.accounts.fillFromRead(accountKey, state, commitsBeforeRead)
     return state
   }
 
@@ -180,6 +191,6 @@ export function tablesOf(db: RootDb): Tables {
 export async function openLedger(db: RootDb, options: LedgerOptions): Promise<Ledger> {
   await db.open()
   const ledger = new Ledger(db, options)
-  await ledger.loadFilter()
+  await ledger.load()
   return ledger
 }
