@@ -73,7 +73,11 @@ export class ApiError extends Error {
   readonly statusCode: number
 
   constructor(code: ApiErrorCode, message: string) {
+    // An expected refusal: its stack would say nothing, and capturing it costs on a hot path.
+    const stackTraceLimit = Error.stackTraceLimit
+    Error.stackTraceLimit = 0
     super(message)
+    Error.stackTraceLimit = stackTraceLimit
     this.code = code
     this.statusCode = statusOf(code)
   }

@@ -20,7 +20,11 @@ export class LedgerError extends Error {
   readonly tot: bigint | undefined
 
   constructor(code: LedgerErrorCode, message: string, tot?: bigint) {
+    // An expected refusal: its stack would say nothing, and capturing it costs on a hot path.
+    const stackTraceLimit = Error.stackTraceLimit
+    Error.stackTraceLimit = 0
     super(message)
+    Error.stackTraceLimit = stackTraceLimit
     this.code = code
     this.tot = tot
   }

@@ -1,12 +1,19 @@
 // tot, mod and past: parse (done by the route schemas), negotiate, call the ledger, answer.
 import type { FastifyPluginAsync, FastifyReply } from 'fastify'
-import { accountKeyOf, LedgerError, type Balance, type Entry } from '../../ledger/index.js'
+import { accountKeyOf, type Balance, type Entry } from '../../ledger/index.js'
 import type { Authenticate } from '../auth.js'
+import { errorBody } from '../errors.js'
 import { representationOf, requireJson, type Representation } from '../negotiate.js'
 import { modHeaders, modQuery, pastQuery, totQuery } from '../schemas.js'
 import type { ZodTypeProvider } from '../validation.js'
 
-const noAccount = () => new LedgerError('ACCMAN_NO_ACCOUNT', 'no account for this credential')
+const noAccountMessage = 'no account for this credential'
+// The commonest refusal of a read, sent as is: no exception, no error handler, no serialising.
+const noAccountBody = JSON.stringify(errorBody('ACCMAN_NO_ACCOUNT', noAccountMessage))
+
+function sendNoAccount(reply: FastifyReply): FastifyReply {
+  return reply.code(404).type('application/json; charset=utf-8').send(noAccountBody)
+}
 
 function sendBalance(reply: FastifyReply, representation: Representation, balance: Balance): FastifyReply {
   if (representation === 'json') {
@@ -48,7 +55,7 @@ export const ledgerRoutes: FastifyPluginAsync<LedgerRoutesOptions> = async (plug
   app.get('/tot', { schema: { querystring: totQuery }, config: { access: 'read' } }, async (request, reply) => {
     const representation = representationOf(request.headers.accept)
     const balance = await app.ledger.tot(accountKeyOf(request.query.cred))
-    if (balance === undefined) throw noAccount()
+    if (balance === undefined) return sendNoAccount(reply)
     return sendBalance(reply, representation, balance)
   })
 
