@@ -26,6 +26,10 @@ test:
 check:
     npm run typecheck && npm run lint
 
+# Benchmark AccMan against a bare Fastify hello world (extra flags pass through, e.g. --out results.json)
+bench *flags:
+    npm run bench -- {{ flags }}
+
 # Compile the TypeScript into dist/
 build:
     npm run build

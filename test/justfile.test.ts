@@ -50,7 +50,7 @@ describe.runIf(just !== undefined)('justfile recipes', () => {
     const list = await runJust(['--list'], env)
     expect(list.code).toBe(0)
     const lines = list.stdout.split('\n')
-    const recipes = ['start', 'dev', 'test', 'check', 'tot', 'mod', 'past', 'new', 'verify', 'export', 'import']
+    const recipes = ['start', 'dev', 'test', 'check', 'bench', 'tot', 'mod', 'past', 'new', 'verify', 'export', 'import']
     for (const recipe of recipes) {
       const index = lines.findIndex((line) => line.trimStart().startsWith(`${recipe} `) || line.trim() === recipe)
       expect(index, recipe).toBeGreaterThan(0)
