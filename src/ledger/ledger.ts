@@ -64,18 +64,13 @@ export class Ledger {
   }
 
   /**
-   * Before the ledger serves: every account and idempotency record goes into the filters, and the
-   * cache starts warm with as many account states as it holds.
+   * Before the ledger serves, every account and idempotency record goes into the filters: a scan
+   * of keys only, in pages, so a large store costs start-up time but little memory. The cache
+   * fills as accounts are used.
    */
   async load(): Promise<void> {
-    const cacheMax = this.#memory.accounts.capacity
-    for await (const [accountKey, value] of this.#tables.accounts.iterator()) {
-      this.#memory.accountKeys.add(accountKey)
-      if (this.#memory.accounts.size < cacheMax) {
-        this.#memory.accounts.fillFromWriter(accountKey as AccountKey, decodeAccount(accountKey, value))
-      }
-    }
-    for await (const key of this.#tables.idempotency.keys()) this.#memory.idempotencyKeys.add(key)
+    await scanKeys(this.#tables.accounts, (key) => this.#memory.accountKeys.add(key))
+    await scanKeys(this.#tables.idempotency, (key) => this.#memory.idempotencyKeys.add(key))
   }
 
   /** The balance and its seq, or undefined for an unknown account. */
@@ -168,6 +163,21 @@ export class Ledger {
       else low = middle + 1
     }
     return low
+  }
+}
+
+const scanPageMax = 10_000
+
+async function scanKeys(table: Tables['accounts'], visit: (key: string) => void): Promise<void> {
+  const iterator = table.keys()
+  try {
+    for (;;) {
+      const page = await iterator.nextv(scanPageMax)
+      if (page.length === 0) return
+      for (const key of page) visit(key)
+    }
+  } finally {
+    await iterator.close()
   }
 }
 
