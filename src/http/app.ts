@@ -95,15 +95,18 @@ export async function buildApp(config: AppConfig, deps: AppDeps): Promise<Fastif
     closing = true
   })
   // One hook for the cheap refusals every request may get, before anything reads the query.
-  app.addHook('onRequest', async (request, reply) => {
+  // A callback hook, not an async one: every request passes here, and most pass straight on.
+  app.addHook('onRequest', (request, reply, done) => {
     if (closing) {
       reply.header('connection', 'close').header('retry-after', '1')
-      throw new ApiError('ACCMAN_CLOSED', 'the server is shutting down; retry shortly')
+      done(new ApiError('ACCMAN_CLOSED', 'the server is shutting down; retry shortly'))
+    } else if (request.url.length > config.urlLengthMax) {
+      done(new ApiError('ACCMAN_URL_TOO_LONG', `the URL is longer than ${config.urlLengthMax} characters`))
+    } else if (hasBody(request)) {
+      done(new ApiError('ACCMAN_PAYLOAD_TOO_LARGE', 'no endpoint takes a request body'))
+    } else {
+      done()
     }
-    if (request.url.length > config.urlLengthMax) {
-      throw new ApiError('ACCMAN_URL_TOO_LONG', `the URL is longer than ${config.urlLengthMax} characters`)
-    }
-    if (hasBody(request)) throw new ApiError('ACCMAN_PAYLOAD_TOO_LARGE', 'no endpoint takes a request body')
   })
   await app.register(underPressure, {
     maxEventLoopDelay: config.eventLoopDelayMaxMs,
