@@ -1,20 +1,11 @@
 // The accman CLI as operators run it: against a real server and a real LevelDB directory.
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { cpSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { ClassicLevel } from 'classic-level'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { runCli, ServerProcess } from './support.js'
+import { runCli, ServerProcess, temporaryDirectories } from './support.js'
 
-const directories: string[] = []
-function temporaryDirectory(): string {
-  const directory = mkdtempSync(join(tmpdir(), 'accman-cli-'))
-  directories.push(directory)
-  return directory
-}
-afterAll(() => {
-  for (const directory of directories) rmSync(directory, { recursive: true, force: true })
-})
+const temporaryDirectory = temporaryDirectories('accman-cli-')
 
 const credentialPattern = /^[A-Za-z0-9_-]{43}=$/
 

@@ -1,10 +1,9 @@
 // Through a real listening server on 127.0.0.1: concurrency as a service's connection pool
 // produces it, and the logs of all of it.
-import { Writable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import { pino } from 'pino'
 import { afterEach, beforeEach, expect, test } from 'vitest'
-import { Client, classicCred, query, testApp } from './support.js'
+import { classicCred, Client, logSink, query, testApp } from './support.js'
 
 let app: FastifyInstance
 let client: Client
@@ -12,12 +11,7 @@ const logLines: string[] = []
 
 beforeEach(async () => {
   logLines.length = 0
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      logLines.push(...chunk.toString('utf8').split('\n').filter(Boolean))
-      done()
-    },
-  })
+  const sink = logSink(logLines)
   app = await testApp({ logger: pino({ level: 'trace' }, sink) })
   await app.listen({ host: '127.0.0.1', port: 0 })
   const address = app.server.address()

@@ -1,11 +1,11 @@
 // The justfile's recipes as an operator runs them, with a real just, server and database.
 // .ci/run installs just and passes its path in JUST_BIN; elsewhere `just` on PATH is used.
-import { execFileSync, spawn } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { ServerProcess } from './support.js'
+import { runProcess, ServerProcess } from './support.js'
 
 function findJust(): string | undefined {
   const candidate = process.env.JUST_BIN ?? 'just'
@@ -20,17 +20,7 @@ function findJust(): string | undefined {
 const just = findJust()
 if (just === undefined) console.warn('justfile tests skipped: no just binary (set JUST_BIN, or run bash .ci/run, which installs one)')
 
-function runJust(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(just ?? 'just', args, { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')))
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')))
-    child.on('error', reject)
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
-  })
-}
+const runJust = (args: string[], env: Record<string, string>) => runProcess(just ?? 'just', args, env)
 
 describe.runIf(just !== undefined)('justfile recipes', () => {
   const db = mkdtempSync(join(tmpdir(), 'accman-just-'))

@@ -1,11 +1,10 @@
 // Access and secrecy: tokens, the loopback rule, and nothing secret in answers or logs.
-import { Writable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import { pino } from 'pino'
 import { afterEach, beforeEach, describe, expect, test } from 'vitest'
 import { ConfigError, isLoopback, parseConfig } from '../src/config.js'
 import { scrubSecrets } from '../src/log.js'
-import { classicCred, query, testApp } from './support.js'
+import { classicCred, logSink, query, testApp } from './support.js'
 
 const writeToken = 'w-token-0123456789abcdef'
 const readToken = 'r-token-0123456789abcdef'
@@ -14,12 +13,7 @@ let app: FastifyInstance
 
 beforeEach(async () => {
   logLines.length = 0
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      logLines.push(...chunk.toString('utf8').split('\n').filter(Boolean))
-      done()
-    },
-  })
+  const sink = logSink(logLines)
   app = await testApp({ config: { tokens: [writeToken], readTokens: [readToken] }, logger: pino({ level: 'trace' }, sink) })
 })
 afterEach(async () => {

@@ -1,19 +1,10 @@
 // The server as a process: configuration errors, the LevelDB lock, kill -9 and SIGTERM.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { afterAll, describe, expect, test } from 'vitest'
-import { Client, query, ServerProcess } from './support.js'
+import { describe, expect, test } from 'vitest'
+import { Client, query, ServerProcess, temporaryDirectories } from './support.js'
 
-const directories: string[] = []
-function temporaryDirectory(): string {
-  const directory = mkdtempSync(join(tmpdir(), 'accman-server-'))
-  directories.push(directory)
-  return directory
-}
-afterAll(() => {
-  for (const directory of directories) rmSync(directory, { recursive: true, force: true })
-})
+const temporaryDirectory = temporaryDirectories('accman-server-')
 
 describe('start-up failures are one line on stderr and a non-zero exit', () => {
   test.each([

@@ -1,12 +1,17 @@
 // Shared test helpers: an app on memory-level, a real HTTP client over a bounded socket pool,
 // and the real server as a child process.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Writable } from 'node:stream'
 import { Agent, request as httpRequest } from 'node:http'
 import { createRequire } from 'node:module'
 import { createInterface } from 'node:readline'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { MemoryLevel } from 'memory-level'
 import type { FastifyInstance } from 'fastify'
+import { afterAll } from 'vitest'
 import type { Logger } from 'pino'
 import { limits } from '../src/config.js'
 import { buildApp, type AppConfig } from '../src/http/app.js'
@@ -75,6 +80,29 @@ export class Client {
   }
 }
 
+/** A pino destination that keeps every line, for tests that read the logs. */
+export function logSink(lines: string[]): Writable {
+  return new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      lines.push(...chunk.toString('utf8').split('\n').filter(Boolean))
+      done()
+    },
+  })
+}
+
+/** Temporary directories that are removed after the file's tests. */
+export function temporaryDirectories(prefix: string): () => string {
+  const made: string[] = []
+  afterAll(() => {
+    for (const directory of made) rmSync(directory, { recursive: true, force: true })
+  })
+  return () => {
+    const directory = mkdtempSync(join(tmpdir(), prefix))
+    made.push(directory)
+    return directory
+  }
+}
+
 export function query(parameters: Record<string, string>): string {
   return new URLSearchParams(parameters).toString()
 }
@@ -91,12 +119,13 @@ export interface CliRun {
 
 /** Runs the accman CLI from source, as an operator would, with only the given environment. */
 export function runCli(args: string[], env: Record<string, string> = {}, cwd = process.cwd()): Promise<CliRun> {
+  return runProcess(process.execPath, ['--import', tsxLoader, cliScript, ...args], env, cwd)
+}
+
+/** Runs a command to its end with only PATH and `env`, collecting its output. */
+export function runProcess(command: string, args: string[], env: Record<string, string>, cwd = process.cwd()): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', tsxLoader, cliScript, ...args], {
-      cwd,
-      env: { PATH: process.env.PATH ?? '', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
+    const child = spawn(command, args, { cwd, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')))
