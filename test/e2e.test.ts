@@ -3,7 +3,7 @@
 import type { FastifyInstance } from 'fastify'
 import { pino } from 'pino'
 import { afterEach, beforeEach, expect, test } from 'vitest'
-import { classicCred, Client, logSink, query, testApp } from './support.js'
+import { classicCred, Client, logSink, query, readHistory, testApp } from './support.js'
 
 let app: FastifyInstance
 let client: Client
@@ -26,16 +26,8 @@ afterEach(async () => {
 
 const modPath = (cred: string, by: string) => `/mod?${query({ cred, by })}`
 
-async function history(cred: string): Promise<{ seq: number; by: string; tot: string }[]> {
-  const entries: { seq: number; by: string; tot: string }[] = []
-  for (;;) {
-    const reply = await client.send('GET', `/past?${query({ cred, limit: '1000', after: String(entries.length) })}`)
-    expect(reply.status).toBe(200)
-    const page = JSON.parse(reply.body) as { entries: { seq: number; by: string; tot: string }[] }
-    if (page.entries.length === 0) return entries
-    entries.push(...page.entries)
-  }
-}
+/** The whole history, every page of it answered 200. */
+const history = (cred: string) => readHistory(client, cred, { missingIs: 'error' })
 
 function expectChain(entries: { seq: number; by: string; tot: string }[]): void {
   let tot = 0n

@@ -2,7 +2,7 @@
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, test } from 'vitest'
-import { Client, query, ServerProcess, temporaryDirectories } from './support.js'
+import { Client, query, readHistory, ServerProcess, temporaryDirectories } from './support.js'
 
 const temporaryDirectory = temporaryDirectories('accman-server-')
 
@@ -103,17 +103,6 @@ function driveLoad(client: Client, creds: string[], workers: number) {
   })
   const total = () => [...acknowledged.values()].reduce((sum, value) => sum + value, 0)
   return { sent, acknowledged, answers, total, stop: () => (stopped = true), done: Promise.all(loops) }
-}
-
-async function readHistory(client: Client, cred: string): Promise<{ seq: number; by: string; tot: string }[]> {
-  const entries: { seq: number; by: string; tot: string }[] = []
-  for (;;) {
-    const reply = await client.send('GET', `/past?${query({ cred, limit: '1000', after: String(entries.length) })}`)
-    if (reply.status === 404) return entries
-    const page = JSON.parse(reply.body) as { entries: { seq: number; by: string; tot: string }[] }
-    if (page.entries.length === 0) return entries
-    entries.push(...page.entries)
-  }
 }
 
 async function waitFor(condition: () => boolean, timeoutMs: number): Promise<void> {

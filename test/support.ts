@@ -11,7 +11,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { MemoryLevel } from 'memory-level'
 import type { FastifyInstance } from 'fastify'
-import { afterAll } from 'vitest'
+import { afterAll, expect } from 'vitest'
 import type { Logger } from 'pino'
 import { limits } from '../src/config.js'
 import { buildApp, type AppConfig } from '../src/http/app.js'
@@ -100,6 +100,32 @@ export function temporaryDirectories(prefix: string): () => string {
     const directory = mkdtempSync(join(tmpdir(), prefix))
     made.push(directory)
     return directory
+  }
+}
+
+export interface HistoryEntry {
+  seq: number
+  by: string
+  tot: string
+}
+
+/**
+ * An account's whole history through /past, page by page. An unknown account is an empty history,
+ * or a failure with `missingIs: 'error'`; any other answer than 200 or 404 is a failure.
+ */
+export async function readHistory(
+  client: Client,
+  cred: string,
+  options: { missingIs: 'empty' | 'error' } = { missingIs: 'empty' },
+): Promise<HistoryEntry[]> {
+  const entries: HistoryEntry[] = []
+  for (;;) {
+    const reply = await client.send('GET', `/past?${query({ cred, limit: '1000', after: String(entries.length) })}`)
+    if (reply.status === 404 && options.missingIs === 'empty') return entries
+    expect(reply.status).toBe(200)
+    const page = JSON.parse(reply.body) as { entries: HistoryEntry[] }
+    if (page.entries.length === 0) return entries
+    entries.push(...page.entries)
   }
 }
 

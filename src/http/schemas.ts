@@ -13,12 +13,12 @@ import {
   pageSizeMax,
   seqMax,
 } from '../ledger/index.js'
+import { idempotencyKeyText } from '../ledger/codec.js'
 import type { ApiErrorCode } from './errors.js'
 
 const credentialPattern = /^([A-Za-z0-9_-]{4})*([A-Za-z0-9_-]{4}|[A-Za-z0-9_-]{3}=|[A-Za-z0-9_-]{2}==)$/
 const amountPattern = /^-?[1-9][0-9]*$/
 const seqPattern = /^(0|[1-9][0-9]{0,15})$/
-const idempotencyKeyPattern = new RegExp(`^[\\x21-\\x7e]{1,${idempotencyKeyLengthMax}}$`)
 
 /** How a bad value of one parameter is reported: a stable code and a message naming it. */
 export interface ParameterRule {
@@ -103,8 +103,6 @@ export const pastQuery = z.strictObject({
   to: toInstant.optional(),
 })
 
-export const idempotencyKeyHeader = z
-  .string()
-  .regex(idempotencyKeyPattern)
+export const idempotencyKeyHeader = idempotencyKeyText
 
 export const modHeaders = z.looseObject({ 'idempotency-key': idempotencyKeyHeader.optional() })

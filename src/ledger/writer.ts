@@ -198,32 +198,34 @@ export class Writer {
   }
 
   async #runRound(mods: PendingMod[]): Promise<void> {
-    let decisions: Decision[] | undefined
-    let round: Round | undefined
+    let decisions: Decision[]
     try {
-      round = this.#planRound(mods)
-      if (round.toRead.accounts.length > 0 || round.toRead.idempotency.length > 0) await this.#read(round)
-      const planned = round
-      decisions = mods.map((mod) => this.#decide(planned, mod))
-      const write = this.#write(round)
-      if (write !== undefined) {
-        await write
-        this.#stored(round)
-      }
+      decisions = await this.#decideAndStore(mods)
     } catch (error) {
-      this.#release(round, mods)
+      this.#release(mods)
       this.#fail(error instanceof Error ? error : new Error(String(error)), mods)
       return
     }
-    this.#release(round, mods)
+    this.#release(mods)
     // Start what this round held up before answering it: the store does not idle meanwhile.
     this.#pump()
     answer(mods, decisions)
   }
 
-  #release(round: Round | undefined, mods: PendingMod[]): void {
-    const accountKeys = round?.accounts.keys() ?? mods.map((mod) => mod.accountKey)
-    for (const accountKey of accountKeys) this.#busyAccounts.delete(accountKey)
+  async #decideAndStore(mods: PendingMod[]): Promise<Decision[]> {
+    const round = this.#planRound(mods)
+    if (round.toRead.accounts.length > 0 || round.toRead.idempotency.length > 0) await this.#read(round)
+    const decisions = mods.map((mod) => this.#decide(round, mod))
+    const write = this.#write(round)
+    if (write !== undefined) {
+      await write
+      this.#stored(round)
+    }
+    return decisions
+  }
+
+  #release(mods: PendingMod[]): void {
+    for (const mod of mods) this.#busyAccounts.delete(mod.accountKey)
     this.#roundsInFlight--
   }
 
