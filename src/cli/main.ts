@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // accman: the operators' command line. Online commands talk to the running server over HTTP;
 // offline commands open the database directory, which only works while the server is stopped.
-import { randomBytes, randomUUID } from 'node:crypto'
+import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
 import { createReadStream, createWriteStream, renameSync, rmSync, statSync } from 'node:fs'
 import { createInterface } from 'node:readline'
@@ -12,6 +12,7 @@ import { amount, credential } from '../http/schemas.js'
 import { ArchiveError, exportStore, importStore, type ArchiveCounts } from '../ledger/archive.js'
 import { tablesOf } from '../ledger/ledger.js'
 import { verifyStore, type VerifyReport } from '../ledger/verify.js'
+import { newCredential } from './credential.js'
 import { CliError, exitCodes } from './exit-codes.js'
 import { call, type Server } from './http.js'
 import { progressBar } from './progress.js'
@@ -111,11 +112,6 @@ async function past(cred: string, options: { json: boolean; limit?: number; afte
   }
   const page = JSON.parse(body) as { tot: string; seq: number; entries: PastEntry[] }
   process.stdout.write(`${table(page.entries)}\n`)
-}
-
-/** 32 bytes from the CSPRNG, base64url with its padding: 43 characters and '='. */
-export function newCredential(): string {
-  return `${randomBytes(32).toString('base64url')}=`
 }
 
 async function createAccount(by: string, options: { note?: string }): Promise<void> {
