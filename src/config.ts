@@ -37,6 +37,7 @@ const envSchema = z.object({
   ACCMAN_SYNC: booleanText.default(true),
   ACCMAN_TOKENS: tokenList.default([]),
   ACCMAN_READ_TOKENS: tokenList.default([]),
+  ACCMAN_METRICS_PUBLIC: booleanText.default(false),
 })
 
 export interface Limits {
@@ -93,6 +94,8 @@ export interface Config extends Limits {
   tokens: readonly string[]
   /** Bearer tokens allowed tot and past only. */
   readTokens: readonly string[]
+  /** /metrics without a token even when tokens are configured. */
+  metricsPublic: boolean
 }
 
 export class ConfigError extends Error {
@@ -130,6 +133,7 @@ export function parseConfig(env: NodeJS.ProcessEnv): Readonly<Config> {
     sync: env_.ACCMAN_SYNC,
     tokens: Object.freeze(env_.ACCMAN_TOKENS),
     readTokens: Object.freeze(env_.ACCMAN_READ_TOKENS),
+    metricsPublic: env_.ACCMAN_METRICS_PUBLIC,
   })
 }
 

@@ -23,7 +23,7 @@ export async function testApp(
   options: { db?: RootDb; logger?: Logger; now?: () => number; config?: Partial<AppConfig> } = {},
 ): Promise<FastifyInstance> {
   return buildApp(
-    { ...limits, sync: false, tokens: [], readTokens: [], ...options.config },
+    { ...limits, sync: false, tokens: [], readTokens: [], metricsPublic: false, ...options.config },
     {
       db: options.db ?? new MemoryLevel<string, string>(),
       ...(options.logger === undefined ? {} : { logger: options.logger }),

@@ -1,7 +1,10 @@
 // buildApp: the HTTP face of the ledger. It takes its config and database and never listens, so
 // tests can inject requests or listen on a port of their choosing.
-import { STATUS_CODES, type Server } from 'node:http'
+import { randomUUID } from 'node:crypto'
+import { STATUS_CODES, type IncomingMessage, type Server } from 'node:http'
 import type { Socket } from 'node:net'
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
 import underPressure from '@fastify/under-pressure'
 import Fastify, {
   LogController,
@@ -17,7 +20,10 @@ import { isLedgerError, type RootDb } from '../ledger/index.js'
 import { authenticator } from './auth.js'
 import { ApiError, errorBody, statusOf, type ApiErrorCode } from './errors.js'
 import ledgerPlugin from './ledger-plugin.js'
+import { Metrics } from './metrics.js'
+import { openapiOptions } from './openapi.js'
 import { ledgerRoutes } from './routes/ledger.js'
+import { operationsRoutes } from './routes/operations.js'
 import { zodValidatorCompiler } from './validation.js'
 
 export type AppConfig = Pick<
@@ -36,6 +42,7 @@ export type AppConfig = Pick<
   | 'eventLoopSampleMs'
   | 'tokens'
   | 'readTokens'
+  | 'metricsPublic'
 >
 
 export interface AppDeps {
@@ -52,6 +59,30 @@ const routeMethods: Readonly<Record<string, string>> = {
   '/mod': 'PATCH',
   '/past': 'GET, HEAD',
   '/healthz': 'GET, HEAD',
+  '/readyz': 'GET, HEAD',
+  '/metrics': 'GET, HEAD',
+  '/openapi.json': 'GET, HEAD',
+}
+
+/** A caller's request id is kept when it looks like one: short, and from a plain alphabet. */
+const requestIdPattern = /^[A-Za-z0-9._:-]{1,128}$/
+
+/**
+ * The request id: the caller's `x-request-id` when well-formed, else a new UUID. Ids are logged,
+ * so one that appears in the URL or the Authorization header (a credential or a token sent by
+ * mistake) is replaced.
+ */
+function requestIdOf(request: IncomingMessage): string {
+  const offered = request.headers['x-request-id']
+  if (
+    typeof offered === 'string' &&
+    requestIdPattern.test(offered) &&
+    request.url?.includes(offered) !== true &&
+    request.headers.authorization?.includes(offered) !== true
+  ) {
+    return offered
+  }
+  return randomUUID()
 }
 
 export async function buildApp(config: AppConfig, deps: AppDeps): Promise<FastifyInstance> {
@@ -75,9 +106,11 @@ export async function buildApp(config: AppConfig, deps: AppDeps): Promise<Fastif
       // Bad URL encoding and the like, before routing (so no onResponse hook): answer in our
       // shape without echoing the URL, and log the request line here.
       request.log.debug({ method: request.method, statusCode: 400, code: error.code }, 'request')
-      void (reply as FastifyReply).code(400).send(errorBody('ACCMAN_BAD_REQUEST', `malformed request (${error.code})`))
+      void (reply as FastifyReply).code(400).header('x-request-id', request.id).send(errorBody('ACCMAN_BAD_REQUEST', `malformed request (${error.code})`))
     },
     clientErrorHandler: answerClientError,
+    requestIdHeader: false,
+    genReqId: requestIdOf,
   }
   if (deps.logger !== undefined) {
     delete options.logger
@@ -85,6 +118,8 @@ export async function buildApp(config: AppConfig, deps: AppDeps): Promise<Fastif
   }
   const app = Fastify(options)
   app.setValidatorCompiler(zodValidatorCompiler)
+  // Response schemas document the answers (OpenAPI); the routes build the bodies themselves.
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data))
   // No endpoint takes a body (the guard refuses one); no parsers, in case one gets past it.
   app.removeAllContentTypeParsers()
   app.setErrorHandler(handleError)
@@ -97,6 +132,7 @@ export async function buildApp(config: AppConfig, deps: AppDeps): Promise<Fastif
   // One hook for the cheap refusals every request may get, before anything reads the query.
   // A callback hook, not an async one: every request passes here, and most pass straight on.
   app.addHook('onRequest', (request, reply, done) => {
+    reply.header('x-request-id', request.id)
     if (closing) {
       reply.header('connection', 'close').header('retry-after', '1')
       done(new ApiError('ACCMAN_CLOSED', 'the server is shutting down; retry shortly'))
@@ -124,6 +160,17 @@ export async function buildApp(config: AppConfig, deps: AppDeps): Promise<Fastif
     })
   }
 
+  const metrics = new Metrics(() => app.ledger.writerQueueDepth)
+  app.addHook('onResponse', (request, reply, done) => {
+    metrics.observeRequest(request, reply)
+    done()
+  })
+
+  // Before the routes: @fastify/swagger collects them as they are added.
+  await app.register(swagger, openapiOptions)
+  await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { url: '/openapi.json' } })
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
+
   await app.register(ledgerPlugin, {
     db: deps.db,
     sync: config.sync,
@@ -131,13 +178,16 @@ export async function buildApp(config: AppConfig, deps: AppDeps): Promise<Fastif
     writerQueueMax: config.writerQueueMax,
     ...(deps.now === undefined ? {} : { now: deps.now }),
     ...(deps.onFatal === undefined ? {} : { onFatal: deps.onFatal }),
+    onRound: (report) => metrics.observeRound(report),
   })
-  // Liveness: open without a token and answered even under pressure.
-  app.get('/healthz', { config: { pressureHandler: () => undefined } }, async (_request, reply) => {
-    if (!app.ledger.isOpen) return reply.code(503).send(errorBody('ACCMAN_CLOSED', 'the database is not open'))
-    return { status: 'ok' }
+  const authenticate = authenticator(config)
+  await app.register(operationsRoutes, {
+    authenticate,
+    metrics,
+    metricsPublic: config.metricsPublic,
+    isClosing: () => closing,
   })
-  await app.register(ledgerRoutes, { authenticate: authenticator(config) })
+  await app.register(ledgerRoutes, { authenticate })
   return app
 }
 

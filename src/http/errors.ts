@@ -1,26 +1,31 @@
 // The error codes of the HTTP API and their statuses, in one table. Codes are API: clients branch
 // on them. Messages never carry a credential, a token or the request URL.
 import { STATUS_CODES } from 'node:http'
-import type { LedgerErrorCode } from '../ledger/index.js'
+import { ledgerErrorCodes } from '../ledger/index.js'
 
-export type ApiErrorCode =
-  | LedgerErrorCode
-  | 'ACCMAN_INVALID_CRED'
-  | 'ACCMAN_INVALID_AMOUNT'
-  | 'ACCMAN_INVALID_QUERY'
-  | 'ACCMAN_NOT_ACCEPTABLE'
-  | 'ACCMAN_NOT_FOUND'
-  | 'ACCMAN_METHOD_NOT_ALLOWED'
-  | 'ACCMAN_BAD_REQUEST'
-  | 'ACCMAN_PAYLOAD_TOO_LARGE'
-  | 'ACCMAN_UNSUPPORTED_MEDIA_TYPE'
-  | 'ACCMAN_UNAUTHORIZED'
-  | 'ACCMAN_FORBIDDEN'
-  | 'ACCMAN_REQUEST_TIMEOUT'
-  | 'ACCMAN_URL_TOO_LONG'
-  | 'ACCMAN_HEADERS_TOO_LARGE'
-  | 'ACCMAN_OVERLOADED'
-  | 'ACCMAN_INTERNAL'
+const httpErrorCodes = [
+  'ACCMAN_INVALID_CRED',
+  'ACCMAN_INVALID_AMOUNT',
+  'ACCMAN_INVALID_QUERY',
+  'ACCMAN_NOT_ACCEPTABLE',
+  'ACCMAN_NOT_FOUND',
+  'ACCMAN_METHOD_NOT_ALLOWED',
+  'ACCMAN_BAD_REQUEST',
+  'ACCMAN_PAYLOAD_TOO_LARGE',
+  'ACCMAN_UNSUPPORTED_MEDIA_TYPE',
+  'ACCMAN_UNAUTHORIZED',
+  'ACCMAN_FORBIDDEN',
+  'ACCMAN_REQUEST_TIMEOUT',
+  'ACCMAN_URL_TOO_LONG',
+  'ACCMAN_HEADERS_TOO_LARGE',
+  'ACCMAN_OVERLOADED',
+  'ACCMAN_INTERNAL',
+] as const
+
+/** Every code the API answers with, for the OpenAPI document. */
+export const apiErrorCodes = [...ledgerErrorCodes, ...httpErrorCodes] as const
+
+export type ApiErrorCode = (typeof apiErrorCodes)[number]
 
 /** Exhaustive: a new code does not compile until it has a status. */
 export function statusOf(code: ApiErrorCode): number {

@@ -14,7 +14,7 @@ import {
   seqMax,
 } from '../ledger/index.js'
 import { idempotencyKeyText } from '../ledger/codec.js'
-import type { ApiErrorCode } from './errors.js'
+import { apiErrorCodes, type ApiErrorCode } from './errors.js'
 
 const credentialPattern = /^([A-Za-z0-9_-]{4})*([A-Za-z0-9_-]{4}|[A-Za-z0-9_-]{3}=|[A-Za-z0-9_-]{2}==)$/
 const amountPattern = /^-?[1-9][0-9]*$/
@@ -85,24 +85,96 @@ const fromInstant = z.union([dateTime, date]).refine((ms) => Number.isFinite(ms)
 /** `to`: an instant, or a date meaning its last millisecond (UTC), so from=D&to=D is day D. */
 const toInstant = z.union([dateTime, date.transform((ms) => ms + dayMs - 1)]).refine((ms) => Number.isFinite(ms))
 
-export const totQuery = z.strictObject({ cred: credential })
+// Descriptions and examples below feed the OpenAPI document (src/http/openapi.ts).
+const exampleCredential = 'c2VjcmV0LWV4YW1wbGUtY3JlZGVudGlhbA=='
+const credParameter = credential.meta({
+  description: "The account's secret credential: base64url with padding.",
+  examples: [exampleCredential],
+})
+
+export const totQuery = z.strictObject({ cred: credParameter })
 
 export const modQuery = z.strictObject({
-  cred: credential,
-  by: amount,
-  note: note.optional(),
+  cred: credParameter,
+  by: amount.meta({
+    description: 'The change, a nonzero decimal integer: positive credits (and creates the account), negative debits.',
+    examples: ['-1', '1000'],
+  }),
+  note: note.optional().meta({ description: `Kept in the history entry; at most ${noteLengthMax} characters.`, examples: ['invoice 42'] }),
 })
 
 export const pastQuery = z.strictObject({
-  cred: credential,
-  limit: limit.default(pageSizeDefault),
-  after: seq.optional(),
-  before: seq.optional(),
-  order: order.default('asc'),
-  from: fromInstant.optional(),
-  to: toInstant.optional(),
+  cred: credParameter,
+  limit: limit.default(pageSizeDefault).meta({ description: `Entries per page, 1 to ${pageSizeMax}.` }),
+  after: seq.optional().meta({ description: 'Only entries with a greater seq (the next page in ascending order).' }),
+  before: seq.optional().meta({ description: 'Only entries with a smaller seq (the next page in descending order).' }),
+  order: order.default('asc').meta({ description: 'Ascending or descending seq.' }),
+  from: fromInstant.optional().meta({
+    description: 'Only entries at or after this instant; a bare date means its first millisecond (UTC).',
+    examples: ['2026-11-01'],
+  }),
+  to: toInstant.optional().meta({
+    description: 'Only entries at or before this instant; a bare date means its last millisecond (UTC).',
+    examples: ['2026-11-30T23:59:59.999Z'],
+  }),
 })
 
 export const idempotencyKeyHeader = idempotencyKeyText
 
-export const modHeaders = z.looseObject({ 'idempotency-key': idempotencyKeyHeader.optional() })
+export const modHeaders = z.looseObject({
+  'idempotency-key': idempotencyKeyHeader.optional().meta({
+    description: 'Makes the mod safe to retry: a repeat with the same key and amount is answered as the first was.',
+    examples: ['order-7f3a-charge-1'],
+  }),
+})
+
+// The bodies the API answers with. Routes build them by hand (faster than serialising); these
+// schemas document them, and the tests check real answers against them.
+const decimalText = z.string().regex(/^-?(0|[1-9][0-9]*)$/)
+const seqNumber = z.int().min(0).max(seqMax)
+
+export const balanceBody = z
+  .strictObject({
+    tot: decimalText.meta({ description: 'The balance, a decimal integer string.' }),
+    seq: seqNumber.meta({ description: 'The number of history entries so far.' }),
+  })
+  .meta({ examples: [{ tot: '999', seq: 2 }] })
+
+export const balanceText = z
+  .string()
+  .regex(/^(0|[1-9][0-9]*)$/)
+  .meta({ description: 'The balance as a bare decimal integer, no newline.', examples: ['999'] })
+
+export const entryBody = z.strictObject({
+  seq: seqNumber,
+  by: decimalText,
+  tot: decimalText.meta({ description: 'The balance after this entry.' }),
+  at: z.iso.datetime(),
+  note: z.string().optional(),
+  key: idempotencyKeyText.optional().meta({ description: 'The Idempotency-Key the mod carried.' }),
+})
+
+export const pastBody = z
+  .strictObject({ tot: decimalText, seq: seqNumber, entries: z.array(entryBody) })
+  .meta({
+    examples: [
+      {
+        tot: '999',
+        seq: 2,
+        entries: [
+          { seq: 1, by: '1000', tot: '1000', at: '2026-11-21T10:00:00.000Z', note: 'invoice 42' },
+          { seq: 2, by: '-1', tot: '999', at: '2026-11-21T10:00:01.250Z', key: 'order-7f3a-charge-1' },
+        ],
+      },
+    ],
+  })
+
+export const errorBodySchema = z.strictObject({
+  statusCode: z.int(),
+  code: z.enum(apiErrorCodes).meta({ description: 'Stable: clients branch on it.' }),
+  error: z.string(),
+  message: z.string().meta({ description: 'For people; never carries a credential, a token or the URL.' }),
+  tot: decimalText.optional().meta({ description: 'The balance, on ACCMAN_INSUFFICIENT_FUNDS.' }),
+})
+
+export const healthBody = z.strictObject({ status: z.literal('ok') })

@@ -3,4 +3,4 @@ export { LedgerError, isLedgerError, ledgerErrorCodes, type LedgerErrorCode } fr
 export { accountKeyOf, isAccountKey } from './codec.js'
 export * from './limits.js'
 export type * from './types.js'
-export type { RootDb } from './writer.js'
+export type { RootDb, RoundReport } from './writer.js'

@@ -6,7 +6,7 @@ import { LedgerError } from './errors.js'
 import { amountMax, characterCount, noteLengthMax, idempotencyKeyLengthMax, pageSizeMax } from './limits.js'
 import type { AccountKey, Balance, Entry, ModInput, ModResult, PastPage, PastQuery } from './types.js'
 import { AccountCache, KeyFilter, type LedgerMemory } from './cache.js'
-import { Writer, type RootDb, type Tables } from './writer.js'
+import { Writer, type RootDb, type RoundReport, type Tables } from './writer.js'
 
 export interface LedgerOptions {
   /** fsync every batch before acknowledging (classic-level skips it unless asked). */
@@ -20,6 +20,8 @@ export interface LedgerOptions {
   now?: () => number
   /** Called once if the writer stops on a storage fault or a broken invariant. */
   onFatal?: (error: Error) => void
+  /** Called after each round the writer stores, for metrics. */
+  onRound?: (report: RoundReport) => void
 }
 
 /** About 200 bytes each: 100,000 states take some 20 MB. */
@@ -48,6 +50,7 @@ export class Ledger {
       roundsInFlightMax: options.writerRoundsInFlightMax ?? 2,
       now: options.now ?? Date.now,
       onFatal: options.onFatal ?? (() => {}),
+      onRound: options.onRound,
     })
   }
 

@@ -51,6 +51,21 @@ export interface WriterOptions {
   now: () => number
   /** Called once when a write fails or an invariant breaks; the writer is stopped by then. */
   onFatal: (error: Error) => void
+  /** Called after each round is stored, for metrics. */
+  onRound?: ((report: RoundReport) => void) | undefined
+}
+
+/** What one stored round did; amounts are exact. */
+export interface RoundReport {
+  /** Mods decided, applied or not. */
+  mods: number
+  /** Entries appended. */
+  applied: number
+  accountsCreated: number
+  credited: bigint
+  debited: bigint
+  /** From the batch's write call to its completion (with fsync when sync is on). */
+  writeMs: number
 }
 
 interface PendingMod extends ModInput {
@@ -74,6 +89,9 @@ interface Round {
   /** The round's writes, committed as one atomic batch. */
   puts: Put[]
   atMs: number
+  applied: number
+  credited: bigint
+  debited: bigint
 }
 
 export class Writer {
@@ -216,11 +234,13 @@ export class Writer {
     const round = this.#planRound(mods)
     if (round.toRead.accounts.length > 0 || round.toRead.idempotency.length > 0) await this.#read(round)
     const decisions = mods.map((mod) => this.#decide(round, mod))
+    const startedMs = performance.now()
     const write = this.#write(round)
     if (write !== undefined) {
       await write
       this.#stored(round)
     }
+    this.#options.onRound?.(reportOf(round, mods.length, performance.now() - startedMs))
     return decisions
   }
 
@@ -269,6 +289,9 @@ export class Writer {
       createdIdempotencyKeys: [],
       puts: [],
       atMs: this.#options.now(),
+      applied: 0,
+      credited: 0n,
+      debited: 0n,
     }
     for (const mod of mods) {
       if (!round.accounts.has(mod.accountKey)) {
@@ -359,6 +382,9 @@ export class Writer {
     }
     round.accounts.set(mod.accountKey, { tot, seq, atMs })
     round.dirtyAccounts.add(mod.accountKey)
+    round.applied++
+    if (mod.by > 0n) round.credited += mod.by
+    else round.debited -= mod.by
     if (before === undefined) round.createdAccounts.push(mod.accountKey)
     return { result: { tot, seq, replayed: false } }
   }
@@ -369,6 +395,17 @@ function* dirtyStates(round: Round): Generator<[AccountKey, AccountState]> {
     const state = round.accounts.get(accountKey)
     assert.ok(state !== undefined)
     yield [accountKey, state]
+  }
+}
+
+function reportOf(round: Round, mods: number, writeMs: number): RoundReport {
+  return {
+    mods,
+    applied: round.applied,
+    accountsCreated: round.createdAccounts.length,
+    credited: round.credited,
+    debited: round.debited,
+    writeMs,
   }
 }
 

@@ -1,10 +1,21 @@
 // tot, mod and past: parse (done by the route schemas), negotiate, call the ledger, answer.
 import type { FastifyPluginAsync, FastifyReply } from 'fastify'
+import type { z } from 'zod'
 import { accountKeyOf, type Balance, type Entry } from '../../ledger/index.js'
 import type { Authenticate } from '../auth.js'
 import { errorBody } from '../errors.js'
 import { representationOf, requireJson, type Representation } from '../negotiate.js'
-import { modHeaders, modQuery, pastQuery, totQuery } from '../schemas.js'
+import { answersOf } from '../openapi.js'
+import {
+  balanceBody,
+  balanceText,
+  modHeaders,
+  modQuery,
+  pastBody,
+  pastQuery,
+  totQuery,
+  type entryBody as entrySchema,
+} from '../schemas.js'
 import type { ZodTypeProvider } from '../validation.js'
 
 const noAccountMessage = 'no account for this credential'
@@ -22,15 +33,6 @@ function sendBalance(reply: FastifyReply, representation: Representation, balanc
   return reply.type('text/plain; charset=utf-8').send(balance.tot.toString())
 }
 
-interface EntryBody {
-  seq: number
-  by: string
-  tot: string
-  at: string
-  note?: string
-  key?: string
-}
-
 function entryBody(entry: Entry): EntryBody {
   const body: EntryBody = {
     seq: entry.seq,
@@ -43,6 +45,75 @@ function entryBody(entry: Entry): EntryBody {
   return body
 }
 
+type EntryBody = z.input<typeof entrySchema>
+
+const balance = {
+  'application/json': { schema: balanceBody },
+  'text/plain': { schema: balanceText },
+}
+const security = [{}, { bearer: [] }]
+const readErrors = [
+  'ACCMAN_INVALID_CRED',
+  'ACCMAN_INVALID_QUERY',
+  'ACCMAN_UNAUTHORIZED',
+  'ACCMAN_NO_ACCOUNT',
+  'ACCMAN_NOT_ACCEPTABLE',
+  'ACCMAN_PAYLOAD_TOO_LARGE',
+  'ACCMAN_URL_TOO_LONG',
+  'ACCMAN_INTERNAL',
+  'ACCMAN_OVERLOADED',
+  'ACCMAN_CLOSED',
+] as const
+
+const totSchema = {
+  summary: 'The balance of an account',
+  description: 'Answers text/plain (the bare number) unless Accept prefers application/json.',
+  tags: ['ledger'],
+  security,
+  querystring: totQuery,
+  response: answersOf({ 200: { description: 'The balance.', content: balance } }, readErrors),
+}
+
+const modSchema = {
+  summary: 'Credit or debit an account',
+  description:
+    'Adds `by` to the balance and appends one history entry, atomically. A credit creates the account; a debit never takes the balance below zero. Answers like /tot.',
+  tags: ['ledger'],
+  security,
+  querystring: modQuery,
+  headers: modHeaders,
+  response: answersOf(
+    {
+      200: {
+        description: 'The balance after the mod.',
+        headers: { 'idempotent-replayed': { type: 'string', description: '"true" when this answers a repeat of a keyed mod.' } },
+        content: balance,
+      },
+    },
+    [
+      ...readErrors,
+      'ACCMAN_INVALID_AMOUNT',
+      'ACCMAN_FORBIDDEN',
+      'ACCMAN_INSUFFICIENT_FUNDS',
+      'ACCMAN_OVERFLOW',
+      'ACCMAN_IDEMPOTENCY_MISMATCH',
+      'ACCMAN_QUEUE_FULL',
+    ],
+  ),
+}
+
+const pastSchema = {
+  summary: 'A page of the history of an account',
+  description: 'Entries in seq order, filtered by seq (after, before) and time (from, to). JSON only.',
+  tags: ['ledger'],
+  security,
+  querystring: pastQuery,
+  response: answersOf(
+    { 200: { description: 'The balance and one page of entries.', content: { 'application/json': { schema: pastBody } } } },
+    readErrors,
+  ),
+}
+
 export interface LedgerRoutesOptions {
   /** The bearer-token check, when tokens are configured; encapsulated to these routes. */
   authenticate: Authenticate | undefined
@@ -52,14 +123,14 @@ export const ledgerRoutes: FastifyPluginAsync<LedgerRoutesOptions> = async (plug
   const app = plugin.withTypeProvider<ZodTypeProvider>()
   if (authenticate !== undefined) app.addHook('onRequest', authenticate)
 
-  app.get('/tot', { schema: { querystring: totQuery }, config: { access: 'read' } }, async (request, reply) => {
+  app.get('/tot', { schema: totSchema, config: { access: 'read' } }, async (request, reply) => {
     const representation = representationOf(request.headers.accept)
     const balance = await app.ledger.tot(accountKeyOf(request.query.cred))
     if (balance === undefined) return sendNoAccount(reply)
     return sendBalance(reply, representation, balance)
   })
 
-  app.patch('/mod', { schema: { querystring: modQuery, headers: modHeaders }, config: { access: 'write' } }, async (request, reply) => {
+  app.patch('/mod', { schema: modSchema, config: { access: 'write' } }, async (request, reply) => {
     const representation = representationOf(request.headers.accept)
     const { cred, by, note } = request.query
     const idempotencyKey = request.headers['idempotency-key']
@@ -72,7 +143,7 @@ export const ledgerRoutes: FastifyPluginAsync<LedgerRoutesOptions> = async (plug
     return sendBalance(reply, representation, result)
   })
 
-  app.get('/past', { schema: { querystring: pastQuery }, config: { access: 'read' } }, async (request) => {
+  app.get('/past', { schema: pastSchema, config: { access: 'read' } }, async (request) => {
     requireJson(request.headers.accept)
     const { cred, limit, order, after, before, from, to } = request.query
     const page = await app.ledger.past(accountKeyOf(cred), {
