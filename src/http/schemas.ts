@@ -105,7 +105,7 @@ export const modQuery = z.strictObject({
 
 export const pastQuery = z.strictObject({
   cred: credParameter,
-  limit: limit.default(pageSizeDefault).meta({ description: `Entries per page, 1 to ${pageSizeMax}.` }),
+  limit: limit.default(pageSizeDefault).meta({ description: `Entries per page, 1 to ${pageSizeMax}; ${pageSizeDefault} when absent.` }),
   after: seq.optional().meta({ description: 'Only entries with a greater seq (the next page in ascending order).' }),
   before: seq.optional().meta({ description: 'Only entries with a smaller seq (the next page in descending order).' }),
   order: order.default('asc').meta({ description: 'Ascending or descending seq.' }),

@@ -38,7 +38,7 @@ const metricsSchema = {
   security: [{}, { bearer: [] }],
   response: answersOf(
     { 200: { description: 'The metrics.', content: { 'text/plain': { schema: z.string() } } } },
-    ['ACCMAN_UNAUTHORIZED'],
+    ['ACCMAN_UNAUTHORIZED', 'ACCMAN_OVERLOADED', 'ACCMAN_CLOSED'],
   ),
 }
 
