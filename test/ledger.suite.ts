@@ -263,6 +263,42 @@ export function ledgerSuite(name: string, backend: Backend): void {
       await expectHistoryChain(again, alice, 151)
       await again.close()
     })
+
+    if (reopen !== undefined) test('a clean stop keeps the filters for the next start; a crash or a damaged copy means a scan', async () => {
+      const carol = accountKeyOf('Y2Fyb2w=')
+      const filtersOf = (db: RootDb) => db.sublevel<string, string>('meta', {}).get('filters')
+      const db = backend.makeDb()
+      const first = await open({ accountCacheMax: 0 }, db)
+      await first.mod(alice, { by: 5n, idempotencyKey: 'k' })
+      await first.mod(bob, { by: 7n })
+      await first.close()
+
+      // Loaded from the clean stop, and deleted before anything else is written.
+      const second = await reopen(db)
+      const ledger = await open({ accountCacheMax: 0 }, second)
+      expect(await filtersOf(second)).toBeUndefined()
+      expect(await ledger.tot(alice)).toEqual({ tot: 5n, seq: 1 })
+      expect(await ledger.tot(bob)).toEqual({ tot: 7n, seq: 1 })
+      expect(await ledger.tot(accountKeyOf('dW5rbm93bg=='))).toBeUndefined()
+      expect(await ledger.mod(alice, { by: 5n, idempotencyKey: 'k' })).toEqual({ tot: 5n, seq: 1, replayed: true })
+      await ledger.mod(carol, { by: 3n, idempotencyKey: 'c' })
+      // A crash: the database closes without the ledger's close, so no filters are kept.
+      await second.close()
+
+      const third = await reopen(second)
+      const scanned = await open({ accountCacheMax: 0 }, third)
+      expect(await scanned.tot(carol)).toEqual({ tot: 3n, seq: 1 })
+      expect(await scanned.mod(carol, { by: 3n, idempotencyKey: 'c' })).toEqual({ tot: 3n, seq: 1, replayed: true })
+      await scanned.close()
+
+      const fourth = await reopen(third)
+      await fourth.open()
+      await fourth.sublevel<string, string>('meta', {}).put('filters', '{"accounts":')
+      const repaired = await open({ accountCacheMax: 0 }, fourth)
+      expect(await repaired.tot(carol)).toEqual({ tot: 3n, seq: 1 })
+      expect(await repaired.tot(alice)).toEqual({ tot: 5n, seq: 1 })
+      await repaired.close()
+    })
   })
 }
 

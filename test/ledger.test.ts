@@ -28,17 +28,20 @@ ledgerSuite('classic-level', {
   makeDb: () => classicLevel(),
   reopen: async (db) => classicLevel(locations.get(db)),
 })
+/** The sublevel 'nested' of a classic-level database, remembering its root and location. */
+function nestedLevel(location?: string): RootDb {
+  const root = classicLevel(location)
+  const nested = root.sublevel<string, string>('nested', {})
+  locations.set(nested, locations.get(root) ?? '')
+  roots.set(nested, root)
+  return nested
+}
+
 ledgerSuite('a classic-level sublevel', {
-  makeDb: () => {
-    const root = classicLevel()
-    const nested = root.sublevel<string, string>('nested', {})
-    locations.set(nested, locations.get(root) ?? '')
-    roots.set(nested, root)
-    return nested
-  },
+  makeDb: () => nestedLevel(),
   reopen: async (db) => {
     // Closing a sublevel leaves its root open, holding the LevelDB lock.
     await roots.get(db)?.close()
-    return classicLevel(locations.get(db)).sublevel<string, string>('nested', {})
+    return nestedLevel(locations.get(db))
   },
 })

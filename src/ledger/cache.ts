@@ -121,6 +121,41 @@ export class KeyFilter {
     this.#layers.push(layer)
     return layer
   }
+
+  /** The filter as text, to be kept across a clean stop instead of scanning the store at start. */
+  snapshot(): KeyFilterSnapshot {
+    return {
+      bitsPerKey,
+      probes,
+      layers: this.#layers.map((layer) => ({
+        count: layer.count,
+        bits: Buffer.from(layer.bits.buffer, layer.bits.byteOffset, layer.bits.byteLength).toString('base64'),
+      })),
+    }
+  }
+
+  /** The filter a snapshot describes, or undefined if it was made with other parameters or is damaged. */
+  static fromSnapshot(snapshot: KeyFilterSnapshot): KeyFilter | undefined {
+    if (snapshot.bitsPerKey !== bitsPerKey || snapshot.probes !== probes || snapshot.layers.length === 0) return undefined
+    const filter = new KeyFilter()
+    filter.#layers.length = 0
+    for (const saved of snapshot.layers) {
+      const bytes = Buffer.from(saved.bits, 'base64')
+      const bitCount = bytes.byteLength * 8
+      // Layers are powers of two, at least the first layer's size, each holding at most its capacity.
+      if (bitCount < initialBits || (bitCount & (bitCount - 1)) !== 0 || saved.count > bitCount / bitsPerKey) return undefined
+      const bits = new Uint32Array(bitCount / 32)
+      Buffer.from(bits.buffer).set(bytes)
+      filter.#layers.push({ bits, mask: bitCount - 1, count: saved.count, capacity: bitCount / bitsPerKey })
+    }
+    return filter
+  }
+}
+
+export interface KeyFilterSnapshot {
+  bitsPerKey: number
+  probes: number
+  layers: { count: number; bits: string }[]
 }
 
 /** Two 32-bit FNV-1a hashes of the key, for double hashing: probe i is first + i * step. */

@@ -15,6 +15,8 @@ export const tableNames = {
   history: 'past',
   /** AccountKey!idempotencyKey -> IdempotencyRecord: the first result of a keyed mod. */
   idempotency: 'idem',
+  /** The ledger's own state across a clean stop: the key filters (see Ledger.load). */
+  meta: 'meta',
 } as const
 
 const accountKeyPattern = /^[0-9a-f]{64}$/
@@ -145,3 +147,18 @@ export function encodeIdempotency(state: IdempotencyState): string {
 export function decodeIdempotency(key: string, text: string): IdempotencyState {
   return parseRecord(idempotencyRecord, tableNames.idempotency, key, text)
 }
+
+const filterSnapshot = z.strictObject({
+  bitsPerKey: z.int().positive(),
+  probes: z.int().positive(),
+  layers: z.array(z.strictObject({ count: z.int().nonnegative(), bits: z.base64() })),
+})
+
+/** The key filters as kept in the meta table across a clean stop. */
+export const filtersRecord = z.strictObject({
+  accounts: filterSnapshot,
+  idempotency: filterSnapshot,
+})
+
+/** The meta table's key for the filters. */
+export const filtersKey = 'filters'

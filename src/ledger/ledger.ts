@@ -1,12 +1,13 @@
 // The ledger: tot, mod and past over an abstract-level database. It knows nothing of HTTP; the
 // server, the CLI and the tests all share these checks.
 import assert from 'node:assert/strict'
-import { decodeAccount, decodeEntry, historyKeyOf, tableNames } from './codec.js'
+import { z } from 'zod'
+import { decodeAccount, decodeEntry, filtersKey, filtersRecord, historyKeyOf, tableNames } from './codec.js'
 import { LedgerError } from './errors.js'
 import { amountMax, characterCount, noteLengthMax, idempotencyKeyLengthMax, pageSizeMax } from './limits.js'
 import type { AccountKey, Balance, Entry, ModInput, ModResult, PastPage, PastQuery } from './types.js'
 import { AccountCache, KeyFilter, type LedgerMemory } from './cache.js'
-import { Writer, type RootDb, type RoundReport, type Tables } from './writer.js'
+import { Writer, type RootDb, type RoundReport, type Table, type Tables } from './writer.js'
 
 export interface LedgerOptions {
   /** fsync every batch before acknowledging (classic-level skips it unless asked). */
@@ -30,6 +31,8 @@ export const accountCacheMaxDefault = 100_000
 export class Ledger {
   readonly #db: RootDb
   readonly #tables: Tables
+  /** The ledger's own state across a clean stop (the filters); see load. */
+  readonly #meta: Table
   readonly #writer: Writer
   readonly #memory: LedgerMemory
 
@@ -38,6 +41,7 @@ export class Ledger {
     assert.equal(db.status, 'open', 'open the database before the ledger')
     this.#db = db
     this.#tables = tablesOf(db)
+    this.#meta = db.sublevel<string, string>(tableNames.meta, { keyEncoding: 'utf8', valueEncoding: 'utf8' })
     this.#memory = {
       accounts: new AccountCache(options.accountCacheMax ?? accountCacheMaxDefault),
       accountKeys: new KeyFilter(),
@@ -67,17 +71,20 @@ export class Ledger {
   }
 
   /**
-   * Before the ledger serves, every account and idempotency record goes into the filters, and the
-   * cache starts with the first accounts it can hold. Past those, the scan reads keys only, in
-   * pages, so a large store costs start-up time but little memory.
+   * Before the ledger serves, every account and idempotency record must be in the filters, and
+   * the cache starts with the first accounts it can hold. A clean stop leaves the filters in the
+   * meta table: they are loaded, then deleted (with fsync) before anything is written, so after a
+   * crash none is found and the keys are scanned instead. The scan reads keys only, in pages, so a
+   * large store costs start-up time but little heap; it does page the tables' files in.
    */
   async load(): Promise<void> {
+    const restored = await this.#restoreFilters()
     let lastWarm: string | undefined
     const warm = this.#tables.accounts.iterator({ limit: this.#memory.accounts.capacity })
     try {
       for (let page = await warm.nextv(scanPageMax); page.length > 0; page = await warm.nextv(scanPageMax)) {
         for (const [accountKey, value] of page) {
-          this.#memory.accountKeys.add(accountKey)
+          if (!restored) this.#memory.accountKeys.add(accountKey)
           this.#memory.accounts.fillFromWriter(accountKey as AccountKey, decodeAccount(accountKey, value))
           lastWarm = accountKey
         }
@@ -85,8 +92,29 @@ export class Ledger {
     } finally {
       await warm.close()
     }
+    if (restored) return
     await scanKeys(this.#tables.accounts, (key) => this.#memory.accountKeys.add(key), lastWarm)
     await scanKeys(this.#tables.idempotency, (key) => this.#memory.idempotencyKeys.add(key))
+  }
+
+  /** Takes the filters a clean stop left, if any; true when both were usable. */
+  async #restoreFilters(): Promise<boolean> {
+    const text = await this.#meta.get(filtersKey)
+    if (text === undefined) return false
+    // Gone before the first write: a later crash must not leave a stale filter behind.
+    await this.#meta.del(filtersKey, synced)
+    let record: z.infer<typeof filtersRecord>
+    try {
+      record = filtersRecord.parse(JSON.parse(text))
+    } catch {
+      return false // damaged: scan instead
+    }
+    const accountKeys = KeyFilter.fromSnapshot(record.accounts)
+    const idempotencyKeys = KeyFilter.fromSnapshot(record.idempotency)
+    if (accountKeys === undefined || idempotencyKeys === undefined) return false
+    this.#memory.accountKeys = accountKeys
+    this.#memory.idempotencyKeys = idempotencyKeys
+    return true
   }
 
   /** The balance and its seq, or undefined for an unknown account. */
@@ -136,9 +164,19 @@ export class Ledger {
     return { ...balance, entries }
   }
 
-  /** Stops taking mods, writes what is queued, and closes the database. */
+  /** Stops taking mods, writes what is queued, keeps the filters for the next start, closes the database. */
   async close(): Promise<void> {
     await this.#writer.close()
+    // After a fault the filters may lack what the failed round created: the next start scans.
+    if (this.#writer.failed || this.#db.status !== 'open') {
+      await this.#db.close()
+      return
+    }
+    const record: z.infer<typeof filtersRecord> = {
+      accounts: this.#memory.accountKeys.snapshot(),
+      idempotency: this.#memory.idempotencyKeys.snapshot(),
+    }
+    await this.#meta.put(filtersKey, JSON.stringify(record), synced)
     await this.#db.close()
   }
 
@@ -183,6 +221,9 @@ export class Ledger {
 }
 
 const scanPageMax = 10_000
+
+/** classic-level's fsync option; abstract-level passes it through but does not declare it. */
+const synced = { sync: true } as object
 
 async function scanKeys(table: Tables['accounts'], visit: (key: string) => void, after?: string): Promise<void> {
   const iterator = table.keys(after === undefined ? {} : { gt: after })

@@ -142,6 +142,11 @@ export class Writer {
     return this.#failure === undefined && !this.#closing
   }
 
+  /** Stopped on a storage fault or a broken invariant. */
+  get failed(): boolean {
+    return this.#failure !== undefined
+  }
+
   submit(accountKey: AccountKey, input: ModInput): Promise<ModResult> {
     if (this.#failure !== undefined || this.#closing) {
       return Promise.reject(new LedgerError('ACCMAN_CLOSED', 'the ledger is not accepting mods'))
