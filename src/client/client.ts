@@ -1,0 +1,312 @@
+// A typed client of AccMan's HTTP API, for paid services: bigint amounts, typed errors, bounded
+// retries that never charge twice. Uses Node's fetch, whose global agent keeps connections alive.
+import { randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { z } from 'zod'
+import {
+  AccManError,
+  ForbiddenError,
+  IdempotencyMismatchError,
+  InsufficientFundsError,
+  InvalidInputError,
+  NoAccountError,
+  OverflowError,
+  UnauthorizedError,
+  UnavailableError,
+  UnreachableError,
+  type AccManErrorCode,
+} from './errors.js'
+
+export interface AccManClientOptions {
+  /** Where AccMan listens, e.g. http://127.0.0.1:22262 (a path prefix is kept). */
+  url: string | URL
+  /** Sent as `Authorization: Bearer <token>` when AccMan has tokens configured. */
+  token?: string | undefined
+  /** Per attempt, headers and body included. Default 5000. */
+  timeoutMs?: number | undefined
+  /** Further attempts after a network error or a 503, 0 to 10. Default 2. */
+  retries?: number | undefined
+  /** Base of the exponential backoff between attempts. Default 50. */
+  retryDelayMs?: number | undefined
+}
+
+export interface Balance {
+  tot: bigint
+  /** Entries in the account's history; `tot` is the balance after entry `seq`. */
+  seq: number
+}
+
+export interface ModResult extends Balance {
+  /** True when AccMan answered from an earlier mod with the same idempotency key. */
+  replayed: boolean
+}
+
+export interface ModOptions {
+  /** Free text kept with the history entry, at most 256 characters. */
+  note?: string | undefined
+  /** 1 to 255 visible ASCII characters; a random UUID when not given. */
+  idempotencyKey?: string | undefined
+}
+
+export interface HistoryEntry {
+  seq: number
+  by: bigint
+  tot: bigint
+  at: Date
+  note?: string
+  idempotencyKey?: string
+}
+
+export interface HistoryPage extends Balance {
+  entries: HistoryEntry[]
+}
+
+export interface PastOptions {
+  /** 1 to 1000; AccMan's default is 100. */
+  limit?: number | undefined
+  after?: number | undefined
+  before?: number | undefined
+  order?: 'asc' | 'desc' | undefined
+  /** Inclusive; a Date, or an ISO 8601 date or date-time string. */
+  from?: Date | string | undefined
+  to?: Date | string | undefined
+}
+
+const timeoutMsDefault = 5000
+const retriesDefault = 2
+const retriesMax = 10
+const retryDelayMsDefault = 50
+
+const balanceText = z
+  .string()
+  .regex(/^(0|[1-9][0-9]{0,38})$/)
+  .transform((text) => BigInt(text))
+const amountText = z
+  .string()
+  .regex(/^-?[1-9][0-9]{0,38}$/)
+  .transform((text) => BigInt(text))
+const seq = z.number().int().min(0)
+
+// Loose objects: fields a newer AccMan adds do not break this client.
+const balanceBody = z.object({ tot: balanceText, seq })
+const entryBody = z.object({
+  seq: seq.min(1),
+  by: amountText,
+  tot: balanceText,
+  at: z.iso.datetime().transform((text) => new Date(text)),
+  note: z.string().optional(),
+  key: z.string().optional(),
+})
+const pastBody = z.object({ tot: balanceText, seq, entries: z.array(entryBody) })
+const errorBody = z.object({ code: z.string(), message: z.string(), tot: balanceText.optional() })
+
+type Method = 'GET' | 'PATCH'
+
+/** What one call needs to build its request and explain its failure. */
+interface Call {
+  method: Method
+  path: 'tot' | 'mod' | 'past'
+  parameters: Record<string, string | undefined>
+  headers?: Record<string, string>
+  /** The credential, to keep it out of every message. */
+  credential: string
+  /** The amount of a mod, for InsufficientFundsError. */
+  by?: bigint
+}
+
+interface Answer {
+  status: number
+  headers: Headers
+  body: string
+}
+
+export class AccManClient {
+  readonly #base: URL
+  readonly #token: string | undefined
+  readonly #timeoutMs: number
+  readonly #retries: number
+  readonly #retryDelayMs: number
+
+  constructor(options: AccManClientOptions) {
+    const base = new URL(options.url)
+    if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new TypeError('AccMan url must be http: or https:')
+    if (!base.pathname.endsWith('/')) base.pathname += '/'
+    base.search = ''
+    base.hash = ''
+    this.#base = base
+    this.#token = options.token
+    this.#timeoutMs = positiveInteger(options.timeoutMs ?? timeoutMsDefault, 'timeoutMs')
+    this.#retries = options.retries ?? retriesDefault
+    if (!Number.isInteger(this.#retries) || this.#retries < 0 || this.#retries > retriesMax) {
+      throw new RangeError(`retries must be an integer from 0 to ${retriesMax}`)
+    }
+    this.#retryDelayMs = positiveInteger(options.retryDelayMs ?? retryDelayMsDefault, 'retryDelayMs')
+  }
+
+  /** The balance of the account of `credential`; NoAccountError if no credit created it. */
+  async tot(credential: string): Promise<Balance> {
+    const answer = await this.#send({ method: 'GET', path: 'tot', parameters: { cred: credential }, credential })
+    const { tot, seq } = parse(balanceBody, answer)
+    return { tot, seq }
+  }
+
+  /**
+   * Adds `by` (a credit if positive, a debit if negative) and returns the new balance. Always sent
+   * with an idempotency key, so a retry after a lost answer is applied once.
+   */
+  async mod(credential: string, by: bigint, options: ModOptions = {}): Promise<ModResult> {
+    if (typeof by !== 'bigint') throw new TypeError('by must be a bigint')
+    const idempotencyKey = options.idempotencyKey ?? randomUUID()
+    const answer = await this.#send({
+      method: 'PATCH',
+      path: 'mod',
+      parameters: { cred: credential, by: by.toString(), note: options.note },
+      headers: { 'idempotency-key': idempotencyKey },
+      credential,
+      by,
+    })
+    const { tot, seq } = parse(balanceBody, answer)
+    return { tot, seq, replayed: answer.headers.get('idempotent-replayed') === 'true' }
+  }
+
+  /** One page of the account's history; page forward with `after` set to the last `seq`. */
+  async past(credential: string, page: PastOptions = {}): Promise<HistoryPage> {
+    const answer = await this.#send({
+      method: 'GET',
+      path: 'past',
+      parameters: {
+        cred: credential,
+        limit: page.limit?.toString(),
+        after: page.after?.toString(),
+        before: page.before?.toString(),
+        order: page.order,
+        from: instantText(page.from),
+        to: instantText(page.to),
+      },
+      credential,
+    })
+    const body = parse(pastBody, answer)
+    return { tot: body.tot, seq: body.seq, entries: body.entries.map(historyEntry) }
+  }
+
+  /** Sends one call, retrying network failures and 503s; throws the typed error of any refusal. */
+  async #send(call: Call): Promise<Answer> {
+    const url = new URL(call.path, this.#base)
+    for (const [name, value] of Object.entries(call.parameters)) if (value !== undefined) url.searchParams.set(name, value)
+    const headers: Record<string, string> = { accept: 'application/json', ...call.headers }
+    if (this.#token !== undefined) headers.authorization = `Bearer ${this.#token}`
+    for (let attempt = 1; ; attempt += 1) {
+      let answer: Answer
+      try {
+        const response = await fetch(url, { method: call.method, headers, signal: AbortSignal.timeout(this.#timeoutMs) })
+        answer = { status: response.status, headers: response.headers, body: await response.text() }
+      } catch (error) {
+        if (attempt <= this.#retries) {
+          await this.#backoff(attempt)
+          continue
+        }
+        const reason = failureReason(error)
+        throw new UnreachableError(`cannot reach AccMan at ${this.#base.origin} (${reason}) after ${attempt} attempts`, reason)
+      }
+      if (answer.status === 503 && attempt <= this.#retries) {
+        await this.#backoff(attempt)
+        continue
+      }
+      if (answer.status >= 200 && answer.status < 300) return answer
+      throw refusal(answer, call, [call.credential, this.#token])
+    }
+  }
+
+  /** Exponential with jitter, so the callers of a stalled AccMan do not come back in step. */
+  #backoff(attempt: number): Promise<void> {
+    const ceilingMs = this.#retryDelayMs * 2 ** (attempt - 1)
+    return sleep(ceilingMs / 2 + Math.random() * (ceilingMs / 2))
+  }
+}
+
+function positiveInteger(value: number, name: string): number {
+  if (!Number.isInteger(value) || value <= 0) throw new RangeError(`${name} must be a positive integer`)
+  return value
+}
+
+function instantText(instant: Date | string | undefined): string | undefined {
+  return instant instanceof Date ? instant.toISOString() : instant
+}
+
+function historyEntry(body: z.infer<typeof entryBody>): HistoryEntry {
+  const entry: HistoryEntry = { seq: body.seq, by: body.by, tot: body.tot, at: body.at }
+  if (body.note !== undefined) entry.note = body.note
+  if (body.key !== undefined) entry.idempotencyKey = body.key
+  return entry
+}
+
+function parse<T extends z.ZodType>(schema: T, answer: Answer): z.infer<T> {
+  let json: unknown
+  try {
+    json = JSON.parse(answer.body)
+  } catch {
+    json = undefined
+  }
+  const result = schema.safeParse(json)
+  if (!result.success) {
+    throw new AccManError('ACCMAN_UNEXPECTED_RESPONSE', answer.status, `AccMan answered ${answer.status} with a body not in its JSON shape`)
+  }
+  return result.data
+}
+
+/** The network error's code only: its message could, in some library, quote the URL. */
+function failureReason(error: unknown): string {
+  if (error instanceof Error && error.name === 'TimeoutError') return 'timeout'
+  const cause = (error as { cause?: { code?: unknown } } | undefined)?.cause
+  if (typeof cause?.code === 'string') return cause.code
+  return error instanceof Error ? error.name : 'unknown error'
+}
+
+/** AccMan's messages never quote secrets; this keeps it so even behind a proxy that would. */
+function scrub(message: string, secrets: (string | undefined)[]): string {
+  let scrubbed = message
+  for (const secret of secrets) {
+    if (secret === undefined || secret === '') continue
+    scrubbed = scrubbed.replaceAll(secret, '[redacted]').replaceAll(encodeURIComponent(secret), '[redacted]')
+  }
+  return scrubbed
+}
+
+function refusal(answer: Answer, call: Call, secrets: (string | undefined)[]): AccManError {
+  let json: unknown
+  try {
+    json = JSON.parse(answer.body)
+  } catch {
+    json = undefined
+  }
+  const parsed = errorBody.safeParse(json)
+  if (!parsed.success) {
+    if (answer.status === 503) return new UnavailableError('ACCMAN_UNAVAILABLE', 503, 'AccMan is unavailable (HTTP 503)')
+    return new AccManError('ACCMAN_UNEXPECTED_RESPONSE', answer.status, `AccMan answered ${answer.status} without its error body`)
+  }
+  const code = parsed.data.code as AccManErrorCode
+  const message = `${scrub(parsed.data.message, secrets)} (${code})`
+  const { status } = answer
+  switch (code) {
+    case 'ACCMAN_NO_ACCOUNT':
+      return new NoAccountError(code, status, message)
+    case 'ACCMAN_INSUFFICIENT_FUNDS':
+      return new InsufficientFundsError(status, message, parsed.data.tot ?? 0n, call.by ?? 0n)
+    case 'ACCMAN_UNAUTHORIZED':
+      return new UnauthorizedError(code, status, message)
+    case 'ACCMAN_FORBIDDEN':
+      return new ForbiddenError(code, status, message)
+    case 'ACCMAN_INVALID_CRED':
+    case 'ACCMAN_INVALID_AMOUNT':
+    case 'ACCMAN_INVALID_QUERY':
+    case 'ACCMAN_BAD_REQUEST':
+      return new InvalidInputError(code, status, message)
+    case 'ACCMAN_OVERFLOW':
+      return new OverflowError(code, status, message)
+    case 'ACCMAN_IDEMPOTENCY_MISMATCH':
+      return new IdempotencyMismatchError(code, status, message)
+    default:
+      if (status === 503) return new UnavailableError(code, status, message)
+      return new AccManError(code, status, message)
+  }
+}

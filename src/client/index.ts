@@ -1,0 +1,25 @@
+// accman/client: the typed client of AccMan's HTTP API.
+export {
+  AccManClient,
+  type AccManClientOptions,
+  type Balance,
+  type HistoryEntry,
+  type HistoryPage,
+  type ModOptions,
+  type ModResult,
+  type PastOptions,
+} from './client.js'
+export { isCredential } from './credential.js'
+export {
+  AccManError,
+  ForbiddenError,
+  IdempotencyMismatchError,
+  InsufficientFundsError,
+  InvalidInputError,
+  NoAccountError,
+  OverflowError,
+  UnauthorizedError,
+  UnavailableError,
+  UnreachableError,
+  type AccManErrorCode,
+} from './errors.js'
