@@ -1,0 +1,268 @@
+// accman/fastify: meters the routes of a Fastify service. Before the handler, one AccMan mod debits
+// the price (check and charge in one step, so concurrent requests cannot spend the last unit twice);
+// after it, an optional settlement charges or refunds the difference to the actual cost, and a
+// failed request (5xx) is refunded. The credential is never logged nor echoed.
+import { randomBytes } from 'node:crypto'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import {
+  AccManClient,
+  AccManError,
+  InsufficientFundsError,
+  NoAccountError,
+  UnavailableError,
+  UnreachableError,
+  isCredential,
+  type AccManClientOptions,
+  type Balance,
+} from '../client/index.js'
+import { amountMax, characterCount, noteLengthMax } from '../ledger/limits.js'
+
+/** What a metered request has cost; `request.accman` in handlers and later hooks. */
+export interface AccManCharge {
+  /** The price debited before the handler ran. */
+  price: bigint
+  /** The net amount charged so far: the price, the actual cost once settled, 0 once refunded. */
+  charged: bigint
+  /** The balance after the last charge or refund; what the response header reports. */
+  tot: bigint
+  /** The account's history length at that balance. */
+  seq: number
+}
+
+/** The price of a request, before its handler runs: a bigint of at least 0. */
+export type PriceFunction = (request: FastifyRequest) => bigint | Promise<bigint>
+
+/** The actual cost of a request, after its handler: the difference to the price is charged or refunded. */
+export type SettleFunction = (request: FastifyRequest, reply: FastifyReply, payload: unknown) => bigint | Promise<bigint>
+
+/** Route `config.accman`: `false` to serve the route free and unmetered, or overrides for it. */
+export interface AccManRouteConfig {
+  price?: bigint | PriceFunction
+  /** `false` turns the plugin's settlement off for this route. */
+  settle?: SettleFunction | false
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    accman?: false | AccManRouteConfig
+  }
+  interface FastifyRequest {
+    /** Set on a metered request once its price is charged; null otherwise. */
+    accman: AccManCharge | null
+  }
+}
+
+export interface AccManMeteringOptions {
+  /** The request header with the consumer's credential, and the response header with the balance. */
+  header?: string
+  price: PriceFunction
+  settle?: SettleFunction
+  /** Refund the price when the response status is 500 or more. Default true. */
+  refundOnError?: boolean
+  /** The note of the history entries; by default the method and route pattern, never the URL. */
+  note?: (request: FastifyRequest) => string | undefined
+}
+
+export type AccManPluginOptions = AccManMeteringOptions &
+  ({ client: AccManClient } | (AccManClientOptions & { client?: undefined }))
+
+/** Stable codes of the plugin's own answers; `ACCMAN_INSUFFICIENT_FUNDS` is AccMan's. */
+export type AccManReplyCode = 'ACCMAN_CREDENTIAL_REQUIRED' | 'ACCMAN_INSUFFICIENT_FUNDS' | 'ACCMAN_UNAVAILABLE'
+
+export interface AccManReplyBody {
+  statusCode: number
+  code: AccManReplyCode
+  error: string
+  message: string
+  /** On 402: the balance and the price, as decimal strings. */
+  tot?: string
+  price?: string
+}
+
+/** What the plugin keeps of a charged request, out of the handler's reach. */
+interface Metered {
+  credential: string
+  key: string
+  note: string | undefined
+  settle: SettleFunction | undefined
+  /** `settling` while settle runs: a re-entry then is the error answer of a failed settlement. */
+  phase: 'charged' | 'settling' | 'done'
+}
+
+const headerNamePattern = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
+/** A request id that may go into an idempotency key: visible ASCII, short. */
+const requestIdPattern = /^[\x21-\x7e]{1,64}$/
+const noteBaseLengthMax = noteLengthMax - 16
+
+const accmanPlugin = async (app: FastifyInstance, options: AccManPluginOptions): Promise<void> => {
+  const client = options.client !== undefined ? options.client : new AccManClient(options)
+  const header = options.header ?? 'accman'
+  if (!headerNamePattern.test(header)) throw new TypeError(`accman: ${JSON.stringify(header)} is not a header name`)
+  const headerKey = header.toLowerCase()
+  const refundOnError = options.refundOnError ?? true
+  const noteOf = options.note ?? defaultNote
+  const unauthorizedBody = replyBody(401, 'ACCMAN_CREDENTIAL_REQUIRED', `a valid credential is required in the ${header} header`)
+  const unavailableBody = replyBody(503, 'ACCMAN_UNAVAILABLE', 'the account service is unavailable; retry shortly')
+  const metered = new WeakMap<FastifyRequest, Metered>()
+
+  // AccMan keeps idempotency keys per account for good, and request ids repeat after a restart (or
+  // come from the consumer when requestIdHeader is set): a key built on the request id alone would
+  // let a consumer replay an old charge and be served free. A random nonce per registration plus a
+  // counter makes every key new; the request id is appended, when it is plain, to trace an entry.
+  const nonce = randomBytes(12).toString('base64url')
+  let requestCount = 0
+  const keyOf = (request: FastifyRequest): string => {
+    requestCount += 1
+    const id = String(request.id)
+    return requestIdPattern.test(id) ? `${nonce}.${requestCount}.${id}` : `${nonce}.${requestCount}`
+  }
+
+  if (!app.hasRequestDecorator('accman')) app.decorateRequest('accman', null)
+
+  app.addHook('onRequest', async (request, reply) => {
+    const route = request.routeOptions.config.accman
+    if (route === false || request.is404) return
+    const credential = request.headers[headerKey]
+    if (!isCredential(credential)) return reply.code(401).header('www-authenticate', `AccMan header="${header}"`).send(unauthorizedBody)
+    const price = checkedAmount(await priceOf(route?.price ?? options.price, request), 'price')
+    const note = boundedNote(noteOf(request))
+    const key = keyOf(request)
+    let balance: Balance
+    try {
+      // A price of 0 still needs an account, and reports its balance.
+      balance = price === 0n ? await client.tot(credential) : await client.mod(credential, -price, { idempotencyKey: key, note })
+    } catch (error) {
+      if (error instanceof NoAccountError) {
+        // The same answer as a missing credential: nobody learns which credentials exist.
+        return reply.code(401).header('www-authenticate', `AccMan header="${header}"`).send(unauthorizedBody)
+      }
+      if (error instanceof InsufficientFundsError) {
+        return reply.code(402).header(header, error.tot.toString()).send(paymentRequiredBody(error.tot, price))
+      }
+      if (isUnavailable(error)) {
+        request.log.warn({ code: error.code }, 'accman: the account service is unavailable')
+        return reply.code(503).header('retry-after', '1').send(unavailableBody)
+      }
+      throw error
+    }
+    request.accman = { price, charged: price, tot: balance.tot, seq: balance.seq }
+    const settle = route?.settle === false ? undefined : (route?.settle ?? options.settle)
+    metered.set(request, { credential, key, note, settle, phase: 'charged' })
+  })
+
+  app.addHook('onSend', async (request, reply, payload) => {
+    const state = metered.get(request)
+    const charge = request.accman
+    if (state === undefined || charge === null || state.phase === 'done') return payload
+    if (state.phase === 'settling') {
+      // Settlement threw and this is the error answer: refund it like any failed request.
+      state.phase = 'done'
+      if (reply.statusCode >= 500 && refundOnError) await refund(request, state, charge)
+      reply.header(header, charge.tot.toString())
+      return payload
+    }
+    state.phase = 'settling'
+    let answer = payload
+    if (reply.statusCode >= 500 && refundOnError) await refund(request, state, charge)
+    else if (state.settle !== undefined) answer = await settle(request, reply, payload, state, charge)
+    state.phase = 'done'
+    reply.header(header, charge.tot.toString())
+    return answer
+  })
+
+  /** Charges or refunds the difference between the actual cost and the price. */
+  async function settle(request: FastifyRequest, reply: FastifyReply, payload: unknown, state: Metered, charge: AccManCharge): Promise<unknown> {
+    const cost = checkedAmount(await state.settle?.(request, reply, payload), 'settle')
+    const difference = cost - charge.price
+    if (difference === 0n) return payload
+    const note = state.note === undefined ? undefined : `${state.note} (settle)`
+    try {
+      const result = await client.mod(state.credential, -difference, { idempotencyKey: `${state.key}.settle`, note })
+      Object.assign(charge, { charged: cost, tot: result.tot, seq: result.seq })
+    } catch (error) {
+      if (error instanceof InsufficientFundsError) {
+        // The consumer cannot pay for what was made: they get nothing and pay nothing.
+        charge.tot = error.tot
+        await refund(request, state, charge)
+        return paymentRequired(reply, charge.tot, cost, payload)
+      }
+      if (!isUnavailable(error)) throw error
+      // The work is done and the price was paid; the operator reconciles the difference.
+      request.log.error(
+        { code: error.code, price: charge.price.toString(), cost: cost.toString() },
+        'accman: settlement failed, the price stands',
+      )
+    }
+    return payload
+  }
+
+  async function refund(request: FastifyRequest, state: Metered, charge: AccManCharge): Promise<void> {
+    if (charge.price === 0n) return
+    const note = state.note === undefined ? undefined : `${state.note} (refund)`
+    try {
+      const result = await client.mod(state.credential, charge.price, { idempotencyKey: `${state.key}.refund`, note })
+      Object.assign(charge, { charged: 0n, tot: result.tot, seq: result.seq })
+    } catch (error) {
+      // Never thrown on: this runs while answering, often an error already.
+      request.log.error(
+        { code: error instanceof AccManError ? error.code : 'unknown', price: charge.price.toString() },
+        'accman: refund failed, the price stands',
+      )
+    }
+  }
+}
+
+function priceOf(price: bigint | PriceFunction, request: FastifyRequest): bigint | Promise<bigint> {
+  return typeof price === 'function' ? price(request) : price
+}
+
+/** A price or cost must be a bigint from 0 to 2^127-1; anything else is a bug in the service. */
+function checkedAmount(amount: unknown, what: 'price' | 'settle'): bigint {
+  if (typeof amount !== 'bigint' || amount < 0n || amount > amountMax) {
+    const shown = typeof amount === 'bigint' ? amount.toString() : typeof amount
+    throw new TypeError(`accman: ${what} must give a bigint from 0 to ${amountMax}, not ${shown}`)
+  }
+  return amount
+}
+
+function defaultNote(request: FastifyRequest): string {
+  return `${request.method} ${request.routeOptions.url ?? ''}`
+}
+
+/** Leaves room for the settle and refund suffixes within AccMan's note limit. */
+function boundedNote(note: string | undefined): string | undefined {
+  if (note === undefined || note === '') return undefined
+  return characterCount(note) <= noteBaseLengthMax ? note : Array.from(note).slice(0, noteBaseLengthMax).join('')
+}
+
+function isUnavailable(error: unknown): error is UnavailableError | UnreachableError {
+  return error instanceof UnavailableError || error instanceof UnreachableError
+}
+
+function replyBody(statusCode: number, code: AccManReplyCode, message: string): AccManReplyBody {
+  const error = { 401: 'Unauthorized', 402: 'Payment Required', 503: 'Service Unavailable' }[statusCode] ?? 'Error'
+  return { statusCode, code, error, message }
+}
+
+function paymentRequiredBody(tot: bigint, price: bigint): AccManReplyBody {
+  return {
+    ...replyBody(402, 'ACCMAN_INSUFFICIENT_FUNDS', `insufficient funds: the balance is ${tot}, the price is ${price}`),
+    tot: tot.toString(),
+    price: price.toString(),
+  }
+}
+
+/** Replaces an answer already made by a 402, in onSend. */
+function paymentRequired(reply: FastifyReply, tot: bigint, price: bigint, payload: unknown): string {
+  if (typeof (payload as { destroy?: unknown } | null)?.destroy === 'function') (payload as { destroy: () => void }).destroy()
+  reply.code(402).type('application/json; charset=utf-8')
+  reply.removeHeader('content-length')
+  reply.removeHeader('content-encoding')
+  return JSON.stringify(paymentRequiredBody(tot, price))
+}
+
+/** Register on an app or an encapsulated context: its hooks meter that context's routes. */
+const accman = fp(accmanPlugin, { name: 'accman', fastify: '5.x' })
+export default accman
+export { accman }
