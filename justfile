@@ -72,3 +72,7 @@ import file: _built
 [private]
 _built:
     @test -f {{ quote(justfile_directory() / "dist/cli/main.js") }} || npm run build --silent
+
+# Run the paid-echo example service against AccMan (ACCMAN_URL, ACCMAN_TOKEN, PORT; see README)
+paid-echo: build
+    exec node --import tsx examples/paid-echo/main.ts
