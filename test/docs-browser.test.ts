@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs'
 import type { FastifyInstance } from 'fastify'
 import { chromium, type Browser } from 'playwright-core'
 import { afterAll, beforeAll, expect, test } from 'vitest'
-import { testApp } from './support.js'
+import { listenOnLoopback, testApp } from './support.js'
 
 const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const haveChromium = existsSync(chromiumPath)
@@ -17,10 +17,7 @@ let base: string
 beforeAll(async () => {
   if (!haveChromium) return
   app = await testApp()
-  await app.listen({ host: '127.0.0.1', port: 0 })
-  const address = app.server.address()
-  if (typeof address !== 'object' || address === null) throw new Error('no address')
-  base = `http://127.0.0.1:${address.port}`
+  base = await listenOnLoopback(app)
   browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: ['--no-sandbox'] })
 })
 

@@ -3,7 +3,7 @@
 import type { FastifyInstance } from 'fastify'
 import { pino } from 'pino'
 import { afterEach, beforeEach, expect, test } from 'vitest'
-import { classicCred, Client, logSink, query, readHistory, testApp } from './support.js'
+import { classicCred, Client, listenOnLoopback, logSink, query, readHistory, testApp } from './support.js'
 
 let app: FastifyInstance
 let client: Client
@@ -13,10 +13,8 @@ beforeEach(async () => {
   logLines.length = 0
   const sink = logSink(logLines)
   app = await testApp({ logger: pino({ level: 'trace' }, sink) })
-  await app.listen({ host: '127.0.0.1', port: 0 })
-  const address = app.server.address()
-  if (typeof address !== 'object' || address === null) throw new Error('no address')
-  client = new Client(`http://127.0.0.1:${address.port}`, 100)
+  const url = await listenOnLoopback(app)
+  client = new Client(url, 100)
 })
 
 afterEach(async () => {

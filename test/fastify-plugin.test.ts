@@ -7,7 +7,7 @@ import { AccManClient } from '../src/client/index.js'
 import { newCredential } from '../src/cli/credential.js'
 import accman, { type AccManMeteringOptions } from '../src/fastify/index.js'
 import { closedPort, FaultProxy } from './fault-proxy.js'
-import { Client, logSink, ServerProcess, temporaryDirectories, type Reply } from './support.js'
+import { Client, listenOnLoopback, logSink, ServerProcess, temporaryDirectories, type Reply } from './support.js'
 
 const directory = temporaryDirectories('accman-plugin-')
 let server: ServerProcess
@@ -53,10 +53,7 @@ async function service(
   const connection = client === undefined ? { url: url ?? accmanUrl, retries: retries ?? 0, retryDelayMs: 10 } : { client }
   await app.register(accman, { price: () => 1n, ...metering, ...connection })
   routes(app)
-  await app.listen({ host: '127.0.0.1', port: 0 })
-  const address = app.server.address()
-  if (typeof address !== 'object' || address === null) throw new Error('no address')
-  const http = new Client(`http://127.0.0.1:${address.port}`, 10)
+  const http = new Client(await listenOnLoopback(app), 10)
   services.push({ app, http })
   return http
 }
@@ -356,10 +353,8 @@ describe('what is metered', () => {
       paid.get('/paid', async () => 'paid')
     })
     app.get('/open', async () => 'open')
-    await app.listen({ host: '127.0.0.1', port: 0 })
-    const address = app.server.address()
-    if (typeof address !== 'object' || address === null) throw new Error('no address')
-    const http = new Client(`http://127.0.0.1:${address.port}`, 10)
+    const url = await listenOnLoopback(app)
+    const http = new Client(url, 10)
     services.push({ app, http })
     const cred = await account(10n)
     expect(await get(http, '/open')).toMatchObject({ status: 200, body: 'open' })

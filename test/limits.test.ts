@@ -7,17 +7,15 @@ import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { afterEach, describe, expect, test } from 'vitest'
 import type { AppConfig } from '../src/http/app.js'
-import { Client, classicCred, query, ServerProcess, testApp } from './support.js'
+import { classicCred, Client, listenOnLoopback, query, ServerProcess, testApp } from './support.js'
 
 let app: FastifyInstance | undefined
 let port = 0
 
 async function start(config: Partial<AppConfig> = {}): Promise<Client> {
   app = await testApp({ config })
-  await app.listen({ host: '127.0.0.1', port: 0 })
-  const address = app.server.address()
-  if (typeof address !== 'object' || address === null) throw new Error('no address')
-  port = address.port
+  const url = await listenOnLoopback(app)
+  port = Number(new URL(url).port)
   return new Client(`http://127.0.0.1:${port}`, 10)
 }
 

@@ -6,7 +6,7 @@ import { pino } from 'pino'
 import { afterEach, describe, expect, test } from 'vitest'
 import type { AppConfig } from '../src/http/app.js'
 import { amountMax } from '../src/ledger/index.js'
-import { Client, logSink, query, testApp } from './support.js'
+import { Client, listenOnLoopback, logSink, query, testApp } from './support.js'
 
 const cred = 'b2JzZXJ2YWJpbGl0eS1hY2NvdW50LTEyMzQ1Ng=='
 const writeToken = 'write-token-0123456789abcdef'
@@ -29,10 +29,8 @@ async function listening(
     ...(options.db === undefined ? {} : { db: options.db }),
     ...(options.logLines === undefined ? {} : { logger: pino({ level: 'trace' }, logSink(options.logLines)) }),
   })
-  await app.listen({ host: '127.0.0.1', port: 0 })
-  const address = app.server.address()
-  if (typeof address !== 'object' || address === null) throw new Error('no address')
-  const client = new Client(`http://127.0.0.1:${address.port}`, 20)
+  const url = await listenOnLoopback(app)
+  const client = new Client(url, 20)
   running.push({ app, client })
   return client
 }
@@ -149,10 +147,8 @@ describe('/readyz', () => {
     let release = () => {}
     const held = new Promise<void>((resolve) => (release = resolve))
     app.addHook('preClose', () => held)
-    await app.listen({ host: '127.0.0.1', port: 0 })
-    const address = app.server.address()
-    if (typeof address !== 'object' || address === null) throw new Error('no address')
-    const client = new Client(`http://127.0.0.1:${address.port}`, 1)
+    const url = await listenOnLoopback(app)
+    const client = new Client(url, 1)
     expect((await client.send('GET', '/readyz')).status).toBe(200)
     const closed = app.close()
     const during = await client.send('GET', '/readyz')

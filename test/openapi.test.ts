@@ -4,7 +4,7 @@ import { Validator } from '@seriousme/openapi-schema-validator'
 import { Ajv2020 } from 'ajv/dist/2020.js'
 import type { FastifyInstance, InjectOptions } from 'fastify'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { Client, query, testApp } from './support.js'
+import { Client, listenOnLoopback, query, testApp } from './support.js'
 
 interface MediaDoc {
   schema: object
@@ -171,10 +171,8 @@ describe('answers match the document', () => {
     const held = new Promise<void>((resolve) => (release = resolve))
     const closing = await testApp()
     closing.addHook('preClose', () => held)
-    await closing.listen({ host: '127.0.0.1', port: 0 })
-    const address = closing.server.address()
-    if (typeof address !== 'object' || address === null) throw new Error('no address')
-    const client = new Client(`http://127.0.0.1:${address.port}`, 1)
+    const url = await listenOnLoopback(closing)
+    const client = new Client(url, 1)
     expect(await check(client, get('/readyz'))).toBe(200)
     const closed = closing.close()
     for (const request of [

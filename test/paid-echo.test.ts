@@ -9,7 +9,7 @@ import { afterAll, beforeAll, expect, test } from 'vitest'
 import { AccManClient } from '../src/client/index.js'
 import { newCredential } from '../src/cli/credential.js'
 import { buildPaidEcho } from '../examples/paid-echo/app.js'
-import { Client, logSink, ServerProcess, temporaryDirectories, type Reply } from './support.js'
+import { Client, listenOnLoopback, logSink, ServerProcess, temporaryDirectories, type Reply } from './support.js'
 
 const directory = temporaryDirectories('accman-echo-')
 const bodyLimitBytes = 64
@@ -41,10 +41,8 @@ beforeAll(async () => {
   const accmanUrl = await server.url()
   ledger = new AccManClient({ url: accmanUrl })
   echo = await buildPaidEcho({ accman: { url: accmanUrl }, logger: pino({ level: 'trace' }, logSink(logLines)), bodyLimitBytes })
-  await echo.listen({ host: '127.0.0.1', port: 0 })
-  const address = echo.server.address()
-  if (typeof address !== 'object' || address === null) throw new Error('no address')
-  echoUrl = new URL(`http://127.0.0.1:${address.port}`)
+  const url = await listenOnLoopback(echo)
+  echoUrl = new URL(url)
   http = new Client(echoUrl.href, 200)
 })
 

@@ -32,6 +32,14 @@ export async function testApp(
   )
 }
 
+/** Listens on a free port of 127.0.0.1 and answers the base URL, e.g. `http://127.0.0.1:40123`. */
+export async function listenOnLoopback(app: FastifyInstance): Promise<string> {
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const address = app.server.address()
+  if (typeof address !== 'object' || address === null) throw new Error('no address')
+  return `http://127.0.0.1:${address.port}`
+}
+
 export interface Reply {
   status: number
   headers: Record<string, string | string[] | undefined>
