@@ -240,14 +240,17 @@ function historyEntry(body: z.infer<typeof entryBody>): HistoryEntry {
   return entry
 }
 
-function parse<T extends z.ZodType>(schema: T, answer: Answer): z.infer<T> {
-  let json: unknown
+/** The body as JSON, or undefined when it is not JSON (a proxy's page, say). */
+function jsonOf(body: string): unknown {
   try {
-    json = JSON.parse(answer.body)
+    return JSON.parse(body)
   } catch {
-    json = undefined
+    return undefined
   }
-  const result = schema.safeParse(json)
+}
+
+function parse<T extends z.ZodType>(schema: T, answer: Answer): z.infer<T> {
+  const result = schema.safeParse(jsonOf(answer.body))
   if (!result.success) {
     throw new AccManError('ACCMAN_UNEXPECTED_RESPONSE', answer.status, `AccMan answered ${answer.status} with a body not in its JSON shape`)
   }
@@ -273,13 +276,7 @@ function scrub(message: string, secrets: (string | undefined)[]): string {
 }
 
 function refusal(answer: Answer, call: Call, secrets: (string | undefined)[]): AccManError {
-  let json: unknown
-  try {
-    json = JSON.parse(answer.body)
-  } catch {
-    json = undefined
-  }
-  const parsed = errorBody.safeParse(json)
+  const parsed = errorBody.safeParse(jsonOf(answer.body))
   if (!parsed.success) {
     if (answer.status === 503) return new UnavailableError('ACCMAN_UNAVAILABLE', 503, 'AccMan is unavailable (HTTP 503)')
     return new AccManError('ACCMAN_UNEXPECTED_RESPONSE', answer.status, `AccMan answered ${answer.status} without its error body`)
