@@ -1,6 +1,7 @@
 // npm run bench: AccMan against a bare Fastify hello world, measured alternately in the same run
 // on the same machine, so that drift cancels out in the ratios. See the README's Performance
 // section. Usage: npm run bench -- [--out results.json] [--duration 5] [--rounds 3] [--no-scale]
+// [--only 'mod +1'] (runs the scenarios whose names contain it)
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { cpus, tmpdir } from 'node:os'
@@ -18,6 +19,7 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '3' },
     connections: { type: 'string', default: '50' },
     scale: { type: 'boolean', default: true },
+    only: { type: 'string' },
   },
   allowNegative: true,
 })
@@ -61,11 +63,28 @@ async function stop(server: Server): Promise<void> {
   await exited
 }
 
-/** Peak resident set of a process (VmHWM), and what of the current one is its own memory rather than mapped files, in MB. */
-function residentMb(pid: number | undefined): { peakRssMb: number; anonymousRssMb: number; fileRssMb: number } {
+/**
+ * Peak resident set of a process (VmHWM) and, of the current one: its own memory (heap, stacks),
+ * the database's table files LevelDB has mapped (page cache, which the kernel may reclaim), and
+ * other mapped files (mostly the node binary), in MB.
+ */
+function residentMb(pid: number | undefined, dbPath: string) {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8')
-  const mb = (field: string) => Math.round(Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) / 1024)
-  return { peakRssMb: mb('VmHWM'), anonymousRssMb: mb('RssAnon'), fileRssMb: mb('RssFile') }
+  const mb = (kb: number) => Math.round(kb / 1024)
+  const statusKb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0)
+  let databaseKb = 0
+  let mapping = ''
+  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    const header = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line)
+    if (header !== null) mapping = header[1] ?? ''
+    else if (line.startsWith('Rss:') && mapping.startsWith(dbPath)) databaseKb += Number(/(\d+)/.exec(line)?.[1] ?? 0)
+  }
+  return {
+    peakRssMb: mb(statusKb('VmHWM')),
+    anonymousRssMb: mb(statusKb('RssAnon')),
+    databaseFilesRssMb: mb(databaseKb),
+    otherFilesRssMb: mb(statusKb('RssFile') - databaseKb),
+  }
 }
 
 function sizeOnDiskMb(path: string): number {
@@ -295,16 +314,17 @@ async function benchStore(hello: Server, label: string, accounts: number, entrie
   const accman = await startAccman(db)
   const reports: ScenarioReport[] = []
   try {
-    for (const scenario of scenariosFor(accounts, accounts, accounts + 1, Math.min(accounts, 10_000))) {
+    const scenarios = scenariosFor(accounts, accounts, accounts + 1, Math.min(accounts, 10_000))
+    for (const scenario of scenarios.filter((candidate) => args.only === undefined || candidate.name.includes(args.only))) {
       const report = await runScenario(hello, accman, scenario, label)
       printScenario(report)
       reports.push(report)
     }
-    const memory = residentMb(accman.child.pid)
+    const memory = residentMb(accman.child.pid, db)
     await stop(accman)
     const dbMb = sizeOnDiskMb(db)
     console.log(
-      `\n${label} store: AccMan peak RSS ${memory.peakRssMb} MB (at the end: ${memory.anonymousRssMb} MB its own, ${memory.fileRssMb} MB of mapped database files), database ${dbMb} MB on disk`,
+      `\n${label} store: AccMan peak RSS ${memory.peakRssMb} MB (at the end: ${memory.anonymousRssMb} MB its own, ${memory.databaseFilesRssMb} MB of mapped database files, ${memory.otherFilesRssMb} MB of other mapped files such as the node binary), database ${dbMb} MB on disk`,
     )
     return { reports, ...memory, databaseMb: dbMb, accounts: loaded.accounts, entries: loaded.entries }
   } finally {
