@@ -28,6 +28,28 @@ describe('AccountCache', () => {
     none.commit([[keys[0] ?? accountKeyOf('AAAA'), state(1n, 1)]])
     expect(none.size).toBe(0)
   })
+
+  test('over many wraps of its ring it holds exactly the last `capacity` keys first cached, with their newest states', () => {
+    const capacity = 7
+    const cache = new AccountCache(capacity)
+    const model = new Map<string, ReturnType<typeof state>>() // first-cached order, newest states
+    const keyOf = (index: number) => accountKeyOf(Buffer.from(`account-${index}`).toString('base64url'))
+    for (let step = 0; step < 500; step++) {
+      // Mostly new keys, some updates of keys that may or may not still be cached.
+      const index = step % 3 === 0 ? Math.max(0, step - 5) : step
+      const key = keyOf(index)
+      const next = state(BigInt(step), step + 1)
+      cache.commit([[key, next]])
+      if (model.has(key)) model.set(key, next)
+      else {
+        model.set(key, next)
+        if (model.size > capacity) model.delete(model.keys().next().value ?? '')
+      }
+      expect(cache.size).toBe(model.size)
+    }
+    for (const [key, expected] of model) expect(cache.get(key as never)).toEqual(expected)
+    expect(cache.get(keyOf(0))).toBeUndefined()
+  })
 })
 
 describe('KeyFilter', () => {
