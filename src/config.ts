@@ -2,6 +2,7 @@
 // limit of the service is declared here; the core receives what it needs as arguments.
 import { isIP } from 'node:net'
 import { z } from 'zod'
+import { idempotencyTtlDefaultS, idempotencyTtlMaxS, idempotencyTtlMinS } from './ledger/limits.js'
 
 export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 
@@ -24,6 +25,16 @@ const tokenList = z
     `each token must be ${tokenLengthMin} to ${tokenLengthMax} characters; make them with: openssl rand -hex 32`,
   )
 
+const idempotencyTtlText = z
+  .string()
+  .regex(/^[0-9]{1,10}$/, `must be a whole number of seconds from ${idempotencyTtlMinS} to ${idempotencyTtlMaxS} (30 days)`)
+  .transform(Number)
+  .refine(
+    (seconds) => seconds >= idempotencyTtlMinS && seconds <= idempotencyTtlMaxS,
+    `must be a whole number of seconds from ${idempotencyTtlMinS} to ${idempotencyTtlMaxS} (30 days)`,
+  )
+  .default(idempotencyTtlDefaultS)
+
 const envSchema = z.object({
   ACCMAN_HOST: z.string().trim().min(1, 'must not be empty').default('127.0.0.1'),
   ACCMAN_PORT: z
@@ -38,6 +49,7 @@ const envSchema = z.object({
   ACCMAN_TOKENS: tokenList.default([]),
   ACCMAN_READ_TOKENS: tokenList.default([]),
   ACCMAN_METRICS_PUBLIC: booleanText.default(false),
+  ACCMAN_IDEMPOTENCY_TTL: idempotencyTtlText,
 })
 
 export interface Limits {
@@ -63,6 +75,10 @@ export interface Limits {
   eventLoopDelayMaxMs: number
   /** How often the event loop delay is sampled. */
   eventLoopSampleMs: number
+  /** How often a pass of pruning deletes expired idempotency records. */
+  idempotencyPruneIntervalMs: number
+  /** Idempotency records read per pruning pass at most (a sweep of the table takes records / this passes). */
+  idempotencyPruneBatchMax: number
 }
 
 export const limits: Readonly<Limits> = Object.freeze({
@@ -78,6 +94,8 @@ export const limits: Readonly<Limits> = Object.freeze({
   headerSizeMaxBytes: 8192,
   eventLoopDelayMaxMs: 1000,
   eventLoopSampleMs: 250,
+  idempotencyPruneIntervalMs: 1000,
+  idempotencyPruneBatchMax: 1000,
 })
 
 if (limits.writerBatchMax > limits.writerQueueMax) throw new Error('writerBatchMax must not exceed writerQueueMax')
@@ -96,6 +114,8 @@ export interface Config extends Limits {
   readTokens: readonly string[]
   /** /metrics without a token even when tokens are configured. */
   metricsPublic: boolean
+  /** How long an idempotency key is replayed; past it, the key counts as new. */
+  idempotencyTtlMs: number
 }
 
 export class ConfigError extends Error {
@@ -134,6 +154,7 @@ export function parseConfig(env: NodeJS.ProcessEnv): Readonly<Config> {
     tokens: Object.freeze(env_.ACCMAN_TOKENS),
     readTokens: Object.freeze(env_.ACCMAN_READ_TOKENS),
     metricsPublic: env_.ACCMAN_METRICS_PUBLIC,
+    idempotencyTtlMs: env_.ACCMAN_IDEMPOTENCY_TTL * 1000,
   })
 }
 
@@ -143,6 +164,7 @@ const cliEnvSchema = z.object({
     .default('http://127.0.0.1:22262'),
   ACCMAN_TOKEN: z.string().optional(),
   ACCMAN_DB: envSchema.shape.ACCMAN_DB,
+  ACCMAN_IDEMPOTENCY_TTL: idempotencyTtlText,
 })
 
 export interface CliConfig {
@@ -152,12 +174,19 @@ export interface CliConfig {
   token: string | undefined
   /** The database directory of the offline commands. */
   dbPath: string
+  /** The retention window verify and import check idempotency keys against. */
+  idempotencyTtlMs: number
 }
 
 /** The CLI's variables; a bad value throws a ConfigError naming the variable. */
 export function parseCliConfig(env: NodeJS.ProcessEnv): Readonly<CliConfig> {
   const env_ = parseEnv(cliEnvSchema, env)
-  return Object.freeze({ url: env_.ACCMAN_URL, token: env_.ACCMAN_TOKEN, dbPath: env_.ACCMAN_DB })
+  return Object.freeze({
+    url: env_.ACCMAN_URL,
+    token: env_.ACCMAN_TOKEN,
+    dbPath: env_.ACCMAN_DB,
+    idempotencyTtlMs: env_.ACCMAN_IDEMPOTENCY_TTL * 1000,
+  })
 }
 
 /** 127.0.0.0/8, ::1 and localhost: reachable from this machine only. */

@@ -43,7 +43,8 @@ export type AppConfig = Pick<
   | 'tokens'
   | 'readTokens'
   | 'metricsPublic'
->
+> &
+  Partial<Pick<Config, 'idempotencyTtlMs' | 'idempotencyPruneIntervalMs' | 'idempotencyPruneBatchMax'>>
 
 export interface AppDeps {
   db: RootDb
@@ -179,6 +180,10 @@ export async function buildApp(config: AppConfig, deps: AppDeps): Promise<Fastif
     ...(deps.now === undefined ? {} : { now: deps.now }),
     ...(deps.onFatal === undefined ? {} : { onFatal: deps.onFatal }),
     onRound: (report) => metrics.observeRound(report),
+    ...(config.idempotencyTtlMs === undefined ? {} : { idempotencyTtlMs: config.idempotencyTtlMs }),
+    ...(config.idempotencyPruneIntervalMs === undefined || config.idempotencyPruneBatchMax === undefined
+      ? {}
+      : { idempotencyPrune: { intervalMs: config.idempotencyPruneIntervalMs, batchMax: config.idempotencyPruneBatchMax } }),
   })
   const authenticate = authenticator(config)
   await app.register(operationsRoutes, {

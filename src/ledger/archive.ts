@@ -16,11 +16,14 @@ import {
   idempotencyKeyOf,
   idempotencyKeyText,
   isAccountKey,
+  metaKeys,
   noteText,
   seq,
+  tableNames,
   type AccountState,
 } from './codec.js'
 import { tablesOf } from './ledger.js'
+import { idempotencyTtlDefaultS } from './limits.js'
 import type { AccountKey, Entry } from './types.js'
 import type { RootDb } from './writer.js'
 
@@ -83,15 +86,15 @@ type ArchiveItem =
 /**
  * Parses and checks an export line by line, yielding its accounts and entries: accounts in
  * strictly increasing key order, each followed by exactly its entries 1..seq, each entry's tot
- * the previous tot plus its by, times never decreasing, keys unique within the account, and the
- * last entry equal to the account's balance.
+ * the previous tot plus its by, times never decreasing, an idempotency key repeated within the
+ * account only once its retention window had passed, and the last entry equal to the account's balance.
  */
-async function* parseArchive(lines: AsyncIterable<string>): AsyncGenerator<ArchiveItem> {
+async function* parseArchive(lines: AsyncIterable<string>, idempotencyTtlMs: number): AsyncGenerator<ArchiveItem> {
   let lineNumber = 0
   const fail = (message: string): never => {
     throw new ArchiveError(`line ${lineNumber}: ${message}`)
   }
-  let current: { accountKey: AccountKey; account: AccountState; seq: number; tot: bigint; atMs: number; keys: Set<string> } | undefined
+  let current: { accountKey: AccountKey; account: AccountState; seq: number; tot: bigint; atMs: number; keys: KeyWindow } | undefined
   const finishAccount = () => {
     if (current === undefined) return
     if (current.seq !== current.account.seq) fail(`account has ${current.seq} entries, its line says ${current.account.seq}`)
@@ -117,7 +120,7 @@ async function* parseArchive(lines: AsyncIterable<string>): AsyncGenerator<Archi
       const { account: accountKey, ...account } = parsed.data as z.output<typeof accountLineSchema>
       finishAccount()
       if (current !== undefined && accountKey <= current.accountKey) fail('accounts out of order or repeated')
-      current = { accountKey: accountKey, account, seq: 0, tot: 0n, atMs: 0, keys: new Set() }
+      current = { accountKey: accountKey, account, seq: 0, tot: 0n, atMs: 0, keys: new KeyWindow(idempotencyTtlMs) }
       yield { kind: 'account', accountKey: accountKey, account }
       continue
     }
@@ -129,9 +132,8 @@ async function* parseArchive(lines: AsyncIterable<string>): AsyncGenerator<Archi
     if (data.seq !== owner.seq + 1) fail(`entry ${data.seq} follows entry ${owner.seq}`)
     if (data.tot !== owner.tot + data.by) fail(`entry ${data.seq}: tot is not the previous tot plus by`)
     if (data.atMs < owner.atMs) fail(`entry ${data.seq} is earlier than the one before`)
-    if (data.key !== undefined) {
-      if (owner.keys.has(data.key)) fail(`entry ${data.seq} repeats an idempotency key`)
-      owner.keys.add(data.key)
+    if (data.key !== undefined && !owner.keys.admit(data.key, data.atMs)) {
+      fail(`entry ${data.seq} repeats an idempotency key within its retention window`)
     }
     owner.seq = data.seq
     owner.tot = data.tot
@@ -145,25 +147,71 @@ async function* parseArchive(lines: AsyncIterable<string>): AsyncGenerator<Archi
   finishAccount()
 }
 
+/**
+ * The idempotency keys of one account's entries still within their window of the latest entry,
+ * in time order: memory follows one window of one account, not its whole history.
+ */
+export class KeyWindow {
+  readonly #windowMs: number
+  readonly #atMsByKey = new Map<string, number>()
+  /** Keys in the order they were admitted; entry times never decrease, so oldest first. */
+  readonly #order: [key: string, atMs: number][] = []
+  #oldest = 0
+
+  constructor(windowMs: number) {
+    this.#windowMs = windowMs
+  }
+
+  /** False when `key` was used less than a window before `atMs`; records it either way. */
+  admit(key: string, atMs: number): boolean {
+    while (this.#oldest < this.#order.length) {
+      const [oldKey, oldAtMs] = this.#order[this.#oldest] ?? ['', 0]
+      if (atMs - oldAtMs < this.#windowMs) break
+      if (this.#atMsByKey.get(oldKey) === oldAtMs) this.#atMsByKey.delete(oldKey)
+      this.#oldest++
+    }
+    if (this.#oldest > 1024 && this.#oldest * 2 > this.#order.length) {
+      this.#order.splice(0, this.#oldest)
+      this.#oldest = 0
+    }
+    const previousAtMs = this.#atMsByKey.get(key)
+    this.#atMsByKey.set(key, atMs)
+    this.#order.push([key, atMs])
+    return previousAtMs === undefined || atMs - previousAtMs >= this.#windowMs
+  }
+}
+
 // Each batch is fsynced: an import that returns is on disk.
 const importBatchMax = 10_000
 
+export interface ImportOptions {
+  /** The retention window the store will be served with (ACCMAN_IDEMPOTENCY_TTL). */
+  idempotencyTtlMs?: number
+  onProgress?: (counts: ArchiveCounts) => void
+}
+
 /**
- * Restores an export into an empty store. The whole input is checked before anything is written
- * (hence a function that opens it anew); the last batch is fsynced.
+ * Restores an export into an empty store, all or nothing. The whole input is checked before
+ * anything is written (hence a function that opens it anew). A marker is written and fsynced
+ * first and deleted, fsynced, last: a store an import did not finish carries it, and the ledger
+ * refuses to open it (and verify reports it), so a crash never leaves a partial store that serves.
  */
 export async function importStore(
   db: RootDb,
   openLines: () => AsyncIterable<string>,
-  onProgress: (counts: ArchiveCounts) => void = () => {},
+  options: ImportOptions = {},
 ): Promise<ArchiveCounts> {
+  const idempotencyTtlMs = options.idempotencyTtlMs ?? idempotencyTtlDefaultS * 1000
+  const onProgress = options.onProgress ?? (() => {})
   await db.open()
   if ((await db.keys({ limit: 1 }).all()).length > 0) throw new ArchiveError('the database is not empty; import needs an empty one')
-  for await (const item of parseArchive(openLines())) void item
+  for await (const item of parseArchive(openLines(), idempotencyTtlMs)) void item
   const tables = tablesOf(db)
+  const meta = db.sublevel<string, string>(tableNames.meta, { keyEncoding: 'utf8', valueEncoding: 'utf8' })
+  await meta.put(metaKeys.importInProgress, JSON.stringify({ startedAtMs: Date.now() }), { sync: true } as object)
   const counts: ArchiveCounts = { accounts: 0, entries: 0 }
   let batch = db.batch()
-  for await (const item of parseArchive(openLines())) {
+  for await (const item of parseArchive(openLines(), idempotencyTtlMs)) {
     if (item.kind === 'account') {
       batch.put(item.accountKey, encodeAccount(item.account), { sublevel: tables.accounts })
       counts.accounts++
@@ -171,7 +219,8 @@ export async function importStore(
       const { accountKey, entry } = item
       batch.put(historyKeyOf(accountKey, entry.seq), encodeEntry(entry), { sublevel: tables.history })
       if (entry.idempotencyKey !== undefined) {
-        const record = encodeIdempotency({ by: entry.by, tot: entry.tot, seq: entry.seq })
+        // A key used again after its window: the later entry's record replaces the earlier one.
+        const record = encodeIdempotency({ by: entry.by, tot: entry.tot, seq: entry.seq, atMs: entry.atMs })
         batch.put(idempotencyKeyOf(accountKey, entry.idempotencyKey), record, { sublevel: tables.idempotency })
       }
       counts.entries++
@@ -183,6 +232,7 @@ export async function importStore(
     }
   }
   await batch.write({ sync: true })
+  await meta.del(metaKeys.importInProgress, { sync: true } as object)
   onProgress(counts)
   return counts
 }

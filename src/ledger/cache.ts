@@ -85,26 +85,45 @@ export interface LedgerMemory {
   accounts: AccountCache
   /** Every account that exists. */
   accountKeys: KeyFilter
-  /** Every idempotency record that exists, by its stored key. */
-  idempotencyKeys: KeyFilter
+  /** Every idempotency record written within the retention window, by its stored key. */
+  idempotencyKeys: WindowedKeyFilter
 }
 
 const bitsPerKey = 16
 const probes = 4
-const initialBits = 1 << 23 // 1 MiB: 500,000 keys before the first growth
+/** The account filter's first layer: 1 MiB, 500,000 keys before the first growth. */
+export const accountFilterBits = 1 << 23
+/** The smallest layer an idempotency generation starts with: 8 KiB, 4,096 keys. */
+const generationFilterBitsMin = 1 << 16
+
+interface Layer {
+  bits: Uint32Array
+  mask: number
+  count: number
+  capacity: number
+}
 
 /**
  * A Bloom filter of the keys that exist (accounts, idempotency records), so that most lookups of
  * a key that does not exist are answered without touching the store. "No" is certain; "maybe" is
- * checked against the store. Keys are never deleted, so entries are only added; when the newest
- * filter is full a larger one is stacked on it (a scalable Bloom filter), keeping false positives
- * rare as the store grows.
+ * checked against the store. Entries are only added; when the newest layer is full a larger one
+ * is stacked on it (a scalable Bloom filter), keeping false positives rare as the keys grow.
  */
 export class KeyFilter {
-  readonly #layers: { bits: Uint32Array; mask: number; count: number; capacity: number }[] = []
+  readonly #layers: Layer[] = []
 
-  constructor() {
+  constructor(initialBits = accountFilterBits) {
+    assert.ok(isPowerOfTwo(initialBits) && initialBits >= generationFilterBitsMin, 'filter size must be a power of two')
     this.#grow(initialBits)
+  }
+
+  /** Keys added. */
+  get count(): number {
+    return this.#layers.reduce((sum, layer) => sum + layer.count, 0)
+  }
+
+  get sizeBytes(): number {
+    return this.#layers.reduce((sum, layer) => sum + layer.bits.byteLength, 0)
   }
 
   add(key: string): void {
@@ -132,7 +151,7 @@ export class KeyFilter {
     return false
   }
 
-  #grow(bits: number) {
+  #grow(bits: number): Layer {
     const layer = { bits: new Uint32Array(bits / 32), mask: bits - 1, count: 0, capacity: bits / bitsPerKey }
     this.#layers.push(layer)
     return layer
@@ -150,16 +169,18 @@ export class KeyFilter {
     }
   }
 
-  /** The filter a snapshot describes, or undefined if it was made with other parameters or is damaged. */
-  static fromSnapshot(snapshot: KeyFilterSnapshot): KeyFilter | undefined {
+  /**
+   * The filter a snapshot describes, or undefined if it was made with other parameters or is
+   * damaged: its layers must be powers of two of at least `initialBits`, each holding at most its capacity.
+   */
+  static fromSnapshot(snapshot: KeyFilterSnapshot, initialBits = accountFilterBits): KeyFilter | undefined {
     if (snapshot.bitsPerKey !== bitsPerKey || snapshot.probes !== probes || snapshot.layers.length === 0) return undefined
-    const filter = new KeyFilter()
+    const filter = new KeyFilter(generationFilterBitsMin)
     filter.#layers.length = 0
     for (const saved of snapshot.layers) {
       const bytes = Buffer.from(saved.bits, 'base64')
       const bitCount = bytes.byteLength * 8
-      // Layers are powers of two, at least the first layer's size, each holding at most its capacity.
-      if (bitCount < initialBits || (bitCount & (bitCount - 1)) !== 0 || saved.count > bitCount / bitsPerKey) return undefined
+      if (bitCount < initialBits || !isPowerOfTwo(bitCount) || saved.count > bitCount / bitsPerKey) return undefined
       const bits = new Uint32Array(bitCount / 32)
       Buffer.from(bits.buffer).set(bytes)
       filter.#layers.push({ bits, mask: bitCount - 1, count: saved.count, capacity: bitCount / bitsPerKey })
@@ -172,6 +193,127 @@ export interface KeyFilterSnapshot {
   bitsPerKey: number
   probes: number
   layers: { count: number; bits: string }[]
+}
+
+/** Generations per retention window: a key outlives its window by at most a quarter of it. */
+export const generationsPerWindow = 4
+
+/**
+ * The idempotency keys written within the retention window, as a few Bloom filters by time of
+ * writing (generations). A key is "maybe" if any generation says so; a generation whose every key
+ * is past the window is dropped, so memory follows the traffic of one window, never the store's
+ * age. Time only moves forward here (`advance` keeps the latest clock seen), so a dropped
+ * generation never held a key that a later, earlier-reading clock would still call live.
+ */
+export class WindowedKeyFilter {
+  readonly #windowMs: number
+  readonly #generationMs: number
+  /** By generation index (time of writing / generationMs), oldest first. */
+  readonly #generations = new Map<number, KeyFilter>()
+  #clockMs = 0
+
+  constructor(windowMs: number) {
+    assert.ok(Number.isInteger(windowMs) && windowMs >= 1, 'the window must be a positive integer of ms')
+    this.#windowMs = windowMs
+    this.#generationMs = Math.max(1, Math.ceil(windowMs / generationsPerWindow))
+  }
+
+  get windowMs(): number {
+    return this.#windowMs
+  }
+
+  /** The latest clock seen. */
+  get clockMs(): number {
+    return this.#clockMs
+  }
+
+  get generationCount(): number {
+    return this.#generations.size
+  }
+
+  get count(): number {
+    let count = 0
+    for (const filter of this.#generations.values()) count += filter.count
+    return count
+  }
+
+  get sizeBytes(): number {
+    let bytes = 0
+    for (const filter of this.#generations.values()) bytes += filter.sizeBytes
+    return bytes
+  }
+
+  /** True when a key written at `atMs` is past the window at the latest clock seen. */
+  isExpired(atMs: number): boolean {
+    return this.#clockMs - atMs >= this.#windowMs
+  }
+
+  /** Moves the clock forward (never back) and drops the generations wholly past the window. */
+  advance(nowMs: number): void {
+    if (nowMs <= this.#clockMs) return
+    this.#clockMs = nowMs
+    for (const index of this.#generations.keys()) {
+      const newestMs = (index + 1) * this.#generationMs - 1
+      if (this.isExpired(newestMs)) this.#generations.delete(index)
+    }
+  }
+
+  /** Adds a key written at `atMs`; a key already past the window needs no entry. */
+  add(key: string, atMs: number): void {
+    if (this.isExpired(atMs)) return
+    const index = Math.floor(atMs / this.#generationMs)
+    let filter = this.#generations.get(index)
+    if (filter === undefined) {
+      filter = new KeyFilter(this.#nextGenerationBits())
+      this.#generations.set(index, filter)
+    }
+    filter.add(key)
+  }
+
+  mightContain(key: string): boolean {
+    for (const filter of this.#generations.values()) if (filter.mightContain(key)) return true
+    return false
+  }
+
+  /** Sized for as many keys as the largest live generation holds, so steady traffic needs one layer each. */
+  #nextGenerationBits(): number {
+    let keys = 0
+    for (const filter of this.#generations.values()) keys = Math.max(keys, filter.count)
+    let bits = generationFilterBitsMin
+    while (bits / bitsPerKey < keys && bits < accountFilterBits) bits *= 2
+    return bits
+  }
+
+  snapshot(): WindowedKeyFilterSnapshot {
+    return {
+      windowMs: this.#windowMs,
+      clockMs: this.#clockMs,
+      generations: [...this.#generations].map(([index, filter]) => ({ index, filter: filter.snapshot() })),
+    }
+  }
+
+  /** The filter a snapshot describes, or undefined if it was made for another window or is damaged. */
+  static fromSnapshot(snapshot: WindowedKeyFilterSnapshot, windowMs: number): WindowedKeyFilter | undefined {
+    if (snapshot.windowMs !== windowMs) return undefined
+    const restored = new WindowedKeyFilter(windowMs)
+    restored.#clockMs = snapshot.clockMs
+    for (const { index, filter } of snapshot.generations) {
+      const generation = KeyFilter.fromSnapshot(filter, generationFilterBitsMin)
+      if (generation === undefined || restored.#generations.has(index)) return undefined
+      restored.#generations.set(index, generation)
+    }
+    return restored
+  }
+}
+
+export interface WindowedKeyFilterSnapshot {
+  windowMs: number
+  clockMs: number
+  generations: { index: number; filter: KeyFilterSnapshot }[]
+}
+
+function isPowerOfTwo(value: number): boolean {
+  return Number.isInteger(value) && value > 0 && (value & (value - 1)) === 0
 }
 
 /** Two 32-bit FNV-1a hashes of the key, for double hashing: probe i is first + i * step. */

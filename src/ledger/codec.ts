@@ -76,7 +76,9 @@ export const entryRecord = z.strictObject({
   note: noteText.optional(),
   key: idempotencyKeyText.optional(),
 })
-const idempotencyRecord = z.strictObject({ by: amount, tot: balance, seq })
+// `atMs` (the entry's time, which starts the key's retention window) is absent from records
+// written before the window existed; see Ledger.load for how they are treated.
+const idempotencyRecord = z.strictObject({ by: amount, tot: balance, seq, atMs: atMs.optional() })
 
 export interface AccountState {
   tot: bigint
@@ -89,6 +91,8 @@ export interface IdempotencyState {
   by: bigint
   tot: bigint
   seq: number
+  /** When the entry was written; undefined in records older than the retention window. */
+  atMs: number | undefined
 }
 
 function parseRecord<T>(schema: z.ZodType<T>, table: string, key: string, text: string): T {
@@ -141,11 +145,12 @@ export function decodeEntry(key: string, text: string): Entry {
 }
 
 export function encodeIdempotency(state: IdempotencyState): string {
-  return JSON.stringify({ by: state.by.toString(), tot: state.tot.toString(), seq: state.seq })
+  return JSON.stringify({ by: state.by.toString(), tot: state.tot.toString(), seq: state.seq, atMs: state.atMs })
 }
 
 export function decodeIdempotency(key: string, text: string): IdempotencyState {
-  return parseRecord(idempotencyRecord, tableNames.idempotency, key, text)
+  const record = parseRecord(idempotencyRecord, tableNames.idempotency, key, text)
+  return { by: record.by, tot: record.tot, seq: record.seq, atMs: record.atMs }
 }
 
 const filterSnapshot = z.strictObject({
@@ -154,11 +159,29 @@ const filterSnapshot = z.strictObject({
   layers: z.array(z.strictObject({ count: z.int().nonnegative(), bits: z.base64() })),
 })
 
-/** The key filters as kept in the meta table across a clean stop. */
+/**
+ * The key filters as kept in the meta table across a clean stop, with what ties them to the
+ * store: the start count (`epoch`) of the run that wrote them, and a digest of their content.
+ */
 export const filtersRecord = z.strictObject({
+  epoch: z.int().nonnegative(),
+  digest: z.string(),
   accounts: filterSnapshot,
-  idempotency: filterSnapshot,
+  idempotency: z.strictObject({
+    windowMs: z.int().positive(),
+    clockMs: z.int().nonnegative(),
+    generations: z.array(z.strictObject({ index: z.int(), filter: filterSnapshot })),
+  }),
 })
 
-/** The meta table's key for the filters. */
-export const filtersKey = 'filters'
+/** The meta table's keys. */
+export const metaKeys = {
+  /** The key filters a clean stop left (see Ledger.load). */
+  filters: 'filters',
+  /** How many times a ledger has opened the store; bumped, with fsync, before each run writes. */
+  epoch: 'epoch',
+  /** Present while an import is writing: such a store is incomplete and is never served. */
+  importInProgress: 'import-in-progress',
+} as const
+
+export const epochRecord = z.int().nonnegative()

@@ -1,12 +1,31 @@
 // The ledger: tot, mod and past over an abstract-level database. It knows nothing of HTTP; the
 // server, the CLI and the tests all share these checks.
 import assert from 'node:assert/strict'
+import { hash } from 'node:crypto'
 import { z } from 'zod'
-import { decodeAccount, decodeEntry, filtersKey, filtersRecord, historyKeyOf, tableNames } from './codec.js'
+import {
+  decodeAccount,
+  decodeEntry,
+  decodeIdempotency,
+  epochRecord,
+  filtersRecord,
+  historyKeyOf,
+  metaKeys,
+  tableNames,
+} from './codec.js'
 import { LedgerError } from './errors.js'
-import { amountMax, characterCount, noteLengthMax, idempotencyKeyLengthMax, pageSizeMax } from './limits.js'
+import {
+  amountMax,
+  characterCount,
+  idempotencyKeyLengthMax,
+  idempotencyTtlDefaultS,
+  idempotencyTtlMaxS,
+  idempotencyTtlMinS,
+  noteLengthMax,
+  pageSizeMax,
+} from './limits.js'
 import type { AccountKey, Balance, Entry, ModInput, ModResult, PastPage, PastQuery } from './types.js'
-import { AccountCache, KeyFilter, type LedgerMemory } from './cache.js'
+import { AccountCache, KeyFilter, WindowedKeyFilter, type LedgerMemory } from './cache.js'
 import { Writer, type RootDb, type RoundReport, type Table, type Tables } from './writer.js'
 
 export interface LedgerOptions {
@@ -23,6 +42,15 @@ export interface LedgerOptions {
   onFatal?: (error: Error) => void
   /** Called after each round the writer stores, for metrics. */
   onRound?: (report: RoundReport) => void
+  /** How long an idempotency key is replayed (ACCMAN_IDEMPOTENCY_TTL); a day by default. */
+  idempotencyTtlMs?: number
+  /** Background pruning of expired idempotency records; without it, only pruneExpiredIdempotency prunes. */
+  idempotencyPrune?: { intervalMs: number; batchMax: number }
+}
+
+/** A store an import has not finished writing: never served. */
+export class IncompleteStoreError extends Error {
+  override readonly name = 'IncompleteStoreError'
 }
 
 /** About 200 bytes each: 100,000 states take some 20 MB. */
@@ -35,6 +63,16 @@ export class Ledger {
   readonly #meta: Table
   readonly #writer: Writer
   readonly #memory: LedgerMemory
+  readonly #idempotencyTtlMs: number
+  readonly #legacyIdempotencyAtMs: number
+  readonly #now: () => number
+  readonly #prune: { intervalMs: number; batchMax: number } | undefined
+  #pruneTimer: NodeJS.Timeout | undefined
+  #pruning: Promise<number> | undefined
+  /** Where the next pruning pass starts in the idempotency table; undefined: at its start. */
+  #pruneCursor: string | undefined
+  /** This run's start count; a clean stop tags the filters it keeps with it. */
+  #epoch = 0
 
   /** Use openLedger, which also loads the filters and warms the cache. */
   constructor(db: RootDb, options: LedgerOptions) {
@@ -42,17 +80,28 @@ export class Ledger {
     this.#db = db
     this.#tables = tablesOf(db)
     this.#meta = db.sublevel<string, string>(tableNames.meta, { keyEncoding: 'utf8', valueEncoding: 'utf8' })
+    this.#idempotencyTtlMs = options.idempotencyTtlMs ?? idempotencyTtlDefaultS * 1000
+    assert.ok(
+      Number.isInteger(this.#idempotencyTtlMs) &&
+        this.#idempotencyTtlMs >= idempotencyTtlMinS * 1000 &&
+        this.#idempotencyTtlMs <= idempotencyTtlMaxS * 1000,
+      'idempotencyTtlMs out of range',
+    )
+    this.#now = options.now ?? Date.now
+    this.#legacyIdempotencyAtMs = this.#now()
+    this.#prune = options.idempotencyPrune
     this.#memory = {
       accounts: new AccountCache(options.accountCacheMax ?? accountCacheMaxDefault),
       accountKeys: new KeyFilter(),
-      idempotencyKeys: new KeyFilter(),
+      idempotencyKeys: new WindowedKeyFilter(this.#idempotencyTtlMs),
     }
     this.#writer = new Writer(db, this.#tables, this.#memory, {
       sync: options.sync,
       batchMax: options.writerBatchMax,
       queueMax: options.writerQueueMax,
       roundsInFlightMax: options.writerRoundsInFlightMax ?? 2,
-      now: options.now ?? Date.now,
+      now: this.#now,
+      legacyIdempotencyAtMs: this.#legacyIdempotencyAtMs,
       onFatal: options.onFatal ?? (() => {}),
       onRound: options.onRound,
     })
@@ -70,21 +119,41 @@ export class Ledger {
     return this.#writer.queueDepth
   }
 
+  get idempotencyTtlMs(): number {
+    return this.#idempotencyTtlMs
+  }
+
+  /** The idempotency filters' size now: it follows the traffic of one window. */
+  get idempotencyFilterStats(): { keys: number; generations: number; sizeBytes: number } {
+    const filter = this.#memory.idempotencyKeys
+    return { keys: filter.count, generations: filter.generationCount, sizeBytes: filter.sizeBytes }
+  }
+
   /**
-   * Before the ledger serves, every account and idempotency record must be in the filters, and
-   * the cache starts with the first accounts it can hold. A clean stop leaves the filters in the
-   * meta table: they are loaded, then deleted (with fsync) before anything is written, so after a
-   * crash none is found and the keys are scanned instead. The scan reads keys only, in pages, so a
-   * large store costs start-up time but little heap; it does page the tables' files in.
+   * Before the ledger serves, every account and every idempotency record within its window must
+   * be in the filters, and the cache starts with the first accounts it can hold. A clean stop
+   * leaves the filters in the meta table, tagged with the run's start count (epoch) and a digest:
+   * they are taken only if both match and every account and record read while warming is in
+   * them; they are deleted and the epoch bumped (with fsync) before anything is written, so after
+   * a crash, or with a copy from an earlier stop, the keys are scanned instead. The scan reads in
+   * pages, so a large store costs start-up time but little heap; it does page the tables' files in.
+   *
+   * Idempotency records written before records carried a time are taken as written now: they
+   * are replayed for one more window, then count as new and are pruned.
    */
   async load(): Promise<void> {
-    const restored = await this.#restoreFilters()
+    if ((await this.#meta.get(metaKeys.importInProgress)) !== undefined) {
+      throw new IncompleteStoreError('the database holds an unfinished import; delete it and import again')
+    }
+    let restored = await this.#takeFilters()
     let lastWarm: string | undefined
+    const scanned = new KeyFilter()
     const warm = this.#tables.accounts.iterator({ limit: this.#memory.accounts.capacity })
     try {
       for (let page = await warm.nextv(scanPageMax); page.length > 0; page = await warm.nextv(scanPageMax)) {
         for (const [accountKey, value] of page) {
-          if (!restored) this.#memory.accountKeys.add(accountKey)
+          if (restored !== undefined && !restored.accountKeys.mightContain(accountKey)) restored = undefined
+          scanned.add(accountKey)
           this.#memory.accounts.fillFromWriter(accountKey as AccountKey, decodeAccount(accountKey, value))
           lastWarm = accountKey
         }
@@ -92,29 +161,93 @@ export class Ledger {
     } finally {
       await warm.close()
     }
-    if (restored) return
-    await scanKeys(this.#tables.accounts, (key) => this.#memory.accountKeys.add(key), lastWarm)
-    await scanKeys(this.#tables.idempotency, (key) => this.#memory.idempotencyKeys.add(key))
+    if (restored !== undefined && (await this.#idempotencySampleAgrees(restored.idempotencyKeys))) {
+      this.#memory.accountKeys = restored.accountKeys
+      this.#memory.idempotencyKeys = restored.idempotencyKeys
+      return
+    }
+    this.#memory.accountKeys = scanned
+    await scanKeys(this.#tables.accounts, (key) => scanned.add(key), lastWarm)
+    const idempotencyKeys = this.#memory.idempotencyKeys
+    idempotencyKeys.advance(this.#now())
+    await scanEntries(this.#tables.idempotency, (key, value) => {
+      idempotencyKeys.add(key, decodeIdempotency(key, value).atMs ?? this.#legacyIdempotencyAtMs)
+    })
   }
 
-  /** Takes the filters a clean stop left, if any; true when both were usable. */
-  async #restoreFilters(): Promise<boolean> {
-    const text = await this.#meta.get(filtersKey)
-    if (text === undefined) return false
-    // Gone before the first write: a later crash must not leave a stale filter behind.
-    await this.#meta.del(filtersKey, synced)
+  /**
+   * Takes the filters a clean stop left, if they belong to the last run, and bumps the epoch:
+   * from here on no kept filters match the store until this run stops cleanly.
+   */
+  async #takeFilters(): Promise<{ accountKeys: KeyFilter; idempotencyKeys: WindowedKeyFilter } | undefined> {
+    const [text, epochText] = await this.#meta.getMany([metaKeys.filters, metaKeys.epoch])
+    const epoch = epochText === undefined ? 0 : epochRecord.parse(JSON.parse(epochText))
+    this.#epoch = epoch + 1
+    await this.#meta.batch(
+      [
+        { type: 'del', key: metaKeys.filters },
+        { type: 'put', key: metaKeys.epoch, value: JSON.stringify(this.#epoch) },
+      ],
+      synced,
+    )
+    if (text === undefined) return undefined
     let record: z.infer<typeof filtersRecord>
     try {
       record = filtersRecord.parse(JSON.parse(text))
     } catch {
-      return false // damaged: scan instead
+      return undefined // damaged: scan instead
     }
+    if (record.epoch !== epoch || record.digest !== filtersDigest(record)) return undefined
     const accountKeys = KeyFilter.fromSnapshot(record.accounts)
-    const idempotencyKeys = KeyFilter.fromSnapshot(record.idempotency)
-    if (accountKeys === undefined || idempotencyKeys === undefined) return false
-    this.#memory.accountKeys = accountKeys
-    this.#memory.idempotencyKeys = idempotencyKeys
-    return true
+    const idempotencyKeys = WindowedKeyFilter.fromSnapshot(record.idempotency, this.#idempotencyTtlMs)
+    if (accountKeys === undefined || idempotencyKeys === undefined) return undefined
+    idempotencyKeys.advance(this.#now())
+    return { accountKeys, idempotencyKeys }
+  }
+
+  /** The first records of the idempotency table, those within the window, must all be in the filter. */
+  async #idempotencySampleAgrees(filter: WindowedKeyFilter): Promise<boolean> {
+    const sample = await this.#tables.idempotency.iterator({ limit: idempotencySampleMax }).all()
+    return sample.every(([key, value]) => {
+      const atMs = decodeIdempotency(key, value).atMs ?? this.#legacyIdempotencyAtMs
+      return filter.isExpired(atMs) || filter.mightContain(key)
+    })
+  }
+
+  /**
+   * One pass of pruning: reads at most `batchMax` idempotency records from where the last pass
+   * stopped and deletes those past their window (through the writer, see Writer.prune). Returns
+   * the number deleted; a full sweep of the table takes (records / batchMax) passes.
+   */
+  pruneExpiredIdempotency(batchMax: number): Promise<number> {
+    assert.ok(Number.isInteger(batchMax) && batchMax >= 1)
+    this.#pruning ??= this.#prunePass(batchMax).finally(() => (this.#pruning = undefined))
+    return this.#pruning
+  }
+
+  async #prunePass(batchMax: number): Promise<number> {
+    const range = this.#pruneCursor === undefined ? {} : { gt: this.#pruneCursor }
+    const page = await this.#tables.idempotency.iterator({ ...range, limit: batchMax }).all()
+    this.#pruneCursor = page.length < batchMax ? undefined : page.at(-1)?.[0]
+    const filter = this.#memory.idempotencyKeys
+    filter.advance(this.#now())
+    const expired = page
+      .filter(([key, value]) => filter.isExpired(decodeIdempotency(key, value).atMs ?? this.#legacyIdempotencyAtMs))
+      .map(([key]) => key)
+    return this.#writer.prune(expired)
+  }
+
+  /** Starts background pruning, when configured. */
+  startPruning(): void {
+    const prune = this.#prune
+    if (prune === undefined || this.#pruneTimer !== undefined) return
+    this.#pruneTimer = setInterval(() => {
+      if (this.#pruning === undefined && this.#writer.healthy) {
+        // A failed pass has stopped the writer, which reports it through onFatal.
+        this.pruneExpiredIdempotency(prune.batchMax).catch(() => {})
+      }
+    }, prune.intervalMs)
+    this.#pruneTimer.unref()
   }
 
   /** The balance and its seq, or undefined for an unknown account. */
@@ -166,17 +299,22 @@ export class Ledger {
 
   /** Stops taking mods, writes what is queued, keeps the filters for the next start, closes the database. */
   async close(): Promise<void> {
+    clearInterval(this.#pruneTimer)
+    await this.#pruning?.catch(() => {})
     await this.#writer.close()
     // After a fault the filters may lack what the failed round created: the next start scans.
     if (this.#writer.failed || this.#db.status !== 'open') {
       await this.#db.close()
       return
     }
-    const record: z.infer<typeof filtersRecord> = {
+    const unsigned = {
+      epoch: this.#epoch,
+      digest: '',
       accounts: this.#memory.accountKeys.snapshot(),
       idempotency: this.#memory.idempotencyKeys.snapshot(),
     }
-    await this.#meta.put(filtersKey, JSON.stringify(record), synced)
+    const record: z.infer<typeof filtersRecord> = { ...unsigned, digest: filtersDigest(unsigned) }
+    await this.#meta.put(metaKeys.filters, JSON.stringify(record), synced)
     await this.#db.close()
   }
 
@@ -221,6 +359,26 @@ export class Ledger {
 }
 
 const scanPageMax = 10_000
+/** Idempotency records checked against kept filters at start. */
+const idempotencySampleMax = 10_000
+
+/** SHA-256 of the kept filters' content, in a fixed order, so a damaged or shuffled copy is not taken. */
+function filtersDigest(record: z.infer<typeof filtersRecord>): string {
+  return hash('sha256', JSON.stringify([record.epoch, record.accounts, record.idempotency]), 'hex')
+}
+
+async function scanEntries(table: Table, visit: (key: string, value: string) => void): Promise<void> {
+  const iterator = table.iterator()
+  try {
+    for (;;) {
+      const page = await iterator.nextv(scanPageMax)
+      if (page.length === 0) return
+      for (const [key, value] of page) visit(key, value)
+    }
+  } finally {
+    await iterator.close()
+  }
+}
 
 /** classic-level's fsync option; abstract-level passes it through but does not declare it. */
 const synced = { sync: true } as object
@@ -265,5 +423,6 @@ export async function openLedger(db: RootDb, options: LedgerOptions): Promise<Le
   await db.open()
   const ledger = new Ledger(db, options)
   await ledger.load()
+  ledger.startPruning()
   return ledger
 }

@@ -28,3 +28,11 @@ export function characterCount(text: string): number {
 
 if (amountDigitsMax !== 39) throw new Error('amountMax must have 39 digits')
 if (String(seqMax).length > seqDigits) throw new Error('seqMax must fit seqDigits')
+
+/**
+ * How long an idempotency key is replayed (ACCMAN_IDEMPOTENCY_TTL, in seconds): a day by default,
+ * like Stripe's 24 hours, and at most 30 days. Past it a key counts as new.
+ */
+export const idempotencyTtlDefaultS = 86_400
+export const idempotencyTtlMinS = 1
+export const idempotencyTtlMaxS = 2_592_000

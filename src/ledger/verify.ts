@@ -1,8 +1,10 @@
 // Offline integrity check of a whole store: every account's history is contiguous and chains to
-// its balance, every idempotency record matches the entry it answers, and nothing is stored that
-// belongs to no account. One streaming pass per table in key order (a merge join on the account
-// key), so memory stays flat however large the store.
+// its balance, every idempotency record matches the entry it answers, no idempotency key is on two
+// entries of an account less than a retention window apart, and nothing is stored that belongs to
+// no account. One streaming pass per table in key order (a merge join on the account key), so
+// memory stays flat however large the store (the keys of one window of one account at most).
 import { AssertionError } from 'node:assert'
+import { KeyWindow } from './archive.js'
 import {
   decodeAccount,
   decodeEntry,
@@ -10,12 +12,14 @@ import {
   historyKeyOf,
   idempotencyKeyOf,
   isAccountKey,
+  metaKeys,
   parseHistoryKey,
   parseIdempotencyKey,
   tableNames,
   type AccountState,
 } from './codec.js'
 import { tablesOf } from './ledger.js'
+import { idempotencyTtlDefaultS } from './limits.js'
 import type { AccountKey } from './types.js'
 import type { RootDb, Table } from './writer.js'
 
@@ -50,7 +54,22 @@ class Cursor {
   }
 }
 
-export async function verifyStore(db: RootDb, onProgress: (counts: VerifyCounts) => void = () => {}): Promise<VerifyReport> {
+export interface VerifyOptions {
+  /** The retention window the store is served with (ACCMAN_IDEMPOTENCY_TTL). */
+  idempotencyTtlMs?: number
+  /** Now, to tell a record pruned after its window from one missing. */
+  nowMs?: number
+  onProgress?: (counts: VerifyCounts) => void
+}
+
+interface Window {
+  ttlMs: number
+  nowMs: number
+}
+
+export async function verifyStore(db: RootDb, options: VerifyOptions = {}): Promise<VerifyReport> {
+  const window: Window = { ttlMs: options.idempotencyTtlMs ?? idempotencyTtlDefaultS * 1000, nowMs: options.nowMs ?? Date.now() }
+  const onProgress = options.onProgress ?? (() => {})
   await db.open()
   const tables = tablesOf(db)
   const report: VerifyReport = { accounts: 0, entries: 0, idempotencyKeys: 0, faultCount: 0, faults: [] }
@@ -58,6 +77,8 @@ export async function verifyStore(db: RootDb, onProgress: (counts: VerifyCounts)
     report.faultCount++
     if (report.faults.length < faultsListedMax) report.faults.push(message)
   }
+  const meta = db.sublevel<string, string>(tableNames.meta, { keyEncoding: 'utf8', valueEncoding: 'utf8' })
+  if ((await meta.get(metaKeys.importInProgress)) !== undefined) fault('an import did not finish: the store is incomplete')
   const history = new Cursor(tables.history)
   const idempotency = new Cursor(tables.idempotency)
   await history.advance()
@@ -70,7 +91,7 @@ export async function verifyStore(db: RootDb, onProgress: (counts: VerifyCounts)
       }
       const account = decodeOrFault(() => decodeAccount(accountKey, value), fault)
       await skipOrphans(history, accountKey, tableNames.history, fault)
-      await checkHistory(history, accountKey, account, tables, report, fault)
+      await checkHistory(history, accountKey, account, tables, window, report, fault)
       await skipOrphans(idempotency, accountKey, tableNames.idempotency, fault)
       await checkIdempotency(idempotency, accountKey, account, tables.history, report, fault)
       report.accounts++
@@ -119,12 +140,14 @@ async function checkHistory(
   accountKey: AccountKey,
   account: AccountState | undefined,
   tables: ReturnType<typeof tablesOf>,
+  window: Window,
   report: VerifyReport,
   fault: (message: string) => void,
 ): Promise<void> {
   let seq = 0
   let tot = 0n
   let atMs = 0
+  const keys = new KeyWindow(window.ttlMs)
   while (history.current !== undefined && history.current[0].startsWith(accountKey)) {
     const [key, value] = history.current
     const parsed = parseHistoryKey(key)
@@ -137,8 +160,14 @@ async function checkHistory(
       }
       if (entry.atMs < atMs) fault(`account ${short(accountKey)}: entry ${parsed.seq} is earlier than the one before`)
       if (entry.idempotencyKey !== undefined) {
+        if (!keys.admit(entry.idempotencyKey, entry.atMs)) {
+          fault(`account ${short(accountKey)}: entry ${parsed.seq} repeats an idempotency key within its retention window`)
+        }
         const record = await tables.idempotency.get(idempotencyKeyOf(accountKey, entry.idempotencyKey))
-        if (record === undefined) fault(`account ${short(accountKey)}: entry ${parsed.seq} has a key with no record`)
+        // Past its window a record may have been pruned.
+        if (record === undefined && window.nowMs - entry.atMs < window.ttlMs) {
+          fault(`account ${short(accountKey)}: entry ${parsed.seq} has a key with no record`)
+        }
       }
       seq = parsed.seq
       tot = entry.tot
@@ -168,12 +197,15 @@ async function checkIdempotency(
     if (parsed === undefined) fault(`${tableNames.idempotency}: malformed key`)
     if (parsed !== undefined && record !== undefined && account !== undefined) {
       const entryValue = record.seq <= account.seq ? await history.get(historyKeyOf(accountKey, record.seq)) : undefined
-      const entry = entryValue === undefined ? undefined : decodeOrFault(() => decodeEntry(key, entryValue), fault)
+      const historyKey = historyKeyOf(accountKey, record.seq)
+      const entry = entryValue === undefined ? undefined : decodeOrFault(() => decodeEntry(historyKey, entryValue), fault)
       const matches =
         entry !== undefined &&
+        entry.seq === record.seq &&
         entry.by === record.by &&
         entry.tot === record.tot &&
-        entry.idempotencyKey === parsed.idempotencyKey
+        entry.idempotencyKey === parsed.idempotencyKey &&
+        (record.atMs === undefined || record.atMs === entry.atMs)
       if (!matches) fault(`account ${short(accountKey)}: an idempotency record does not match entry ${record.seq}`)
     }
     report.idempotencyKeys++

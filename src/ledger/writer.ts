@@ -9,6 +9,7 @@ import assert from 'node:assert/strict'
 import type { AbstractChainedBatchWriteOptions, AbstractLevel, AbstractSublevel } from 'abstract-level'
 import {
   decodeAccount,
+  decodeEntry,
   decodeIdempotency,
   encodeAccount,
   encodeEntry,
@@ -22,7 +23,7 @@ import {
 import type { LedgerMemory } from './cache.js'
 import { LedgerError } from './errors.js'
 import { amountMax, seqMax } from './limits.js'
-import type { AccountKey, ModInput, ModResult } from './types.js'
+import type { AccountKey, Entry, ModInput, ModResult } from './types.js'
 
 // The root may itself be a sublevel (the test suite runs on one), hence the loose key type.
 export type RootDb = AbstractLevel<any, string, string> // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -49,6 +50,11 @@ export interface WriterOptions {
   /** Mods waiting at most; past this, mod() refuses with ACCMAN_QUEUE_FULL. */
   queueMax: number
   now: () => number
+  /**
+   * The time taken as written for idempotency records from before the retention window existed
+   * (they carry no time): the ledger's start, so they expire one window after the upgrade.
+   */
+  legacyIdempotencyAtMs: number
   /** Called once when a write fails or an invariant breaks; the writer is stopped by then. */
   onFatal: (error: Error) => void
   /** Called after each round is stored, for metrics. */
@@ -82,10 +88,12 @@ interface Round {
   idempotency: Map<string, IdempotencyState | undefined>
   /** Keys the filters could not rule out, read from the store before deciding. */
   toRead: { accounts: AccountKey[]; idempotency: string[] }
+  /** Accounts whose state came from the cache or the store: only these may be created. */
+  lookedUp: Set<AccountKey>
   dirtyAccounts: Set<AccountKey>
   /** Accounts and idempotency records this round creates, for the filters once it is stored. */
   createdAccounts: AccountKey[]
-  createdIdempotencyKeys: string[]
+  createdIdempotencyKeys: [key: string, atMs: number][]
   /** The round's writes, committed as one atomic batch. */
   puts: Put[]
   atMs: number
@@ -102,6 +110,8 @@ export class Writer {
   /** Each table's key prefix within the root database. */
   readonly #prefixes: { accounts: string; history: string; idempotency: string }
   #queue: PendingMod[] = []
+  /** A pruning of expired idempotency records waiting for its accounts; at most one. */
+  #prune: PendingPrune | undefined
   /** Accounts of the rounds in flight: their mods wait until that round is stored. */
   readonly #busyAccounts = new Set<AccountKey>()
   #roundsInFlight = 0
@@ -167,6 +177,24 @@ export class Writer {
     })
   }
 
+  /**
+   * Deletes the idempotency records among `keys` that are past the retention window. It runs as
+   * a round of its own holding their accounts, so no mod of those accounts is decided meanwhile:
+   * a key reused after its window (which rewrites the record) cannot race the deletion. Each
+   * record is read again in that round and deleted only if it is still expired. Resolves with
+   * the number deleted.
+   */
+  prune(keys: string[]): Promise<number> {
+    assert.ok(this.#prune === undefined, 'one pruning at a time')
+    if (keys.length === 0 || this.#failure !== undefined || this.#closing) return Promise.resolve(0)
+    const accounts = new Set<AccountKey>()
+    for (const key of keys) accounts.add(key.slice(0, 64) as AccountKey)
+    return new Promise<number>((resolve, reject) => {
+      this.#prune = { keys, accounts, resolve, reject }
+      this.#pump()
+    })
+  }
+
   /** Stops taking mods and resolves once every queued mod is written and answered. */
   close(): Promise<void> {
     this.#closing = true
@@ -175,11 +203,16 @@ export class Writer {
   }
 
   #idle(): boolean {
-    return this.#roundsInFlight === 0 && (this.#queue.length === 0 || this.#failure !== undefined)
+    return (
+      this.#roundsInFlight === 0 &&
+      this.#prune === undefined &&
+      (this.#queue.length === 0 || this.#failure !== undefined)
+    )
   }
 
   /** Starts rounds while there are mods whose accounts are free, up to the rounds-in-flight bound. */
   #pump(): void {
+    this.#startPrune()
     while (
       this.#failure === undefined &&
       this.#queue.length > 0 &&
@@ -207,7 +240,7 @@ export class Writer {
     for (let index = 0; index < horizon && taken.length < this.#options.batchMax; index++) {
       const mod = this.#queue[index]
       assert.ok(mod !== undefined)
-      if (this.#busyAccounts.has(mod.accountKey)) {
+      if (this.#busyAccounts.has(mod.accountKey) || this.#prune?.accounts.has(mod.accountKey) === true) {
         waiting.push(mod)
       } else {
         taken.push(mod)
@@ -221,32 +254,90 @@ export class Writer {
   }
 
   async #runRound(mods: PendingMod[]): Promise<void> {
-    let decisions: Decision[]
+    let stored: StoredRound
     try {
-      decisions = await this.#decideAndStore(mods)
+      stored = await this.#decideAndStore(mods)
     } catch (error) {
+      // Nothing of the round reached the store: its mods may be refused.
       this.#release(mods)
-      this.#fail(error instanceof Error ? error : new Error(String(error)), mods)
+      this.#fail(asError(error), mods)
       return
     }
+    // The round is stored. Whatever throws from here on, its mods are answered with their
+    // results: refusing a stored mod would invite a client without a key to apply it twice.
+    let fault: Error | undefined
+    try {
+      if (stored.written) this.#stored(stored.round)
+      this.#options.onRound?.(reportOf(stored.round, mods.length, stored.writeMs))
+    } catch (error) {
+      fault = asError(error)
+    }
     this.#release(mods)
+    if (fault !== undefined) {
+      // The filters or the cache may now disagree with the store: answer, then stop.
+      answer(mods, stored.decisions)
+      this.#fail(fault, [])
+      return
+    }
     // Start what this round held up before answering it: the store does not idle meanwhile.
     this.#pump()
-    answer(mods, decisions)
+    answer(mods, stored.decisions)
   }
 
-  async #decideAndStore(mods: PendingMod[]): Promise<Decision[]> {
+  async #decideAndStore(mods: PendingMod[]): Promise<StoredRound> {
     const round = this.#planRound(mods)
     if (round.toRead.accounts.length > 0 || round.toRead.idempotency.length > 0) await this.#read(round)
     const decisions = mods.map((mod) => this.#decide(round, mod))
     const startedMs = performance.now()
     const write = this.#write(round)
-    if (write !== undefined) {
-      await write
-      this.#stored(round)
+    if (write !== undefined) await write
+    return { round, decisions, written: write !== undefined, writeMs: performance.now() - startedMs }
+  }
+
+  /** Starts the waiting pruning once no round holds any of its accounts. */
+  #startPrune(): void {
+    const prune = this.#prune
+    if (prune === undefined || this.#roundsInFlight >= this.#options.roundsInFlightMax) return
+    if (this.#failure !== undefined) {
+      this.#prune = undefined
+      prune.resolve(0)
+      return
     }
-    this.#options.onRound?.(reportOf(round, mods.length, performance.now() - startedMs))
-    return decisions
+    for (const accountKey of prune.accounts) if (this.#busyAccounts.has(accountKey)) return
+    for (const accountKey of prune.accounts) this.#busyAccounts.add(accountKey)
+    this.#roundsInFlight++
+    void this.#runPrune(prune)
+  }
+
+  async #runPrune(prune: PendingPrune): Promise<void> {
+    let deleted = 0
+    let failure: Error | undefined
+    try {
+      const values = await this.#tables.idempotency.getMany(prune.keys)
+      const batch = this.#db.batch()
+      for (const [index, key] of prune.keys.entries()) {
+        const value = values[index]
+        if (value === undefined) continue
+        const record = decodeIdempotency(key, value)
+        if (!this.#memory.idempotencyKeys.isExpired(record.atMs ?? this.#options.legacyIdempotencyAtMs)) continue
+        batch.del(this.#prefixes.idempotency + key)
+        deleted++
+      }
+      if (batch.length > 0) await batch.write({ sync: this.#options.sync } as WriteOptions)
+      else await batch.close()
+    } catch (error) {
+      failure = asError(error)
+    }
+    for (const accountKey of prune.accounts) this.#busyAccounts.delete(accountKey)
+    this.#roundsInFlight--
+    this.#prune = undefined
+    if (failure === undefined) {
+      prune.resolve(deleted)
+      this.#pump()
+    } else {
+      prune.reject(failure)
+      this.#fail(failure, [])
+    }
   }
 
   #release(mods: PendingMod[]): void {
@@ -267,7 +358,10 @@ export class Writer {
   /** Stages each changed account once, then writes the round as one atomic batch. */
   #write(round: Round): Promise<void> | undefined {
     for (const [accountKey, state] of dirtyStates(round)) {
-      round.puts.push([this.#prefixes.accounts + accountKey, encodeAccount(state)])
+      const value = encodeAccount(state)
+      // What is stored must read back as what was decided: a codec bug stops here, not in a balance.
+      assert.deepEqual(decodeAccount(accountKey, value), state, 'an account record does not round-trip')
+      round.puts.push([this.#prefixes.accounts + accountKey, value])
     }
     if (round.puts.length === 0) return undefined
     const batch = this.#db.batch()
@@ -279,21 +373,24 @@ export class Writer {
   /** The round is stored: from here on readers may see it, through the filters and the cache. */
   #stored(round: Round): void {
     for (const accountKey of round.createdAccounts) this.#memory.accountKeys.add(accountKey)
-    for (const key of round.createdIdempotencyKeys) this.#memory.idempotencyKeys.add(key)
+    for (const [key, atMs] of round.createdIdempotencyKeys) this.#memory.idempotencyKeys.add(key, atMs)
     this.#memory.accounts.commit(dirtyStates(round))
   }
 
   /** What the round knows without the store: cached accounts, and keys certainly absent. */
   #planRound(mods: PendingMod[]): Round {
+    // Idempotency windows are measured on a clock that never goes back (see WindowedKeyFilter).
+    this.#memory.idempotencyKeys.advance(this.#options.now())
     const round: Round = {
       accounts: new Map(),
       idempotency: new Map(),
       toRead: { accounts: [], idempotency: [] },
+      lookedUp: new Set(),
       dirtyAccounts: new Set(),
       createdAccounts: [],
       createdIdempotencyKeys: [],
       puts: [],
-      atMs: this.#options.now(),
+      atMs: this.#memory.idempotencyKeys.clockMs,
       applied: 0,
       credited: 0n,
       debited: 0n,
@@ -302,9 +399,17 @@ export class Writer {
       if (!round.accounts.has(mod.accountKey)) {
         const cached = this.#memory.accounts.get(mod.accountKey)
         round.accounts.set(mod.accountKey, cached)
-        if (cached === undefined && this.#memory.accountKeys.mightContain(mod.accountKey)) {
-          round.toRead.accounts.push(mod.accountKey)
-        }
+        if (cached !== undefined) round.lookedUp.add(mod.accountKey)
+      }
+      // An unknown account is read when the filter says maybe, and always before a credit
+      // creates it: a filter that lies must not make the writer overwrite an account's history.
+      if (
+        round.accounts.get(mod.accountKey) === undefined &&
+        !round.lookedUp.has(mod.accountKey) &&
+        (mod.by > 0n || this.#memory.accountKeys.mightContain(mod.accountKey))
+      ) {
+        round.toRead.accounts.push(mod.accountKey)
+        round.lookedUp.add(mod.accountKey)
       }
       if (mod.idempotencyKey === undefined) continue
       const key = idempotencyKeyOf(mod.accountKey, mod.idempotencyKey)
@@ -344,7 +449,10 @@ export class Writer {
       mod.idempotencyKey === undefined ? undefined : idempotencyKeyOf(mod.accountKey, mod.idempotencyKey)
     if (idempotencyKey !== undefined) {
       const first = round.idempotency.get(idempotencyKey)
-      if (first !== undefined) return replay(first, mod.by)
+      // Past its window a key counts as new; its record is replaced and its old entry keeps it.
+      if (first !== undefined && !this.#memory.idempotencyKeys.isExpired(first.atMs ?? this.#options.legacyIdempotencyAtMs)) {
+        return replay(first, mod.by)
+      }
     }
 
     const before = round.accounts.get(mod.accountKey)
@@ -374,16 +482,21 @@ export class Writer {
     const seq = (before?.seq ?? 0) + 1
     const atMs = Math.max(round.atMs, before?.atMs ?? 0)
     assert.ok(seq <= seqMax, 'history length exceeds seqMax')
-    assert.ok(tot >= 0n && tot <= amountMax)
-    assert.equal(tot - totBefore, mod.by)
+    // Entry 1 is written only for an account the store was asked about and did not have.
+    if (before === undefined) assert.ok(round.lookedUp.has(mod.accountKey), 'an account created without reading the store')
 
     const entry = { by: mod.by, tot, atMs, note: mod.note, idempotencyKey: mod.idempotencyKey }
-    round.puts.push([this.#prefixes.history + historyKeyOf(mod.accountKey, seq), encodeEntry(entry)])
+    const historyKey = historyKeyOf(mod.accountKey, seq)
+    const entryValue = encodeEntry(entry)
+    assert.deepEqual(decodeEntry(historyKey, entryValue), entryOf(seq, entry), 'a history entry does not round-trip')
+    round.puts.push([this.#prefixes.history + historyKey, entryValue])
     if (idempotencyKey !== undefined) {
-      const first = { by: mod.by, tot, seq }
-      round.puts.push([this.#prefixes.idempotency + idempotencyKey, encodeIdempotency(first)])
+      const first: IdempotencyState = { by: mod.by, tot, seq, atMs }
+      const recordValue = encodeIdempotency(first)
+      assert.deepEqual(decodeIdempotency(idempotencyKey, recordValue), first, 'an idempotency record does not round-trip')
+      round.puts.push([this.#prefixes.idempotency + idempotencyKey, recordValue])
       round.idempotency.set(idempotencyKey, first)
-      round.createdIdempotencyKeys.push(idempotencyKey)
+      round.createdIdempotencyKeys.push([idempotencyKey, atMs])
     }
     round.accounts.set(mod.accountKey, { tot, seq, atMs })
     round.dirtyAccounts.add(mod.accountKey)
@@ -393,6 +506,33 @@ export class Writer {
     if (before === undefined) round.createdAccounts.push(mod.accountKey)
     return { result: { tot, seq, replayed: false } }
   }
+}
+
+interface StoredRound {
+  round: Round
+  decisions: Decision[]
+  /** False when the round had nothing to write (every mod refused or replayed). */
+  written: boolean
+  writeMs: number
+}
+
+interface PendingPrune {
+  keys: string[]
+  accounts: Set<AccountKey>
+  resolve: (deleted: number) => void
+  reject: (error: Error) => void
+}
+
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error))
+}
+
+/** The entry as decodeEntry gives it back: optional fields absent rather than undefined. */
+function entryOf(seq: number, draft: { by: bigint; tot: bigint; atMs: number; note: string | undefined; idempotencyKey: string | undefined }): Entry {
+  const entry: Entry = { seq, by: draft.by, tot: draft.tot, atMs: draft.atMs }
+  if (draft.note !== undefined) entry.note = draft.note
+  if (draft.idempotencyKey !== undefined) entry.idempotencyKey = draft.idempotencyKey
+  return entry
 }
 
 function* dirtyStates(round: Round): Generator<[AccountKey, AccountState]> {
