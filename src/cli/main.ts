@@ -3,7 +3,8 @@
 // offline commands open the database directory, which only works while the server is stopped.
 import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
-import { createReadStream, createWriteStream, renameSync, rmSync, statSync } from 'node:fs'
+import { createReadStream, createWriteStream, existsSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { ClassicLevel } from 'classic-level'
 import { Command, CommanderError } from 'commander'
@@ -126,8 +127,27 @@ async function createAccount(by: string, options: { note?: string }): Promise<vo
   process.stdout.write(`${cred}\n`)
 }
 
+/**
+ * What an offline command may open at `dbPath`. An existing store always; for import (`create`),
+ * also a directory that does not exist yet in one that does, or an empty directory. Anything else
+ * is refused before LevelDB opens it, since opening makes the directory (and a LOCK file) even
+ * when it is not to create a store: a mistyped path must not leave a new directory behind.
+ */
+function checkStorePath(dbPath: string, create: boolean): 'store' | 'new' {
+  const isDirectory = (path: string) => statSync(path, { throwIfNoEntry: false })?.isDirectory() === true
+  if (existsSync(join(dbPath, 'CURRENT'))) return 'store'
+  if (!create) throw new CliError(`no database at ${dbPath}`, exitCodes.databaseUnavailable)
+  if (!existsSync(dbPath)) {
+    if (isDirectory(dirname(resolve(dbPath)))) return 'new'
+    throw new CliError(`cannot import into ${dbPath}: its parent directory does not exist`, exitCodes.usage)
+  }
+  if (isDirectory(dbPath) && readdirSync(dbPath).length === 0) return 'new'
+  throw new CliError(`cannot import into ${dbPath}: it is not a database nor an empty directory`, exitCodes.usage)
+}
+
 /** Opens the store for an offline command; a running server holds its lock. */
 async function openStore(dbPath: string, createIfMissing: boolean): Promise<ClassicLevel<string, string>> {
+  createIfMissing = checkStorePath(dbPath, createIfMissing) === 'new'
   const db = new ClassicLevel<string, string>(dbPath, { createIfMissing })
   try {
     await db.open()
@@ -166,11 +186,15 @@ function printReport(report: VerifyReport, dbPath: string): void {
 }
 
 async function verify(options: { db?: string }): Promise<void> {
-  const dbPath = options.db ?? config().dbPath
+  const { dbPath: configuredPath, idempotencyTtlMs } = config()
+  const dbPath = options.db ?? configuredPath
   const db = await openStore(dbPath, false)
   try {
     const progress = progressBar('verify', await accountCount(db), 'accounts')
-    const report = await verifyStore(db, (counts) => progress.update(counts.accounts, `${counts.entries} entries`))
+    const report = await verifyStore(db, {
+      idempotencyTtlMs,
+      onProgress: (counts) => progress.update(counts.accounts, `${counts.entries} entries`),
+    })
     progress.finish()
     printReport(report, dbPath)
     if (report.faultCount > 0) process.exitCode = exitCodes.faults
@@ -215,7 +239,8 @@ async function exportCommand(file: string | undefined, options: { db?: string })
 }
 
 async function importCommand(file: string, options: { db?: string }): Promise<void> {
-  const dbPath = options.db ?? config().dbPath
+  const { dbPath: configuredPath, idempotencyTtlMs } = config()
+  const dbPath = options.db ?? configuredPath
   let sizeBytes: number
   try {
     sizeBytes = statSync(file).size
@@ -233,10 +258,13 @@ async function importCommand(file: string, options: { db?: string }): Promise<vo
         yield line
       }
     }
-    const counts = await importStore(db, lines, (counts) => progress.update(readBytes, `${counts.entries} entries`))
+    const counts = await importStore(db, lines, {
+      idempotencyTtlMs,
+      onProgress: (counts) => progress.update(readBytes, `${counts.entries} entries`),
+    })
     progress.finish()
     process.stderr.write(`imported ${counts.accounts} accounts, ${counts.entries} entries into ${dbPath}\n`)
-    const report = await verifyStore(db)
+    const report = await verifyStore(db, { idempotencyTtlMs })
     printReport(report, dbPath)
     if (report.faultCount > 0) process.exitCode = exitCodes.faults
   } catch (error) {
