@@ -1,7 +1,10 @@
 // One ledger suite, run against every backend (memory-level, classic-level, and a sublevel of
 // each), so the fast in-memory store earns its place as a stand-in for the real one.
 import { AssertionError } from 'node:assert'
+import { hash } from 'node:crypto'
 import { describe, expect, test } from 'vitest'
+import { historyKeyOf } from '../src/ledger/codec.js'
+import { verifyStore } from '../src/ledger/verify.js'
 import {
   accountKeyOf,
   amountMax,
@@ -223,7 +226,7 @@ export function ledgerSuite(name: string, backend: Backend): void {
       await ledger.close()
     })
 
-    test('a storage fault stops the writer: queued mods are refused and nothing more is written', async () => {
+    test('a closed database stops the writer: queued mods are refused, later ones too', async () => {
       const db = backend.makeDb()
       const faults: Error[] = []
       const ledger = await open({ onFatal: (error) => faults.push(error) }, db)
@@ -234,6 +237,57 @@ export function ledgerSuite(name: string, backend: Backend): void {
       expect(faults).toHaveLength(1)
       expect(ledger.writerHealthy).toBe(false)
       expect(await codeOf(ledger.mod(alice, { by: 1n }))).toBe('ACCMAN_CLOSED')
+    })
+
+    test('a round with one failing operation writes nothing of the round, and the writer stops', async () => {
+      const db = backend.makeDb()
+      const carol = accountKeyOf('Y2Fyb2w=')
+      const faults: Error[] = []
+      const ledger = await open({ onFatal: (error) => faults.push(error), writerBatchMax: 10 }, db)
+      await ledger.mod(alice, { by: 10n })
+      // Bob's first entry fails as it is added to the batch: one operation of five in the round.
+      const failing = historyKeyOf(bob, 1)
+      db.hooks.prewrite.add((op) => {
+        if (String(op.key).endsWith(failing)) throw new Error('injected fault')
+      })
+      const round = [
+        codeOf(ledger.mod(alice, { by: 1n, idempotencyKey: 'a' })),
+        codeOf(ledger.mod(bob, { by: 2n })),
+        codeOf(ledger.mod(carol, { by: 3n })),
+      ]
+      expect(await Promise.all(round)).toEqual(['ACCMAN_CLOSED', 'ACCMAN_CLOSED', 'ACCMAN_CLOSED'])
+      expect(faults).toHaveLength(1)
+      expect(ledger.writerHealthy).toBe(false)
+      // Nothing of the round is in the store: not alice's entry, record or balance, not carol's account.
+      const table = (name: string) => db.sublevel<string, string>(name, { keyEncoding: 'utf8', valueEncoding: 'utf8' })
+      expect(await table('past').keys().all()).toEqual([historyKeyOf(alice, 1)])
+      expect(await table('acct').keys().all()).toEqual([alice])
+      expect(await table('idem').keys().all()).toEqual([])
+      expect(JSON.parse((await table('acct').get(alice)) ?? '{}')).toMatchObject({ tot: '10', seq: 1 })
+      expect(await codeOf(ledger.mod(alice, { by: 1n }))).toBe('ACCMAN_CLOSED')
+      expect(await table('past').keys().all()).toHaveLength(1)
+    })
+
+    test('a round stored before a fault after its write is answered with its results, then the writer stops', async () => {
+      const faults: Error[] = []
+      let rounds = 0
+      const ledger = await open({
+        onFatal: (error) => faults.push(error),
+        // The metrics callback throws after the second round's write.
+        onRound: () => {
+          if (++rounds === 2) throw new Error('metrics broke')
+        },
+      })
+      await ledger.mod(alice, { by: 10n })
+      const results = await Promise.all([ledger.mod(alice, { by: -3n }), ledger.mod(bob, { by: 5n })])
+      expect(results).toEqual([
+        { tot: 7n, seq: 2, replayed: false },
+        { tot: 5n, seq: 1, replayed: false },
+      ])
+      expect(faults.map((error) => error.message)).toEqual(['metrics broke'])
+      expect(ledger.writerHealthy).toBe(false)
+      expect(await codeOf(ledger.mod(alice, { by: 1n }))).toBe('ACCMAN_CLOSED')
+      expect((await ledger.past(alice, { limit: 10, order: 'asc' })).entries.map((entry) => entry.tot)).toEqual([10n, 7n])
     })
 
     test('close writes every queued mod before it resolves', async () => {
@@ -298,6 +352,84 @@ export function ledgerSuite(name: string, backend: Backend): void {
       expect(await repaired.tot(carol)).toEqual({ tot: 3n, seq: 1 })
       expect(await repaired.tot(alice)).toEqual({ tot: 5n, seq: 1 })
       await repaired.close()
+    })
+
+    type Layers = { layers: { count: number; bits: string }[] }
+    type Filters = { epoch: number; digest: string; accounts: Layers; idempotency: { generations: { index: number; filter: Layers }[] } }
+    const zeroed = (filter: Layers): Layers => ({
+      ...filter,
+      layers: filter.layers.map((layer) => ({ ...layer, bits: Buffer.alloc(Buffer.from(layer.bits, 'base64').length).toString('base64') })),
+    })
+    const recounted = (filter: Layers, count: number): Layers => ({ ...filter, layers: filter.layers.map((layer) => ({ ...layer, count })) })
+    // Each filter damaged so that it says "no" to keys the store holds, or holds counts that do not match.
+    const bothZeroed = (filters: Filters): Filters => ({
+      ...filters,
+      accounts: zeroed(filters.accounts),
+      idempotency: { ...filters.idempotency, generations: filters.idempotency.generations.map((generation) => ({ ...generation, filter: zeroed(generation.filter) })) },
+    })
+    const damages: [string, (filters: Filters, stale: Filters) => Filters][] = [
+      ['a stale copy from an earlier clean stop', (_filters, stale) => stale],
+      ['the two filters swapped', (filters) => ({ ...filters, accounts: filters.idempotency as unknown as Layers, idempotency: filters.accounts as unknown as Filters['idempotency'] })],
+      ['bits zeroed that still parse', bothZeroed],
+      ['wrong counts', (filters) => ({
+        ...filters,
+        accounts: recounted(filters.accounts, 0),
+        idempotency: { ...filters.idempotency, generations: filters.idempotency.generations.map((generation) => ({ ...generation, filter: recounted(generation.filter, 0) })) },
+      })],
+      // With a digest that matches, only the store can tell: the first accounts and records are not in the copy.
+      ['zeroed bits with a digest recomputed', (filters) => {
+        const damaged = bothZeroed(filters)
+        return { ...damaged, digest: hash('sha256', JSON.stringify([damaged.epoch, damaged.accounts, damaged.idempotency]), 'hex') }
+      }],
+    ]
+    for (const [damageName, damage] of damages) {
+      for (const accountCacheMax of [0, 100]) {
+        if (reopen !== undefined) test(`kept filters with ${damageName} (cache ${accountCacheMax}): no account is overwritten, no key replayed twice`, async () => {
+          const meta = (db: RootDb) => db.sublevel<string, string>('meta', { keyEncoding: 'utf8', valueEncoding: 'utf8' })
+          const carol = accountKeyOf('Y2Fyb2w=')
+          let db = backend.makeDb()
+          let ledger = await open({ accountCacheMax }, db)
+          await ledger.mod(alice, { by: 5n, idempotencyKey: 'first' })
+          await ledger.close()
+          db = await reopen(db)
+          await db.open()
+          const stale = JSON.parse((await meta(db).get('filters')) ?? '{}') as Filters
+          ledger = await open({ accountCacheMax }, db)
+          // Written after the stale copy: a copy that lacks them would call them new.
+          await ledger.mod(bob, { by: 7n, idempotencyKey: 'second' })
+          await ledger.mod(carol, { by: 3n })
+          await ledger.close()
+          db = await reopen(db)
+          await db.open()
+          const kept = JSON.parse((await meta(db).get('filters')) ?? '{}') as Filters
+          await meta(db).put('filters', JSON.stringify(damage(kept, stale)))
+
+          ledger = await open({ accountCacheMax }, db)
+          expect(await ledger.mod(bob, { by: 7n, idempotencyKey: 'second' })).toEqual({ tot: 7n, seq: 1, replayed: true })
+          expect(await ledger.mod(alice, { by: 5n, idempotencyKey: 'first' })).toEqual({ tot: 5n, seq: 1, replayed: true })
+          expect(await ledger.mod(carol, { by: 1n })).toEqual({ tot: 4n, seq: 2, replayed: false })
+          expect(await ledger.mod(bob, { by: 1n })).toEqual({ tot: 8n, seq: 2, replayed: false })
+          await expectHistoryChain(ledger, carol, 2)
+          await expectHistoryChain(ledger, bob, 2)
+          expect((await ledger.past(carol, { limit: 1, order: 'asc' })).entries[0]).toMatchObject({ by: 3n, tot: 3n })
+          await ledger.close()
+          const report = await verifyStore(await reopen(db))
+          expect(report).toMatchObject({ accounts: 3, entries: 5, faultCount: 0 })
+        })
+      }
+    }
+
+    test('a credit to an account the filter does not know reads the store first: the history is never overwritten', async () => {
+      // A lying filter: the account exists in the store, written behind the ledger's back.
+      const db = backend.makeDb()
+      const ledger = await open({ accountCacheMax: 0 }, db)
+      await ledger.mod(bob, { by: 1n })
+      const table = (name: string) => db.sublevel<string, string>(name, { keyEncoding: 'utf8', valueEncoding: 'utf8' })
+      await table('acct').put(alice, JSON.stringify({ tot: '9', seq: 1, atMs: 0 }))
+      await table('past').put(historyKeyOf(alice, 1), JSON.stringify({ by: '9', tot: '9', atMs: 0 }))
+      expect(await ledger.mod(alice, { by: 1n })).toEqual({ tot: 10n, seq: 2, replayed: false })
+      expect((await ledger.past(alice, { limit: 10, order: 'asc' })).entries.map((entry) => entry.by)).toEqual([9n, 1n])
+      await ledger.close()
     })
   })
 }

@@ -16,12 +16,12 @@ import Fastify, {
 } from 'fastify'
 import type { Logger } from 'pino'
 import type { Config } from '../config.js'
-import { isLedgerError, type RootDb } from '../ledger/index.js'
+import { idempotencyTtlDefaultS, isLedgerError, type RootDb } from '../ledger/index.js'
 import { authenticator } from './auth.js'
 import { ApiError, errorBody, statusOf, type ApiErrorCode } from './errors.js'
 import ledgerPlugin from './ledger-plugin.js'
 import { Metrics } from './metrics.js'
-import { openapiOptions } from './openapi.js'
+import { openapiOptionsFor } from './openapi.js'
 import { ledgerRoutes } from './routes/ledger.js'
 import { operationsRoutes } from './routes/operations.js'
 import { zodValidatorCompiler } from './validation.js'
@@ -168,7 +168,7 @@ export async function buildApp(config: AppConfig, deps: AppDeps): Promise<Fastif
   })
 
   // Before the routes: @fastify/swagger collects them as they are added.
-  await app.register(swagger, openapiOptions)
+  await app.register(swagger, openapiOptionsFor(config.idempotencyTtlMs ?? idempotencyTtlDefaultS * 1000))
   await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { url: '/openapi.json' } })
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 

@@ -30,7 +30,18 @@ const transform: NonNullable<FastifyDynamicSwaggerOptions['transform']> = ({ sch
   return { schema: convert(schema) as typeof schema, url }
 }
 
-export const openapiOptions: FastifyDynamicSwaggerOptions = {
+/** How a retention window reads in the description: whole days, hours, minutes or seconds. */
+export function durationText(ms: number): string {
+  const seconds = Math.floor(ms / 1000)
+  const units: [number, string][] = [[86_400, 'day'], [3600, 'hour'], [60, 'minute'], [1, 'second']]
+  for (const [size, name] of units) {
+    if (seconds % size === 0 && seconds >= size) return `${seconds / size} ${name}${seconds === size ? '' : 's'}`
+  }
+  return `${seconds} seconds`
+}
+
+/** The document's options; the description states the server's idempotency retention window. */
+export const openapiOptionsFor = (idempotencyTtlMs: number): FastifyDynamicSwaggerOptions => ({
   openapi: {
     openapi: '3.1.0',
     info: {
@@ -43,6 +54,9 @@ export const openapiOptions: FastifyDynamicSwaggerOptions = {
         'Requests the HTTP parser refuses get the same shape: 408 `ACCMAN_REQUEST_TIMEOUT`, 431 `ACCMAN_HEADERS_TOO_LARGE`, 400 `ACCMAN_BAD_REQUEST`;',
         'an unknown path 404 `ACCMAN_NOT_FOUND`, a known path with another method 405 `ACCMAN_METHOD_NOT_ALLOWED` with `Allow`.',
         'Every answer carries `x-request-id`.',
+        `An \`Idempotency-Key\` is kept for ${durationText(idempotencyTtlMs)} (ACCMAN_IDEMPOTENCY_TTL = ${idempotencyTtlMs / 1000} s) after the mod that first used it:`,
+        'within that window a retry with the same key and amount is answered as the first was and changes nothing;',
+        'past it the key counts as new (the first entry keeps it in the history).',
       ].join(' '),
     },
     components: {
@@ -56,7 +70,7 @@ export const openapiOptions: FastifyDynamicSwaggerOptions = {
     },
   },
   transform,
-}
+})
 
 /** A documented answer: a description, maybe headers, and a body schema per media type. */
 export interface AnswerDoc {

@@ -133,8 +133,8 @@ export class Ledger {
    * Before the ledger serves, every account and every idempotency record within its window must
    * be in the filters, and the cache starts with the first accounts it can hold. A clean stop
    * leaves the filters in the meta table, tagged with the run's start count (epoch) and a digest:
-   * they are taken only if both match and every account and record read while warming is in
-   * them; they are deleted and the epoch bumped (with fsync) before anything is written, so after
+   * they are taken only if both match and the first accounts and records of the store (those
+   * the cache is warmed with, at least 10,000 of each) are all in them; they are deleted and the epoch bumped (with fsync) before anything is written, so after
    * a crash, or with a copy from an earlier stop, the keys are scanned instead. The scan reads in
    * pages, so a large store costs start-up time but little heap; it does page the tables' files in.
    *
@@ -148,13 +148,16 @@ export class Ledger {
     let restored = await this.#takeFilters()
     let lastWarm: string | undefined
     const scanned = new KeyFilter()
-    const warm = this.#tables.accounts.iterator({ limit: this.#memory.accounts.capacity })
+    const capacity = this.#memory.accounts.capacity
+    let read = 0
+    const warm = this.#tables.accounts.iterator({ limit: Math.max(capacity, sampleMax) })
     try {
       for (let page = await warm.nextv(scanPageMax); page.length > 0; page = await warm.nextv(scanPageMax)) {
         for (const [accountKey, value] of page) {
           if (restored !== undefined && !restored.accountKeys.mightContain(accountKey)) restored = undefined
           scanned.add(accountKey)
-          this.#memory.accounts.fillFromWriter(accountKey as AccountKey, decodeAccount(accountKey, value))
+          const state = decodeAccount(accountKey, value)
+          if (read++ < capacity) this.#memory.accounts.fillFromWriter(accountKey as AccountKey, state)
           lastWarm = accountKey
         }
       }
@@ -207,7 +210,7 @@ export class Ledger {
 
   /** The first records of the idempotency table, those within the window, must all be in the filter. */
   async #idempotencySampleAgrees(filter: WindowedKeyFilter): Promise<boolean> {
-    const sample = await this.#tables.idempotency.iterator({ limit: idempotencySampleMax }).all()
+    const sample = await this.#tables.idempotency.iterator({ limit: sampleMax }).all()
     return sample.every(([key, value]) => {
       const atMs = decodeIdempotency(key, value).atMs ?? this.#legacyIdempotencyAtMs
       return filter.isExpired(atMs) || filter.mightContain(key)
@@ -359,8 +362,8 @@ export class Ledger {
 }
 
 const scanPageMax = 10_000
-/** Idempotency records checked against kept filters at start. */
-const idempotencySampleMax = 10_000
+/** Accounts and idempotency records checked against kept filters at start, at least. */
+const sampleMax = 10_000
 
 /** SHA-256 of the kept filters' content, in a fixed order, so a damaged or shuffled copy is not taken. */
 function filtersDigest(record: z.infer<typeof filtersRecord>): string {

@@ -434,6 +434,8 @@ export class Writer {
       const value = accountValues[index]
       if (value === undefined) continue
       const state = decodeAccount(key, value)
+      // A filter that missed an existing account learns it (the store is the truth).
+      if (!this.#memory.accountKeys.mightContain(key)) this.#memory.accountKeys.add(key)
       round.accounts.set(key, state)
       this.#memory.accounts.fillFromWriter(key, state)
     }
