@@ -3,7 +3,9 @@
 import { MemoryLevel } from 'memory-level'
 import { describe, expect, test } from 'vitest'
 import { archiveHeader, exportStore, importStore } from '../src/ledger/archive.js'
+import { historyKeyOf, idempotencyKeyOf } from '../src/ledger/codec.js'
 import { accountKeyOf, openLedger, type RootDb } from '../src/ledger/index.js'
+import { IncompleteStoreError } from '../src/ledger/ledger.js'
 import { verifyStore } from '../src/ledger/verify.js'
 
 async function collect(lines: AsyncIterable<string>): Promise<string[]> {
@@ -49,6 +51,57 @@ describe('export and import', () => {
     const replay = await ledger.mod(accountKeyOf('YWNjb3VudC019AAA'), { by: -1n, idempotencyKey: 'k-0' })
     expect(replay).toEqual({ tot: 170141183460469231731687303715884105018n, seq: 2, replayed: true })
     await ledger.close()
+  })
+
+  test('an import that stops half way leaves a store no ledger opens and verify reports', async () => {
+    const accountKey = accountKeyOf('QUJDRA==')
+    const entries = 25_000 // more than one batch, so some of it is written before the stop
+    const lines = [archiveHeader, JSON.stringify({ account: accountKey, tot: String(entries), seq: entries, atMs: 5 })]
+    for (let seq = 1; seq <= entries; seq++) lines.push(JSON.stringify({ seq, by: '1', tot: String(seq), atMs: 5 }))
+    let opened = 0
+    // The first pass (checking) reads it all; the second (writing) stops, as a crash would, after 15,000 lines.
+    const crashing = async function* () {
+      const pass = ++opened
+      for (const [index, line] of lines.entries()) {
+        if (pass === 2 && index === 15_000) throw new Error('the process died')
+        yield line
+      }
+    }
+    const db = new MemoryLevel<string, string>()
+    await expect(importStore(db, crashing)).rejects.toThrow('the process died')
+    expect(await db.sublevel('past', {}).keys({ limit: 1 }).all()).toHaveLength(1) // a part was written
+    await expect(openLedger(db, { sync: false, writerBatchMax: 10, writerQueueMax: 100 })).rejects.toThrow(IncompleteStoreError)
+    const report = await verifyStore(db)
+    expect(report.faults).toContain('an import did not finish: the store is incomplete')
+    await expect(importStore(db, linesOf(lines))).rejects.toThrow(/not empty/)
+
+    // A finished import leaves no marker.
+    const whole = new MemoryLevel<string, string>()
+    await importStore(whole, linesOf(lines))
+    expect(await whole.sublevel('meta', {}).keys().all()).toEqual([])
+    expect(await verifyStore(whole)).toMatchObject({ faultCount: 0, entries })
+    const ledger = await openLedger(whole, { sync: false, writerBatchMax: 10, writerQueueMax: 100 })
+    expect(await ledger.tot(accountKey)).toEqual({ tot: BigInt(entries), seq: entries })
+    await ledger.close()
+  })
+
+  test('a key used again after its window imports, its record answering the later entry; within the window it is refused', async () => {
+    const windowMs = 60_000
+    const accountKey = accountKeyOf('QUJDRA==')
+    const lines = (secondAtMs: number) => [
+      archiveHeader,
+      JSON.stringify({ account: accountKey, tot: '6', seq: 2, atMs: secondAtMs }),
+      JSON.stringify({ seq: 1, by: '5', tot: '5', atMs: 1000, key: 'k' }),
+      JSON.stringify({ seq: 2, by: '1', tot: '6', atMs: secondAtMs, key: 'k' }),
+    ]
+    await expect(importStore(new MemoryLevel<string, string>(), linesOf(lines(1000 + windowMs - 1)), { idempotencyTtlMs: windowMs })).rejects.toThrow(
+      /line 4: entry 2 repeats an idempotency key within its retention window/,
+    )
+    const db = new MemoryLevel<string, string>()
+    await importStore(db, linesOf(lines(1000 + windowMs)), { idempotencyTtlMs: windowMs })
+    const record = JSON.parse((await db.sublevel('idem', {}).get(idempotencyKeyOf(accountKey, 'k'))) ?? '{}') as unknown
+    expect(record).toEqual({ by: '1', tot: '6', seq: 2, atMs: 1000 + windowMs })
+    expect(await verifyStore(db, { idempotencyTtlMs: windowMs, nowMs: 1000 + windowMs })).toMatchObject({ faultCount: 0 })
   })
 
   test('import refuses a non-empty database, writing nothing', async () => {
@@ -125,9 +178,61 @@ describe('verify', () => {
     }, /does not match/],
     ['a keyed entry without its record', async (db: RootDb, keys: { idempotency: string[] }) => db.sublevel('idem', {}).del(keys.idempotency[4] ?? ''), /key with no record/],
     ['a key outside the tables', async (db: RootDb) => db.put('stray', 'x'), /outside the ledger's tables/],
+    ['an unfinished import', async (db: RootDb) => db.sublevel('meta', {}).put('import-in-progress', '{}'), /an import did not finish/],
   ])('finds %s', async (_name, damage, message) => {
     const report = await damaged(damage as Parameters<typeof damaged>[0])
     expect(report.faultCount).toBeGreaterThan(0)
     expect(report.faults.join('\n')).toMatch(message)
+  })
+})
+
+describe('verify on stores crafted to show a fault', () => {
+  const accountKey = accountKeyOf('QUJDRA==')
+  /** One account with the given entries (by 1 each) and the records of their keys, the last use winning. */
+  async function store(entries: { atMs: number; key?: string }[]) {
+    const db = new MemoryLevel<string, string>()
+    await db.open()
+    const put = (table: string, key: string, value: unknown) => db.sublevel(table, {}).put(key, JSON.stringify(value))
+    for (const [index, entry] of entries.entries()) {
+      const seq = index + 1
+      await put('past', historyKeyOf(accountKey, seq), { by: '1', tot: String(seq), atMs: entry.atMs, ...(entry.key === undefined ? {} : { key: entry.key }) })
+      if (entry.key !== undefined) await put('idem', idempotencyKeyOf(accountKey, entry.key), { by: '1', tot: String(seq), seq, atMs: entry.atMs })
+    }
+    const last = entries.at(-1)
+    await put('acct', accountKey, { tot: String(entries.length), seq: entries.length, atMs: last?.atMs ?? 0 })
+    return db
+  }
+
+  test('two entries with one key less than a window apart are a fault; a window apart they are not', async () => {
+    const windowMs = 60_000
+    const near = await verifyStore(await store([{ atMs: 1000, key: 'k' }, { atMs: 2000 }, { atMs: 1000 + windowMs - 1, key: 'k' }]), { idempotencyTtlMs: windowMs, nowMs: 1000 + windowMs })
+    expect(near.faults).toEqual([`account ${accountKey.slice(0, 12)}…: entry 3 repeats an idempotency key within its retention window`])
+    const apart = await verifyStore(await store([{ atMs: 1000, key: 'k' }, { atMs: 2000 }, { atMs: 1000 + windowMs, key: 'k' }]), { idempotencyTtlMs: windowMs, nowMs: 1000 + windowMs })
+    expect(apart).toMatchObject({ faultCount: 0, entries: 3, idempotencyKeys: 1 })
+  })
+
+  test('a keyed entry whose record was pruned after its window is no fault; within it, it is', async () => {
+    const windowMs = 60_000
+    const db = await store([{ atMs: 1000, key: 'k' }])
+    await db.sublevel('idem', {}).del(idempotencyKeyOf(accountKey, 'k'))
+    expect(await verifyStore(db, { idempotencyTtlMs: windowMs, nowMs: 1000 + windowMs })).toMatchObject({ faultCount: 0 })
+    expect((await verifyStore(db, { idempotencyTtlMs: windowMs, nowMs: 1000 + windowMs - 1 })).faults).toEqual([
+      `account ${accountKey.slice(0, 12)}…: entry 1 has a key with no record`,
+    ])
+  })
+
+  test('the entry a record answers is read at its own key: a damaged one is named by its history key', async () => {
+    // The key ends like a history key, so reading the entry at the record's key would take seq 2 from it.
+    const key = 'x!0000000000000002'
+    const db = await store([{ atMs: 1000, key }, { atMs: 2000 }])
+    const report = await verifyStore(db, { nowMs: 2000 })
+    expect(report).toMatchObject({ faultCount: 0 })
+    await db.sublevel('past', {}).put(historyKeyOf(accountKey, 1), '{"by":')
+    const damaged = await verifyStore(db, { nowMs: 2000 })
+    for (const fault of damaged.faults.filter((text) => text.startsWith('corrupt record'))) {
+      expect(fault).toBe(`corrupt record in past at ${historyKeyOf(accountKey, 1)}: not JSON`)
+    }
+    expect(damaged.faults.some((text) => text.includes(idempotencyKeyOf(accountKey, key)))).toBe(false)
+    expect(damaged.faults).toContain(`account ${accountKey.slice(0, 12)}…: an idempotency record does not match entry 1`)
   })
 })
