@@ -204,10 +204,13 @@ export async function importStore(
   const idempotencyTtlMs = options.idempotencyTtlMs ?? idempotencyTtlDefaultS * 1000
   const onProgress = options.onProgress ?? (() => {})
   await db.open()
+  const meta = db.sublevel<string, string>(tableNames.meta, { keyEncoding: 'utf8', valueEncoding: 'utf8' })
+  if ((await meta.get(metaKeys.importInProgress)) !== undefined) {
+    throw new ArchiveError('the database holds an unfinished import; delete it and import again')
+  }
   if ((await db.keys({ limit: 1 }).all()).length > 0) throw new ArchiveError('the database is not empty; import needs an empty one')
   for await (const item of parseArchive(openLines(), idempotencyTtlMs)) void item
   const tables = tablesOf(db)
-  const meta = db.sublevel<string, string>(tableNames.meta, { keyEncoding: 'utf8', valueEncoding: 'utf8' })
   await meta.put(metaKeys.importInProgress, JSON.stringify({ startedAtMs: Date.now() }), { sync: true } as object)
   const counts: ArchiveCounts = { accounts: 0, entries: 0 }
   let batch = db.batch()
