@@ -8,7 +8,11 @@ import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import autocannon from 'autocannon'
+import { ClassicLevel } from 'classic-level'
+import { accountKeyOf, openLedger } from '../src/ledger/index.js'
 import { benchCredential, bulkLoad } from './bulk-load.js'
 
 const { values: args } = parseArgs({
@@ -380,6 +384,80 @@ function verdicts(small: Awaited<ReturnType<typeof benchStore>>, scale: Awaited<
   return rows
 }
 
+const idempotencyWindowName = 'idempotency window: 2,000,000 keyed mods through the ledger'
+
+/**
+ * The ledger alone (no HTTP) on classic-level, with a 2 s retention window on a clock moved by
+ * hand: 2,000,000 keyed mods, 2,000 per 10 ms step (5 windows), each step followed by one pass of
+ * pruning of at most 5,000 records. At checkpoints: the live heap after a forced GC, the
+ * idempotency filters' size and the records in the store. Once the window is full they stay flat.
+ */
+async function idempotencyWindowBench() {
+  setFlagsFromString('--expose-gc')
+  const gc = runInNewContext('gc') as () => void
+  const directory = mkdtempSync(join(tmpdir(), 'accman-bench-window-'))
+  const windowMs = 2000
+  const stepMs = 10
+  const modsPerStep = 2000
+  const modsTotal = 2_000_000
+  const checkpointEvery = 100_000
+  // 2.5 times the records a step adds: the sweep keeps up, and records stay under twice a window.
+  const pruneBatchMax = 5000
+  const accounts = Array.from({ length: 10_000 }, (_, index) => accountKeyOf(benchCredential(index)))
+  let nowMs = Date.parse('2026-01-01T00:00:00.000Z')
+  const db = new ClassicLevel<string, string>(directory)
+  const ledger = await openLedger(db, { sync: false, writerBatchMax: 2000, writerQueueMax: 100_000, now: () => nowMs, idempotencyTtlMs: windowMs })
+  const rows: { mods: number; fakeS: number; heapMb: number; filterKeys: number; filterMb: number; generations: number; records: number }[] = []
+  const started = Date.now()
+  console.log(`\n${idempotencyWindowName} (classic-level, window ${windowMs} ms of a clock moved ${stepMs} ms per ${modsPerStep} mods)`)
+  console.log('      mods  fake s  heap MB  filter keys  filter MB  generations  records')
+  try {
+    for (let done = 0; done < modsTotal; ) {
+      await Promise.all(
+        Array.from({ length: modsPerStep }, (_, index) => ledger.mod(accounts[(done + index) % accounts.length] ?? accounts[0]!, { by: 1n, idempotencyKey: `bench-${done + index}` })),
+      )
+      done += modsPerStep
+      nowMs += stepMs
+      await ledger.pruneExpiredIdempotency(pruneBatchMax)
+      if (done % checkpointEvery !== 0) continue
+      gc()
+      const stats = ledger.idempotencyFilterStats
+      let records = 0
+      for await (const key of db.sublevel('idem', {}).keys()) records += key.length > 0 ? 1 : 0
+      const row = {
+        mods: done,
+        fakeS: (done / modsPerStep) * (stepMs / 1000),
+        heapMb: process.memoryUsage().heapUsed / 1024 / 1024,
+        filterKeys: stats.keys,
+        filterMb: stats.sizeBytes / 1024 / 1024,
+        generations: stats.generations,
+        records,
+      }
+      rows.push(row)
+      console.log(
+        `${row.mods.toLocaleString('en-US').padStart(10)}  ${row.fakeS.toFixed(1).padStart(6)}  ${row.heapMb.toFixed(1).padStart(7)}  ${String(row.filterKeys).padStart(11)}  ${row.filterMb.toFixed(2).padStart(9)}  ${String(row.generations).padStart(11)}  ${String(row.records).padStart(7)}`,
+      )
+    }
+  } finally {
+    await ledger.close()
+    rmSync(directory, { recursive: true, force: true })
+  }
+  const full = rows.filter((row) => row.fakeS > (windowMs / 1000) * 1.5)
+  const spread = (values: number[]) => (values.length === 0 ? 0 : Math.max(...values) - Math.min(...values))
+  console.log(
+    `once the window is full (${full.length} checkpoints): heap within ${spread(full.map((row) => row.heapMb)).toFixed(1)} MB, filters within ${spread(full.map((row) => row.filterMb)).toFixed(2)} MB; ${((Date.now() - started) / 1000).toFixed(0)} s`,
+  )
+  return { name: idempotencyWindowName, windowMs, rows }
+}
+
+const selected = (name: string) => args.only === undefined || name.includes(args.only)
+const httpScenarioNames = [...scenariosFor(smallAccounts, 0, 0, 10_000), ...scenariosFor(scaleAccounts, 0, 0, 10_000)].map((scenario) => scenario.name)
+const idempotencyWindow = selected(idempotencyWindowName) ? await idempotencyWindowBench() : undefined
+if (!httpScenarioNames.some(selected)) {
+  if (args.out !== undefined) writeFileSync(args.out, `${JSON.stringify({ node: process.version, cores: cpus().length, idempotencyWindow }, null, 2)}\n`)
+  process.exit(process.exitCode ?? 0)
+}
+
 console.log(`AccMan benchmark: Node ${process.version}, ${cpus().length} cores, ${connections} connections, ${rounds} rounds of ${durationS} s after ${warmupS} s of warm-up`)
 const hello = await startHello()
 try {
@@ -387,7 +465,7 @@ try {
   const scale = args.scale ? await benchStore(hello, 'scale', scaleAccounts, (index) => 1 + (index % 9)) : undefined
   const targets = verdicts(small, scale)
   if (args.out !== undefined) {
-    const results = { node: process.version, cores: cpus().length, connections, durationS, rounds, warmupS, small, scale, targets }
+    const results = { node: process.version, cores: cpus().length, connections, durationS, rounds, warmupS, small, scale, targets, idempotencyWindow }
     writeFileSync(args.out, `${JSON.stringify(results, null, 2)}\n`)
     console.log(`\nresults written to ${args.out}`)
   }

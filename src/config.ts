@@ -77,7 +77,10 @@ export interface Limits {
   eventLoopSampleMs: number
   /** How often a pass of pruning deletes expired idempotency records. */
   idempotencyPruneIntervalMs: number
-  /** Idempotency records read per pruning pass at most (a sweep of the table takes records / this passes). */
+  /**
+   * Idempotency records read per pruning pass at most (a sweep of the table takes records / this
+   * passes). Keyed mods arriving faster than this per interval would outrun the sweep.
+   */
   idempotencyPruneBatchMax: number
 }
 
@@ -95,7 +98,7 @@ export const limits: Readonly<Limits> = Object.freeze({
   eventLoopDelayMaxMs: 1000,
   eventLoopSampleMs: 250,
   idempotencyPruneIntervalMs: 1000,
-  idempotencyPruneBatchMax: 1000,
+  idempotencyPruneBatchMax: 10_000,
 })
 
 if (limits.writerBatchMax > limits.writerQueueMax) throw new Error('writerBatchMax must not exceed writerQueueMax')

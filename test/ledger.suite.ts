@@ -247,7 +247,7 @@ export function ledgerSuite(name: string, backend: Backend): void {
       await ledger.mod(alice, { by: 10n })
       // Bob's first entry fails as it is added to the batch: one operation of five in the round.
       const failing = historyKeyOf(bob, 1)
-      db.hooks.prewrite.add((op) => {
+      db.hooks.prewrite.add((op: { key: unknown }) => {
         if (String(op.key).endsWith(failing)) throw new Error('injected fault')
       })
       const round = [
