@@ -262,6 +262,14 @@ export function runProcess(command: string, args: string[], env: Record<string, 
   })
 }
 
+/** Servers started and not yet exited, so that a failed test does not leave one running. */
+const runningServers = new Set<ServerProcess>()
+
+/** Kills, each by its own pid, the servers a test started and did not stop (after a failure). */
+export async function killLeftoverServers(): Promise<void> {
+  await Promise.all([...runningServers].map((server) => server.kill('SIGKILL')))
+}
+
 /** The server as users run it, from source, in its own process. */
 export class ServerProcess {
   readonly child: ChildProcessWithoutNullStreams
@@ -276,7 +284,13 @@ export class ServerProcess {
       env: { PATH: process.env.PATH ?? '', ACCMAN_HOST: '127.0.0.1', ACCMAN_PORT: '0', ...env },
       stdio: 'pipe',
     })
-    this.exited = new Promise((resolve) => this.child.on('exit', (code) => resolve(code)))
+    runningServers.add(this)
+    this.exited = new Promise((resolve) =>
+      this.child.on('exit', (code) => {
+        runningServers.delete(this)
+        resolve(code)
+      }),
+    )
     createInterface({ input: this.child.stderr }).on('line', (line) => this.stderr.push(line))
     this.port = new Promise((resolve, reject) => {
       createInterface({ input: this.child.stdout }).on('line', (line) => {
