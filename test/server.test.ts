@@ -106,6 +106,10 @@ function driveLoad(client: Client, creds: string[], workers: number) {
   return { sent, acknowledged, answers, total, stop: () => (stopped = true), done: Promise.all(loops) }
 }
 
+test('waitFor fails, naming what it waited for, when the condition never holds', async () => {
+  await expect(waitFor('the impossible', () => false, 50)).rejects.toThrow('timed out after 50 ms waiting for the impossible')
+})
+
 // A killed process leaves its writes in the page cache, so this shows what survives the death of
 // the process, with ACCMAN_SYNC=true or false alike; only losing the machine would tell them apart.
 test('acknowledged mods survive the death of the process (kill -9), three times over', async () => {
