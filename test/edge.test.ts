@@ -150,6 +150,13 @@ describe('request ids that could carry a secret are replaced, in the answer and 
     expect(await idOf(target, [...authorization, `X-Request-Id: id.${token}.1`], token)).toMatch(uuidPattern)
   })
 
+  test('a token that is not configured, presented and inside the id', async () => {
+    const stranger = 'x-token-from-elsewhere-0123'
+    const target = `/mod?${query({ cred: classicCred, by: '5' })}`
+    const id = await idOf(target, [`Authorization: Bearer ${stranger}`, `X-Request-Id: id.${stranger}`], stranger)
+    expect(id).toMatch(uuidPattern)
+  })
+
   test('an id with no secret in it is echoed and logged as sent', async () => {
     const target = `/mod?${query({ cred: classicCred, by: '5' })}`
     expect(await idOf(target, [`Authorization: Bearer ${writeToken}`, 'X-Request-Id: order-42.try:1'], cred)).toBe('order-42.try:1')
@@ -255,6 +262,13 @@ describe('smaller holes', () => {
     expectRefusal(answer, status, code)
     expect(answer.headers.connection).toBe('close')
     expect(logLines.some((line) => line.includes(answer.headers['x-request-id'] ?? '?'))).toBe(true)
+  })
+
+  test('an Expect other than 100-continue is ignored: the request is served as usual', async () => {
+    await start()
+    const answer = await rawExchange(port, request('PATCH', `/mod?${query({ cred: classicCred, by: '6' })}`, ['Expect: something-else']))
+    expect([answer.status, answer.body]).toEqual([200, '6'])
+    expect(answer.headers['x-request-id']).toMatch(uuidPattern)
   })
 
   test('a bad request after an answered one on a keep-alive connection still gets its answer', async () => {

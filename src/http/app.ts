@@ -111,6 +111,9 @@ export async function buildApp(config: AppConfig, deps: AppDeps): Promise<Fastif
   const app = Fastify(options)
   // Not a createServer option: set on the server itself.
   app.server.maxHeadersCount = serverHeadersCountOf(config.headerLinesMax)
+  // An Expect other than 100-continue would get Node's bare 417; RFC 9110 lets a server ignore
+  // it, so the request is served as if it had none, with our answers and request id.
+  app.server.on('checkExpectation', (request, response) => app.server.emit('request', request, response))
   app.setValidatorCompiler(zodValidatorCompiler)
   // Response schemas document the answers (OpenAPI); the routes build the bodies themselves.
   app.setSerializerCompiler(() => (data) => JSON.stringify(data))

@@ -51,14 +51,16 @@ export function hasBody(request: IncomingMessage): boolean {
 /** A caller's request id is kept when it looks like one: short, and from a plain alphabet. */
 const requestIdPattern = /^[A-Za-z0-9._:-]{1,128}$/
 
+const bearerPattern = /^bearer +(\S+)/i
+
 /** The query parameters that carry a credential (`to`, `new`: the account moved to, the new one). */
 const secretParameters = ['cred', 'to', 'new'] as const
 
 /**
  * The request id: the caller's `x-request-id` when well-formed, else a new UUID. Ids are echoed
  * and logged, so one that could carry a secret is replaced: one that appears in the URL or the
- * Authorization header, that contains or lies within a credential of the request (percent-decoded),
- * or that contains a configured token. (Only "contains" for tokens: replacing an id that lies
+ * Authorization header, that contains or lies within a credential of the request (percent-decoded)
+ * or the token it presents, or that contains a configured token. (Only "contains" for tokens: replacing an id that lies
  * within a token would tell a caller, by the echo, which strings a token contains.)
  */
 export function requestIdGenerator(tokens: readonly string[]): (request: IncomingMessage) => string {
@@ -71,16 +73,23 @@ export function requestIdGenerator(tokens: readonly string[]): (request: Incomin
 
 function mayEcho(offered: string, request: IncomingMessage, tokens: readonly string[]): boolean {
   const url = request.url ?? ''
-  if (url.includes(offered)) return false
-  if (request.headers.authorization?.includes(offered) === true) return false
+  const authorization = request.headers.authorization
+  if (url.includes(offered) || authorization?.includes(offered) === true) return false
   if (tokens.some((token) => offered.includes(token))) return false
-  const question = url.indexOf('?')
-  if (question === -1) return true
-  const parameters = new URLSearchParams(url.slice(question + 1))
-  for (const name of secretParameters) {
-    for (const value of parameters.getAll(name)) {
-      if (value !== '' && (value.includes(offered) || offered.includes(value))) return false
-    }
+  for (const secret of requestSecretsOf(url, authorization)) {
+    if (secret !== '' && (secret.includes(offered) || offered.includes(secret))) return false
   }
   return true
+}
+
+/** The secrets a request carries: its credentials, percent-decoded, and the token it presents. */
+function requestSecretsOf(url: string, authorization: string | undefined): string[] {
+  const secrets: string[] = []
+  const presented = bearerPattern.exec(authorization ?? '')?.[1]
+  if (presented !== undefined) secrets.push(presented)
+  const question = url.indexOf('?')
+  if (question === -1) return secrets
+  const parameters = new URLSearchParams(url.slice(question + 1))
+  for (const name of secretParameters) secrets.push(...parameters.getAll(name))
+  return secrets
 }
