@@ -69,8 +69,13 @@ export interface Limits {
   connectionTimeoutMs: number
   /** Longest URL (path and query); the longest valid one is well under 4 KiB. */
   urlLengthMax: number
-  /** Request line plus headers, in bytes (Node's parser enforces it). */
+  /**
+   * Request line plus headers, in bytes. Node's parser counts only names, values and the URL, so
+   * the server counts the lines themselves too (src/http/edge.ts).
+   */
   headerSizeMaxBytes: number
+  /** Header lines in one request at most; past Node's own count it drops lines silently. */
+  headerLinesMax: number
   /** Event loop delay past which requests get 503 instead of queueing behind it. */
   eventLoopDelayMaxMs: number
   /** How often the event loop delay is sampled. */
@@ -95,6 +100,7 @@ export const limits: Readonly<Limits> = Object.freeze({
   connectionTimeoutMs: 120_000,
   urlLengthMax: 4096,
   headerSizeMaxBytes: 8192,
+  headerLinesMax: 100,
   eventLoopDelayMaxMs: 1000,
   eventLoopSampleMs: 250,
   idempotencyPruneIntervalMs: 1000,

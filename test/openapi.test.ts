@@ -145,7 +145,8 @@ describe('answers match the document', () => {
     expect(await check(open, get('/past?limit=5'))).toBe(400)
     expect(await check(open, patch(`/mod?${query({ cred, by: '1.5' })}`))).toBe(400)
     expect(await check(open, patch(`/mod?${query({ cred, by: '1' })}`, { 'idempotency-key': 'é' }))).toBe(400)
-    // 402, 404, 406, 413, 414, 422.
+    // 402, 404, 406, 413, 414, 422, 431.
+    const tooManyHeaders = Object.fromEntries(Array.from({ length: 150 }, (_, index) => [`x-filler-${index}`, '1']))
     expect(await check(open, patch(`/mod?${query({ cred: poor, by: '-5' })}`))).toBe(402)
     for (const route of ['/tot', '/past']) expect(await check(open, get(`${route}?${query({ cred: unknown })}`))).toBe(404)
     expect(await check(open, patch(`/mod?${query({ cred: unknown, by: '-1' })}`))).toBe(404)
@@ -155,6 +156,7 @@ describe('answers match the document', () => {
     for (const request of [get(`/tot?${query({ cred })}`), get(`/past?${query({ cred })}`), patch(`/mod?${query({ cred, by: '1' })}`)]) {
       expect(await check(open, { ...request, payload: 'x', headers: { 'content-type': 'text/plain' } })).toBe(413)
       expect(await check(open, { ...request, url: `${request.url}&${'x'.repeat(5000)}` })).toBe(414)
+      expect(await check(open, { ...request, headers: tooManyHeaders })).toBe(431)
     }
     expect(await check(open, patch(`/mod?${query({ cred, by: '-2' })}`, { 'idempotency-key': 'k-1' }))).toBe(422)
     expect(await check(open, patch(`/mod?${query({ cred, by: '170141183460469231731687303715884105727' })}`))).toBe(422)

@@ -1,10 +1,11 @@
 // The server as a process: configuration errors, the LevelDB lock, kill -9 and SIGTERM.
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { describe, expect, test } from 'vitest'
-import { Client, query, readHistory, ServerProcess, temporaryDirectories } from './support.js'
+import { afterEach, describe, expect, test } from 'vitest'
+import { Client, killLeftoverServers, query, readHistory, ServerProcess, temporaryDirectories, waitFor } from './support.js'
 
 const temporaryDirectory = temporaryDirectories('accman-server-')
+afterEach(killLeftoverServers)
 
 describe('start-up failures are one line on stderr and a non-zero exit', () => {
   test.each([
@@ -105,12 +106,13 @@ function driveLoad(client: Client, creds: string[], workers: number) {
   return { sent, acknowledged, answers, total, stop: () => (stopped = true), done: Promise.all(loops) }
 }
 
-async function waitFor(condition: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!condition() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
-}
+test('waitFor fails, naming what it waited for, when the condition never holds', async () => {
+  await expect(waitFor('the impossible', () => false, 50)).rejects.toThrow('timed out after 50 ms waiting for the impossible')
+})
 
-test('every acknowledged mod survives kill -9, three times over', async () => {
+// A killed process leaves its writes in the page cache, so this shows what survives the death of
+// the process, with ACCMAN_SYNC=true or false alike; only losing the machine would tell them apart.
+test('acknowledged mods survive the death of the process (kill -9), three times over', async () => {
   const db = temporaryDirectory()
   const creds = ['a2lsbC0x', 'a2lsbC0y', 'a2lsbC0z', 'a2lsbC00']
   const applied = new Map(creds.map((cred) => [cred, 0]))
@@ -119,7 +121,7 @@ test('every acknowledged mod survives kill -9, three times over', async () => {
     const server = new ServerProcess({ ACCMAN_DB: db, ACCMAN_SYNC: 'true' })
     const client = new Client(await server.url(), 32)
     const load = driveLoad(client, creds, 32)
-    await waitFor(() => load.total() >= 300 * round, 15_000)
+    await waitFor(`${300 * round} acknowledged mods`, () => load.total() >= 300 * round, 15_000)
     await server.kill('SIGKILL')
     load.stop()
     await load.done
@@ -165,7 +167,7 @@ test('SIGTERM under load: in-flight mods are answered, written, and the exit is 
   const server = new ServerProcess({ ACCMAN_DB: db })
   const client = new Client(await server.url(), 16)
   const load = driveLoad(client, creds, 16)
-  await waitFor(() => load.total() >= 200, 15_000)
+  await waitFor('200 acknowledged mods', () => load.total() >= 200, 15_000)
   expect(await server.kill('SIGTERM')).toBe(0)
   load.stop()
   await load.done

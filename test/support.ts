@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { Agent, request as httpRequest } from 'node:http'
+import { connect, type Socket } from 'node:net'
 import { createRequire } from 'node:module'
 import { createInterface } from 'node:readline'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -85,6 +86,98 @@ export class Client {
 
   close(): void {
     this.#agent.destroy()
+  }
+}
+
+/**
+ * Polls `condition` every 10 ms until it holds; throws, naming `what`, if it still does not after
+ * `timeoutMs`.
+ */
+export async function waitFor(what: string, condition: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!condition()) {
+    if (Date.now() >= deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+}
+
+/** One answer read off a raw connection. */
+export interface RawAnswer {
+  status: number
+  /** Lower-case names. */
+  headers: Record<string, string>
+  body: string
+}
+
+/** The answers in `text`, in order; a trailing incomplete one is left out. */
+export function parseAnswers(text: string): RawAnswer[] {
+  const answers: RawAnswer[] = []
+  let rest = text
+  for (;;) {
+    const end = rest.indexOf('\r\n\r\n')
+    if (end === -1) return answers
+    const [statusLine = '', ...lines] = rest.slice(0, end).split('\r\n')
+    const headers: Record<string, string> = {}
+    for (const line of lines) {
+      const colon = line.indexOf(':')
+      headers[line.slice(0, colon).toLowerCase()] = line.slice(colon + 1).trim()
+    }
+    const length = Number(headers['content-length'] ?? '0')
+    if (rest.length < end + 4 + length) return answers
+    answers.push({ status: Number(statusLine.slice(9, 12)), headers, body: rest.slice(end + 4, end + 4 + length) })
+    rest = rest.slice(end + 4 + length)
+  }
+}
+
+/** A TCP connection that sends exactly the bytes given, for what an HTTP client would not send. */
+export class RawConnection {
+  readonly #socket: Socket
+  #received = ''
+  #closed = false
+
+  constructor(port: number) {
+    this.#socket = connect(port, '127.0.0.1')
+    this.#socket.on('data', (chunk: Buffer) => (this.#received += chunk.toString('latin1')))
+    this.#socket.on('close', () => (this.#closed = true))
+    // A reset after the server answered and closed is the end of the exchange, not a failure.
+    this.#socket.on('error', () => {})
+  }
+
+  send(bytes: string): void {
+    this.#socket.write(bytes, 'latin1')
+  }
+
+  get received(): string {
+    return this.#received
+  }
+
+  /** The answers received once there are `count` of them; throws after `timeoutMs`. */
+  async answers(count: number, timeoutMs = 5_000): Promise<RawAnswer[]> {
+    await waitFor(`${count} answers`, () => parseAnswers(this.#received).length >= count, timeoutMs)
+    return parseAnswers(this.#received)
+  }
+
+  /** Everything received once the server closed the connection; throws after `timeoutMs`. */
+  async closed(timeoutMs = 5_000): Promise<string> {
+    await waitFor('the server to close the connection', () => this.#closed, timeoutMs)
+    return this.#received
+  }
+
+  destroy(): void {
+    this.#socket.destroy()
+  }
+}
+
+/** Sends `bytes` on a new connection and answers its one answer, once the server has closed it. */
+export async function rawExchange(port: number, bytes: string, timeoutMs = 5_000): Promise<RawAnswer> {
+  const connection = new RawConnection(port)
+  try {
+    connection.send(bytes)
+    const answers = parseAnswers(await connection.closed(timeoutMs))
+    if (answers.length !== 1) throw new Error(`expected one answer, got ${answers.length}: ${connection.received.slice(0, 200)}`)
+    return answers[0] as RawAnswer
+  } finally {
+    connection.destroy()
   }
 }
 
@@ -169,6 +262,14 @@ export function runProcess(command: string, args: string[], env: Record<string, 
   })
 }
 
+/** Servers started and not yet exited, so that a failed test does not leave one running. */
+const runningServers = new Set<ServerProcess>()
+
+/** Kills, each by its own pid, the servers a test started and did not stop (after a failure). */
+export async function killLeftoverServers(): Promise<void> {
+  await Promise.all([...runningServers].map((server) => server.kill('SIGKILL')))
+}
+
 /** The server as users run it, from source, in its own process. */
 export class ServerProcess {
   readonly child: ChildProcessWithoutNullStreams
@@ -183,7 +284,13 @@ export class ServerProcess {
       env: { PATH: process.env.PATH ?? '', ACCMAN_HOST: '127.0.0.1', ACCMAN_PORT: '0', ...env },
       stdio: 'pipe',
     })
-    this.exited = new Promise((resolve) => this.child.on('exit', (code) => resolve(code)))
+    runningServers.add(this)
+    this.exited = new Promise((resolve) =>
+      this.child.on('exit', (code) => {
+        runningServers.delete(this)
+        resolve(code)
+      }),
+    )
     createInterface({ input: this.child.stderr }).on('line', (line) => this.stderr.push(line))
     this.port = new Promise((resolve, reject) => {
       createInterface({ input: this.child.stdout }).on('line', (line) => {

@@ -1,7 +1,7 @@
 // buildApp: the HTTP face of the ledger. It takes its config and database and never listens, so
 // tests can inject requests or listen on a port of their choosing.
 import { randomUUID } from 'node:crypto'
-import { STATUS_CODES, type IncomingMessage, type Server } from 'node:http'
+import { STATUS_CODES, type Server, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
@@ -18,10 +18,19 @@ import type { Logger } from 'pino'
 import type { Config } from '../config.js'
 import { idempotencyTtlDefaultS, isLedgerError, type RootDb } from '../ledger/index.js'
 import { authenticator } from './auth.js'
+import {
+  hasBody,
+  headerBytesOf,
+  pathHasPercent,
+  requestIdGenerator,
+  serverHeadersCountOf,
+  tooManyHeaderLines,
+} from './edge.js'
 import { ApiError, errorBody, statusOf, type ApiErrorCode } from './errors.js'
 import ledgerPlugin from './ledger-plugin.js'
 import { Metrics } from './metrics.js'
 import { openapiOptionsFor } from './openapi.js'
+import { parseQuery } from './query.js'
 import { ledgerRoutes } from './routes/ledger.js'
 import { operationsRoutes } from './routes/operations.js'
 import { zodValidatorCompiler } from './validation.js'
@@ -38,6 +47,7 @@ export type AppConfig = Pick<
   | 'connectionTimeoutMs'
   | 'urlLengthMax'
   | 'headerSizeMaxBytes'
+  | 'headerLinesMax'
   | 'eventLoopDelayMaxMs'
   | 'eventLoopSampleMs'
   | 'tokens'
@@ -65,27 +75,6 @@ const routeMethods: Readonly<Record<string, string>> = {
   '/openapi.json': 'GET, HEAD',
 }
 
-/** A caller's request id is kept when it looks like one: short, and from a plain alphabet. */
-const requestIdPattern = /^[A-Za-z0-9._:-]{1,128}$/
-
-/**
- * The request id: the caller's `x-request-id` when well-formed, else a new UUID. Ids are logged,
- * so one that appears in the URL or the Authorization header (a credential or a token sent by
- * mistake) is replaced.
- */
-function requestIdOf(request: IncomingMessage): string {
-  const offered = request.headers['x-request-id']
-  if (
-    typeof offered === 'string' &&
-    requestIdPattern.test(offered) &&
-    request.url?.includes(offered) !== true &&
-    request.headers.authorization?.includes(offered) !== true
-  ) {
-    return offered
-  }
-  return randomUUID()
-}
-
 export async function buildApp(config: AppConfig, deps: AppDeps): Promise<FastifyInstance> {
   const options: FastifyHttpOptions<Server> = {
     logger: false,
@@ -100,7 +89,10 @@ export async function buildApp(config: AppConfig, deps: AppDeps): Promise<Fastif
       headersTimeout: config.headersTimeoutMs,
       // Node checks those timeouts on this interval (30 s by default), so check often enough.
       connectionsCheckingInterval: Math.min(1000, config.headersTimeoutMs),
+      // Node's refusal of a request without Host is a bare 400; the guard below answers in our shape.
+      requireHostHeader: false,
     },
+    routerOptions: { querystringParser: parseQuery },
     // Refused in the guard below instead, with our error shape; Fastify's own 503 has no code.
     return503OnClosing: false,
     frameworkErrors: (error, request, reply) => {
@@ -111,13 +103,18 @@ export async function buildApp(config: AppConfig, deps: AppDeps): Promise<Fastif
     },
     clientErrorHandler: answerClientError,
     requestIdHeader: false,
-    genReqId: requestIdOf,
+    genReqId: requestIdGenerator([...config.tokens, ...config.readTokens]),
   }
   if (deps.logger !== undefined) {
     delete options.logger
     options.loggerInstance = deps.logger
   }
   const app = Fastify(options)
+  // Not a createServer option: set on the server itself.
+  app.server.maxHeadersCount = serverHeadersCountOf(config.headerLinesMax)
+  // An Expect other than 100-continue would get Node's bare 417; RFC 9110 lets a server ignore
+  // it, so the request is served as if it had none, with our answers and request id.
+  app.server.on('checkExpectation', (request, response) => app.server.emit('request', request, response))
   app.setValidatorCompiler(zodValidatorCompiler)
   // Response schemas document the answers (OpenAPI); the routes build the bodies themselves.
   app.setSerializerCompiler(() => (data) => JSON.stringify(data))
@@ -134,14 +131,28 @@ export async function buildApp(config: AppConfig, deps: AppDeps): Promise<Fastif
   // A callback hook, not an async one: every request passes here, and most pass straight on.
   app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id)
+    const raw = request.raw
     if (closing) {
       reply.header('connection', 'close').header('retry-after', '1')
       done(new ApiError('ACCMAN_CLOSED', 'the server is shutting down; retry shortly'))
+    } else if (tooManyHeaderLines(raw, config.headerLinesMax)) {
+      reply.header('connection', 'close')
+      done(new ApiError('ACCMAN_HEADERS_TOO_LARGE', `the request has more than ${config.headerLinesMax} header lines`))
+    } else if (headerBytesOf(raw) > config.headerSizeMaxBytes) {
+      reply.header('connection', 'close')
+      done(new ApiError('ACCMAN_HEADERS_TOO_LARGE', `the request line and headers are larger than ${config.headerSizeMaxBytes} bytes`))
+    } else if (raw.httpVersion === '1.1' && request.headers.host === undefined) {
+      reply.header('connection', 'close')
+      done(new ApiError('ACCMAN_BAD_REQUEST', 'an HTTP/1.1 request needs a Host header'))
     } else if (request.url.length > config.urlLengthMax) {
       done(new ApiError('ACCMAN_URL_TOO_LONG', `the URL is longer than ${config.urlLengthMax} characters`))
-    } else if (hasBody(request)) {
+    } else if (pathHasPercent(request.url)) {
+      done(new ApiError('ACCMAN_BAD_REQUEST', 'the path must not be percent-encoded'))
+    } else if (hasBody(raw)) {
       done(new ApiError('ACCMAN_PAYLOAD_TOO_LARGE', 'no endpoint takes a request body'))
     } else {
+      // `Content-Length: 00` is no body too, but Fastify looks for a body unless it reads '0'.
+      if (raw.headers['content-length'] !== undefined) raw.headers['content-length'] = '0'
       done()
     }
   })
@@ -196,11 +207,6 @@ export async function buildApp(config: AppConfig, deps: AppDeps): Promise<Fastif
   return app
 }
 
-function hasBody(request: FastifyRequest): boolean {
-  const length = request.headers['content-length']
-  return request.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')
-}
-
 function handleError(error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   if (error instanceof ApiError) {
     if (error.code === 'ACCMAN_UNAUTHORIZED') reply.header('www-authenticate', 'Bearer realm="accman"')
@@ -243,8 +249,13 @@ function handleNotFound(request: FastifyRequest, reply: FastifyReply): FastifyRe
   return reply.code(404).send(errorBody('ACCMAN_NOT_FOUND', 'no such route'))
 }
 
-/** Requests Node's parser refuses (headers too large, garbage, timeouts): our shape, then close. */
-function answerClientError(error: Error & { code?: string }, socket: Socket): void {
+/**
+ * Requests Node's parser refuses (a malformed request, headers too large, a timeout): our shape,
+ * with a request id like every answer, then close. Written only when no answer is under way on
+ * the socket (the previous answer of a keep-alive connection is done), else the bytes would
+ * corrupt it: then the socket is just closed.
+ */
+function answerClientError(this: FastifyInstance, error: Error & { code?: string }, socket: Socket): void {
   if (error.code === 'ECONNRESET' || socket.destroyed) return
   const code: ApiErrorCode =
     error.code === 'HPE_HEADER_OVERFLOW'
@@ -256,13 +267,17 @@ function answerClientError(error: Error & { code?: string }, socket: Socket): vo
     ACCMAN_HEADERS_TOO_LARGE: 'the request line and headers are too large',
     ACCMAN_REQUEST_TIMEOUT: 'the request did not arrive in time',
   }
-  const body = JSON.stringify(errorBody(code, messages[code] ?? 'malformed HTTP request'))
+  const requestId = randomUUID()
   const status = statusOf(code)
-  if (socket.writable && socket.bytesWritten === 0) {
-    socket.end(
-      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-    )
-  } else {
+  this.log.debug({ reqId: requestId, statusCode: status, code: error.code }, 'client error')
+  // Node's own field for the answer in progress on this socket; null once it has finished.
+  const answering = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage
+  if (!socket.writable || (answering !== null && answering !== undefined)) {
     socket.destroy()
+    return
   }
+  const body = JSON.stringify(errorBody(code, messages[code] ?? 'malformed HTTP request'))
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${requestId}\r\n\r\n${body}`,
+  )
 }

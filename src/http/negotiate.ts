@@ -10,7 +10,7 @@ const textOrJson = ['text/plain', 'application/json']
  * number. Refuses when the client accepts neither.
  */
 export function representationOf(accept: string | undefined): Representation {
-  // The common cases skip parsing.
+  // The common cases skip parsing. An empty Accept counts as none (it would admit nothing).
   if (accept === undefined || accept === '*/*' || accept === '') return 'text'
   if (accept === 'application/json') return 'json'
   const best = new Negotiator({ headers: { accept } }).mediaType(textOrJson)
@@ -19,9 +19,9 @@ export function representationOf(accept: string | undefined): Representation {
   throw new ApiError('ACCMAN_NOT_ACCEPTABLE', 'this endpoint answers text/plain or application/json')
 }
 
-/** For JSON-only endpoints. */
+/** For JSON-only endpoints. An empty Accept, like none, takes anything. */
 export function requireJson(accept: string | undefined): void {
-  if (accept === undefined || accept === '*/*' || accept === 'application/json') return
+  if (accept === undefined || accept === '' || accept === '*/*' || accept === 'application/json') return
   if (new Negotiator({ headers: { accept } }).mediaType(['application/json']) === undefined) {
     throw new ApiError('ACCMAN_NOT_ACCEPTABLE', 'this endpoint answers application/json')
   }

@@ -4,6 +4,7 @@
 import { STATUS_CODES } from 'node:http'
 import type { FastifyDynamicSwaggerOptions } from '@fastify/swagger'
 import { z } from 'zod'
+import { limits } from '../config.js'
 import { errorBody, statusOf, type ApiErrorCode } from './errors.js'
 import { errorBodySchema, parameterRules } from './schemas.js'
 
@@ -52,8 +53,11 @@ export const openapiOptionsFor = (idempotencyTtlMs: number): FastifyDynamicSwagg
         'Amounts are decimal integer strings; a credential is base64url with padding.',
         'Every error answers `{statusCode, code, error, message}` with a stable `code`.',
         'Requests the HTTP parser refuses get the same shape: 408 `ACCMAN_REQUEST_TIMEOUT`, 431 `ACCMAN_HEADERS_TOO_LARGE`, 400 `ACCMAN_BAD_REQUEST`;',
+        `so do more than ${limits.headerLinesMax} header lines or ${limits.headerSizeMaxBytes} bytes of request line and headers (431 \`ACCMAN_HEADERS_TOO_LARGE\`),`,
+        'an HTTP/1.1 request without `Host` and a path with `%` in it (400 `ACCMAN_BAD_REQUEST`),',
+        'a query value whose percent-encoding is not UTF-8 (400 `ACCMAN_INVALID_QUERY` naming the parameter),',
         'an unknown path 404 `ACCMAN_NOT_FOUND`, a known path with another method 405 `ACCMAN_METHOD_NOT_ALLOWED` with `Allow`.',
-        'Every answer carries `x-request-id`.',
+        'Every answer carries `x-request-id`. An empty `Accept` counts as none.',
         `An \`Idempotency-Key\` is kept for ${durationText(idempotencyTtlMs)} (ACCMAN_IDEMPOTENCY_TTL = ${idempotencyTtlMs / 1000} s) after the mod that first used it:`,
         'within that window a retry with the same key and amount is answered as the first was and changes nothing;',
         'past it the key counts as new (the first entry keeps it in the history).',
@@ -80,7 +84,11 @@ export interface AnswerDoc {
 }
 
 const requestIdHeader = {
-  'x-request-id': { type: 'string', description: "The request's id: the caller's x-request-id when well-formed, else a new UUID." },
+  'x-request-id': {
+    type: 'string',
+    description:
+      "The request's id: the caller's x-request-id when well-formed and free of secrets (no credential of the request, no token), else a new UUID.",
+  },
 } as const
 
 /**
@@ -130,4 +138,6 @@ const exampleMessages: Partial<Record<ApiErrorCode, string | undefined>> = {
   ACCMAN_QUEUE_FULL: 'too many mods waiting; retry later',
   ACCMAN_CLOSED: 'the server is shutting down; retry shortly',
   ACCMAN_OVERLOADED: 'the server is overloaded; retry shortly',
+  ACCMAN_BAD_REQUEST: 'the path must not be percent-encoded',
+  ACCMAN_HEADERS_TOO_LARGE: `the request has more than ${limits.headerLinesMax} header lines`,
 }

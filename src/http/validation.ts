@@ -3,6 +3,7 @@
 import type { FastifySchemaCompiler, FastifyTypeProvider } from 'fastify'
 import { z } from 'zod'
 import { ApiError } from './errors.js'
+import { isMalformed } from './query.js'
 import { parameterRules } from './schemas.js'
 
 export interface ZodTypeProvider extends FastifyTypeProvider {
@@ -22,7 +23,7 @@ export const zodValidatorCompiler: FastifySchemaCompiler<z.ZodType> = ({ schema,
 /**
  * One error for a rejected request part, whatever else is wrong with it: unknown parameters
  * first, then repeated ones, then the first named parameter (in schema order) that is missing
- * or malformed. Unknown names are not echoed: a credential pasted as a name must not come back.
+ * or malformed (its percent-encoding first). Unknown names are not echoed: a credential pasted as a name must not come back.
  */
 function rejectionOf(error: z.ZodError, data: unknown, names: string[], part: string): ApiError {
   const values = (typeof data === 'object' && data !== null ? data : {}) as Record<string, unknown>
@@ -36,6 +37,10 @@ function rejectionOf(error: z.ZodError, data: unknown, names: string[], part: st
   const name = names.find((candidate) => rejected.has(candidate))
   if (name === undefined) return new ApiError('ACCMAN_INVALID_QUERY', `invalid ${part}`)
   if (values[name] === undefined) return new ApiError('ACCMAN_INVALID_QUERY', `missing ${noun} ${name}`)
+  // A malformed credential keeps its own code, whatever is wrong with it.
+  if (isMalformed(values[name]) && name !== 'cred') {
+    return new ApiError('ACCMAN_INVALID_QUERY', `${noun} ${name} is not valid percent-encoded UTF-8`)
+  }
   const rule = parameterRules[name]
   return rule === undefined
     ? new ApiError('ACCMAN_INVALID_QUERY', `invalid ${noun} ${name}`)
