@@ -143,6 +143,18 @@ const cliEnvSchema = z.object({
     .default('http://127.0.0.1:22262'),
   ACCMAN_TOKEN: z.string().optional(),
   ACCMAN_DB: envSchema.shape.ACCMAN_DB,
+  ACCMAN_CLI_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(30_000),
+})
+
+/**
+ * The CLI's retries of network failures and 503s (same request, same idempotency key): bounded
+ * in count and in total time; a Retry-After is honoured up to its own bound.
+ */
+export const cliRetryLimits = Object.freeze({
+  attemptsMax: 4,
+  totalMs: 60_000,
+  retryAfterMaxMs: 10_000,
+  backoffBaseMs: 200,
 })
 
 export interface CliConfig {
@@ -152,12 +164,14 @@ export interface CliConfig {
   token: string | undefined
   /** The database directory of the offline commands. */
   dbPath: string
+  /** Per request attempt of the online commands. */
+  timeoutMs: number
 }
 
 /** The CLI's variables; a bad value throws a ConfigError naming the variable. */
 export function parseCliConfig(env: NodeJS.ProcessEnv): Readonly<CliConfig> {
   const env_ = parseEnv(cliEnvSchema, env)
-  return Object.freeze({ url: env_.ACCMAN_URL, token: env_.ACCMAN_TOKEN, dbPath: env_.ACCMAN_DB })
+  return Object.freeze({ url: env_.ACCMAN_URL, token: env_.ACCMAN_TOKEN, dbPath: env_.ACCMAN_DB, timeoutMs: env_.ACCMAN_CLI_TIMEOUT_MS })
 }
 
 /** 127.0.0.0/8, ::1 and localhost: reachable from this machine only. */

@@ -28,8 +28,10 @@ export function tokenProblem(token: string): string | undefined {
 /** The network error's code only: its message could, in some library, quote the URL. */
 export function failureReason(error: unknown): string {
   if (error instanceof Error && error.name === 'TimeoutError') return 'timeout'
-  const cause = (error as { cause?: { code?: unknown } } | undefined)?.cause
+  const cause = (error as { cause?: { code?: unknown; message?: unknown } } | undefined)?.cause
   if (typeof cause?.code === 'string' && /^[A-Z0-9_]{1,64}$/.test(cause.code)) return cause.code
+  // A few of fetch's own refusals have no code ("bad port"); plain words cannot hold a URL.
+  if (typeof cause?.message === 'string' && /^[a-z ]{1,40}$/.test(cause.message)) return cause.message
   return error instanceof Error && /^[A-Za-z]{1,64}$/.test(error.name) ? error.name : 'unknown error'
 }
 
