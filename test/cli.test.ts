@@ -29,6 +29,7 @@ test('--help lists every command and the exit codes; each command has its own he
     expect(own.stdout).toMatch(/Examples?:\n {2}(accman|cred=|ACCMAN_PORT)/)
   }
   expect(help.stdout).toContain('4 insufficient funds')
+  expect(help.stdout).toContain('8 idempotency key reused with another amount')
 })
 
 describe('online commands against a running server', () => {
