@@ -174,6 +174,18 @@ const cliEnvSchema = z.object({
   ACCMAN_TOKEN: z.string().optional(),
   ACCMAN_DB: envSchema.shape.ACCMAN_DB,
   ACCMAN_IDEMPOTENCY_TTL: idempotencyTtlText,
+  ACCMAN_CLI_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(30_000),
+})
+
+/**
+ * The CLI's retries of network failures and 503s (same request, same idempotency key): bounded
+ * in count and in total time; a Retry-After is honoured up to its own bound.
+ */
+export const cliRetryLimits = Object.freeze({
+  attemptsMax: 4,
+  totalMs: 60_000,
+  retryAfterMaxMs: 10_000,
+  backoffBaseMs: 200,
 })
 
 export interface CliConfig {
@@ -185,6 +197,8 @@ export interface CliConfig {
   dbPath: string
   /** The retention window verify and import check idempotency keys against. */
   idempotencyTtlMs: number
+  /** Per request attempt of the online commands. */
+  timeoutMs: number
 }
 
 /** The CLI's variables; a bad value throws a ConfigError naming the variable. */
@@ -195,6 +209,7 @@ export function parseCliConfig(env: NodeJS.ProcessEnv): Readonly<CliConfig> {
     token: env_.ACCMAN_TOKEN,
     dbPath: env_.ACCMAN_DB,
     idempotencyTtlMs: env_.ACCMAN_IDEMPOTENCY_TTL * 1000,
+    timeoutMs: env_.ACCMAN_CLI_TIMEOUT_MS,
   })
 }
 

@@ -1,5 +1,7 @@
 // The process: read the configuration, open the store, serve, and stop cleanly on a signal.
 // Every start-up failure is one line on stderr and a non-zero exit, never a stack trace.
+import { closeSync, mkdirSync, openSync, statSync } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
 import { ClassicLevel } from 'classic-level'
 import closeWithGrace from 'close-with-grace'
 import type { FastifyInstance } from 'fastify'
@@ -26,6 +28,46 @@ function startupProblem(error: unknown, config: Config): string {
   return `cannot start: ${error instanceof Error ? error.message : String(error)}`
 }
 
+function errorCode(error: unknown): string {
+  const code = (error as { code?: unknown } | undefined)?.code
+  return typeof code === 'string' ? code : 'unknown error'
+}
+
+/**
+ * Why the database directory cannot be used, or undefined once it exists and can be written.
+ * LevelDB would create it with a recursive mkdir, which never returns for some paths (under /proc,
+ * say) until Fastify gives up on the plugin: so it is made here, one level at a time.
+ */
+function databasePathProblem(dbPath: string): string | undefined {
+  const problem = (detail: string) => `cannot open the database ${dbPath}: ${detail}`
+  const missing: string[] = []
+  for (let path = resolve(dbPath); ; ) {
+    try {
+      if (!statSync(path).isDirectory()) return problem(`ENOTDIR: ${path} is not a directory`)
+      break
+    } catch (error) {
+      if (errorCode(error) !== 'ENOENT') return problem(errorCode(error))
+      missing.unshift(path)
+      if (dirname(path) === path) break
+      path = dirname(path)
+    }
+  }
+  for (const directory of missing) {
+    try {
+      mkdirSync(directory)
+    } catch (error) {
+      if (errorCode(error) !== 'EEXIST') return problem(`${errorCode(error)}: cannot create ${directory}`)
+    }
+  }
+  try {
+    // LevelDB's own lock file: opening it for append changes nothing, and proves we can write.
+    closeSync(openSync(join(resolve(dbPath), 'LOCK'), 'a'))
+  } catch (error) {
+    return problem(`${errorCode(error)}: cannot write in it`)
+  }
+  return undefined
+}
+
 /** Runs the server until a signal stops it; what `npm start` and `accman serve` run. */
 export async function serve(): Promise<void> {
   let config: Config
@@ -35,6 +77,8 @@ export async function serve(): Promise<void> {
   } catch (error) {
     fail(error instanceof ConfigError ? `invalid configuration: ${error.message}` : `cannot read .env: ${String(error)}`)
   }
+  const pathProblem = databasePathProblem(config.dbPath)
+  if (pathProblem !== undefined) fail(pathProblem)
   const log = createLogger(config.logLevel)
   const db = new ClassicLevel<string, string>(config.dbPath)
   let app: FastifyInstance | undefined
@@ -52,8 +96,8 @@ export async function serve(): Promise<void> {
     })
     await app.listen({ host: config.host, port: config.port })
   } catch (error) {
+    // One line on stderr, as documented; not also a log line on stdout.
     const line = startupProblem(error, config)
-    log.fatal({ code: (error as { code?: string }).code }, line)
     await app?.close().catch(() => {})
     fail(line)
   }

@@ -29,6 +29,7 @@ test('--help lists every command and the exit codes; each command has its own he
     expect(own.stdout).toMatch(/Examples?:\n {2}(accman|cred=|ACCMAN_PORT)/)
   }
   expect(help.stdout).toContain('4 insufficient funds')
+  expect(help.stdout).toContain('8 idempotency key reused with another amount')
 })
 
 describe('online commands against a running server', () => {
@@ -154,7 +155,7 @@ describe('offline commands on a stopped server\'s directory', () => {
     await runCli(['mod', creds[2] ?? '', '170141183460469231731687303715884102727'], env)
     expect(await server.kill('SIGTERM')).toBe(0)
 
-    expect((await runCli(['verify', '--db', db])).stdout).toBe(`verify ${db}: 3 accounts, 5 entries, 4 idempotency keys: ok\n`)
+    expect((await runCli(['verify', '--db', db])).stdout).toBe(`verify ${db}: 3 accounts, 5 entries, 5 idempotency keys: ok\n`)
     const file = join(temporaryDirectory(), 'backup.jsonl')
     const exported = await runCli(['export', file, '--db', db])
     expect(exported.code).toBe(0)
@@ -166,7 +167,7 @@ describe('offline commands on a stopped server\'s directory', () => {
     const restored = join(temporaryDirectory(), 'restored')
     const imported = await runCli(['import', file, '--db', restored])
     expect(imported.code).toBe(0)
-    expect(imported.stdout).toBe(`verify ${restored}: 3 accounts, 5 entries, 4 idempotency keys: ok\n`)
+    expect(imported.stdout).toBe(`verify ${restored}: 3 accounts, 5 entries, 5 idempotency keys: ok\n`)
     expect((await runCli(['export', '--db', restored])).stdout).toBe(backup)
 
     const again = await runCli(['import', file, '--db', restored])
@@ -201,7 +202,7 @@ describe('offline commands on a stopped server\'s directory', () => {
     const run = await runCli(['verify', '--db', damaged])
     expect(run.code).toBe(7)
     expect(run.stdout).toMatch(/^fault: account [0-9a-f]{12}…: entry 3 follows entry 1$/m)
-    expect(run.stdout).toMatch(/: 1 accounts, 2 entries, 1 idempotency keys: \d faults\n$/)
+    expect(run.stdout).toMatch(/: 1 accounts, 2 entries, 3 idempotency keys: \d faults\n$/)
     expect(run.stdout).not.toContain(cred)
     const exported = await runCli(['export', join(damaged, 'out.jsonl'), '--db', damaged])
     expect(exported.code).toBe(7)

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import {
   AccManClient,
   AccManError,
+  ConfigurationError,
   ForbiddenError,
   IdempotencyMismatchError,
   InsufficientFundsError,
@@ -228,13 +229,16 @@ describe('network faults', () => {
   test('no answer in time: each attempt times out, then UnreachableError with reason timeout', async () => {
     const proxy = await FaultProxy.start(url)
     try {
-      proxy.plans.push('hang', 'hang')
+      // Fetch may open a spare connection after an aborted one: every connection hangs.
+      proxy.plans.push('hang', 'hang', 'hang', 'hang')
       const slow = new AccManClient({ url: proxy.url, timeoutMs: 200, retries: 1, retryDelayMs: 10 })
       const started = performance.now()
       const error = await refusal(slow.tot(newCredential()))
       expect(error).toBeInstanceOf(UnreachableError)
       expect((error as UnreachableError).reason).toBe('timeout')
-      expect(proxy.seen).toEqual(['hang', 'hang'])
+      expect(error.message).toContain('after 2 attempts')
+      expect(proxy.seen.length).toBeGreaterThanOrEqual(2)
+      expect(proxy.seen.every((plan) => plan === 'hang')).toBe(true)
       expect(performance.now() - started).toBeGreaterThanOrEqual(400)
       expect(performance.now() - started).toBeLessThan(5000)
     } finally {
@@ -247,6 +251,7 @@ describe('network faults', () => {
     try {
       const cred = newCredential()
       proxy.plans.push('answer-503', 'answer-503')
+      proxy.retryAfter = '0'
       const retrying = new AccManClient({ url: proxy.url, retries: 2, retryDelayMs: 10 })
       expect(await retrying.mod(cred, 40n)).toEqual({ tot: 40n, seq: 1, replayed: false })
       expect(proxy.seen).toEqual(['answer-503', 'answer-503', 'pass'])
@@ -260,10 +265,43 @@ describe('network faults', () => {
     const proxy = await FaultProxy.start(url)
     try {
       proxy.plans.push('answer-503', 'answer-503')
+      proxy.retryAfter = '0'
       const error = await refusal(new AccManClient({ url: proxy.url, retries: 1, retryDelayMs: 10 }).mod(newCredential(), 1n))
       expect(error).toBeInstanceOf(UnavailableError)
       expect([error.code, error.status]).toEqual(['ACCMAN_QUEUE_FULL', 503])
       expect(proxy.seen).toEqual(['answer-503', 'answer-503'])
+    } finally {
+      await proxy.close()
+    }
+  })
+
+  test('a 503 is retried no sooner than its Retry-After asks', async () => {
+    const proxy = await FaultProxy.start(url)
+    try {
+      const cred = newCredential()
+      proxy.plans.push('answer-503')
+      proxy.retryAfter = '1'
+      const retrying = new AccManClient({ url: proxy.url, retries: 1, retryDelayMs: 10 })
+      const started = performance.now()
+      expect(await retrying.mod(cred, 40n)).toEqual({ tot: 40n, seq: 1, replayed: false })
+      // A lower bound only: the wait AccMan asked for, not how fast the machine is.
+      expect(performance.now() - started).toBeGreaterThanOrEqual(1000)
+      expect(proxy.seen).toEqual(['answer-503', 'pass'])
+    } finally {
+      await proxy.close()
+    }
+  })
+
+  test('a Retry-After longer than retryAfterMaxMs waits retryAfterMaxMs, then retries', async () => {
+    const proxy = await FaultProxy.start(url)
+    try {
+      proxy.plans.push('answer-503')
+      proxy.retryAfter = '3600'
+      const retrying = new AccManClient({ url: proxy.url, retries: 1, retryDelayMs: 10, retryAfterMaxMs: 300 })
+      const started = performance.now()
+      expect(await retrying.mod(newCredential(), 1n)).toEqual({ tot: 1n, seq: 1, replayed: false })
+      expect(performance.now() - started).toBeGreaterThanOrEqual(300)
+      expect(proxy.seen).toEqual(['answer-503', 'pass'])
     } finally {
       await proxy.close()
     }
@@ -300,6 +338,36 @@ describe('network faults', () => {
       await proxy.close()
     }
   })
+})
+
+/** The error a function throws; one that returns fails the test. */
+function thrown(make: () => unknown): Error {
+  try {
+    make()
+  } catch (error) {
+    expect(error).toBeInstanceOf(Error)
+    return error as Error
+  }
+  throw new Error('expected a throw')
+}
+
+test.each([
+  ['a url with a user name and password', { url: 'http://admin:pa55w0rd-secret@127.0.0.1:9' }, 'user name or password', 'pa55w0rd-secret'],
+  ['a url with a user name only', { url: 'http://admin-secret@127.0.0.1:9' }, 'user name or password', 'admin-secret'],
+  ['a url that is not http(s)', { url: 'ftp://127.0.0.1/s3cret-path' }, 'http: or https:', 's3cret-path'],
+  ['a url that is not a url', { url: 'not a url s3cret-text' }, 'not a URL', 's3cret-text'],
+  ['a token with a line break', { url: 'http://127.0.0.1:9', token: 'tok-s3cret\nX-Evil: 1' }, 'visible ASCII', 'tok-s3cret'],
+  ['a token with a space', { url: 'http://127.0.0.1:9', token: 'tok-s3cret two' }, 'visible ASCII', 'tok-s3cret'],
+  ['an empty token', { url: 'http://127.0.0.1:9', token: '' }, 'visible ASCII', undefined],
+  ['retries out of range', { url: 'http://127.0.0.1:9', retries: 11 }, 'retries must be an integer from 0 to 10', undefined],
+  ['retryAfterMaxMs out of range', { url: 'http://127.0.0.1:9', retryAfterMaxMs: 60_001 }, 'retryAfterMaxMs must be', undefined],
+])('%s: ConfigurationError at construction, without the secret', (_name, options, message, secret) => {
+  const error = thrown(() => new AccManClient(options))
+  expect(error).toBeInstanceOf(ConfigurationError)
+  expect(error).not.toBeInstanceOf(UnreachableError)
+  expect([(error as ConfigurationError).code, (error as ConfigurationError).status]).toEqual(['ACCMAN_CONFIGURATION', undefined])
+  expect(error.message).toContain(message)
+  if (secret !== undefined) expectNoSecret(error, secret)
 })
 
 test('options are checked when the client is made', () => {

@@ -409,11 +409,13 @@ describe('AccMan faults', () => {
   test('AccMan answering 503 past the retries: 503', async () => {
     const proxy = await FaultProxy.start(accmanUrl)
     try {
-      proxy.plans.push('answer-503', 'answer-503')
+      proxy.plans.push('answer-503', 'answer-503', 'answer-503', 'answer-503', 'answer-503', 'answer-503')
+      proxy.retryAfter = '0'
       const http = await service({ url: proxy.url, retries: 1 }, (app) => app.get('/work', async () => 'done'))
       const cred = await account(10n)
       expect((await get(http, '/work', cred)).status).toBe(503)
-      expect(proxy.seen).toEqual(['answer-503', 'answer-503'])
+      // The debit, then the checks of its outcome: each refused, so nothing was applied.
+      expect(proxy.seen).toEqual(['answer-503', 'answer-503', 'answer-503', 'answer-503', 'answer-503', 'answer-503'])
       expect(await movements(cred)).toEqual([])
     } finally {
       await proxy.close()
@@ -433,6 +435,150 @@ describe('AccMan faults', () => {
     } finally {
       await proxy.close()
     }
+  })
+})
+
+describe('a debit whose answer is lost, answered 503', () => {
+  test('the outcome is learnt with the same key and the debit refunded: the consumer pays nothing, a retry pays once', async () => {
+    const proxy = await FaultProxy.start(accmanUrl)
+    try {
+      let ran = 0
+      const http = await service({ url: proxy.url, retries: 0, price: () => 10n }, (app) =>
+        app.get('/work', async () => {
+          ran += 1
+          return 'done'
+        }),
+      )
+      const cred = await account(100n)
+      proxy.plans.push('drop-answer')
+      const lost = await get(http, '/work', cred)
+      expect([lost.status, lost.headers['retry-after'], ran]).toEqual([503, '1', 0])
+      expect(await ledger.tot(cred)).toEqual({ tot: 100n, seq: 3 })
+      const [debit, refund] = (await ledger.past(cred)).entries.slice(1)
+      expect([debit?.by, refund?.by, refund?.note]).toEqual([-10n, 10n, 'GET /work (refund)'])
+      expect(refund?.idempotencyKey).toBe(`${debit?.idempotencyKey ?? ''}.refund`)
+
+      const retried = await get(http, '/work', cred)
+      expect([retried.status, retried.body, retried.headers.accman, ran]).toEqual([200, 'done', '90', 1])
+      expect(await movements(cred)).toEqual([
+        ['-10', 'GET /work'],
+        ['10', 'GET /work (refund)'],
+        ['-10', 'GET /work'],
+      ])
+    } finally {
+      await proxy.close()
+    }
+  })
+
+  test('AccMan silent for every check too: 503, and an error log with the key to reconcile', async () => {
+    const proxy = await FaultProxy.start(accmanUrl)
+    try {
+      const http = await service({ url: proxy.url, retries: 0, price: () => 10n }, (app) => app.get('/work', async () => 'done'))
+      const cred = await account(100n)
+      proxy.plans.push('drop-answer', 'drop-answer', 'drop-answer')
+      const lost = await get(http, '/work', cred)
+      expect(lost.status).toBe(503)
+      expect(proxy.seen).toEqual(['drop-answer', 'drop-answer', 'drop-answer'])
+      const unknown = logLines
+        .map((line) => JSON.parse(line) as Record<string, unknown>)
+        .findLast((line) => line.msg === 'accman: the outcome of a debit is unknown')
+      expect(unknown).toMatchObject({ level: 50, price: '10' })
+      const { entries } = await ledger.past(cred)
+      expect(unknown?.key).toBe(entries[1]?.idempotencyKey)
+      expect(await movements(cred)).toEqual([['-10', 'GET /work']])
+    } finally {
+      await proxy.close()
+    }
+  })
+})
+
+describe('the plugin keeps its own books', () => {
+  test('a handler cannot change what is refunded: request.accman is read-only', async () => {
+    const attempts: string[] = []
+    const http = await service({ price: () => 10n }, (app) =>
+      app.get('/throws', async (request) => {
+        const charge = request.accman as { price: bigint; charged: bigint } | null
+        for (const tamper of [
+          () => Object.assign(charge ?? {}, { price: 1000n }),
+          () => Object.assign(request, { accman: null }),
+          () => Object.defineProperty(charge, 'price', { value: 1000n }),
+        ]) {
+          try {
+            tamper()
+            attempts.push('changed')
+          } catch {
+            attempts.push('refused')
+          }
+        }
+        attempts.push(String(request.accman?.price))
+        throw new Error('broken handler')
+      }),
+    )
+    const cred = await account(100n)
+    const reply = await get(http, '/throws', cred)
+    expect([reply.status, reply.headers.accman]).toEqual([500, '100'])
+    expect(attempts).toEqual(['refused', 'refused', 'refused', '10'])
+    expect(await movements(cred)).toEqual([
+      ['-10', 'GET /throws'],
+      ['10', 'GET /throws (refund)'],
+    ])
+  })
+
+  test('registering twice over the same routes is refused; sibling contexts each meter their own', async () => {
+    const twice = Fastify()
+    await twice.register(accman, { url: accmanUrl, price: () => 1n })
+    await expect(twice.register(accman, { url: accmanUrl, price: () => 1n })).rejects.toThrow('already registered')
+    await twice.close()
+
+    const nested = Fastify()
+    await nested.register(accman, { url: accmanUrl, price: () => 1n })
+    await expect(
+      nested.register(async (child) => {
+        await child.register(accman, { url: accmanUrl, price: () => 1n })
+      }),
+    ).rejects.toThrow('already registered')
+    await nested.close()
+
+    const siblings = Fastify()
+    for (const prefix of ['/a', '/b']) {
+      await siblings.register(
+        async (child) => {
+          await child.register(accman, { url: accmanUrl, price: () => 2n })
+          child.get('/work', async () => 'done')
+        },
+        { prefix },
+      )
+    }
+    const client = new Client(await listenOnLoopback(siblings), 2)
+    try {
+      const cred = await account(10n)
+      expect((await get(client, '/a/work', cred)).headers.accman).toBe('8')
+      expect((await get(client, '/b/work', cred)).headers.accman).toBe('6')
+      expect(await movements(cred)).toEqual([
+        ['-2', 'GET /a/work'],
+        ['-2', 'GET /b/work'],
+      ])
+    } finally {
+      client.close()
+      await siblings.close()
+    }
+  })
+
+  test('HEAD is not metered unless its route says meterHead', async () => {
+    const http = await service({ price: () => 3n }, (app) => {
+      app.get('/free-head', async () => 'body')
+      app.get('/paid-head', { config: { accman: { meterHead: true } } }, async () => 'body')
+    })
+    const cred = await account(10n)
+    const free = await http.send('HEAD', '/free-head', { accman: cred })
+    expect([free.status, free.headers.accman]).toEqual([200, undefined])
+    const paid = await http.send('HEAD', '/paid-head', { accman: cred })
+    expect([paid.status, paid.headers.accman]).toEqual([200, '7'])
+    expect((await get(http, '/free-head', cred)).headers.accman).toBe('4')
+    expect(await movements(cred)).toEqual([
+      ['-3', 'HEAD /paid-head'],
+      ['-3', 'GET /free-head'],
+    ])
   })
 })
 

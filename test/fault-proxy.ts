@@ -18,8 +18,8 @@ const queueFullBody = JSON.stringify({
   error: 'Service Unavailable',
   message: 'too many mods waiting; retry later',
 })
-const queueFullAnswer =
-  'HTTP/1.1 503 Service Unavailable\r\nretry-after: 1\r\nconnection: close\r\n' +
+const queueFullAnswer = (retryAfter: string): string =>
+  `HTTP/1.1 503 Service Unavailable\r\nretry-after: ${retryAfter}\r\nconnection: close\r\n` +
   `content-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(queueFullBody)}\r\n\r\n${queueFullBody}`
 
 export class FaultProxy {
@@ -27,6 +27,8 @@ export class FaultProxy {
   readonly plans: ConnectionPlan[] = []
   /** What each connection so far was given. */
   readonly seen: ConnectionPlan[] = []
+  /** The Retry-After of the 503s it makes up, as AccMan sends it (seconds). */
+  retryAfter = '1'
   readonly #server: Server
   readonly #sockets = new Set<Socket>()
   readonly #targetPort: number
@@ -69,7 +71,7 @@ export class FaultProxy {
       return
     }
     if (plan === 'answer-503') {
-      client.once('data', () => client.end(queueFullAnswer))
+      client.once('data', () => client.end(queueFullAnswer(this.retryAfter)))
       return
     }
     const upstream = this.#track(connect(this.#targetPort, '127.0.0.1'))

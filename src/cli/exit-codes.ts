@@ -15,6 +15,8 @@ export const exitCodes = {
   databaseUnavailable: 6,
   /** verify (or import's verify) found faults. */
   faults: 7,
+  /** The idempotency key was used before with another amount (or on another account). */
+  idempotencyMismatch: 8,
 } as const
 
 export type ExitCode = (typeof exitCodes)[keyof typeof exitCodes]

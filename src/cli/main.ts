@@ -4,10 +4,12 @@
 import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
 import { createReadStream, createWriteStream, existsSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { dirname, join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { ClassicLevel } from 'classic-level'
 import { Command, CommanderError } from 'commander'
+import { serverUrlProblem, tokenProblem } from '../client/connection.js'
 import { ConfigError, loadDotEnv, parseCliConfig, type CliConfig } from '../config.js'
 import { amount, credential } from '../http/schemas.js'
 import { ArchiveError, exportStore, importStore, type ArchiveCounts } from '../ledger/archive.js'
@@ -15,7 +17,7 @@ import { tablesOf } from '../ledger/ledger.js'
 import { verifyStore, type VerifyReport } from '../ledger/verify.js'
 import { newCredential } from './credential.js'
 import { CliError, exitCodes } from './exit-codes.js'
-import { call, type Server } from './http.js'
+import { call, OutcomeUnknownError, type Server } from './http.js'
 import { progressBar } from './progress.js'
 
 function config(): CliConfig {
@@ -28,13 +30,24 @@ function config(): CliConfig {
   }
 }
 
+/** Secrets this run knows of (credentials, the token): no line it prints may contain them. */
+const secrets = new Set<string>()
+
 const server = (): Server => {
-  const { url, token } = config()
-  return { url, token }
+  const { url, token, timeoutMs } = config()
+  // Checked before anything is sent: fetch would quote a URL with a password, or a bad token, in its error.
+  const problem = serverUrlProblem(url) ?? (token === undefined ? undefined : tokenProblem(token))
+  if (token !== undefined) secrets.add(token)
+  if (problem !== undefined) {
+    const variable = problem.includes('token') ? 'ACCMAN_TOKEN' : 'ACCMAN_URL'
+    throw new CliError(`invalid configuration: ${variable}: ${problem}`, exitCodes.usage)
+  }
+  return { url, token, timeoutMs }
 }
 
 /** Checks a credential before it leaves the machine; the message never repeats it. */
 function checkCred(cred: string): string {
+  secrets.add(cred)
   if (!credential.safeParse(cred).success) {
     throw new CliError('cred must be base64url with padding, 4 to 512 characters', exitCodes.usage)
   }
@@ -65,8 +78,16 @@ async function tot(cred: string, options: { json: boolean }): Promise<void> {
 
 async function mod(cred: string, by: string, options: { json: boolean; note?: string; key?: string }): Promise<void> {
   checkBy(by)
-  const headers = { ...accept(options.json), ...(options.key === undefined ? {} : { 'idempotency-key': options.key }) }
-  const body = await call(server(), 'PATCH', '/mod', { cred: checkCred(cred), by, note: options.note }, headers)
+  // Always a key, so the retries here, and the operator's with --key, are applied once.
+  const key = options.key ?? `cli-${randomUUID()}`
+  const headers = { ...accept(options.json), 'idempotency-key': key }
+  let body: string
+  try {
+    body = await call(server(), 'PATCH', '/mod', { cred: checkCred(cred), by, note: options.note }, headers)
+  } catch (error) {
+    if (!(error instanceof OutcomeUnknownError)) throw error
+    throw new CliError(`${error.message}; the mod may have been applied: run it again with --key ${key} to apply it once`, error.exitCode)
+  }
   process.stdout.write(`${body}\n`)
 }
 
@@ -122,7 +143,13 @@ async function createAccount(by: string, options: { note?: string }): Promise<vo
     checkBy(by)
     // A fresh key, so a retried credit is applied once.
     const headers = { 'idempotency-key': `new-${randomUUID()}` }
-    await call(server(), 'PATCH', '/mod', { cred, by, note: options.note }, headers)
+    try {
+      await call(server(), 'PATCH', '/mod', { cred, by, note: options.note }, headers)
+    } catch (error) {
+      if (!(error instanceof OutcomeUnknownError)) throw error
+      // The credential is never printed on failure, so a credit that did land is out of reach.
+      throw new CliError(`${error.message}; the opening credit may have landed on a credential not shown: run accman new again`, error.exitCode)
+    }
   }
   process.stdout.write(`${cred}\n`)
 }
@@ -283,6 +310,7 @@ async function serveCommand(): Promise<void> {
 export function program(): Command {
   const root = new Command('accman')
     .description('AccMan: prepaid accounts for metered APIs. Online commands use ACCMAN_URL; offline ones ACCMAN_DB.')
+    .version(packageVersion(), '-V, --version', 'print the version')
     .showHelpAfterError(false)
     .exitOverride()
     .configureOutput({ outputError: () => {} })
@@ -290,7 +318,8 @@ export function program(): Command {
       'after',
       `
 Exit codes: 0 ok, 1 other error, 2 usage, 3 no account, 4 insufficient funds,
-5 server unreachable, 6 database in use or missing, 7 verify found faults.
+5 server unreachable, 6 database in use or missing, 7 verify found faults,
+8 idempotency key reused with another amount.
 A credential that starts with '-' goes after '--': accman tot -- -abc`,
     )
 
@@ -368,6 +397,29 @@ A credential that starts with '-' goes after '--': accman tot -- -abc`,
 
 const unknownOptionHint = "unknown option; put '--' before a credential or amount that starts with '-'"
 
+/** The version of the package this CLI ships in (src/cli and dist/cli are both two levels down). */
+function packageVersion(): string {
+  const manifest = createRequire(import.meta.url)('../../package.json') as { version: string }
+  return manifest.version
+}
+
+/** Any secret this run knows of, replaced: a last guard on every line written on failure. */
+function redacted(line: string): string {
+  let text = line
+  for (const secret of secrets) if (secret !== '') text = text.replaceAll(secret, '[redacted]').replaceAll(encodeURIComponent(secret), '[redacted]')
+  return text
+}
+
+/** Commander quotes what it did not understand, which may be a credential: say it without it. */
+function commanderMessage(error: CommanderError): string {
+  if (error.code === 'commander.unknownOption') return unknownOptionHint
+  if (error.code === 'commander.unknownCommand') return 'unknown command'
+  return error.message.replace(/^error: /, '')
+}
+
+/** One line whatever the message holds: a server's or a library's text may carry line breaks. */
+const oneLine = (text: string) => printable(text.replace(/\s*[\r\n]+\s*/g, ' '))
+
 export async function main(argv: string[]): Promise<number> {
   try {
     await program().parseAsync(argv)
@@ -377,16 +429,14 @@ export async function main(argv: string[]): Promise<number> {
       if (error.code === 'commander.helpDisplayed' || error.code === 'commander.help' || error.code === 'commander.version') {
         return exitCodes.ok
       }
-      // Commander quotes the unknown option, which may be a credential: say it without it.
-      const message = error.code === 'commander.unknownOption' ? unknownOptionHint : error.message.replace(/^error: /, '')
-      process.stderr.write(`accman: ${message} (see accman --help)\n`)
+      process.stderr.write(`accman: ${redacted(commanderMessage(error))} (see accman --help)\n`)
       return exitCodes.usage
     }
     if (error instanceof CliError) {
-      process.stderr.write(`accman: ${error.message}\n`)
+      process.stderr.write(`accman: ${redacted(oneLine(error.message))}\n`)
       return error.exitCode
     }
-    process.stderr.write(`accman: ${error instanceof Error ? error.message : String(error)}\n`)
+    process.stderr.write(`accman: ${redacted(oneLine(error instanceof Error ? error.message : String(error)))}\n`)
     return exitCodes.other
   }
 }

@@ -14,8 +14,10 @@ import {
   UnauthorizedError,
   UnavailableError,
   UnreachableError,
+  ConfigurationError,
   type AccManErrorCode,
 } from './errors.js'
+import { failureReason, retryAfterMs, serverUrlProblem, tokenProblem } from './connection.js'
 
 export interface AccManClientOptions {
   /** Where AccMan listens, e.g. http://127.0.0.1:22262 (a path prefix is kept). */
@@ -28,6 +30,8 @@ export interface AccManClientOptions {
   retries?: number | undefined
   /** Base of the exponential backoff between attempts. Default 50. */
   retryDelayMs?: number | undefined
+  /** The longest wait a 503's Retry-After may ask for before a retry, 0 to 60000. Default 5000. */
+  retryAfterMaxMs?: number | undefined
 }
 
 export interface Balance {
@@ -76,6 +80,8 @@ const timeoutMsDefault = 5000
 const retriesDefault = 2
 const retriesMax = 10
 const retryDelayMsDefault = 50
+const retryAfterMaxMsDefault = 5000
+const retryAfterMaxMsLimit = 60_000
 
 const balanceText = z
   .string()
@@ -126,21 +132,26 @@ export class AccManClient {
   readonly #timeoutMs: number
   readonly #retries: number
   readonly #retryDelayMs: number
+  readonly #retryAfterMaxMs: number
 
+  /** Throws ConfigurationError for options that cannot work; nothing is sent before they pass. */
   constructor(options: AccManClientOptions) {
+    const urlProblem = serverUrlProblem(options.url)
+    if (urlProblem !== undefined) throw new ConfigurationError(urlProblem)
+    if (options.token !== undefined) {
+      const problem = typeof options.token === 'string' ? tokenProblem(options.token) : 'the token must be a string'
+      if (problem !== undefined) throw new ConfigurationError(problem)
+    }
     const base = new URL(options.url)
-    if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new TypeError('AccMan url must be http: or https:')
     if (!base.pathname.endsWith('/')) base.pathname += '/'
     base.search = ''
     base.hash = ''
     this.#base = base
     this.#token = options.token
-    this.#timeoutMs = positiveInteger(options.timeoutMs ?? timeoutMsDefault, 'timeoutMs')
-    this.#retries = options.retries ?? retriesDefault
-    if (!Number.isInteger(this.#retries) || this.#retries < 0 || this.#retries > retriesMax) {
-      throw new RangeError(`retries must be an integer from 0 to ${retriesMax}`)
-    }
-    this.#retryDelayMs = positiveInteger(options.retryDelayMs ?? retryDelayMsDefault, 'retryDelayMs')
+    this.#timeoutMs = integerIn(options.timeoutMs ?? timeoutMsDefault, 'timeoutMs', 1, Number.MAX_SAFE_INTEGER)
+    this.#retries = integerIn(options.retries ?? retriesDefault, 'retries', 0, retriesMax)
+    this.#retryDelayMs = integerIn(options.retryDelayMs ?? retryDelayMsDefault, 'retryDelayMs', 1, Number.MAX_SAFE_INTEGER)
+    this.#retryAfterMaxMs = integerIn(options.retryAfterMaxMs ?? retryAfterMaxMsDefault, 'retryAfterMaxMs', 0, retryAfterMaxMsLimit)
   }
 
   /** The balance of the account of `credential`; NoAccountError if no credit created it. */
@@ -209,7 +220,9 @@ export class AccManClient {
         throw new UnreachableError(`cannot reach AccMan at ${this.#base.origin} (${reason}) after ${attempt} attempts`, reason)
       }
       if (answer.status === 503 && attempt <= this.#retries) {
-        await this.#backoff(attempt)
+        // AccMan says when its queue will have room; a proxy's 503 may say nothing.
+        const askedMs = retryAfterMs(answer.headers.get('retry-after'), this.#retryAfterMaxMs)
+        await this.#backoff(attempt, askedMs)
         continue
       }
       if (answer.status >= 200 && answer.status < 300) return answer
@@ -217,15 +230,21 @@ export class AccManClient {
     }
   }
 
-  /** Exponential with jitter, so the callers of a stalled AccMan do not come back in step. */
-  #backoff(attempt: number): Promise<void> {
+  /**
+   * Exponential with jitter, so the callers of a stalled AccMan do not come back in step; never
+   * shorter than what a Retry-After asked for (already bounded by retryAfterMaxMs).
+   */
+  #backoff(attempt: number, askedMs = 0): Promise<void> {
     const ceilingMs = this.#retryDelayMs * 2 ** (attempt - 1)
-    return sleep(ceilingMs / 2 + Math.random() * (ceilingMs / 2))
+    return sleep(Math.max(askedMs, ceilingMs / 2 + Math.random() * (ceilingMs / 2)))
   }
 }
 
-function positiveInteger(value: number, name: string): number {
-  if (!Number.isInteger(value) || value <= 0) throw new RangeError(`${name} must be a positive integer`)
+function integerIn(value: number, name: string, min: number, max: number): number {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? (min === 1 ? 'a positive integer' : `an integer of at least ${min}`) : `an integer from ${min} to ${max}`
+    throw new ConfigurationError(`${name} must be ${range}`)
+  }
   return value
 }
 
@@ -255,14 +274,6 @@ function parse<T extends z.ZodType>(schema: T, answer: Answer): z.infer<T> {
     throw new AccManError('ACCMAN_UNEXPECTED_RESPONSE', answer.status, `AccMan answered ${answer.status} with a body not in its JSON shape`)
   }
   return result.data
-}
-
-/** The network error's code only: its message could, in some library, quote the URL. */
-function failureReason(error: unknown): string {
-  if (error instanceof Error && error.name === 'TimeoutError') return 'timeout'
-  const cause = (error as { cause?: { code?: unknown } } | undefined)?.cause
-  if (typeof cause?.code === 'string') return cause.code
-  return error instanceof Error ? error.name : 'unknown error'
 }
 
 /** AccMan's messages never quote secrets; this keeps it so even behind a proxy that would. */

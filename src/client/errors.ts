@@ -2,7 +2,7 @@
 // and the HTTP status. No message ever carries the credential, the token or the request URL
 // (the credential travels in the query string), so an error can be logged as is.
 
-/** Codes AccMan sends, plus three of the client's own (see below). Codes are API; messages are not. */
+/** Codes AccMan sends, plus four of the client's own (see below). Codes are API; messages are not. */
 export type AccManErrorCode =
   | 'ACCMAN_NO_ACCOUNT'
   | 'ACCMAN_INSUFFICIENT_FUNDS'
@@ -33,6 +33,8 @@ export type AccManErrorCode =
   | 'ACCMAN_UNAVAILABLE'
   /** The client's own: an answer that is not AccMan's shape (not AccMan, or a newer one). */
   | 'ACCMAN_UNEXPECTED_RESPONSE'
+  /** The client's own: options that cannot work (a bad url or token); thrown at construction. */
+  | 'ACCMAN_CONFIGURATION'
 
 export class AccManError extends Error {
   override readonly name: string = 'AccManError'
@@ -113,5 +115,18 @@ export class UnreachableError extends AccManError {
   constructor(message: string, reason: string) {
     super('ACCMAN_UNREACHABLE', undefined, message)
     this.reason = reason
+  }
+}
+
+/**
+ * The client's options cannot work: a url that is not http(s) or carries a user name or password, a
+ * token that cannot travel in a header, a retry option out of range. Thrown when the client is
+ * made, never retried; the message names the option, never its value.
+ */
+export class ConfigurationError extends AccManError {
+  override readonly name = 'ConfigurationError'
+
+  constructor(message: string) {
+    super('ACCMAN_CONFIGURATION', undefined, message)
   }
 }

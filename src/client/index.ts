@@ -12,6 +12,7 @@ export {
 export { isCredential } from './credential.js'
 export {
   AccManError,
+  ConfigurationError,
   ForbiddenError,
   IdempotencyMismatchError,
   InsufficientFundsError,

@@ -1,7 +1,8 @@
 // accman/fastify: meters the routes of a Fastify service. Before the handler, one AccMan mod debits
 // the price (check and charge in one step, so concurrent requests cannot spend the last unit twice);
 // after it, an optional settlement charges or refunds the difference to the actual cost, and a
-// failed request (5xx) is refunded. The credential is never logged nor echoed.
+// failed request (5xx) is refunded, and so is a debit whose answer was lost when the request is
+// answered 503. The credential is never logged nor echoed.
 import { randomBytes } from 'node:crypto'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
@@ -18,16 +19,19 @@ import {
 } from '../client/index.js'
 import { amountMax, characterCount, noteLengthMax } from '../ledger/limits.js'
 
-/** What a metered request has cost; `request.accman` in handlers and later hooks. */
+/**
+ * What a metered request has cost; `request.accman` in handlers and later hooks. A read-only view:
+ * the plugin keeps the amounts it refunds and settles against out of the handler's reach.
+ */
 export interface AccManCharge {
   /** The price debited before the handler ran. */
-  price: bigint
+  readonly price: bigint
   /** The net amount charged so far: the price, the actual cost once settled, 0 once refunded. */
-  charged: bigint
+  readonly charged: bigint
   /** The balance after the last charge or refund; what the response header reports. */
-  tot: bigint
+  readonly tot: bigint
   /** The account's history length at that balance. */
-  seq: number
+  readonly seq: number
 }
 
 /** The price of a request, before its handler runs: a bigint of at least 0. */
@@ -41,6 +45,8 @@ export interface AccManRouteConfig {
   price?: bigint | PriceFunction
   /** `false` turns the plugin's settlement off for this route. */
   settle?: SettleFunction | false
+  /** Meter HEAD requests of this route (and of the HEAD route Fastify adds to a GET). Default false. */
+  meterHead?: boolean
 }
 
 declare module 'fastify' {
@@ -48,8 +54,8 @@ declare module 'fastify' {
     accman?: false | AccManRouteConfig
   }
   interface FastifyRequest {
-    /** Set on a metered request once its price is charged; null otherwise. */
-    accman: AccManCharge | null
+    /** Set on a metered request once its price is charged; null otherwise. Read-only. */
+    readonly accman: AccManCharge | null
   }
 }
 
@@ -82,6 +88,12 @@ export interface AccManReplyBody {
 
 /** What the plugin keeps of a charged request, out of the handler's reach. */
 interface Metered {
+  /** The registration that charged it; only that one settles or refunds it. */
+  owner: symbol
+  price: bigint
+  charged: bigint
+  tot: bigint
+  seq: number
   credential: string
   key: string
   note: string | undefined
@@ -94,8 +106,42 @@ const headerNamePattern = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 /** A request id that may go into an idempotency key: visible ASCII, short. */
 const requestIdPattern = /^[\x21-\x7e]{1,64}$/
 const noteBaseLengthMax = noteLengthMax - 16
+/**
+ * Re-sendings of a debit whose answer was lost, to learn whether it was applied before answering
+ * 503 (each one is a client call with its own retries).
+ */
+const outcomeChecksMax = 2
+/** Marks a context where the plugin is registered, so a second registration over it is refused. */
+const registeredMark = Symbol.for('accman.fastify.registered')
+/** Charged requests of every registration: one request is charged once, whatever is registered. */
+const meteredRequests = new WeakMap<FastifyRequest, Metered>()
+
+/** A read-only window on the plugin's record of a charge. */
+function chargeView(state: Metered): AccManCharge {
+  return Object.freeze({
+    get price() {
+      return state.price
+    },
+    get charged() {
+      return state.charged
+    },
+    get tot() {
+      return state.tot
+    },
+    get seq() {
+      return state.seq
+    },
+  })
+}
+const chargeViews = new WeakMap<FastifyRequest, AccManCharge>()
 
 const accmanPlugin = async (app: FastifyInstance, options: AccManPluginOptions): Promise<void> => {
+  // Hooks of two registrations over one route would charge each request twice.
+  if (app.hasDecorator(registeredMark)) {
+    throw new Error('accman: the plugin is already registered in this context or a parent of it; register it once')
+  }
+  app.decorate(registeredMark, true)
+  const owner = Symbol('accman registration')
   const client = options.client !== undefined ? options.client : new AccManClient(options)
   const header = options.header ?? 'accman'
   if (!headerNamePattern.test(header)) throw new TypeError(`accman: ${JSON.stringify(header)} is not a header name`)
@@ -104,7 +150,6 @@ const accmanPlugin = async (app: FastifyInstance, options: AccManPluginOptions):
   const noteOf = options.note ?? defaultNote
   const unauthorizedBody = replyBody(401, 'ACCMAN_CREDENTIAL_REQUIRED', `a valid credential is required in the ${header} header`)
   const unavailableBody = replyBody(503, 'ACCMAN_UNAVAILABLE', 'the account service is unavailable; retry shortly')
-  const metered = new WeakMap<FastifyRequest, Metered>()
 
   // AccMan keeps idempotency keys per account for good, and request ids repeat after a restart (or
   // come from the consumer when requestIdHeader is set): a key built on the request id alone would
@@ -118,11 +163,20 @@ const accmanPlugin = async (app: FastifyInstance, options: AccManPluginOptions):
     return requestIdPattern.test(id) ? `${nonce}.${requestCount}.${id}` : `${nonce}.${requestCount}`
   }
 
-  if (!app.hasRequestDecorator('accman')) app.decorateRequest('accman', null)
+  if (!app.hasRequestDecorator('accman')) {
+    // A getter with no setter: a handler can read its charge but not change what is refunded.
+    app.decorateRequest('accman', {
+      getter(this: FastifyRequest) {
+        return chargeViews.get(this) ?? null
+      },
+    })
+  }
 
   app.addHook('onRequest', async (request, reply) => {
     const route = request.routeOptions.config.accman
-    if (route === false || request.is404) return
+    if (route === false || request.is404 || meteredRequests.has(request)) return
+    // A HEAD answer has no body: the consumer would pay for what they never receive.
+    if (request.method === 'HEAD' && route?.meterHead !== true) return
     const credential = request.headers[headerKey]
     if (!isCredential(credential)) return reply.code(401).header('www-authenticate', `AccMan header="${header}"`).send(unauthorizedBody)
     const price = checkedAmount(await priceOf(route?.price ?? options.price, request), 'price')
@@ -142,74 +196,99 @@ const accmanPlugin = async (app: FastifyInstance, options: AccManPluginOptions):
       }
       if (isUnavailable(error)) {
         request.log.warn({ code: error.code }, 'accman: the account service is unavailable')
+        if (price !== 0n) await undoLostDebit(request, { credential, price, key, note })
         return reply.code(503).header('retry-after', '1').send(unavailableBody)
       }
       throw error
     }
-    request.accman = { price, charged: price, tot: balance.tot, seq: balance.seq }
     const settle = route?.settle === false ? undefined : (route?.settle ?? options.settle)
-    metered.set(request, { credential, key, note, settle, phase: 'charged' })
+    const state: Metered = { owner, price, charged: price, tot: balance.tot, seq: balance.seq, credential, key, note, settle, phase: 'charged' }
+    meteredRequests.set(request, state)
+    chargeViews.set(request, chargeView(state))
   })
 
   app.addHook('onSend', async (request, reply, payload) => {
-    const state = metered.get(request)
-    const charge = request.accman
-    if (state === undefined || charge === null || state.phase === 'done') return payload
+    const state = meteredRequests.get(request)
+    if (state === undefined || state.owner !== owner || state.phase === 'done') return payload
     if (state.phase === 'settling') {
       // Settlement threw and this is the error answer: refund it like any failed request.
       state.phase = 'done'
-      if (reply.statusCode >= 500 && refundOnError) await refund(request, state, charge)
-      reply.header(header, charge.tot.toString())
+      if (reply.statusCode >= 500 && refundOnError) await refund(request, state)
+      reply.header(header, state.tot.toString())
       return payload
     }
     state.phase = 'settling'
     let answer = payload
-    if (reply.statusCode >= 500 && refundOnError) await refund(request, state, charge)
-    else if (state.settle !== undefined) answer = await settle(request, reply, payload, state, charge)
+    if (reply.statusCode >= 500 && refundOnError) await refund(request, state)
+    else if (state.settle !== undefined) answer = await settle(request, reply, payload, state)
     state.phase = 'done'
-    reply.header(header, charge.tot.toString())
+    reply.header(header, state.tot.toString())
     return answer
   })
 
   /** Charges or refunds the difference between the actual cost and the price. */
-  async function settle(request: FastifyRequest, reply: FastifyReply, payload: unknown, state: Metered, charge: AccManCharge): Promise<unknown> {
+  async function settle(request: FastifyRequest, reply: FastifyReply, payload: unknown, state: Metered): Promise<unknown> {
     const cost = checkedAmount(await state.settle?.(request, reply, payload), 'settle')
-    const difference = cost - charge.price
+    const difference = cost - state.price
     if (difference === 0n) return payload
     const note = state.note === undefined ? undefined : `${state.note} (settle)`
     try {
       const result = await client.mod(state.credential, -difference, { idempotencyKey: `${state.key}.settle`, note })
-      Object.assign(charge, { charged: cost, tot: result.tot, seq: result.seq })
+      Object.assign(state, { charged: cost, tot: result.tot, seq: result.seq })
     } catch (error) {
       if (error instanceof InsufficientFundsError) {
         // The consumer cannot pay for what was made: they get nothing and pay nothing.
-        charge.tot = error.tot
-        await refund(request, state, charge)
-        return paymentRequired(reply, charge.tot, cost, payload)
+        state.tot = error.tot
+        await refund(request, state)
+        return paymentRequired(reply, state.tot, cost, payload)
       }
       if (!isUnavailable(error)) throw error
       // The work is done and the price was paid; the operator reconciles the difference.
       request.log.error(
-        { code: error.code, price: charge.price.toString(), cost: cost.toString() },
+        { code: error.code, price: state.price.toString(), cost: cost.toString() },
         'accman: settlement failed, the price stands',
       )
     }
     return payload
   }
 
-  async function refund(request: FastifyRequest, state: Metered, charge: AccManCharge): Promise<void> {
-    if (charge.price === 0n) return
+  /** Credits the price back, with a key of its own derived from the debit's: applied once. */
+  async function refund(request: FastifyRequest, state: Pick<Metered, 'credential' | 'price' | 'key' | 'note'> & Partial<Metered>): Promise<boolean> {
+    if (state.price === 0n) return true
     const note = state.note === undefined ? undefined : `${state.note} (refund)`
     try {
-      const result = await client.mod(state.credential, charge.price, { idempotencyKey: `${state.key}.refund`, note })
-      Object.assign(charge, { charged: 0n, tot: result.tot, seq: result.seq })
+      const result = await client.mod(state.credential, state.price, { idempotencyKey: `${state.key}.refund`, note })
+      Object.assign(state, { charged: 0n, tot: result.tot, seq: result.seq })
+      return true
     } catch (error) {
       // Never thrown on: this runs while answering, often an error already.
       request.log.error(
-        { code: error instanceof AccManError ? error.code : 'unknown', price: charge.price.toString() },
+        { code: error instanceof AccManError ? error.code : 'unknown', price: state.price.toString(), key: state.key },
         'accman: refund failed, the price stands',
       )
+      return false
     }
+  }
+
+  /**
+   * The debit's answer never came, so it may have been applied; the consumer is about to get 503
+   * and must not pay for it. Re-sending it with its key tells: AccMan replays it if it was applied
+   * (or applies it now), and then it is refunded; a refusal means it was never applied.
+   */
+  async function undoLostDebit(request: FastifyRequest, debit: Pick<Metered, 'credential' | 'price' | 'key' | 'note'>): Promise<void> {
+    for (let check = 1; check <= outcomeChecksMax; check += 1) {
+      try {
+        await client.mod(debit.credential, -debit.price, { idempotencyKey: debit.key, note: debit.note })
+      } catch (error) {
+        if (isUnavailable(error)) continue
+        // Refused (no funds, no account): the earlier attempts were not applied either.
+        return
+      }
+      if (await refund(request, debit)) request.log.warn({ key: debit.key }, 'accman: a debit whose answer was lost is refunded')
+      return
+    }
+    // Every check failed: the operator can tell from the key whether it was applied.
+    request.log.error({ key: debit.key, price: debit.price.toString() }, 'accman: the outcome of a debit is unknown')
   }
 }
 
