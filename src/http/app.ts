@@ -23,6 +23,7 @@ import ledgerPlugin from './ledger-plugin.js'
 import { Metrics } from './metrics.js'
 import { openapiOptions } from './openapi.js'
 import { ledgerRoutes } from './routes/ledger.js'
+import { backupRoutes } from './routes/backup.js'
 import { operationsRoutes } from './routes/operations.js'
 import { zodValidatorCompiler } from './validation.js'
 
@@ -62,6 +63,7 @@ const routeMethods: Readonly<Record<string, string>> = {
   '/readyz': 'GET, HEAD',
   '/metrics': 'GET, HEAD',
   '/openapi.json': 'GET, HEAD',
+  '/backup': 'GET, HEAD',
 }
 
 /** A caller's request id is kept when it looks like one: short, and from a plain alphabet. */
@@ -188,6 +190,7 @@ export async function buildApp(config: AppConfig, deps: AppDeps): Promise<Fastif
     isClosing: () => closing,
   })
   await app.register(ledgerRoutes, { authenticate })
+  await app.register(backupRoutes, { authenticate, db: deps.db })
   return app
 }
 
