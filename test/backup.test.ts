@@ -165,7 +165,7 @@ async function restore(file: string): Promise<Map<string, bigint>> {
     expect(report.faults).toEqual([])
     expect(report.faultCount).toBe(0)
     const balances = new Map<string, bigint>()
-    for await (const [key, value] of db.sublevel<string, string>('acct').iterator()) {
+    for await (const [key, value] of db.sublevel<string, string>('acct', { keyEncoding: 'utf8', valueEncoding: 'utf8' }).iterator()) {
       balances.set(key, BigInt((JSON.parse(value) as { tot: string }).tot))
     }
     return balances
