@@ -70,7 +70,7 @@ test('every route of the server is in the document, and nothing else', () => {
   }
   const documented = new Map(Object.entries(doc.paths).map(([path, operations]) => [path, Object.keys(operations).sort()]))
   expect(documented).toEqual(routes)
-  expect([...documented.keys()].sort()).toEqual(['/healthz', '/metrics', '/mod', '/past', '/readyz', '/tot'])
+  expect([...documented.keys()].sort()).toEqual(['/backup', '/healthz', '/metrics', '/mod', '/past', '/readyz', '/tot'])
 })
 
 test('every parameter of the contract is documented', () => {
@@ -139,6 +139,8 @@ describe('answers match the document', () => {
     expect(await check(open, get('/healthz'))).toBe(200)
     expect(await check(open, get('/readyz'))).toBe(200)
     expect(await check(open, get('/metrics'))).toBe(200)
+    expect(await check(open, get('/backup'))).toBe(200)
+    expect(await check(open, get('/backup?cred=abcd'))).toBe(400)
 
     // 400s: a bad credential, a missing parameter, a bad amount, a bad key.
     expect(await check(open, get('/tot?cred=*'))).toBe(400)
@@ -166,6 +168,8 @@ describe('answers match the document', () => {
       expect(await check(guarded, request)).toBe(401)
     }
     expect(await check(guarded, patch(`/mod?${query({ cred, by: '1' })}`, read))).toBe(403)
+    expect(await check(guarded, get('/backup'))).toBe(401)
+    expect(await check(guarded, get('/backup', read))).toBe(403)
     expect(await check(guarded, patch(`/mod?${query({ cred, by: '1' })}`, write))).toBe(200)
 
     // 503 on every route while the server shuts down.
@@ -184,6 +188,7 @@ describe('answers match the document', () => {
       get('/healthz'),
       get('/readyz'),
       get('/metrics'),
+      get('/backup'),
     ]) {
       expect(await check(client, request)).toBe(503)
     }

@@ -15,6 +15,7 @@ import { amount, credential } from '../http/schemas.js'
 import { ArchiveError, exportStore, importStore, type ArchiveCounts } from '../ledger/archive.js'
 import { tablesOf } from '../ledger/ledger.js'
 import { verifyStore, type VerifyReport } from '../ledger/verify.js'
+import { backupToFile } from './backup.js'
 import { newCredential } from './credential.js'
 import { CliError, exitCodes } from './exit-codes.js'
 import { call, OutcomeUnknownError, type Server } from './http.js'
@@ -302,6 +303,11 @@ async function importCommand(file: string, options: { db?: string }): Promise<vo
   }
 }
 
+async function backupCommand(file: string): Promise<void> {
+  const counts = await backupToFile(server(), file)
+  process.stderr.write(`backed up ${counts.accounts} accounts, ${counts.entries} entries to ${file}\n`)
+}
+
 async function serveCommand(): Promise<void> {
   const { serve } = await import('../serve.js')
   await serve()
@@ -383,6 +389,13 @@ A credential that starts with '-' goes after '--': accman tot -- -abc`,
     .option(dbOption, dbHelp)
     .addHelpText('after', '\nExamples:\n  accman export backup.jsonl\n  accman export | gzip > backup.jsonl.gz')
     .action(exportCommand)
+
+  root
+    .command('backup')
+    .description('write a consistent backup of the running server to <file> (export format; mods go on meanwhile)')
+    .argument('<file>', 'the output file, written under a temporary name and renamed when complete')
+    .addHelpText('after', '\nExamples:\n  accman backup backup.jsonl\n  accman import backup.jsonl --db ./restored')
+    .action(backupCommand)
 
   root
     .command('import')

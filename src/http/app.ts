@@ -32,6 +32,7 @@ import { Metrics } from './metrics.js'
 import { openapiOptionsFor } from './openapi.js'
 import { parseQuery } from './query.js'
 import { ledgerRoutes } from './routes/ledger.js'
+import { backupRoutes } from './routes/backup.js'
 import { operationsRoutes } from './routes/operations.js'
 import { zodValidatorCompiler } from './validation.js'
 
@@ -73,6 +74,7 @@ const routeMethods: Readonly<Record<string, string>> = {
   '/readyz': 'GET, HEAD',
   '/metrics': 'GET, HEAD',
   '/openapi.json': 'GET, HEAD',
+  '/backup': 'GET, HEAD',
 }
 
 export async function buildApp(config: AppConfig, deps: AppDeps): Promise<FastifyInstance> {
@@ -204,6 +206,7 @@ export async function buildApp(config: AppConfig, deps: AppDeps): Promise<Fastif
     isClosing: () => closing,
   })
   await app.register(ledgerRoutes, { authenticate })
+  await app.register(backupRoutes, { authenticate, db: deps.db })
   return app
 }
 

@@ -1,6 +1,7 @@
 // Export and import of a whole store as JSON Lines: a header, then each account (in key order)
 // followed by its entries (in seq order). Idempotency records are not written out: each is the
 // entry that carries its key, so import rebuilds them. The format holds no credential.
+import type { AbstractSnapshot } from 'abstract-level'
 import { z } from 'zod'
 import {
   accountRecord,
@@ -34,16 +35,28 @@ export interface ArchiveCounts {
   entries: number
 }
 
-/** Lines of the export, without newlines. The store must not change while this runs. */
-export async function* exportStore(db: RootDb, counts: ArchiveCounts = { accounts: 0, entries: 0 }): AsyncGenerator<string> {
+/**
+ * Lines of the export, without newlines. Without a snapshot the store must not change while this
+ * runs; with one (see backupStore) it reads the store as of the snapshot.
+ */
+export async function* exportStore(
+  db: RootDb,
+  counts: ArchiveCounts = { accounts: 0, entries: 0 },
+  options: { snapshot?: AbstractSnapshot } = {},
+): AsyncGenerator<string> {
   await db.open()
   const tables = tablesOf(db)
+  const { snapshot } = options
   yield archiveHeader
-  for await (const [accountKey, value] of tables.accounts.iterator()) {
+  for await (const [accountKey, value] of tables.accounts.iterator(snapshot === undefined ? {} : { snapshot })) {
     const account = decodeAccount(accountKey, value)
     yield accountLine(accountKey as AccountKey, account)
     let expected = 1
-    const range = { gte: historyKeyOf(accountKey as AccountKey, 1), lte: historyKeyOf(accountKey as AccountKey, account.seq) }
+    const range = {
+      gte: historyKeyOf(accountKey as AccountKey, 1),
+      lte: historyKeyOf(accountKey as AccountKey, account.seq),
+      ...(snapshot === undefined ? {} : { snapshot }),
+    }
     for await (const [key, entryValue] of tables.history.iterator(range)) {
       const entry = decodeEntry(key, entryValue)
       if (entry.seq !== expected) throw new ArchiveError(`the store is inconsistent at account ${accountKey.slice(0, 12)}…; run accman verify`)
