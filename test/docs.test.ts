@@ -1,20 +1,20 @@
 // The documentation is executed: every ```console transcript of the pages below runs, in the order
 // shown, against a fresh server started as production starts it (`node dist/cli/main.js serve`),
 // and each command's output must be the one written under it. `DOCS_UPDATE=1` rewrites the
-// outputs (and the times in commands) with the real ones instead. Every relative link of the
+// outputs with the real ones instead. Every relative link of the
 // README and docs/ must name an existing file and heading.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { dirname, join, relative } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
-import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { beforeAll, describe, expect, test } from 'vitest'
 import { builtCli, ServerProcess, temporaryDirectories } from './support.js'
 
 const root = fileURLToPath(new URL('../', import.meta.url))
 const update = process.env.DOCS_UPDATE === '1'
 /** The pages whose transcripts run, each on its own fresh server. */
-const executedPages = ['README.md', 'docs/http-api.md', 'docs/operations.md']
+const executedPages = ['README.md', 'docs/http-api.md', 'docs/operations.md', 'docs/metering.md']
 /** The address the docs show; the test substitutes the server's real one. */
 const documentedHost = '127.0.0.1:22262'
 const commandTimeoutMs = 30_000
@@ -135,11 +135,15 @@ function zoneMinutes(zone: string): number {
 }
 
 // ---------------------------------------------------------------------------------------------
-// What must vary: the Date header, request ids and generated credentials take the documented value
-// when the real line has the same shape.
+// What must vary takes the documented value where the real output has the same shape: the Date
+// header, request ids, generated credentials and the random part of the plugin's idempotency keys.
 
-const varyingLines = [/^date: .+ GMT$/i, /^x-request-id: [\x21-\x7e]{1,128}$/i]
-const generatedCredential = /^[A-Za-z0-9_-]{43}=$/
+const varying = [
+  /(?<=^date: ).+ GMT$/gim,
+  /(?<=^x-request-id: )[\x21-\x7e]{1,128}$/gim,
+  /(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{43}=(?![A-Za-z0-9_=-])/g,
+  /(?<="key":")[A-Za-z0-9_-]{16}(?=\.\d+\.)/g,
+]
 
 function normalise(output: string): string[] {
   const lines = output.replace(/\r/g, '').split('\n').map((line) => line.trimEnd())
@@ -147,17 +151,13 @@ function normalise(output: string): string[] {
   return lines
 }
 
-function keepVarying(expected: string[], actual: string[]): string[] {
-  return actual.map((line, index) => {
-    const shown = expected[index]
-    if (shown === undefined) return line
-    const same = (pattern: RegExp) => pattern.test(shown) && pattern.test(line)
-    if (varyingLines.some(same)) {
-      const name = (text: string) => text.slice(0, text.indexOf(':')).toLowerCase()
-      return name(shown) === name(line) ? shown : line
-    }
-    return same(generatedCredential) ? shown : line
-  })
+function keepVarying(expected: string, actual: string): string {
+  return varying.reduce((text, pattern) => {
+    const shown = expected.match(pattern) ?? []
+    if (shown.length !== (text.match(pattern) ?? []).length) return text
+    let position = 0
+    return text.replace(pattern, (real) => shown[position++] ?? real)
+  }, actual)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -271,18 +271,47 @@ function parseEnvDirective(text: string): Record<string, string> {
 
 interface Result {
   command: Command
-  /** The command as it ran, in documented host and times (what update mode writes). */
-  ranText: string
   /** The real output, normalised, with documented times and varying values where they matched. */
   compared: string[]
-  /** The real output, normalised, as it came. */
-  real: string[]
 }
+
+/** The paid-echo example as `npm run example` runs it, against the page's server, on a free port. */
+class PaidEcho {
+  readonly #child: ChildProcessWithoutNullStreams
+  readonly #exited: Promise<void>
+  readonly host: Promise<string>
+
+  constructor(accmanUrl: string) {
+    this.#child = spawn(process.execPath, ['--import', 'tsx', join(root, 'examples/paid-echo/main.ts')], {
+      cwd: root,
+      env: { PATH: process.env.PATH ?? '', ACCMAN_URL: accmanUrl, HOST: '127.0.0.1', PORT: '0' },
+      stdio: 'pipe',
+    })
+    this.#exited = new Promise((resolve) => this.#child.on('exit', () => resolve()))
+    this.host = new Promise((resolve, reject) => {
+      createInterface({ input: this.#child.stdout }).on('line', (line) => {
+        const listening = /Server listening at http:\/\/(127\.0\.0\.1:\d+)/.exec(line)
+        if (listening?.[1] !== undefined) resolve(listening[1])
+      })
+      void this.#exited.then(() => reject(new Error('paid-echo exited before listening')))
+    })
+    this.host.catch(() => {})
+  }
+
+  async close(): Promise<void> {
+    this.#child.kill('SIGTERM')
+    await this.#exited
+  }
+}
+
+/** The address paid-echo's transcripts show. */
+const documentedEchoHost = '127.0.0.1:3000'
 
 async function runPage(page: string, lines: string[]): Promise<Result[]> {
   const results: Result[] = []
   const times = new Times()
   const sessions: Session[] = []
+  const echoes: PaidEcho[] = []
   const open = async (env: Record<string, string>) => {
     const session = new Session(env)
     sessions.push(session)
@@ -291,34 +320,49 @@ async function runPage(page: string, lines: string[]): Promise<Result[]> {
   }
   try {
     const main = await open({})
+    /** Documented address -> real address, for commands; the reverse for outputs. */
+    const hosts = new Map([[documentedHost, main.host]])
     for (const block of consoleBlocks(lines)) {
       let session = main
       const directive = block.directive ?? ''
       if (directive.startsWith('env ')) session = await open(parseEnvDirective(directive.slice(4)))
       else if (directive === 'stop-server') await main.stopServer()
-      else if (directive !== '') throw new Error(`${page}:${block.line}: unknown docs-test directive ${directive}`)
+      else if (directive === 'paid-echo') {
+        const echo = new PaidEcho(`http://${main.host}`)
+        echoes.push(echo)
+        hosts.set(documentedEchoHost, await echo.host)
+      } else if (directive !== '') throw new Error(`${page}:${block.line + 1}: unknown docs-test directive ${directive}`)
+      const blockHosts = new Map([...hosts, [documentedHost, session.host]])
       for (const command of block.commands) {
         const ranText = times.substitute(command.text)
-        const raw = await session.shell.run(ranText.replaceAll(documentedHost, session.host))
-        const real = normalise(raw.replaceAll(session.host, documentedHost))
+        let runnable = ranText
+        for (const [documented, real] of blockHosts) runnable = runnable.replaceAll(documented, real)
+        let raw = await session.shell.run(runnable)
+        for (const [documented, real] of blockHosts) raw = raw.replaceAll(real, documented)
+        const real = normalise(raw)
         const expected = command.output.map((line) => line.trimEnd())
         const aligned = normalise(times.align(expected.join('\n'), real.join('\n')))
-        results.push({ command, ranText, compared: keepVarying(expected, aligned), real })
+        results.push({ command, compared: normalise(keepVarying(expected.join('\n'), aligned.join('\n'))) })
       }
       if (session !== main) await session.close()
     }
   } finally {
+    for (const echo of echoes) await echo.close()
     for (const session of sessions) await session.close()
   }
   return results
 }
 
-/** The page with every command's output replaced by the real one (and the commands as they ran). */
+/**
+ * The page with every command's output replaced by the real one, in the documented times and
+ * varying values wherever the real output has the same shape, so that a refresh changes only
+ * what really changed.
+ */
 function rewrite(lines: string[], results: Result[]): string[] {
   const out = [...lines]
-  for (const { command, ranText, real } of [...results].reverse()) {
+  for (const { command, compared } of [...results].reverse()) {
     const separator = command.outputLineCount > command.output.length ? [''] : []
-    out.splice(command.line, 1 + command.outputLineCount, `$ ${ranText}`, ...real, ...separator)
+    out.splice(command.line + 1, command.outputLineCount, ...compared, ...separator)
   }
   return out
 }
@@ -339,23 +383,30 @@ function expectBuilt(): void {
   }
 }
 
+/** Each page's run, all started at once: every page has its own servers. */
+const runs = new Map<string, Promise<Result[]>>()
+
 beforeAll(() => {
   expectBuilt()
+  for (const page of executedPages) {
+    const path = join(root, page)
+    const lines = readFileSync(path, 'utf8').split('\n')
+    const run = runPage(page, lines).then((results) => {
+      if (update) writeFileSync(path, rewrite(lines, results).join('\n'))
+      return results
+    })
+    run.catch(() => {}) // reported by the page's test
+    runs.set(page, run)
+  }
 })
 
 describe.each(executedPages)('%s', (page) => {
-  const path = join(root, page)
-  const lines = readFileSync(path, 'utf8').split('\n')
+  const lines = readFileSync(join(root, page), 'utf8').split('\n')
   let results: Result[] = []
 
   beforeAll(async () => {
-    results = await runPage(page, lines)
-    if (update) writeFileSync(path, rewrite(lines, results).join('\n'))
+    results = (await runs.get(page)) ?? []
   }, 300_000)
-
-  afterAll(() => {
-    results = []
-  })
 
   test('has transcripts to run', () => {
     expect(consoleBlocks(lines).length).toBeGreaterThan(0)
