@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSy
 import { dirname, join, relative } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
-import { beforeAll, describe, expect, test } from 'vitest'
+import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { builtCli, ServerProcess, temporaryDirectories } from './support.js'
 
 const root = fileURLToPath(new URL('../', import.meta.url))
@@ -399,6 +399,11 @@ beforeAll(() => {
     runs.set(page, run)
   }
 })
+
+// A filtered run (`-t`) may skip a page's test: its servers must still be stopped.
+afterAll(async () => {
+  await Promise.allSettled(runs.values())
+}, 300_000)
 
 describe.each(executedPages)('%s', (page) => {
   const lines = readFileSync(join(root, page), 'utf8').split('\n')
