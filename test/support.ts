@@ -237,6 +237,8 @@ export function query(parameters: Record<string, string>): string {
 const tsxLoader = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href
 const serverScript = fileURLToPath(new URL('../src/server.ts', import.meta.url))
 const cliScript = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url))
+/** The command line as `npm run build` leaves it; production runs `node dist/cli/main.js serve`. */
+export const builtCli = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url))
 
 export interface CliRun {
   code: number | null
@@ -270,7 +272,7 @@ export async function killLeftoverServers(): Promise<void> {
   await Promise.all([...runningServers].map((server) => server.kill('SIGKILL')))
 }
 
-/** The server as users run it, from source, in its own process. */
+/** The server as users run it, in its own process: from source, or with `args` the built `accman serve`. */
 export class ServerProcess {
   readonly child: ChildProcessWithoutNullStreams
   readonly lines: string[] = []
@@ -278,8 +280,8 @@ export class ServerProcess {
   readonly exited: Promise<number | null>
   readonly port: Promise<number>
 
-  constructor(env: Record<string, string>, cwd = process.cwd()) {
-    this.child = spawn(process.execPath, ['--import', tsxLoader, serverScript], {
+  constructor(env: Record<string, string>, cwd = process.cwd(), args = ['--import', tsxLoader, serverScript]) {
+    this.child = spawn(process.execPath, args, {
       cwd,
       env: { PATH: process.env.PATH ?? '', ACCMAN_HOST: '127.0.0.1', ACCMAN_PORT: '0', ...env },
       stdio: 'pipe',
