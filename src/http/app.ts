@@ -17,11 +17,12 @@ import Fastify, {
 import type { Logger } from 'pino'
 import type { Config } from '../config.js'
 import { isLedgerError, type RootDb } from '../ledger/index.js'
-import { authenticator } from './auth.js'
+import { authenticator, scoper } from './auth.js'
 import { ApiError, errorBody, statusOf, type ApiErrorCode } from './errors.js'
 import ledgerPlugin from './ledger-plugin.js'
 import { Metrics } from './metrics.js'
 import { openapiOptions } from './openapi.js'
+import { consoleRoutes } from './routes/console.js'
 import { ledgerRoutes } from './routes/ledger.js'
 import { operationsRoutes } from './routes/operations.js'
 import { zodValidatorCompiler } from './validation.js'
@@ -188,6 +189,7 @@ export async function buildApp(config: AppConfig, deps: AppDeps): Promise<Fastif
     isClosing: () => closing,
   })
   await app.register(ledgerRoutes, { authenticate })
+  await app.register(consoleRoutes, { scopeOf: scoper(config) })
   return app
 }
 
