@@ -4,6 +4,7 @@ import { useCallback, useEffect, useRef, useState } from 'preact/hooks'
 import { accountActions, allows, type ActionSpec } from './actions.js'
 import { Api, Refusal, type Range, type Scope } from './api.js'
 import { Chart } from './chart.js'
+import { GroupedAmount } from './amount.js'
 import { ConfirmForm } from './confirm-form.js'
 import { grouped, newCredential, type Balance } from './format.js'
 import { History, RangeFilter } from './history.js'
@@ -79,6 +80,8 @@ export function App() {
 function SignIn({ error, onSubmit }: { error: string | undefined; onSubmit: (token: string) => Promise<void> }) {
   const [token, setToken] = useState('')
   const [pending, setPending] = useState(false)
+  const tokenInput = useRef<HTMLInputElement>(null)
+  useEffect(() => tokenInput.current?.focus(), [])
   return (
     <main class="center">
       <form
@@ -95,7 +98,7 @@ function SignIn({ error, onSubmit }: { error: string | undefined; onSubmit: (tok
         <p>This server needs a token. A read token shows accounts; a write token may also credit and debit them.</p>
         <div class="field">
           <label for="token">Token</label>
-          <input id="token" type="password" autoComplete="off" spellcheck={false} autoFocus value={token} onInput={(event) => setToken(event.currentTarget.value)} />
+          <input id="token" ref={tokenInput} type="password" autoComplete="off" spellcheck={false} value={token} onInput={(event) => setToken(event.currentTarget.value)} />
         </div>
         <button type="submit" class="primary" disabled={pending}>
           Sign in
@@ -140,6 +143,7 @@ function Console({ api, scope, signedIn, onSignOut, onUnauthorized }: ConsolePro
   const [generation, setGeneration] = useState(0)
   const credInput = useRef<HTMLInputElement>(null)
   const canWrite = allows(scope, 'write')
+  useEffect(() => credInput.current?.focus(), [])
 
   const refused = (caught: unknown): string => {
     if (caught instanceof Refusal && caught.status === 401) onUnauthorized()
@@ -211,7 +215,6 @@ function Console({ api, scope, signedIn, onSignOut, onUnauthorized }: ConsolePro
                 type="password"
                 autoComplete="off"
                 spellcheck={false}
-                autoFocus
                 value={credText}
                 onInput={(event) => setCredText(event.currentTarget.value)}
               />
@@ -266,7 +269,9 @@ function Console({ api, scope, signedIn, onSignOut, onUnauthorized }: ConsolePro
           <div class="account">
             <section class="card balance" aria-label="Balance">
               <h2>Balance</h2>
-              <p class="tot">{grouped(balance.tot)}</p>
+              <p class={balance.tot >= 10n ** 15n ? 'tot long' : 'tot'}>
+                <GroupedAmount value={balance.tot} />
+              </p>
               <dl class="figures">
                 <div>
                   <dt>Entries (seq)</dt>

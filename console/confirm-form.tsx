@@ -1,7 +1,7 @@
 // One confirmation form: an amount, an optional note, and a Confirm button next to the effect
 // it will have. Every confirmation carries its own Idempotency-Key, made when what it would send
 // changes: a double click or a retry of the same confirmation is applied once.
-import { useMemo, useState } from 'preact/hooks'
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks'
 import { Refusal } from './api.js'
 import { parseAmount } from './format.js'
 import { noteLengthMax } from './limits.js'
@@ -26,13 +26,16 @@ export function ConfirmForm({ title, preview, onConfirm, onCancel, onUnauthorize
   const idempotencyKey = useMemo(() => crypto.randomUUID(), [title, amountText, note])
   const effect = preview(parsed.amount)
   const id = title.toLowerCase().replaceAll(/[^a-z]+/g, '-')
+  const amountInput = useRef<HTMLInputElement>(null)
+  // The autofocus attribute only works once per page load; a form opened later is focused here.
+  useEffect(() => amountInput.current?.focus(), [])
 
   async function confirm(event: Event) {
     event.preventDefault()
     if (pending) return
     if (parsed.error !== undefined) {
       setError(parsed.error)
-      document.getElementById(`${id}-amount`)?.focus()
+      amountInput.current?.focus()
       return
     }
     setPending(true)
@@ -54,11 +57,11 @@ export function ConfirmForm({ title, preview, onConfirm, onCancel, onUnauthorize
           <label for={`${id}-amount`}>Amount</label>
           <input
             id={`${id}-amount`}
+            ref={amountInput}
             type="text"
             inputMode="numeric"
             autoComplete="off"
             spellcheck={false}
-            autoFocus
             value={amountText}
             aria-invalid={error !== undefined && parsed.error !== undefined}
             aria-describedby={`${id}-effect`}

@@ -219,7 +219,7 @@ export function History({ api, cred, range, onError }: HistoryProps) {
           {error}
         </p>
       )}
-      <nav class="pager" aria-label="History pages">
+      <nav class="pager" aria-label="Paging">
         <button type="button" disabled={page?.hasNewer !== true} onClick={() => !loading && newest !== undefined && setCursor({ kind: 'newer', after: newest.seq })}>
           Newer
         </button>
