@@ -378,7 +378,7 @@ function NewAccount({ api, onCreated, onCancel, onUnauthorized }: NewAccountProp
 
 /** The new credential, shown once: the server never shows it, and the console will not again. */
 function SecretNotice({ secret, onDone }: { secret: string; onDone: () => void }) {
-  const input = useRef<HTMLInputElement>(null)
+  const shown = useRef<HTMLElement>(null)
   const [copied, setCopied] = useState('')
 
   async function copy() {
@@ -386,8 +386,10 @@ function SecretNotice({ secret, onDone }: { secret: string; onDone: () => void }
       await navigator.clipboard.writeText(secret)
       setCopied('Copied.')
     } catch {
-      input.current?.select()
-      setCopied(document.execCommand('copy') ? 'Copied.' : 'Select the text and copy it by hand.')
+      // No clipboard API (an insecure origin): select the text, so that copying by hand is one step.
+      const selection = getSelection()
+      if (shown.current !== null && selection !== null) selection.selectAllChildren(shown.current)
+      setCopied(document.execCommand('copy') ? 'Copied.' : 'Selected: copy it with the keyboard.')
     }
   }
 
@@ -396,7 +398,9 @@ function SecretNotice({ secret, onDone }: { secret: string; onDone: () => void }
       <h3>New account</h3>
       <p>This is the new account's credential. It is shown only this once: copy it now and keep it secret.</p>
       <div class="row">
-        <input ref={input} class="grow mono" type="text" readOnly aria-label="Secret" value={secret} onFocus={(event) => event.currentTarget.select()} />
+        <code ref={shown} class="grow mono secret-value">
+          {secret}
+        </code>
         <div class="buttons">
           <button type="button" class="primary" onClick={() => void copy()}>
             Copy

@@ -18,6 +18,7 @@ declare const document: { activeElement: PageElement | null; documentElement: { 
 declare const window: { scrollTo(x: number, y: number): void }
 declare const localStorage: { length: number }
 declare const sessionStorage: { length: number }
+declare const navigator: { clipboard: { readText(): Promise<string> } }
 
 const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const haveChromium = existsSync(chromiumPath)
@@ -140,13 +141,18 @@ async function act(page: Page, button: string, amount: string, note?: string): P
   await page.getByRole('button', { name: 'Confirm' }).click()
 }
 
-async function newAccount(page: Page, amount: string, note?: string): Promise<string> {
-  await act(page, 'New account', amount, note)
-  const secret = page.getByLabel('Secret')
-  await secret.waitFor({ timeout: waitMs })
-  const made = await secret.inputValue()
+/** The new account's credential, as the page shows it once. */
+async function shownCredential(page: Page): Promise<string> {
+  const shown = page.getByRole('region', { name: 'New account' }).getByText(/^[A-Za-z0-9_-]{43}=$/)
+  await shown.waitFor({ timeout: waitMs })
+  const made = (await shown.textContent()) ?? ''
   credentials.push(made)
   return made
+}
+
+async function newAccount(page: Page, amount: string, note?: string): Promise<string> {
+  await act(page, 'New account', amount, note)
+  return shownCredential(page)
 }
 
 const localDay = (page: Page, offsetDays: number) =>
@@ -189,15 +195,16 @@ describe.skipIf(!haveChromium)('the console in Chromium', () => {
     await page.getByText('credited 1,000: the balance starts at 1,000').waitFor({ timeout: waitMs })
     await page.getByLabel('Note').fill('opening balance')
     await page.getByRole('button', { name: 'Confirm' }).click()
-    const secret = page.getByLabel('Secret')
-    await secret.waitFor({ timeout: waitMs })
-    cred = await secret.inputValue()
-    credentials.push(cred)
-    expect(cred).toMatch(/^[A-Za-z0-9_-]{43}=$/)
-    expect(await page.getByRole('button', { name: 'Copy' }).isVisible()).toBe(true)
+    cred = await shownCredential(page)
+    // It is also in the (masked) Credential field, so the account is the one shown.
+    expect(await page.getByLabel('Credential').inputValue()).toBe(cred)
+    await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: base })
+    await page.getByRole('button', { name: 'Copy' }).click()
+    await page.getByText('Copied.').waitFor({ timeout: waitMs })
+    expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(cred)
     await balanceShows(page, '1,000')
     await page.getByRole('button', { name: 'Done' }).click()
-    await until('the credential to be hidden', async () => (await page.getByLabel('Secret').count()) === 0)
+    await until('the credential to be hidden', async () => (await page.getByText(cred).count()) === 0)
 
     // Credit through the form: the confirmation shows the effect on the balance.
     await page.getByRole('button', { name: 'Credit', exact: true }).click()
