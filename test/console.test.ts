@@ -118,5 +118,8 @@ describe('GET /console', () => {
     const missing = await open.inject('/console/../package.json')
     expect(missing.statusCode).toBe(404)
     expect((await open.inject('/console/secret.txt')).statusCode).toBe(404)
+    const slash = await open.inject('/console/')
+    expect(slash.statusCode).toBe(301)
+    expect(slash.headers.location).toBe('/console')
   })
 })

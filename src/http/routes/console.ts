@@ -97,6 +97,8 @@ export const consoleRoutes: FastifyPluginAsync<ConsoleRoutesOptions> = async (ap
     app.log.warn('the console is not built (run npm run build); /console is not served')
     return
   }
+  // A typed trailing slash still finds the page.
+  app.get('/console/', { schema: { hide: true } }, async (_request, reply) => reply.redirect('/console', 301))
   for (const [path, asset] of assets) {
     // The page is documented; its script, stylesheet and icon are not API.
     const schema = path === '/console' ? consoleSchema : { hide: true }
