@@ -64,13 +64,14 @@ test('every route of the server is in the document, and nothing else', () => {
   for (const line of open.printRoutes({ commonPrefix: false }).split('\n')) {
     const match = /^[├└]── (\/\S*) \(([A-Z, ]+)\)$/.exec(line)
     if (match?.[1] === undefined || match[2] === undefined || match[1].startsWith('/docs')) continue
-    if (match[1] === '/openapi.json') continue
+    // The console's script, stylesheet and icon are files of the page, not API.
+    if (match[1] === '/openapi.json' || match[1].startsWith('/console/')) continue
     const methods = match[2].split(', ').filter((method) => method !== 'HEAD').map((method) => method.toLowerCase())
     routes.set(match[1], methods.sort())
   }
   const documented = new Map(Object.entries(doc.paths).map(([path, operations]) => [path, Object.keys(operations).sort()]))
   expect(documented).toEqual(routes)
-  expect([...documented.keys()].sort()).toEqual(['/backup', '/healthz', '/metrics', '/mod', '/past', '/readyz', '/tot'])
+  expect([...documented.keys()].sort()).toEqual(['/backup', '/console', '/healthz', '/metrics', '/mod', '/past', '/readyz', '/tot', '/whoami'])
 })
 
 test('every parameter of the contract is documented', () => {
@@ -141,6 +142,9 @@ describe('answers match the document', () => {
     expect(await check(open, get('/metrics'))).toBe(200)
     expect(await check(open, get('/backup'))).toBe(200)
     expect(await check(open, get('/backup?cred=abcd'))).toBe(400)
+    expect(await check(open, get('/whoami'))).toBe(200)
+    expect(await check(guarded, get('/whoami', read))).toBe(200)
+    expect(await check(open, get('/console'))).toBe(200)
 
     // 400s: a bad credential, a missing parameter, a bad amount, a bad key.
     expect(await check(open, get('/tot?cred=*'))).toBe(400)
@@ -155,7 +159,7 @@ describe('answers match the document', () => {
     expect(await check(open, get(`/tot?${query({ cred })}`, { accept: 'image/png' }))).toBe(406)
     expect(await check(open, get(`/past?${query({ cred })}`, { accept: 'text/plain' }))).toBe(406)
     expect(await check(open, patch(`/mod?${query({ cred, by: '1' })}`, { accept: 'image/png' }))).toBe(406)
-    for (const request of [get(`/tot?${query({ cred })}`), get(`/past?${query({ cred })}`), patch(`/mod?${query({ cred, by: '1' })}`)]) {
+    for (const request of [get(`/tot?${query({ cred })}`), get(`/past?${query({ cred })}`), patch(`/mod?${query({ cred, by: '1' })}`), get('/whoami?x'), get('/console?x')]) {
       expect(await check(open, { ...request, payload: 'x', headers: { 'content-type': 'text/plain' } })).toBe(413)
       expect(await check(open, { ...request, url: `${request.url}&${'x'.repeat(5000)}` })).toBe(414)
       expect(await check(open, { ...request, headers: tooManyHeaders })).toBe(431)
@@ -164,7 +168,7 @@ describe('answers match the document', () => {
     expect(await check(open, patch(`/mod?${query({ cred, by: '170141183460469231731687303715884105727' })}`))).toBe(422)
 
     // 401 and 403 where tokens are configured.
-    for (const request of [get(`/tot?${query({ cred })}`), get(`/past?${query({ cred })}`), patch(`/mod?${query({ cred, by: '1' })}`), get('/metrics')]) {
+    for (const request of [get(`/tot?${query({ cred })}`), get(`/past?${query({ cred })}`), patch(`/mod?${query({ cred, by: '1' })}`), get('/metrics'), get('/whoami')]) {
       expect(await check(guarded, request)).toBe(401)
     }
     expect(await check(guarded, patch(`/mod?${query({ cred, by: '1' })}`, read))).toBe(403)
@@ -189,6 +193,8 @@ describe('answers match the document', () => {
       get('/readyz'),
       get('/metrics'),
       get('/backup'),
+      get('/whoami'),
+      get('/console'),
     ]) {
       expect(await check(client, request)).toBe(503)
     }

@@ -17,7 +17,7 @@ import Fastify, {
 import type { Logger } from 'pino'
 import type { Config } from '../config.js'
 import { idempotencyTtlDefaultS, isLedgerError, type RootDb } from '../ledger/index.js'
-import { authenticator } from './auth.js'
+import { authenticator, scoper } from './auth.js'
 import {
   hasBody,
   headerBytesOf,
@@ -31,6 +31,7 @@ import ledgerPlugin from './ledger-plugin.js'
 import { Metrics } from './metrics.js'
 import { openapiOptionsFor } from './openapi.js'
 import { parseQuery } from './query.js'
+import { consoleRoutes } from './routes/console.js'
 import { ledgerRoutes } from './routes/ledger.js'
 import { backupRoutes } from './routes/backup.js'
 import { operationsRoutes } from './routes/operations.js'
@@ -207,6 +208,7 @@ export async function buildApp(config: AppConfig, deps: AppDeps): Promise<Fastif
   })
   await app.register(ledgerRoutes, { authenticate })
   await app.register(backupRoutes, { authenticate, db: deps.db })
+  await app.register(consoleRoutes, { scopeOf: scoper(config) })
   return app
 }
 

@@ -30,21 +30,38 @@ function anyEqual(presented: Buffer, allowed: readonly Buffer[]): boolean {
   return found
 }
 
+/** What a request may do: `open` when no token is configured, else what its token allows. */
+export type Scope = 'open' | 'read' | 'write'
+
+/** The scope of an Authorization header; undefined when tokens are configured and it has none valid. */
+export type ScopeOf = (authorization: string | undefined) => Scope | undefined
+
+export function scoper(sets: TokenSets): ScopeOf {
+  if (sets.tokens.length === 0 && sets.readTokens.length === 0) return () => 'open'
+  const writeDigests = sets.tokens.map(digest)
+  const readDigests = sets.readTokens.map(digest)
+  return (authorization) => {
+    const match = bearerPattern.exec(authorization ?? '')
+    const presented = digest(match?.[1] ?? '')
+    // Both sets are compared every time, so the timing does not tell which one matched.
+    const canWrite = anyEqual(presented, writeDigests)
+    const canRead = anyEqual(presented, readDigests)
+    if (canWrite) return 'write'
+    return canRead ? 'read' : undefined
+  }
+}
+
 /** undefined when no token is configured: the server then listens on loopback only. */
 export type Authenticate = (request: FastifyRequest) => Promise<void>
 
 export function authenticator(sets: TokenSets): Authenticate | undefined {
   if (sets.tokens.length === 0 && sets.readTokens.length === 0) return undefined
-  const writeDigests = sets.tokens.map(digest)
-  const readDigests = sets.readTokens.map(digest)
+  const scopeOf = scoper(sets)
   return async function authenticate(request: FastifyRequest) {
     const access = request.routeOptions.config.access
     if (access === undefined) return
-    const match = bearerPattern.exec(request.headers.authorization ?? '')
-    const presented = digest(match?.[1] ?? '')
-    const canWrite = anyEqual(presented, writeDigests)
-    const canRead = anyEqual(presented, readDigests) || canWrite
-    if (!canRead) throw new ApiError('ACCMAN_UNAUTHORIZED', 'a valid bearer token is required: Authorization: Bearer <token>')
-    if (access === 'write' && !canWrite) throw new ApiError('ACCMAN_FORBIDDEN', 'this token may read but not mod')
+    const scope = scopeOf(request.headers.authorization)
+    if (scope === undefined) throw new ApiError('ACCMAN_UNAUTHORIZED', 'a valid bearer token is required: Authorization: Bearer <token>')
+    if (access === 'write' && scope !== 'write') throw new ApiError('ACCMAN_FORBIDDEN', 'this token may read but not mod')
   }
 }

@@ -178,3 +178,11 @@ export const errorBodySchema = z.strictObject({
 })
 
 export const healthBody = z.strictObject({ status: z.literal('ok') })
+
+export const whoamiBody = z
+  .strictObject({
+    scope: z.enum(['open', 'read', 'write']).meta({
+      description: '`write`: may mod; `read`: tot and past only; `open`: no tokens are configured (loopback only).',
+    }),
+  })
+  .meta({ examples: [{ scope: 'write' }] })
