@@ -159,7 +159,7 @@ describe('answers match the document', () => {
     expect(await check(open, get(`/tot?${query({ cred })}`, { accept: 'image/png' }))).toBe(406)
     expect(await check(open, get(`/past?${query({ cred })}`, { accept: 'text/plain' }))).toBe(406)
     expect(await check(open, patch(`/mod?${query({ cred, by: '1' })}`, { accept: 'image/png' }))).toBe(406)
-    for (const request of [get(`/tot?${query({ cred })}`), get(`/past?${query({ cred })}`), patch(`/mod?${query({ cred, by: '1' })}`), get('/whoami?x'), get('/console?x')]) {
+    for (const request of [get(`/tot?${query({ cred })}`), get(`/past?${query({ cred })}`), patch(`/mod?${query({ cred, by: '1' })}`), get('/whoami?x'), get('/console?x'), get('/backup?x')]) {
       expect(await check(open, { ...request, payload: 'x', headers: { 'content-type': 'text/plain' } })).toBe(413)
       expect(await check(open, { ...request, url: `${request.url}&${'x'.repeat(5000)}` })).toBe(414)
       expect(await check(open, { ...request, headers: tooManyHeaders })).toBe(431)

@@ -29,7 +29,17 @@ const backupSchema = {
   querystring: z.strictObject({}),
   response: answersOf(
     { 200: { description: 'The backup, streamed.', content: { 'application/x-ndjson': { schema: z.string() } } } },
-    ['ACCMAN_INVALID_QUERY', 'ACCMAN_UNAUTHORIZED', 'ACCMAN_FORBIDDEN', 'ACCMAN_OVERLOADED', 'ACCMAN_CLOSED'],
+    [
+      'ACCMAN_INVALID_QUERY',
+      'ACCMAN_BAD_REQUEST',
+      'ACCMAN_UNAUTHORIZED',
+      'ACCMAN_FORBIDDEN',
+      'ACCMAN_PAYLOAD_TOO_LARGE',
+      'ACCMAN_URL_TOO_LONG',
+      'ACCMAN_HEADERS_TOO_LARGE',
+      'ACCMAN_OVERLOADED',
+      'ACCMAN_CLOSED',
+    ],
   ),
 }
 

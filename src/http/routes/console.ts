@@ -35,7 +35,13 @@ export const consoleHeaders = {
   'cross-origin-resource-policy': 'same-origin',
 } as const
 
-const guardErrors = ['ACCMAN_PAYLOAD_TOO_LARGE', 'ACCMAN_URL_TOO_LONG', 'ACCMAN_OVERLOADED', 'ACCMAN_CLOSED'] as const
+const guardErrors = [
+  'ACCMAN_PAYLOAD_TOO_LARGE',
+  'ACCMAN_URL_TOO_LONG',
+  'ACCMAN_HEADERS_TOO_LARGE',
+  'ACCMAN_OVERLOADED',
+  'ACCMAN_CLOSED',
+] as const
 
 const consoleSchema = {
   summary: 'The operator console',
