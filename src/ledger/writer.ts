@@ -43,7 +43,7 @@ export interface RoundReport {
   accountsCreated: number
   credited: bigint
   debited: bigint
-  /** From the batch's write call to its completion (with fsync when sync is on). */
+  /** From handing the round to the store (which encodes it) to its completion, with fsync when sync is on. */
   writeMs: number
 }
 
