@@ -1,7 +1,9 @@
 // Model-based property tests: random runs of tot, mod (alone and in concurrent bursts) and past,
 // with random credentials, amounts from tiny to near 2^127, notes and idempotency keys, against
 // the ledger core on memory-level and classic-level, compared step by step with a plain model.
+// The decision function itself (decideMod) is driven directly too, against a model with time.
 // Seeded and replayable: a failure prints its seed and path; ACCMAN_FC_SEED=<seed> replays it.
+import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -9,6 +11,8 @@ import { ClassicLevel } from 'classic-level'
 import fc from 'fast-check'
 import { MemoryLevel } from 'memory-level'
 import { afterAll, describe, expect, test } from 'vitest'
+import type { AccountState, IdempotencyState } from '../src/ledger/codec.js'
+import { decideMod } from '../src/ledger/decide.js'
 import { accountKeyOf, amountMax, LedgerError, openLedger, type Ledger, type RootDb } from '../src/ledger/index.js'
 
 interface ModelEntry {
@@ -196,5 +200,132 @@ describe.each(backends)('the ledger on %s behaves like the model', (_name, makeD
       }),
       { seed, numRuns, endOnFailure: false },
     )
+  })
+})
+
+// The decision itself, driven directly: any sequence of mods, with time moving on (or not),
+// decided by decideMod against the states its own writes left, gives what a plain model with
+// an idempotency window gives, and the writes it returns are exactly the model's new records.
+interface TimedMod extends Mod {
+  /** The clock moves by this much before the mod (0: the same round). */
+  stepMs: number
+}
+interface WindowedModelAccount {
+  entries: Array<ModelEntry & { atMs: number }>
+  keys: Map<string, { by: bigint; tot: bigint; seq: number; atMs: number }>
+}
+const windowMs = 100
+const legacyAtMs = 1_000
+
+/** The specification with time: a key is replayed while younger than the window. */
+function applyToWindowedModel(model: Map<string, WindowedModelAccount>, mod: Mod, nowMs: number): Outcome {
+  const account = model.get(mod.cred)
+  const first = mod.idempotencyKey === undefined ? undefined : account?.keys.get(mod.idempotencyKey)
+  if (first !== undefined && nowMs - first.atMs < windowMs) {
+    return first.by === mod.by ? { tot: first.tot, seq: first.seq, replayed: true } : { code: 'ACCMAN_IDEMPOTENCY_MISMATCH' }
+  }
+  if (account === undefined && mod.by < 0n) return { code: 'ACCMAN_NO_ACCOUNT' }
+  const last = account?.entries.at(-1)
+  const tot = (last?.tot ?? 0n) + mod.by
+  if (tot < 0n) return { code: 'ACCMAN_INSUFFICIENT_FUNDS' }
+  if (tot > amountMax) return { code: 'ACCMAN_OVERFLOW' }
+  const target: WindowedModelAccount = account ?? { entries: [], keys: new Map() }
+  model.set(mod.cred, target)
+  const seq = target.entries.length + 1
+  const atMs = Math.max(nowMs, last?.atMs ?? 0)
+  target.entries.push({ seq, by: mod.by, tot, atMs, note: mod.note, idempotencyKey: mod.idempotencyKey })
+  if (mod.idempotencyKey !== undefined) target.keys.set(mod.idempotencyKey, { by: mod.by, tot, seq, atMs })
+  return { tot, seq, replayed: false }
+}
+
+const timedModArb: fc.Arbitrary<TimedMod> = fc
+  .tuple(modArb, fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 40 }), fc.integer({ min: windowMs - 2, max: windowMs + 2 })))
+  .map(([mod, stepMs]) => ({ ...mod, stepMs }))
+
+describe('decideMod, the pure decision, behaves like the model', () => {
+  test('any sequence of mods over time, with the idempotency window', () => {
+    fc.assert(
+      fc.property(fc.array(timedModArb, { maxLength: 80 }), fc.integer({ min: 0, max: 2 ** 40 }), (mods, startMs) => {
+        const model = new Map<string, WindowedModelAccount>()
+        const accounts = new Map<string, AccountState>()
+        const records = new Map<string, IdempotencyState>()
+        let clockMs = startMs
+        for (const mod of mods) {
+          clockMs += mod.stepMs
+          const context = { atMs: clockMs, idempotencyClockMs: clockMs, idempotencyWindowMs: windowMs, legacyIdempotencyAtMs: legacyAtMs }
+          const recordKey = mod.idempotencyKey === undefined ? undefined : `${mod.cred}!${mod.idempotencyKey}`
+          const account = accounts.get(mod.cred)
+          const record = recordKey === undefined ? undefined : records.get(recordKey)
+          const input = Object.freeze({
+            by: mod.by,
+            ...(mod.note === undefined ? {} : { note: mod.note }),
+            ...(mod.idempotencyKey === undefined ? {} : { idempotencyKey: mod.idempotencyKey }),
+          })
+          // Frozen inputs: a decision that wrote to its arguments would throw here.
+          const decision = decideMod(
+            account === undefined ? undefined : Object.freeze({ ...account }),
+            record === undefined ? undefined : Object.freeze({ ...record }),
+            input,
+            Object.freeze(context),
+          )
+          // Pure: the same arguments give the same decision.
+          expect(decideMod(account, record, input, context)).toEqual(decision)
+          const expected = applyToWindowedModel(model, mod, clockMs)
+          if ('refusal' in decision) {
+            expect({ code: decision.refusal.code }).toEqual(expected)
+            if (decision.refusal.code === 'ACCMAN_INSUFFICIENT_FUNDS') expect(decision.refusal.tot).toBe(account?.tot)
+            continue
+          }
+          expect(decision.result).toEqual(expected)
+          if (decision.writes === undefined) {
+            expect(decision.result.replayed).toBe(true)
+            continue
+          }
+          const modelAccount = model.get(mod.cred)
+          const entry = modelAccount?.entries.at(-1)
+          assert(entry !== undefined)
+          const { note, idempotencyKey, ...required } = entry
+          expect(decision.writes.entry).toEqual({
+            ...required,
+            ...(note === undefined ? {} : { note }),
+            ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
+          })
+          expect(decision.writes.account).toEqual({ tot: entry.tot, seq: entry.seq, atMs: entry.atMs })
+          expect(decision.writes.idempotency).toEqual(
+            mod.idempotencyKey === undefined ? undefined : modelAccount?.keys.get(mod.idempotencyKey),
+          )
+          accounts.set(mod.cred, decision.writes.account)
+          if (recordKey !== undefined && decision.writes.idempotency !== undefined) records.set(recordKey, decision.writes.idempotency)
+        }
+      }),
+      { seed, numRuns: 300 },
+    )
+  })
+
+  test('a record from before the window carries no time: it counts as written at the ledger start', () => {
+    const account: AccountState = { tot: 10n, seq: 1, atMs: 500 }
+    const legacy: IdempotencyState = { by: 10n, tot: 10n, seq: 1, atMs: undefined }
+    const input = { by: 10n, idempotencyKey: 'k1' }
+    const at = (clockMs: number) => ({ atMs: clockMs, idempotencyClockMs: clockMs, idempotencyWindowMs: windowMs, legacyIdempotencyAtMs: legacyAtMs })
+    expect(decideMod(account, legacy, input, at(legacyAtMs + windowMs - 1))).toEqual({
+      result: { tot: 10n, seq: 1, replayed: true },
+      writes: undefined,
+    })
+    const expired = decideMod(account, legacy, input, at(legacyAtMs + windowMs))
+    expect(expired).toEqual({
+      result: { tot: 20n, seq: 2, replayed: false },
+      writes: {
+        account: { tot: 20n, seq: 2, atMs: legacyAtMs + windowMs },
+        entry: { seq: 2, by: 10n, tot: 20n, atMs: legacyAtMs + windowMs, idempotencyKey: 'k1' },
+        idempotency: { by: 10n, tot: 20n, seq: 2, atMs: legacyAtMs + windowMs },
+      },
+    })
+  })
+
+  test('an entry never goes back in time, whatever the clock says', () => {
+    const account: AccountState = { tot: 1n, seq: 4, atMs: 9_000 }
+    const context = { atMs: 5_000, idempotencyClockMs: 5_000, idempotencyWindowMs: windowMs, legacyIdempotencyAtMs: 0 }
+    const decision = decideMod(account, undefined, { by: 1n }, context)
+    expect('writes' in decision && decision.writes?.entry).toEqual({ seq: 5, by: 1n, tot: 2n, atMs: 9_000 })
   })
 })

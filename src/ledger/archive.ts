@@ -26,7 +26,7 @@ import {
 import { tablesOf } from './ledger.js'
 import { idempotencyTtlDefaultS } from './limits.js'
 import type { AccountKey, Entry } from './types.js'
-import type { RootDb } from './writer.js'
+import type { RootDb } from './level/store.js'
 
 export const archiveHeader = '{"format":"accman-export","version":1}'
 

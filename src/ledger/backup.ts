@@ -4,7 +4,7 @@
 // history up to that instant. A round acknowledged before the snapshot is taken is in it.
 import assert from 'node:assert/strict'
 import { exportStore, type ArchiveCounts } from './archive.js'
-import type { RootDb } from './writer.js'
+import type { RootDb } from './level/store.js'
 
 /** Lines are joined into chunks of about this size, so the stream is not one write per line. */
 export const backupChunkBytes = 64 * 1024

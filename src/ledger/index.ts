@@ -3,4 +3,5 @@ export { LedgerError, isLedgerError, ledgerErrorCodes, type LedgerErrorCode } fr
 export { accountKeyOf, isAccountKey } from './codec.js'
 export * from './limits.js'
 export type * from './types.js'
-export type { RootDb, RoundReport } from './writer.js'
+export type { RootDb } from './level/store.js'
+export type { RoundReport } from './writer.js'

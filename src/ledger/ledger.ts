@@ -3,16 +3,7 @@
 import assert from 'node:assert/strict'
 import { hash } from 'node:crypto'
 import { z } from 'zod'
-import {
-  decodeAccount,
-  decodeEntry,
-  decodeIdempotency,
-  epochRecord,
-  filtersRecord,
-  historyKeyOf,
-  metaKeys,
-  tableNames,
-} from './codec.js'
+import { decodeAccount, decodeIdempotency, epochRecord, filtersRecord, metaKeys, tableNames } from './codec.js'
 import { LedgerError } from './errors.js'
 import {
   amountMax,
@@ -26,7 +17,11 @@ import {
 } from './limits.js'
 import type { AccountKey, Balance, Entry, ModInput, ModResult, PastPage, PastQuery } from './types.js'
 import { AccountCache, KeyFilter, WindowedKeyFilter, type LedgerMemory } from './cache.js'
-import { Writer, type RootDb, type RoundReport, type Table, type Tables } from './writer.js'
+import { LevelStore, tablesOf, type RootDb, type Table, type Tables } from './level/store.js'
+import type { LedgerStore } from './store.js'
+import { Writer, type RoundReport } from './writer.js'
+
+export { tablesOf } from './level/store.js'
 
 export interface LedgerOptions {
   /** fsync every batch before acknowledging (classic-level skips it unless asked). */
@@ -59,6 +54,7 @@ export const accountCacheMaxDefault = 100_000
 export class Ledger {
   readonly #db: RootDb
   readonly #tables: Tables
+  readonly #store: LedgerStore
   /** The ledger's own state across a clean stop (the filters); see load. */
   readonly #meta: Table
   readonly #writer: Writer
@@ -79,6 +75,7 @@ export class Ledger {
     assert.equal(db.status, 'open', 'open the database before the ledger')
     this.#db = db
     this.#tables = tablesOf(db)
+    this.#store = new LevelStore(db, this.#tables, { sync: options.sync })
     this.#meta = db.sublevel<string, string>(tableNames.meta, { keyEncoding: 'utf8', valueEncoding: 'utf8' })
     this.#idempotencyTtlMs = options.idempotencyTtlMs ?? idempotencyTtlDefaultS * 1000
     assert.ok(
@@ -95,8 +92,7 @@ export class Ledger {
       accountKeys: new KeyFilter(),
       idempotencyKeys: new WindowedKeyFilter(this.#idempotencyTtlMs),
     }
-    this.#writer = new Writer(db, this.#tables, this.#memory, {
-      sync: options.sync,
+    this.#writer = new Writer(this.#store, this.#memory, {
       batchMax: options.writerBatchMax,
       queueMax: options.writerQueueMax,
       roundsInFlightMax: options.writerRoundsInFlightMax ?? 2,
@@ -262,9 +258,8 @@ export class Ledger {
   async #readAccount(accountKey: AccountKey) {
     if (!this.#memory.accountKeys.mightContain(accountKey)) return undefined
     const commitsBeforeRead = this.#memory.accounts.commits
-    const value = await this.#tables.accounts.get(accountKey)
-    if (value === undefined) return undefined
-    const state = decodeAccount(accountKey, value)
+    const state = await this.#store.readAccount(accountKey)
+    if (state === undefined) return undefined
     this.#memory.accounts.fillFromRead(accountKey, state, commitsBeforeRead)
     return state
   }
@@ -291,12 +286,16 @@ export class Ledger {
     let seqLow = Math.max(1, (query.afterSeq ?? 0) + 1)
     let seqHigh = Math.min(balance.seq, (query.beforeSeq ?? Number.MAX_SAFE_INTEGER) - 1)
     if (query.fromMs !== undefined && seqLow <= seqHigh) {
-      seqLow = await this.#firstSeqAtOrAfter(accountKey, query.fromMs, seqLow, seqHigh)
+      seqLow = await this.#store.firstSeqAtOrAfter(accountKey, query.fromMs, seqLow, seqHigh)
     }
     if (query.toMs !== undefined && seqLow <= seqHigh) {
-      seqHigh = (await this.#firstSeqAtOrAfter(accountKey, query.toMs + 1, seqLow, seqHigh)) - 1
+      seqHigh = (await this.#store.firstSeqAtOrAfter(accountKey, query.toMs + 1, seqLow, seqHigh)) - 1
     }
-    const entries = seqLow > seqHigh ? [] : await this.#readEntries(accountKey, seqLow, seqHigh, query)
+    let entries: Entry[] = []
+    if (seqLow <= seqHigh) {
+      entries = await this.#store.pageHistory(accountKey, { seqLow, seqHigh, limit: query.limit, order: query.order })
+      assertChain(entries, query.order)
+    }
     return { ...balance, entries }
   }
 
@@ -319,45 +318,6 @@ export class Ledger {
     const record: z.infer<typeof filtersRecord> = { ...unsigned, digest: filtersDigest(unsigned) }
     await this.#meta.put(metaKeys.filters, JSON.stringify(record), synced)
     await this.#db.close()
-  }
-
-  /**
-   * Entries seqLow..seqHigh all exist (the history has no gaps), so a page is a list of known
-   * keys: one getMany, cheaper than opening an iterator, and its cost does not depend on how
-   * long the history is.
-   */
-  async #readEntries(accountKey: AccountKey, seqLow: number, seqHigh: number, query: PastQuery): Promise<Entry[]> {
-    const count = Math.min(query.limit, seqHigh - seqLow + 1)
-    const first = query.order === 'asc' ? seqLow : seqHigh
-    const step = query.order === 'asc' ? 1 : -1
-    const keys = Array.from({ length: count }, (_, index) => historyKeyOf(accountKey, first + index * step))
-    const values = await this.#tables.history.getMany(keys)
-    const entries = keys.map((key, index) => {
-      const value = values[index]
-      assert.ok(value !== undefined, `history entry missing at ${key}`)
-      return decodeEntry(key, value)
-    })
-    assertChain(entries, query.order)
-    return entries
-  }
-
-  /**
-   * The first seq in [seqLow, seqHigh] whose entry is at or after atMs, or seqHigh + 1 if none.
-   * Entry times never decrease within an account, so a binary search of point reads finds it
-   * in O(log n): a time-bounded page costs the same however long the history is.
-   */
-  async #firstSeqAtOrAfter(accountKey: AccountKey, atMs: number, seqLow: number, seqHigh: number): Promise<number> {
-    let low = seqLow
-    let high = seqHigh + 1
-    while (low < high) {
-      const middle = low + Math.floor((high - low) / 2)
-      const key = historyKeyOf(accountKey, middle)
-      const value = await this.#tables.history.get(key)
-      assert.ok(value !== undefined, `history entry missing at ${key}`)
-      if (decodeEntry(key, value).atMs >= atMs) high = middle
-      else low = middle + 1
-    }
-    return low
   }
 }
 
@@ -408,16 +368,6 @@ function assertChain(entries: Entry[], order: 'asc' | 'desc'): void {
     assert.ok(previous !== undefined && entry !== undefined)
     assert.equal(entry.seq, previous.seq + 1, 'history seq not contiguous')
     assert.equal(entry.tot, previous.tot + entry.by, 'history tot does not chain')
-  }
-}
-
-/** The ledger's tables: sublevels of `db` with string keys and values. */
-export function tablesOf(db: RootDb): Tables {
-  const table = (name: string) => db.sublevel<string, string>(name, { keyEncoding: 'utf8', valueEncoding: 'utf8' })
-  return {
-    accounts: table(tableNames.accounts),
-    history: table(tableNames.history),
-    idempotency: table(tableNames.idempotency),
   }
 }
 

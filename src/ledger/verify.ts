@@ -21,7 +21,7 @@ import {
 import { tablesOf } from './ledger.js'
 import { idempotencyTtlDefaultS } from './limits.js'
 import type { AccountKey } from './types.js'
-import type { RootDb, Table } from './writer.js'
+import type { RootDb, Table } from './level/store.js'
 
 export interface VerifyCounts {
   accounts: number

@@ -1,48 +1,21 @@
-// The writer. LevelDB batches are atomic but a read followed by a write is not, so every mod goes
-// through one queue and is decided against the state the previous mod of its account left. Mods
-// are taken in rounds: one round is decided in memory and written as one atomic batch, with one
-// fsync (group commit). Several rounds may be in flight at once, but never two holding the same
-// account: each account's mods are decided and stored strictly in order, and rounds in flight
-// touch disjoint keys, so the order in which LevelDB applies them cannot matter, and a crash
-// between them leaves every account's history contiguous.
+// The writer. A store's writes are atomic but a read followed by a write is not, so every mod
+// goes through one queue and is decided against the state the previous mod of its account left.
+// Mods are taken in rounds: one round reads what it needs, is decided in memory (decideMod, a
+// pure function) and written as one atomic write, with one fsync (group commit). Several rounds
+// may be in flight at once, but never two holding the same account: each account's mods are
+// decided and stored strictly in order, and rounds in flight touch disjoint keys, so the order in
+// which the store applies them cannot matter, and a crash between them leaves every account's
+// history contiguous. The writer schedules, reads and writes; it never decides, and it knows no
+// engine (see store.ts).
 import assert from 'node:assert/strict'
-import type { AbstractChainedBatchWriteOptions, AbstractLevel, AbstractSublevel } from 'abstract-level'
-import {
-  decodeAccount,
-  decodeEntry,
-  decodeIdempotency,
-  encodeAccount,
-  encodeEntry,
-  encodeIdempotency,
-  historyKeyOf,
-  idempotencyKeyOf,
-  tableNames,
-  type AccountState,
-  type IdempotencyState,
-} from './codec.js'
+import { idempotencyKeyOf, type AccountState, type IdempotencyState } from './codec.js'
 import type { LedgerMemory } from './cache.js'
+import { decideMod, type DecisionContext, type ModDecision } from './decide.js'
 import { LedgerError } from './errors.js'
-import { amountMax, seqMax } from './limits.js'
-import type { AccountKey, Entry, ModInput, ModResult } from './types.js'
-
-// The root may itself be a sublevel (the test suite runs on one), hence the loose key type.
-export type RootDb = AbstractLevel<any, string, string> // eslint-disable-line @typescript-eslint/no-explicit-any
-export type Table = AbstractSublevel<RootDb, any, string, string> // eslint-disable-line @typescript-eslint/no-explicit-any
-
-type WriteOptions = AbstractChainedBatchWriteOptions
-
-/** A put of one round: the key already carries its table's prefix. */
-type Put = [prefixedKey: string, value: string]
-
-export interface Tables {
-  accounts: Table
-  history: Table
-  idempotency: Table
-}
+import type { LedgerStore, RoundWrites } from './store.js'
+import type { AccountKey, ModInput, ModResult } from './types.js'
 
 export interface WriterOptions {
-  /** fsync each batch before acknowledging its mods. */
-  sync: boolean
   /** Mods decided and written in one batch at most. */
   batchMax: number
   /** Rounds being written at once at most (on disjoint accounts). */
@@ -70,7 +43,7 @@ export interface RoundReport {
   accountsCreated: number
   credited: bigint
   debited: bigint
-  /** From the batch's write call to its completion (with fsync when sync is on). */
+  /** From handing the round to the store (which encodes it) to its completion, with fsync when sync is on. */
   writeMs: number
 }
 
@@ -79,8 +52,6 @@ interface PendingMod extends ModInput {
   resolve: (result: ModResult) => void
   reject: (error: Error) => void
 }
-
-type Decision = { result: ModResult } | { error: LedgerError }
 
 /** What one round knows: states read at its start, updated by each mod it decides. */
 interface Round {
@@ -91,11 +62,10 @@ interface Round {
   /** Accounts whose state came from the cache or the store: only these may be created. */
   lookedUp: Set<AccountKey>
   dirtyAccounts: Set<AccountKey>
-  /** Accounts and idempotency records this round creates, for the filters once it is stored. */
+  /** Accounts this round creates, for the filters once it is stored. */
   createdAccounts: AccountKey[]
-  createdIdempotencyKeys: [key: string, atMs: number][]
-  /** The round's writes, committed as one atomic batch. */
-  puts: Put[]
+  /** The round's writes, stored as one atomic write (its idempotency records go to the filters). */
+  writes: RoundWrites
   atMs: number
   applied: number
   credited: bigint
@@ -103,12 +73,9 @@ interface Round {
 }
 
 export class Writer {
-  readonly #db: RootDb
-  readonly #tables: Tables
+  readonly #store: LedgerStore
   readonly #options: WriterOptions
   readonly #memory: LedgerMemory
-  /** Each table's key prefix within the root database. */
-  readonly #prefixes: { accounts: string; history: string; idempotency: string }
   #queue: PendingMod[] = []
   /** A pruning of expired idempotency records waiting for its accounts; at most one. */
   #prune: PendingPrune | undefined
@@ -120,28 +87,13 @@ export class Writer {
   #failure: Error | undefined
   #drained: Array<() => void> = []
 
-  constructor(db: RootDb, tables: Tables, memory: LedgerMemory, options: WriterOptions) {
+  constructor(store: LedgerStore, memory: LedgerMemory, options: WriterOptions) {
     assert.ok(options.batchMax >= 1)
     assert.ok(options.roundsInFlightMax >= 1)
     assert.ok(options.queueMax >= options.batchMax)
-    this.#db = db
-    this.#tables = tables
+    this.#store = store
     this.#options = options
     this.#memory = memory
-    // Writes go to the root with each table's prefix, as the sublevel would add it: one chained
-    // batch of plain puts costs a fraction of a batch of sublevel operations on the event loop.
-    assert.equal(db.keyEncoding().commonName, 'utf8', 'the root database must have utf8 keys')
-    assert.equal(db.valueEncoding().commonName, 'utf8', 'the root database must have utf8 values')
-    const prefixOf = (table: Table, name: string) => {
-      const prefix = `!${name}!`
-      assert.ok(table.prefix.endsWith(prefix), `unexpected sublevel prefix ${table.prefix}`)
-      return prefix
-    }
-    this.#prefixes = {
-      accounts: prefixOf(tables.accounts, tableNames.accounts),
-      history: prefixOf(tables.history, tableNames.history),
-      idempotency: prefixOf(tables.idempotency, tableNames.idempotency),
-    }
   }
 
   get queueDepth(): number {
@@ -287,7 +239,15 @@ export class Writer {
   async #decideAndStore(mods: PendingMod[]): Promise<StoredRound> {
     const round = this.#planRound(mods)
     if (round.toRead.accounts.length > 0 || round.toRead.idempotency.length > 0) await this.#read(round)
-    const decisions = mods.map((mod) => this.#decide(round, mod))
+    // Read once per round, after the reads: no await separates it from the decisions.
+    const filter = this.#memory.idempotencyKeys
+    const context: DecisionContext = {
+      atMs: round.atMs,
+      idempotencyClockMs: filter.clockMs,
+      idempotencyWindowMs: filter.windowMs,
+      legacyIdempotencyAtMs: this.#options.legacyIdempotencyAtMs,
+    }
+    const decisions = mods.map((mod) => this.#decide(round, mod, context))
     const startedMs = performance.now()
     const write = this.#write(round)
     if (write !== undefined) await write
@@ -313,18 +273,16 @@ export class Writer {
     let deleted = 0
     let failure: Error | undefined
     try {
-      const values = await this.#tables.idempotency.getMany(prune.keys)
-      const batch = this.#db.batch()
-      for (const [index, key] of prune.keys.entries()) {
-        const value = values[index]
-        if (value === undefined) continue
-        const record = decodeIdempotency(key, value)
-        if (!this.#memory.idempotencyKeys.isExpired(record.atMs ?? this.#options.legacyIdempotencyAtMs)) continue
-        batch.del(this.#prefixes.idempotency + key)
-        deleted++
+      const { idempotency } = await this.#store.readRound([], prune.keys)
+      const filter = this.#memory.idempotencyKeys
+      const expired = prune.keys.filter((_, index) => {
+        const record = idempotency[index]
+        return record !== undefined && filter.isExpired(record.atMs ?? this.#options.legacyIdempotencyAtMs)
+      })
+      if (expired.length > 0) {
+        await this.#store.writeRound({ accounts: [], entries: [], idempotency: [], idempotencyDeletes: expired })
       }
-      if (batch.length > 0) await batch.write({ sync: this.#options.sync } as WriteOptions)
-      else await batch.close()
+      deleted = expired.length
     } catch (error) {
       failure = asError(error)
     }
@@ -355,26 +313,21 @@ export class Writer {
     this.#pump()
   }
 
-  /** Stages each changed account once, then writes the round as one atomic batch. */
+  /** Adds each changed account once, then stores the round as one atomic write. */
   #write(round: Round): Promise<void> | undefined {
-    for (const [accountKey, state] of dirtyStates(round)) {
-      const value = encodeAccount(state)
-      // What is stored must read back as what was decided: a codec bug stops here, not in a balance.
-      assert.deepEqual(decodeAccount(accountKey, value), state, 'an account record does not round-trip')
-      round.puts.push([this.#prefixes.accounts + accountKey, value])
-    }
-    if (round.puts.length === 0) return undefined
-    const batch = this.#db.batch()
-    for (const [key, value] of round.puts) batch.put(key, value)
-    // `sync` is classic-level's (fsync before resolving); abstract-level passes it through.
-    return batch.write({ sync: this.#options.sync } as WriteOptions)
+    if (round.applied === 0) return undefined
+    for (const accountState of dirtyStates(round)) round.writes.accounts.push(accountState)
+    return this.#store.writeRound(round.writes)
   }
 
   /** The round is stored: from here on readers may see it, through the filters and the cache. */
   #stored(round: Round): void {
     for (const accountKey of round.createdAccounts) this.#memory.accountKeys.add(accountKey)
-    for (const [key, atMs] of round.createdIdempotencyKeys) this.#memory.idempotencyKeys.add(key, atMs)
-    this.#memory.accounts.commit(dirtyStates(round))
+    for (const [key, record] of round.writes.idempotency) {
+      assert.ok(record.atMs !== undefined, 'a new idempotency record without its time')
+      this.#memory.idempotencyKeys.add(key, record.atMs)
+    }
+    this.#memory.accounts.commit(round.writes.accounts)
   }
 
   /** What the round knows without the store: cached accounts, and keys certainly absent. */
@@ -388,8 +341,7 @@ export class Writer {
       lookedUp: new Set(),
       dirtyAccounts: new Set(),
       createdAccounts: [],
-      createdIdempotencyKeys: [],
-      puts: [],
+      writes: { accounts: [], entries: [], idempotency: [], idempotencyDeletes: [] },
       atMs: this.#memory.idempotencyKeys.clockMs,
       applied: 0,
       credited: 0n,
@@ -426,93 +378,60 @@ export class Writer {
    */
   async #read(round: Round): Promise<void> {
     const { accounts, idempotency } = round.toRead
-    const [accountValues, idempotencyValues] = await Promise.all([
-      accounts.length === 0 ? [] : this.#tables.accounts.getMany(accounts),
-      idempotency.length === 0 ? [] : this.#tables.idempotency.getMany(idempotency),
-    ])
+    const states = await this.#store.readRound(accounts, idempotency)
     for (const [index, key] of accounts.entries()) {
-      const value = accountValues[index]
-      if (value === undefined) continue
-      const state = decodeAccount(key, value)
+      const state = states.accounts[index]
+      if (state === undefined) continue
       // A filter that missed an existing account learns it (the store is the truth).
       if (!this.#memory.accountKeys.mightContain(key)) this.#memory.accountKeys.add(key)
       round.accounts.set(key, state)
       this.#memory.accounts.fillFromWriter(key, state)
     }
     for (const [index, key] of idempotency.entries()) {
-      const value = idempotencyValues[index]
-      if (value !== undefined) round.idempotency.set(key, decodeIdempotency(key, value))
+      const record = states.idempotency[index]
+      if (record !== undefined) round.idempotency.set(key, record)
     }
   }
 
-  /** Decides one mod against the state the previous mods of the round left, staging its writes. */
-  #decide(round: Round, mod: PendingMod): Decision {
+  /**
+   * Decides one mod (see decideMod) against the states the previous mods of the round left,
+   * and stages its writes.
+   */
+  #decide(round: Round, mod: PendingMod, context: DecisionContext): ModDecision {
     const idempotencyKey =
       mod.idempotencyKey === undefined ? undefined : idempotencyKeyOf(mod.accountKey, mod.idempotencyKey)
-    if (idempotencyKey !== undefined) {
-      const first = round.idempotency.get(idempotencyKey)
-      // Past its window a key counts as new; its record is replaced and its old entry keeps it.
-      if (first !== undefined && !this.#memory.idempotencyKeys.isExpired(first.atMs ?? this.#options.legacyIdempotencyAtMs)) {
-        return replay(first, mod.by)
-      }
-    }
-
     const before = round.accounts.get(mod.accountKey)
-    if (before === undefined && mod.by < 0n) {
-      return { error: new LedgerError('ACCMAN_NO_ACCOUNT', 'no account for this credential') }
-    }
-    const totBefore = before?.tot ?? 0n
-    const tot = totBefore + mod.by
-    if (tot < 0n) {
-      return {
-        error: new LedgerError(
-          'ACCMAN_INSUFFICIENT_FUNDS',
-          `insufficient funds: the balance is ${totBefore}, the amount is ${mod.by}`,
-          totBefore,
-        ),
-      }
-    }
-    if (tot > amountMax) {
-      return {
-        error: new LedgerError(
-          'ACCMAN_OVERFLOW',
-          `the balance ${totBefore} plus the amount ${mod.by} would exceed ${amountMax}`,
-        ),
-      }
-    }
+    const first = idempotencyKey === undefined ? undefined : round.idempotency.get(idempotencyKey)
+    const decision = decideMod(before, first, mod, context)
+    if (!('writes' in decision) || decision.writes === undefined) return decision
+    const { account, entry, idempotency } = decision.writes
 
-    const seq = (before?.seq ?? 0) + 1
-    const atMs = Math.max(round.atMs, before?.atMs ?? 0)
-    assert.ok(seq <= seqMax, 'history length exceeds seqMax')
+    // Paired checks on what the decision hands to the store: crash rather than corrupt.
+    assert.equal(account.seq, (before?.seq ?? 0) + 1, 'the new seq is not the old one plus one')
+    assert.equal(account.tot, (before?.tot ?? 0n) + mod.by, 'the new balance is not the old one plus by')
+    assert.ok(entry.seq === account.seq && entry.tot === account.tot, 'the entry does not match the account')
     // Entry 1 is written only for an account the store was asked about and did not have.
     if (before === undefined) assert.ok(round.lookedUp.has(mod.accountKey), 'an account created without reading the store')
 
-    const entry = { by: mod.by, tot, atMs, note: mod.note, idempotencyKey: mod.idempotencyKey }
-    const historyKey = historyKeyOf(mod.accountKey, seq)
-    const entryValue = encodeEntry(entry)
-    assert.deepEqual(decodeEntry(historyKey, entryValue), entryOf(seq, entry), 'a history entry does not round-trip')
-    round.puts.push([this.#prefixes.history + historyKey, entryValue])
-    if (idempotencyKey !== undefined) {
-      const first: IdempotencyState = { by: mod.by, tot, seq, atMs }
-      const recordValue = encodeIdempotency(first)
-      assert.deepEqual(decodeIdempotency(idempotencyKey, recordValue), first, 'an idempotency record does not round-trip')
-      round.puts.push([this.#prefixes.idempotency + idempotencyKey, recordValue])
-      round.idempotency.set(idempotencyKey, first)
-      round.createdIdempotencyKeys.push([idempotencyKey, atMs])
+    round.writes.entries.push([mod.accountKey, entry])
+    if (idempotency !== undefined) {
+      assert.ok(idempotencyKey !== undefined, 'an idempotency record for a mod without a key')
+      round.writes.idempotency.push([idempotencyKey, idempotency])
+      round.idempotency.set(idempotencyKey, idempotency)
     }
-    round.accounts.set(mod.accountKey, { tot, seq, atMs })
+    round.accounts.set(mod.accountKey, account)
     round.dirtyAccounts.add(mod.accountKey)
     round.applied++
     if (mod.by > 0n) round.credited += mod.by
     else round.debited -= mod.by
     if (before === undefined) round.createdAccounts.push(mod.accountKey)
-    return { result: { tot, seq, replayed: false } }
+    return decision
   }
 }
 
 interface StoredRound {
   round: Round
-  decisions: Decision[]
+  decisions: ModDecision[]
   /** False when the round had nothing to write (every mod refused or replayed). */
   written: boolean
   writeMs: number
@@ -527,14 +446,6 @@ interface PendingPrune {
 
 function asError(error: unknown): Error {
   return error instanceof Error ? error : new Error(String(error))
-}
-
-/** The entry as decodeEntry gives it back: optional fields absent rather than undefined. */
-function entryOf(seq: number, draft: { by: bigint; tot: bigint; atMs: number; note: string | undefined; idempotencyKey: string | undefined }): Entry {
-  const entry: Entry = { seq, by: draft.by, tot: draft.tot, atMs: draft.atMs }
-  if (draft.note !== undefined) entry.note = draft.note
-  if (draft.idempotencyKey !== undefined) entry.idempotencyKey = draft.idempotencyKey
-  return entry
 }
 
 function* dirtyStates(round: Round): Generator<[AccountKey, AccountState]> {
@@ -556,24 +467,12 @@ function reportOf(round: Round, mods: number, writeMs: number): RoundReport {
   }
 }
 
-function answer(mods: PendingMod[], decisions: Decision[]): void {
+function answer(mods: PendingMod[], decisions: ModDecision[]): void {
   assert.equal(mods.length, decisions.length)
   for (const [index, mod] of mods.entries()) {
     const decision = decisions[index]
     assert.ok(decision !== undefined)
-    if ('result' in decision) mod.resolve(decision.result)
-    else mod.reject(decision.error)
+    if ('refusal' in decision) mod.reject(decision.refusal)
+    else mod.resolve(decision.result)
   }
-}
-
-function replay(first: IdempotencyState, by: bigint): Decision {
-  if (first.by !== by) {
-    return {
-      error: new LedgerError(
-        'ACCMAN_IDEMPOTENCY_MISMATCH',
-        `this idempotency key was first used with amount ${first.by}, not ${by}`,
-      ),
-    }
-  }
-  return { result: { tot: first.tot, seq: first.seq, replayed: true } }
 }
