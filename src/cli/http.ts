@@ -4,6 +4,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { failureReason, retryAfterMs } from '../client/connection.js'
 import { cliRetryLimits } from '../config.js'
+import { apiErrorOf, isApiErrorCode } from '../contract/errors.js'
 import { CliError, exitCodes, type ExitCode } from './exit-codes.js'
 
 export interface Server {
@@ -24,12 +25,10 @@ interface ErrorBody {
  */
 export class OutcomeUnknownError extends CliError {}
 
-function exitCodeOf(status: number, code: string | undefined): ExitCode {
-  if (code === 'ACCMAN_NO_ACCOUNT') return exitCodes.noAccount
-  if (code === 'ACCMAN_INSUFFICIENT_FUNDS') return exitCodes.insufficientFunds
-  if (code === 'ACCMAN_IDEMPOTENCY_MISMATCH') return exitCodes.idempotencyMismatch
-  if (status === 400 || status === 422) return exitCodes.usage
-  return exitCodes.other
+/** From the table of codes; a code this CLI does not know goes by its status. */
+export function exitCodeOf(status: number, code: string | undefined): ExitCode {
+  if (code !== undefined && isApiErrorCode(code)) return exitCodes[apiErrorOf[code].cliExit]
+  return status === 400 || status === 422 ? exitCodes.usage : exitCodes.other
 }
 
 /** 503 (queue full, overloaded, stopping) and 409 (the same key still in flight) pass with time. */

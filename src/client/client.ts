@@ -3,18 +3,14 @@
 import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { z } from 'zod'
+import { apiErrorOf, isApiErrorCode } from '../contract/errors.js'
 import {
   AccManError,
-  ForbiddenError,
-  IdempotencyMismatchError,
+  ConfigurationError,
   InsufficientFundsError,
-  InvalidInputError,
-  NoAccountError,
-  OverflowError,
-  UnauthorizedError,
+  plainErrorClasses,
   UnavailableError,
   UnreachableError,
-  ConfigurationError,
   type AccManErrorCode,
 } from './errors.js'
 import { failureReason, retryAfterMs, serverUrlProblem, tokenProblem } from './connection.js'
@@ -295,26 +291,13 @@ function refusal(answer: Answer, call: Call, secrets: (string | undefined)[]): A
   const code = parsed.data.code as AccManErrorCode
   const message = `${scrub(parsed.data.message, secrets)} (${code})`
   const { status } = answer
-  switch (code) {
-    case 'ACCMAN_NO_ACCOUNT':
-      return new NoAccountError(code, status, message)
-    case 'ACCMAN_INSUFFICIENT_FUNDS':
-      return new InsufficientFundsError(status, message, parsed.data.tot ?? 0n, call.by ?? 0n)
-    case 'ACCMAN_UNAUTHORIZED':
-      return new UnauthorizedError(code, status, message)
-    case 'ACCMAN_FORBIDDEN':
-      return new ForbiddenError(code, status, message)
-    case 'ACCMAN_INVALID_CRED':
-    case 'ACCMAN_INVALID_AMOUNT':
-    case 'ACCMAN_INVALID_QUERY':
-    case 'ACCMAN_BAD_REQUEST':
-      return new InvalidInputError(code, status, message)
-    case 'ACCMAN_OVERFLOW':
-      return new OverflowError(code, status, message)
-    case 'ACCMAN_IDEMPOTENCY_MISMATCH':
-      return new IdempotencyMismatchError(code, status, message)
-    default:
-      if (status === 503) return new UnavailableError(code, status, message)
-      return new AccManError(code, status, message)
+  // The class comes from the table of codes; a code this client does not know is a plain
+  // AccManError, or an UnavailableError on a 503.
+  const className = isApiErrorCode(code) ? apiErrorOf[code].clientClass : 'AccManError'
+  if (className === 'InsufficientFundsError') {
+    return new InsufficientFundsError(status, message, parsed.data.tot ?? 0n, call.by ?? 0n)
   }
+  if (className === 'AccManError' && status === 503) return new UnavailableError(code, status, message)
+  const ErrorClass = plainErrorClasses[className as keyof typeof plainErrorClasses]
+  return new ErrorClass(code, status, message)
 }

@@ -5,6 +5,7 @@ import { STATUS_CODES } from 'node:http'
 import type { FastifyDynamicSwaggerOptions } from '@fastify/swagger'
 import { z } from 'zod'
 import { limits } from '../config.js'
+import { apiErrorOf, apiErrorTable } from '../contract/errors.js'
 import { errorBody, statusOf, type ApiErrorCode } from './errors.js'
 import { errorBodySchema, parameterRules } from './schemas.js'
 
@@ -41,6 +42,11 @@ export function durationText(ms: number): string {
   return `${seconds} seconds`
 }
 
+/** Every code of the table of codes, one line each: `- \`CODE\` (status): meaning`. */
+function errorCodeList(): string {
+  return apiErrorTable.map((entry) => `- \`${entry.code}\` (${entry.status}): ${entry.meaning}`).join('\n')
+}
+
 /** The document's options; the description states the server's idempotency retention window. */
 export const openapiOptionsFor = (idempotencyTtlMs: number): FastifyDynamicSwaggerOptions => ({
   openapi: {
@@ -61,7 +67,7 @@ export const openapiOptionsFor = (idempotencyTtlMs: number): FastifyDynamicSwagg
         `An \`Idempotency-Key\` is kept for ${durationText(idempotencyTtlMs)} (ACCMAN_IDEMPOTENCY_TTL = ${idempotencyTtlMs / 1000} s) after the mod that first used it:`,
         'within that window a retry with the same key and amount is answered as the first was and changes nothing;',
         'past it the key counts as new (the first entry keeps it in the history).',
-      ].join(' '),
+      ].join(' ') + `\n\nThe error codes, with their status:\n\n${errorCodeList()}`,
     },
     components: {
       securitySchemes: {
@@ -112,7 +118,8 @@ export function answersOf(
       examples: codes.map((code) => errorBody(code, exampleMessages[code] ?? STATUS_CODES[status] ?? 'error')),
     })
     answers[status] = {
-      description: codes.map((code) => `\`${code}\``).join(', '),
+      // A list, one code a line with its meaning from the table of codes (CommonMark, as OpenAPI reads it).
+      description: codes.map((code) => `- \`${code}\`: ${apiErrorOf[code].meaning}`).join('\n'),
       headers: { ...requestIdHeader, ...errorHeaders[status] },
       content: { 'application/json': { schema } },
     }
