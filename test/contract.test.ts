@@ -85,7 +85,7 @@ describe('the OpenAPI document', () => {
 
   beforeAll(async () => {
     // 0: the event loop check off, as compiling the document may lag the loop on a busy machine.
-    const app = await testApp({ config: { eventLoopDelayMaxMs: 0 } })
+    const app = await testApp({ config: { eventLoopDelayMsMax: 0 } })
     try {
       doc = JSON.parse((await app.inject('/openapi.json')).body) as Doc
     } finally {

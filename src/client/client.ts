@@ -3,7 +3,9 @@
 import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { z } from 'zod'
+import { clientLimits } from '../config.js'
 import { apiErrorOf, isApiErrorCode } from '../contract/errors.js'
+import { amountPattern, balancePattern } from '../contract/syntax.js'
 import {
   AccManError,
   ConfigurationError,
@@ -72,20 +74,15 @@ export interface PastOptions {
   to?: Date | string | undefined
 }
 
-const timeoutMsDefault = 5000
-const retriesDefault = 2
-const retriesMax = 10
-const retryDelayMsDefault = 50
-const retryAfterMaxMsDefault = 5000
-const retryAfterMaxMsLimit = 60_000
+const { timeoutMsDefault, retriesDefault, retriesMax, retryDelayMsDefault, retryAfterWaitMsDefault, retryAfterWaitMsMax } = clientLimits
 
 const balanceText = z
   .string()
-  .regex(/^(0|[1-9][0-9]{0,38})$/)
+  .regex(balancePattern)
   .transform((text) => BigInt(text))
 const amountText = z
   .string()
-  .regex(/^-?[1-9][0-9]{0,38}$/)
+  .regex(amountPattern)
   .transform((text) => BigInt(text))
 const seq = z.number().int().min(0)
 
@@ -147,7 +144,7 @@ export class AccManClient {
     this.#timeoutMs = integerIn(options.timeoutMs ?? timeoutMsDefault, 'timeoutMs', 1, Number.MAX_SAFE_INTEGER)
     this.#retries = integerIn(options.retries ?? retriesDefault, 'retries', 0, retriesMax)
     this.#retryDelayMs = integerIn(options.retryDelayMs ?? retryDelayMsDefault, 'retryDelayMs', 1, Number.MAX_SAFE_INTEGER)
-    this.#retryAfterMaxMs = integerIn(options.retryAfterMaxMs ?? retryAfterMaxMsDefault, 'retryAfterMaxMs', 0, retryAfterMaxMsLimit)
+    this.#retryAfterMaxMs = integerIn(options.retryAfterMaxMs ?? retryAfterWaitMsDefault, 'retryAfterMaxMs', 0, retryAfterWaitMsMax)
   }
 
   /** The balance of the account of `credential`; NoAccountError if no credit created it. */

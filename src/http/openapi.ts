@@ -59,7 +59,7 @@ export const openapiOptionsFor = (idempotencyTtlMs: number): FastifyDynamicSwagg
         'Amounts are decimal integer strings; a credential is base64url with padding.',
         'Every error answers `{statusCode, code, error, message}` with a stable `code`.',
         'Requests the HTTP parser refuses get the same shape: 408 `ACCMAN_REQUEST_TIMEOUT`, 431 `ACCMAN_HEADERS_TOO_LARGE`, 400 `ACCMAN_BAD_REQUEST`;',
-        `so do more than ${limits.headerLinesMax} header lines or ${limits.headerSizeMaxBytes} bytes of request line and headers (431 \`ACCMAN_HEADERS_TOO_LARGE\`),`,
+        `so do more than ${limits.headerLinesMax} header lines or ${limits.headerSizeBytesMax} bytes of request line and headers (431 \`ACCMAN_HEADERS_TOO_LARGE\`),`,
         'an HTTP/1.1 request without `Host` and a path with `%` in it (400 `ACCMAN_BAD_REQUEST`),',
         'a query value whose percent-encoding is not UTF-8 (400 `ACCMAN_INVALID_QUERY` naming the parameter),',
         'an unknown path 404 `ACCMAN_NOT_FOUND`, a known path with another method 405 `ACCMAN_METHOD_NOT_ALLOWED` with `Allow`.',

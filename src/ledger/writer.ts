@@ -47,6 +47,8 @@ export interface WriterOptions {
   batchMax: number
   /** Rounds being written at once at most (on disjoint accounts). */
   roundsInFlightMax: number
+  /** How far down the queue a round looks for mods of free accounts, in batches. */
+  lookAheadBatchesMax: number
   /** Mods waiting at most; past this, mod() refuses with ACCMAN_QUEUE_FULL. */
   queueMax: number
   now: () => number
@@ -123,6 +125,7 @@ export class Writer {
   constructor(db: RootDb, tables: Tables, memory: LedgerMemory, options: WriterOptions) {
     assert.ok(options.batchMax >= 1)
     assert.ok(options.roundsInFlightMax >= 1)
+    assert.ok(options.lookAheadBatchesMax >= 1)
     assert.ok(options.queueMax >= options.batchMax)
     this.#db = db
     this.#tables = tables
@@ -236,7 +239,7 @@ export class Writer {
     const waiting: PendingMod[] = []
     const claimed = new Set<AccountKey>()
     // Look a bounded way ahead, so a long queue for one busy account costs little per round.
-    const horizon = Math.min(this.#queue.length, this.#options.batchMax * 4)
+    const horizon = Math.min(this.#queue.length, this.#options.batchMax * this.#options.lookAheadBatchesMax)
     for (let index = 0; index < horizon && taken.length < this.#options.batchMax; index++) {
       const mod = this.#queue[index]
       assert.ok(mod !== undefined)
