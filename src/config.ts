@@ -145,13 +145,32 @@ export const limits: Readonly<Limits> = Object.freeze({
   connectionsCheckIntervalMs: 1000,
 })
 
-if (limits.writerBatchMax > limits.writerQueueMax) throw new Error('writerBatchMax must not exceed writerQueueMax')
-if (limits.urlLengthMax >= limits.headerSizeBytesMax) throw new Error('urlLengthMax must fit in headerSizeBytesMax')
-if (limits.headersTimeoutMs > limits.requestTimeoutMs) throw new Error('headersTimeoutMs must not exceed requestTimeoutMs')
-if (limits.writerRoundsInFlightMax < 1) throw new Error('writerRoundsInFlightMax must be at least 1')
-if (limits.writerLookAheadBatchesMax < 1) throw new Error('writerLookAheadBatchesMax must be at least 1')
-if (limits.filterSampleMax < 1 || limits.scanPageMax < 1 || limits.importBatchMax < 1) throw new Error('page sizes must be at least 1')
-if (limits.idempotencyPruneBatchMax > limits.writerQueueMax) throw new Error('idempotencyPruneBatchMax must not exceed writerQueueMax')
+/**
+ * What is wrong with a set of limits, or undefined: the relationships between them, checked once
+ * at start-up (below), the way TigerBeetle asserts its constants.
+ */
+export function limitsProblem(candidate: Readonly<Limits>): string | undefined {
+  const counts = [
+    'writerBatchMax',
+    'writerQueueMax',
+    'writerRoundsInFlightMax',
+    'writerLookAheadBatchesMax',
+    'accountCacheMax',
+    'scanPageMax',
+    'filterSampleMax',
+    'importBatchMax',
+    'idempotencyPruneBatchMax',
+  ] as const
+  const notPositive = counts.find((name) => !Number.isInteger(candidate[name]) || candidate[name] < 1)
+  if (notPositive !== undefined) return `${notPositive} must be a whole number of at least 1`
+  if (candidate.writerBatchMax > candidate.writerQueueMax) return 'writerBatchMax must not exceed writerQueueMax'
+  if (candidate.urlLengthMax >= candidate.headerSizeBytesMax) return 'urlLengthMax must fit in headerSizeBytesMax'
+  if (candidate.headersTimeoutMs > candidate.requestTimeoutMs) return 'headersTimeoutMs must not exceed requestTimeoutMs'
+  return undefined
+}
+
+const problem = limitsProblem(limits)
+if (problem !== undefined) throw new Error(problem)
 
 export interface Config extends Limits {
   host: string

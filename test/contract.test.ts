@@ -1,6 +1,7 @@
-// One table of error codes (src/contract/errors.ts): the server, the ledger, the client, the CLI,
-// the OpenAPI document and docs/http-api.md must all agree with it, so a code added in one place
-// only fails here.
+// One source for each table. The error codes (src/contract/errors.ts): the server, the ledger,
+// the client, the CLI, the OpenAPI document and docs/http-api.md must all agree with it, so a code
+// added in one place only fails here. The credential and amount syntax (src/contract/syntax.ts),
+// and the relationships between the limits (src/config.ts).
 import { createServer, STATUS_CODES, type Server } from 'node:http'
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -10,7 +11,12 @@ import { call } from '../src/cli/http.js'
 import { CliError, exitCodes } from '../src/cli/exit-codes.js'
 import * as clientModule from '../src/client/index.js'
 import { AccManClient, AccManError } from '../src/client/index.js'
+import { limits, limitsProblem } from '../src/config.js'
 import { apiErrorOf, apiErrorTable, clientErrorTable, ledgerErrorCodes } from '../src/contract/errors.js'
+import { balancePattern, isCredential, parseAmount } from '../src/contract/syntax.js'
+import { amount, credential } from '../src/http/schemas.js'
+import { amount as storedAmount, balance as storedBalance } from '../src/ledger/codec.js'
+import { amountMax } from '../src/ledger/limits.js'
 import { testApp } from './support.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
@@ -189,4 +195,87 @@ describe('the client and the CLI, against a server answering each code', () => {
       expect([entry?.code, (error as CliError).exitCode]).toEqual([entry?.code, exitCodes[entry?.cliExit ?? 'ok']])
     })
   }, 30_000)
+})
+
+describe('one syntax for credentials and amounts', () => {
+  const credentials: [string, boolean][] = [
+    ['abcd', true],
+    ['abc=', true],
+    ['ab==', true],
+    ['abcdefghijklmnopqrstuvwxyz0123456789-_==', true],
+    ['a'.repeat(512), true],
+    ['a'.repeat(516), false],
+    ['abc', false],
+    ['a===', false],
+    ['ab+/', false],
+    ['abcde', false],
+    ['ab=c', false],
+    ['', false],
+  ]
+
+  test.each(credentials)('%s: the server, the client and the CLI agree (%s)', (text, valid) => {
+    expect(isCredential(text)).toBe(valid)
+    expect(clientModule.isCredential(text)).toBe(valid)
+    expect(credential.safeParse(text).success).toBe(valid)
+  })
+
+  const amounts: [string, bigint | undefined][] = [
+    ['1', 1n],
+    ['-1', -1n],
+    [amountMax.toString(), amountMax],
+    [`-${amountMax}`, -amountMax],
+    [(amountMax + 1n).toString(), undefined],
+    ['9'.repeat(40), undefined],
+    ['0', undefined],
+    ['-0', undefined],
+    ['01', undefined],
+    ['+1', undefined],
+    ['1.5', undefined],
+    [' 1', undefined],
+  ]
+
+  test.each(amounts)('%s: the server, the CLI and the store agree', (text, value) => {
+    expect(parseAmount(text)).toBe(value)
+    const parsed = amount.safeParse(text)
+    expect(parsed.success ? parsed.data : undefined).toBe(value)
+    const stored = storedAmount.safeParse(text)
+    expect(stored.success ? stored.data : undefined).toBe(value)
+  })
+
+  test('a balance is 0 or a positive amount, here and in the store', () => {
+    for (const text of ['0', '1', amountMax.toString()]) {
+      expect(balancePattern.test(text)).toBe(true)
+      expect(storedBalance.safeParse(text).success).toBe(true)
+    }
+    for (const text of ['-1', '-0', '00', (amountMax + 1n).toString()]) expect(storedBalance.safeParse(text).success).toBe(false)
+  })
+
+  test('no other file of src/ writes the credential pattern again', () => {
+    const copies: string[] = []
+    const visit = (directory: string) => {
+      for (const entry of readdirSync(directory, { withFileTypes: true })) {
+        const path = join(directory, entry.name)
+        if (entry.isDirectory()) visit(path)
+        else if (entry.name.endsWith('.ts') && readFileSync(path, 'utf8').includes('[A-Za-z0-9_-]{4}')) copies.push(path)
+      }
+    }
+    visit(join(root, 'src'))
+    expect(copies.map((path) => path.slice(root.length))).toEqual([join('src', 'contract', 'syntax.ts')])
+  })
+})
+
+describe('limits', () => {
+  test('the declared limits hold their relationships', () => {
+    expect(limitsProblem(limits)).toBeUndefined()
+  })
+
+  test.each([
+    [{ writerBatchMax: limits.writerQueueMax + 1 }, 'writerBatchMax must not exceed writerQueueMax'],
+    [{ urlLengthMax: limits.headerSizeBytesMax }, 'urlLengthMax must fit in headerSizeBytesMax'],
+    [{ headersTimeoutMs: limits.requestTimeoutMs + 1 }, 'headersTimeoutMs must not exceed requestTimeoutMs'],
+    [{ writerLookAheadBatchesMax: 0 }, 'writerLookAheadBatchesMax must be a whole number of at least 1'],
+    [{ scanPageMax: 1.5 }, 'scanPageMax must be a whole number of at least 1'],
+  ])('%o is refused: %s', (change, message) => {
+    expect(limitsProblem({ ...limits, ...change })).toBe(message)
+  })
 })
