@@ -26,7 +26,7 @@ interface ErrorBody {
 export class OutcomeUnknownError extends CliError {}
 
 /** From the table of codes; a code this CLI does not know goes by its status. */
-export function exitCodeOf(status: number, code: string | undefined): ExitCode {
+function exitCodeOf(status: number, code: string | undefined): ExitCode {
   if (code !== undefined && isApiErrorCode(code)) return exitCodes[apiErrorOf[code].cliExit]
   return status === 400 || status === 422 ? exitCodes.usage : exitCodes.other
 }
