@@ -1,7 +1,8 @@
 // The console's bounds, in one place. The contract's ranges come from the ledger itself.
 import { pageSizeMax } from '../src/ledger/limits.js'
 
-export { amountMax, credentialLengthMax, credentialLengthMin, noteLengthMax } from '../src/ledger/limits.js'
+export { amountMax, noteLengthMax } from '../src/ledger/limits.js'
+export { credentialLengthMax, credentialLengthMin } from '../src/contract/syntax.js'
 
 /** Rows per page of the History table. */
 export const historyPageSize = 25

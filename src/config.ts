@@ -2,7 +2,7 @@
 // limit of the service is declared here; the core receives what it needs as arguments.
 import { isIP } from 'node:net'
 import { z } from 'zod'
-import { idempotencyTtlDefaultS, idempotencyTtlMaxS, idempotencyTtlMinS } from './ledger/limits.js'
+import { idempotencyTtlSecondsDefault, idempotencyTtlSecondsMax, idempotencyTtlSecondsMin } from './ledger/limits.js'
 
 export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 
@@ -27,13 +27,13 @@ const tokenList = z
 
 const idempotencyTtlText = z
   .string()
-  .regex(/^[0-9]{1,10}$/, `must be a whole number of seconds from ${idempotencyTtlMinS} to ${idempotencyTtlMaxS} (30 days)`)
+  .regex(/^[0-9]{1,10}$/, `must be a whole number of seconds from ${idempotencyTtlSecondsMin} to ${idempotencyTtlSecondsMax} (30 days)`)
   .transform(Number)
   .refine(
-    (seconds) => seconds >= idempotencyTtlMinS && seconds <= idempotencyTtlMaxS,
-    `must be a whole number of seconds from ${idempotencyTtlMinS} to ${idempotencyTtlMaxS} (30 days)`,
+    (seconds) => seconds >= idempotencyTtlSecondsMin && seconds <= idempotencyTtlSecondsMax,
+    `must be a whole number of seconds from ${idempotencyTtlSecondsMin} to ${idempotencyTtlSecondsMax} (30 days)`,
   )
-  .default(idempotencyTtlDefaultS)
+  .default(idempotencyTtlSecondsDefault)
 
 const envSchema = z.object({
   ACCMAN_HOST: z.string().trim().min(1, 'must not be empty').default('127.0.0.1'),
@@ -52,13 +52,39 @@ const envSchema = z.object({
   ACCMAN_IDEMPOTENCY_TTL: idempotencyTtlText,
 })
 
+/**
+ * The service's limits, declared here once. Names carry the unit first and the qualifier last
+ * (`requestTimeoutMs`, `headerSizeBytesMax`); a count has no unit (`writerBatchMax`). The ranges
+ * that are part of the HTTP contract live in src/ledger/limits.ts instead.
+ */
 export interface Limits {
   /** Mods written in one LevelDB batch at most (one fsync each). */
   writerBatchMax: number
   /** Mods waiting for the writer at most; past this a mod answers 503. */
   writerQueueMax: number
+  /** Rounds written at once at most, on disjoint accounts (2: measured best of 1, 2 and 4). */
+  writerRoundsInFlightMax: number
+  /**
+   * How far down the queue a round looks for mods of free accounts, in batches (of writerBatchMax
+   * mods), so a long queue for one busy account costs little per round.
+   */
+  writerLookAheadBatchesMax: number
+  /** Account states kept in memory at most (exact: the writer keeps them current). About 200 bytes each. */
+  accountCacheMax: number
+  /** Keys read per page when the ledger scans a table at start-up. */
+  scanPageMax: number
+  /** Accounts and idempotency records checked against kept filters at start, at least. */
+  filterSampleMax: number
+  /** Records written per fsynced batch by an import. */
+  importBatchMax: number
+  /** Faults verify lists one by one; past them it only counts. */
+  verifyFaultsListedMax: number
+  /** Accounts verify reads between two progress reports. */
+  verifyProgressAccounts: number
+  /** Export lines are joined into text chunks of about this many characters (one write each). */
+  exportChunkLengthMax: number
   /** Request bodies are never needed; anything larger than this is refused outright. */
-  bodyLimitBytes: number
+  bodyBytesMax: number
   requestTimeoutMs: number
   keepAliveTimeoutMs: number
   /** How long a graceful stop waits for in-flight requests before giving up. */
@@ -73,11 +99,11 @@ export interface Limits {
    * Request line plus headers, in bytes. Node's parser counts only names, values and the URL, so
    * the server counts the lines themselves too (src/http/edge.ts).
    */
-  headerSizeMaxBytes: number
+  headerSizeBytesMax: number
   /** Header lines in one request at most; past Node's own count it drops lines silently. */
   headerLinesMax: number
   /** Event loop delay past which requests get 503 instead of queueing behind it. */
-  eventLoopDelayMaxMs: number
+  eventLoopDelayMsMax: number
   /** How often the event loop delay is sampled. */
   eventLoopSampleMs: number
   /** How often a pass of pruning deletes expired idempotency records. */
@@ -87,29 +113,64 @@ export interface Limits {
    * passes). Keyed mods arriving faster than this per interval would outrun the sweep.
    */
   idempotencyPruneBatchMax: number
+  /** How often Node checks the connections' header and request timeouts, at most (its own default is 30 s). */
+  connectionsCheckIntervalMs: number
 }
 
 export const limits: Readonly<Limits> = Object.freeze({
   writerBatchMax: 2_000,
   writerQueueMax: 100_000,
-  bodyLimitBytes: 1024,
+  writerRoundsInFlightMax: 2,
+  writerLookAheadBatchesMax: 4,
+  accountCacheMax: 100_000,
+  scanPageMax: 10_000,
+  filterSampleMax: 10_000,
+  importBatchMax: 10_000,
+  verifyFaultsListedMax: 100,
+  verifyProgressAccounts: 1000,
+  exportChunkLengthMax: 65_536,
+  bodyBytesMax: 1024,
   requestTimeoutMs: 30_000,
   keepAliveTimeoutMs: 72_000,
   shutdownGraceMs: 10_000,
   headersTimeoutMs: 10_000,
   connectionTimeoutMs: 120_000,
   urlLengthMax: 4096,
-  headerSizeMaxBytes: 8192,
+  headerSizeBytesMax: 8192,
   headerLinesMax: 100,
-  eventLoopDelayMaxMs: 1000,
+  eventLoopDelayMsMax: 1000,
   eventLoopSampleMs: 250,
   idempotencyPruneIntervalMs: 1000,
   idempotencyPruneBatchMax: 10_000,
+  connectionsCheckIntervalMs: 1000,
 })
 
-if (limits.writerBatchMax > limits.writerQueueMax) throw new Error('writerBatchMax must not exceed writerQueueMax')
-if (limits.urlLengthMax >= limits.headerSizeMaxBytes) throw new Error('urlLengthMax must fit in headerSizeMaxBytes')
-if (limits.headersTimeoutMs > limits.requestTimeoutMs) throw new Error('headersTimeoutMs must not exceed requestTimeoutMs')
+/**
+ * What is wrong with a set of limits, or undefined: the relationships between them, checked once
+ * at start-up (below), the way TigerBeetle asserts its constants.
+ */
+export function limitsProblem(candidate: Readonly<Limits>): string | undefined {
+  const counts = [
+    'writerBatchMax',
+    'writerQueueMax',
+    'writerRoundsInFlightMax',
+    'writerLookAheadBatchesMax',
+    'accountCacheMax',
+    'scanPageMax',
+    'filterSampleMax',
+    'importBatchMax',
+    'idempotencyPruneBatchMax',
+  ] as const
+  const notPositive = counts.find((name) => !Number.isInteger(candidate[name]) || candidate[name] < 1)
+  if (notPositive !== undefined) return `${notPositive} must be a whole number of at least 1`
+  if (candidate.writerBatchMax > candidate.writerQueueMax) return 'writerBatchMax must not exceed writerQueueMax'
+  if (candidate.urlLengthMax >= candidate.headerSizeBytesMax) return 'urlLengthMax must fit in headerSizeBytesMax'
+  if (candidate.headersTimeoutMs > candidate.requestTimeoutMs) return 'headersTimeoutMs must not exceed requestTimeoutMs'
+  return undefined
+}
+
+const problem = limitsProblem(limits)
+if (problem !== undefined) throw new Error(problem)
 
 export interface Config extends Limits {
   host: string
@@ -167,6 +228,49 @@ export function parseConfig(env: NodeJS.ProcessEnv): Readonly<Config> {
   })
 }
 
+/**
+ * The CLI's limits. Its retries of network failures and 503s (same request, same idempotency
+ * key) are bounded in count and in total time; a Retry-After is honoured up to its own bound.
+ */
+export const cliLimits = Object.freeze({
+  /** Per request attempt of the online commands (ACCMAN_CLI_TIMEOUT_MS), and its range. */
+  timeoutMsDefault: 30_000,
+  timeoutMsMin: 100,
+  timeoutMsMax: 600_000,
+  attemptsMax: 4,
+  retryTotalMsMax: 60_000,
+  retryAfterMsMax: 10_000,
+  backoffBaseMs: 200,
+  /** How long `accman backup` waits for the answer to start; the body may take as long as it needs. */
+  backupStartTimeoutMs: 30_000,
+})
+
+if (cliLimits.timeoutMsDefault < cliLimits.timeoutMsMin || cliLimits.timeoutMsDefault > cliLimits.timeoutMsMax) {
+  throw new Error('cliLimits.timeoutMsDefault must be within its range')
+}
+if (cliLimits.retryAfterMsMax > cliLimits.retryTotalMsMax) throw new Error('retryAfterMsMax must not exceed retryTotalMsMax')
+
+/** The typed client's defaults and bounds (accman/client); its options keep their published names. */
+export const clientLimits = Object.freeze({
+  timeoutMsDefault: 5000,
+  retriesDefault: 2,
+  retriesMax: 10,
+  retryDelayMsDefault: 50,
+  /** The default and the largest `retryAfterMaxMs`: how long a 503's Retry-After may make it wait. */
+  retryAfterWaitMsDefault: 5000,
+  retryAfterWaitMsMax: 60_000,
+  /**
+   * Re-sendings of a debit whose answer was lost, by the Fastify plugin, to learn whether it was
+   * applied before answering 503 (each one is a client call with its own retries).
+   */
+  outcomeChecksMax: 2,
+})
+
+if (clientLimits.retriesDefault > clientLimits.retriesMax) throw new Error('clientLimits.retriesDefault must not exceed retriesMax')
+if (clientLimits.retryAfterWaitMsDefault > clientLimits.retryAfterWaitMsMax) {
+  throw new Error('clientLimits.retryAfterWaitMsDefault must not exceed retryAfterWaitMsMax')
+}
+
 const cliEnvSchema = z.object({
   ACCMAN_URL: z
     .url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })
@@ -174,18 +278,12 @@ const cliEnvSchema = z.object({
   ACCMAN_TOKEN: z.string().optional(),
   ACCMAN_DB: envSchema.shape.ACCMAN_DB,
   ACCMAN_IDEMPOTENCY_TTL: idempotencyTtlText,
-  ACCMAN_CLI_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(30_000),
-})
-
-/**
- * The CLI's retries of network failures and 503s (same request, same idempotency key): bounded
- * in count and in total time; a Retry-After is honoured up to its own bound.
- */
-export const cliRetryLimits = Object.freeze({
-  attemptsMax: 4,
-  totalMs: 60_000,
-  retryAfterMaxMs: 10_000,
-  backoffBaseMs: 200,
+  ACCMAN_CLI_TIMEOUT_MS: z.coerce
+    .number()
+    .int()
+    .min(cliLimits.timeoutMsMin)
+    .max(cliLimits.timeoutMsMax)
+    .default(cliLimits.timeoutMsDefault),
 })
 
 export interface CliConfig {

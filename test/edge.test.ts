@@ -23,7 +23,7 @@ const logLines: string[] = []
 async function start(config: Partial<AppConfig> = {}): Promise<void> {
   // Overload has its own tests (limits.test.ts); here a loop lagging on a busy machine is noise,
   // so under-pressure's delay check is off (0).
-  app = await testApp({ config: { eventLoopDelayMaxMs: 0, ...config }, logger: pino({ level: 'trace' }, logSink(logLines)) })
+  app = await testApp({ config: { eventLoopDelayMsMax: 0, ...config }, logger: pino({ level: 'trace' }, logSink(logLines)) })
   const url = await listenOnLoopback(app)
   port = Number(new URL(url).port)
   client = new Client(url, 4)
@@ -104,9 +104,9 @@ describe('header lines and bytes: 431 before anything is decided', () => {
       const head = `PATCH ${target} HTTP/1.1\r\nHost:a\r\nConnection:close\r\nX-Pad:`
       return `${head}${'p'.repeat(bytes - head.length - 4)}\r\n\r\n`
     }
-    expect(sized(limits.headerSizeMaxBytes)).toHaveLength(limits.headerSizeMaxBytes)
-    expect((await rawExchange(port, sized(limits.headerSizeMaxBytes))).status).toBe(200)
-    expectRefusal(await rawExchange(port, sized(limits.headerSizeMaxBytes + 1)), 431, 'ACCMAN_HEADERS_TOO_LARGE')
+    expect(sized(limits.headerSizeBytesMax)).toHaveLength(limits.headerSizeBytesMax)
+    expect((await rawExchange(port, sized(limits.headerSizeBytesMax))).status).toBe(200)
+    expectRefusal(await rawExchange(port, sized(limits.headerSizeBytesMax + 1)), 431, 'ACCMAN_HEADERS_TOO_LARGE')
     expect(await balance()).toBe('1')
   })
 })

@@ -6,7 +6,7 @@ import { describe, expect, test } from 'vitest'
 import { ConfigError, limits, parseConfig } from '../src/config.js'
 import { generationsPerWindow } from '../src/ledger/cache.js'
 import { historyKeyOf, idempotencyKeyOf } from '../src/ledger/codec.js'
-import { accountKeyOf, idempotencyTtlMaxS, openLedger, type LedgerOptions } from '../src/ledger/index.js'
+import { accountKeyOf, idempotencyTtlSecondsMax, openLedger, type LedgerOptions } from '../src/ledger/index.js'
 import { verifyStore } from '../src/ledger/verify.js'
 import { ServerProcess, testApp } from './support.js'
 
@@ -147,7 +147,7 @@ describe('ACCMAN_IDEMPOTENCY_TTL', () => {
   test('whole seconds from 1 to 30 days, a day by default, given to the core in ms', () => {
     expect(parseConfig({}).idempotencyTtlMs).toBe(86_400_000)
     expect(parseConfig({ ACCMAN_IDEMPOTENCY_TTL: '1' }).idempotencyTtlMs).toBe(1000)
-    expect(parseConfig({ ACCMAN_IDEMPOTENCY_TTL: String(idempotencyTtlMaxS) }).idempotencyTtlMs).toBe(2_592_000_000)
+    expect(parseConfig({ ACCMAN_IDEMPOTENCY_TTL: String(idempotencyTtlSecondsMax) }).idempotencyTtlMs).toBe(2_592_000_000)
   })
 
   test.each(['0', '2592001', '1.5', '-1', 'a day', '1e3', '99999999999'])('%s stops the start with a message naming the variable', (value) => {

@@ -74,7 +74,7 @@ describe('overload', () => {
   test('a full writer queue answers 503 with Retry-After and writes nothing for it', async () => {
     // A queue of one: a mod that arrives while one waits behind the batch being written is refused.
     // The event loop check is off (0): on a busy machine it would refuse some first, with its own code.
-    const client = await start({ writerQueueMax: 1, writerBatchMax: 1, eventLoopDelayMaxMs: 0 })
+    const client = await start({ writerQueueMax: 1, writerBatchMax: 1, eventLoopDelayMsMax: 0 })
     const wide = new Client(`http://127.0.0.1:${port}`, 200)
     const replies = await Promise.all(
       Array.from({ length: 400 }, () => wide.send('PATCH', `/mod?${query({ cred: classicCred, by: '1' })}`)),
@@ -93,7 +93,7 @@ describe('overload', () => {
   })
 
   test('a stalled event loop answers 503 ACCMAN_OVERLOADED; /healthz still answers; it recovers', async () => {
-    const client = await start({ eventLoopDelayMaxMs: 50, eventLoopSampleMs: 20 })
+    const client = await start({ eventLoopDelayMsMax: 50, eventLoopSampleMs: 20 })
     // Start-up work can itself lag the loop past 50 ms on a busy machine: wait until the server is ready.
     const readyBy = Date.now() + 5_000
     while ((await client.send('GET', '/readyz')).status !== 200 && Date.now() < readyBy) {

@@ -37,7 +37,7 @@ let doc: OpenapiDoc
 beforeAll(async () => {
   // Compiling the validators below holds the event loop for a whole sample interval, which
   // under-pressure reads as an infinite delay (a 503): 0 turns that check off here.
-  const patient = { eventLoopDelayMaxMs: 0 }
+  const patient = { eventLoopDelayMsMax: 0 }
   open = await testApp({ config: patient })
   guarded = await testApp({ config: { ...patient, tokens: [writeToken], readTokens: [readToken] } })
   const reply = await open.inject('/openapi.json')

@@ -7,12 +7,10 @@ import { dirname } from 'node:path'
 import { createInterface } from 'node:readline'
 import { Readable } from 'node:stream'
 import type { ReadableStream as WebReadableStream } from 'node:stream/web'
+import { cliLimits } from '../config.js'
 import { archiveHeader, type ArchiveCounts } from '../ledger/archive.js'
 import { CliError, exitCodes } from './exit-codes.js'
 import type { Server } from './http.js'
-
-/** Waits this long at most for the answer to start; the body itself may take as long as it needs. */
-const backupStartTimeoutMs = 30_000
 
 /** The server's origin without user info: safe to print. */
 function printableOrigin(url: string): string {
@@ -28,7 +26,7 @@ async function requestBackup(server: Server): Promise<Response> {
   const headers: Record<string, string> = { accept: 'application/x-ndjson' }
   if (server.token !== undefined) headers.authorization = `Bearer ${server.token}`
   const started = new AbortController()
-  const timer = setTimeout(() => started.abort(), backupStartTimeoutMs)
+  const timer = setTimeout(() => started.abort(), cliLimits.backupStartTimeoutMs)
   try {
     return await fetch(url, { headers, signal: started.signal })
   } catch (error) {

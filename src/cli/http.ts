@@ -1,9 +1,10 @@
 // The CLI's side of the HTTP API: one request, retried on network failures and 503s within
-// cliRetryLimits, then its answer or one CliError with the right exit code. No message quotes the
+// cliLimits, then its answer or one CliError with the right exit code. No message quotes the
 // request URL (the credential travels in its query string) nor the token.
 import { setTimeout as sleep } from 'node:timers/promises'
 import { failureReason, retryAfterMs } from '../client/connection.js'
-import { cliRetryLimits } from '../config.js'
+import { cliLimits } from '../config.js'
+import { apiErrorOf, isApiErrorCode } from '../contract/errors.js'
 import { CliError, exitCodes, type ExitCode } from './exit-codes.js'
 
 export interface Server {
@@ -24,12 +25,10 @@ interface ErrorBody {
  */
 export class OutcomeUnknownError extends CliError {}
 
+/** From the table of codes; a code this CLI does not know goes by its status. */
 function exitCodeOf(status: number, code: string | undefined): ExitCode {
-  if (code === 'ACCMAN_NO_ACCOUNT') return exitCodes.noAccount
-  if (code === 'ACCMAN_INSUFFICIENT_FUNDS') return exitCodes.insufficientFunds
-  if (code === 'ACCMAN_IDEMPOTENCY_MISMATCH') return exitCodes.idempotencyMismatch
-  if (status === 400 || status === 422) return exitCodes.usage
-  return exitCodes.other
+  if (code !== undefined && isApiErrorCode(code)) return exitCodes[apiErrorOf[code].cliExit]
+  return status === 400 || status === 422 ? exitCodes.usage : exitCodes.other
 }
 
 /** 503 (queue full, overloaded, stopping) and 409 (the same key still in flight) pass with time. */
@@ -39,7 +38,7 @@ function isPassing(status: number): boolean {
 
 /** Exponential with jitter, never shorter than what a Retry-After asked for. */
 function waitMs(attempt: number, askedMs: number | undefined): number {
-  const ceilingMs = cliRetryLimits.backoffBaseMs * 2 ** (attempt - 1)
+  const ceilingMs = cliLimits.backoffBaseMs * 2 ** (attempt - 1)
   return Math.max(askedMs ?? 0, ceilingMs / 2 + Math.random() * (ceilingMs / 2))
 }
 
@@ -60,9 +59,9 @@ export async function call(
   if (server.token !== undefined) headers.authorization = `Bearer ${server.token}`
   const startedMs = Date.now()
   const mayRetry = (attempt: number, delayMs: number) =>
-    attempt < cliRetryLimits.attemptsMax && Date.now() - startedMs + delayMs < cliRetryLimits.totalMs
+    attempt < cliLimits.attemptsMax && Date.now() - startedMs + delayMs < cliLimits.retryTotalMsMax
   for (let attempt = 1; ; attempt += 1) {
-    const remainingMs = Math.max(cliRetryLimits.totalMs - (Date.now() - startedMs), 1)
+    const remainingMs = Math.max(cliLimits.retryTotalMsMax - (Date.now() - startedMs), 1)
     let status: number
     let body: string
     let retryAfter: string | null
@@ -82,7 +81,7 @@ export async function call(
     }
     if (status >= 200 && status < 300) return body
     if (isPassing(status)) {
-      const delayMs = waitMs(attempt, retryAfterMs(retryAfter, cliRetryLimits.retryAfterMaxMs))
+      const delayMs = waitMs(attempt, retryAfterMs(retryAfter, cliLimits.retryAfterMsMax))
       if (mayRetry(attempt, delayMs)) {
         await sleep(delayMs)
         continue

@@ -10,9 +10,10 @@ import { createInterface } from 'node:readline'
 import { ClassicLevel } from 'classic-level'
 import { Command, CommanderError } from 'commander'
 import { serverUrlProblem, tokenProblem } from '../client/connection.js'
-import { ConfigError, loadDotEnv, parseCliConfig, type CliConfig } from '../config.js'
-import { amount, credential } from '../http/schemas.js'
+import { ConfigError, limits, loadDotEnv, parseCliConfig, type CliConfig } from '../config.js'
+import { credentialSyntax, isCredential, parseAmount } from '../contract/syntax.js'
 import { ArchiveError, exportStore, importStore, type ArchiveCounts } from '../ledger/archive.js'
+import { noteLengthMax, pageSizeDefault, pageSizeMax } from '../ledger/limits.js'
 import { tablesOf } from '../ledger/ledger.js'
 import { verifyStore, type VerifyReport } from '../ledger/verify.js'
 import { backupToFile } from './backup.js'
@@ -49,16 +50,14 @@ const server = (): Server => {
 /** Checks a credential before it leaves the machine; the message never repeats it. */
 function checkCred(cred: string): string {
   secrets.add(cred)
-  if (!credential.safeParse(cred).success) {
-    throw new CliError('cred must be base64url with padding, 4 to 512 characters', exitCodes.usage)
-  }
+  if (!isCredential(cred)) throw new CliError(`cred must be ${credentialSyntax}`, exitCodes.usage)
   return cred
 }
 
 function checkBy(by: string): bigint {
-  const parsed = amount.safeParse(by)
-  if (!parsed.success) throw new CliError('by must be a nonzero integer, at most 2^127 - 1 in magnitude', exitCodes.usage)
-  return parsed.data
+  const parsed = parseAmount(by)
+  if (parsed === undefined) throw new CliError('by must be a nonzero integer, at most 2^127 - 1 in magnitude', exitCodes.usage)
+  return parsed
 }
 
 function positiveInteger(name: string, max: number) {
@@ -244,7 +243,7 @@ async function exportCommand(file: string | undefined, options: { db?: string })
     let chunk = ''
     for await (const line of exportStore(db, counts)) {
       chunk += `${line}\n`
-      if (chunk.length < 65_536) continue
+      if (chunk.length < limits.exportChunkLengthMax) continue
       if (!out.write(chunk)) await once(out, 'drain')
       chunk = ''
       progress.update(counts.accounts, `${counts.entries} entries`)
@@ -348,7 +347,7 @@ A credential that starts with '-' goes after '--': accman tot -- -abc`,
     .description('add an amount to a balance (negative to debit) and print the new balance')
     .argument('<cred>', 'the account credential')
     .argument('<by>', 'a nonzero integer; a credit creates the account')
-    .option('--note <text>', 'kept with the history entry (at most 256 characters)')
+    .option('--note <text>', `kept with the history entry (at most ${noteLengthMax} characters)`)
     .option('--key <idempotency-key>', 'retries with the same key are applied once')
     .option('--json', 'print the server JSON {"tot","seq"}', false)
     .addHelpText('after', '\nExamples:\n  accman mod abcdefghijklmnopqrstuvwxyz0123456789-_== 1000 --note "invoice 42"\n  accman mod abcdefghijklmnopqrstuvwxyz0123456789-_== -1 --key req-7f3a')
@@ -358,7 +357,7 @@ A credential that starts with '-' goes after '--': accman tot -- -abc`,
     .command('past')
     .description('print the history of an account as a table: seq, time, by, tot, note')
     .argument('<cred>', 'the account credential')
-    .option('--limit <n>', 'entries to show, 1 to 1000 (default 100)', positiveInteger('limit', 1000))
+    .option('--limit <n>', `entries to show, 1 to ${pageSizeMax} (default ${pageSizeDefault})`, positiveInteger('limit', pageSizeMax))
     .option('--after <seq>', 'only entries after this seq', positiveInteger('after', Number.MAX_SAFE_INTEGER))
     .option('--desc', 'newest first', false)
     .option('--json', 'print the server JSON', false)

@@ -3,18 +3,16 @@
 import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { z } from 'zod'
+import { clientLimits } from '../config.js'
+import { apiErrorOf, isApiErrorCode } from '../contract/errors.js'
+import { amountPattern, balancePattern } from '../contract/syntax.js'
 import {
   AccManError,
-  ForbiddenError,
-  IdempotencyMismatchError,
+  ConfigurationError,
   InsufficientFundsError,
-  InvalidInputError,
-  NoAccountError,
-  OverflowError,
-  UnauthorizedError,
+  plainErrorClasses,
   UnavailableError,
   UnreachableError,
-  ConfigurationError,
   type AccManErrorCode,
 } from './errors.js'
 import { failureReason, retryAfterMs, serverUrlProblem, tokenProblem } from './connection.js'
@@ -76,20 +74,15 @@ export interface PastOptions {
   to?: Date | string | undefined
 }
 
-const timeoutMsDefault = 5000
-const retriesDefault = 2
-const retriesMax = 10
-const retryDelayMsDefault = 50
-const retryAfterMaxMsDefault = 5000
-const retryAfterMaxMsLimit = 60_000
+const { timeoutMsDefault, retriesDefault, retriesMax, retryDelayMsDefault, retryAfterWaitMsDefault, retryAfterWaitMsMax } = clientLimits
 
 const balanceText = z
   .string()
-  .regex(/^(0|[1-9][0-9]{0,38})$/)
+  .regex(balancePattern)
   .transform((text) => BigInt(text))
 const amountText = z
   .string()
-  .regex(/^-?[1-9][0-9]{0,38}$/)
+  .regex(amountPattern)
   .transform((text) => BigInt(text))
 const seq = z.number().int().min(0)
 
@@ -151,7 +144,7 @@ export class AccManClient {
     this.#timeoutMs = integerIn(options.timeoutMs ?? timeoutMsDefault, 'timeoutMs', 1, Number.MAX_SAFE_INTEGER)
     this.#retries = integerIn(options.retries ?? retriesDefault, 'retries', 0, retriesMax)
     this.#retryDelayMs = integerIn(options.retryDelayMs ?? retryDelayMsDefault, 'retryDelayMs', 1, Number.MAX_SAFE_INTEGER)
-    this.#retryAfterMaxMs = integerIn(options.retryAfterMaxMs ?? retryAfterMaxMsDefault, 'retryAfterMaxMs', 0, retryAfterMaxMsLimit)
+    this.#retryAfterMaxMs = integerIn(options.retryAfterMaxMs ?? retryAfterWaitMsDefault, 'retryAfterMaxMs', 0, retryAfterWaitMsMax)
   }
 
   /** The balance of the account of `credential`; NoAccountError if no credit created it. */
@@ -295,26 +288,13 @@ function refusal(answer: Answer, call: Call, secrets: (string | undefined)[]): A
   const code = parsed.data.code as AccManErrorCode
   const message = `${scrub(parsed.data.message, secrets)} (${code})`
   const { status } = answer
-  switch (code) {
-    case 'ACCMAN_NO_ACCOUNT':
-      return new NoAccountError(code, status, message)
-    case 'ACCMAN_INSUFFICIENT_FUNDS':
-      return new InsufficientFundsError(status, message, parsed.data.tot ?? 0n, call.by ?? 0n)
-    case 'ACCMAN_UNAUTHORIZED':
-      return new UnauthorizedError(code, status, message)
-    case 'ACCMAN_FORBIDDEN':
-      return new ForbiddenError(code, status, message)
-    case 'ACCMAN_INVALID_CRED':
-    case 'ACCMAN_INVALID_AMOUNT':
-    case 'ACCMAN_INVALID_QUERY':
-    case 'ACCMAN_BAD_REQUEST':
-      return new InvalidInputError(code, status, message)
-    case 'ACCMAN_OVERFLOW':
-      return new OverflowError(code, status, message)
-    case 'ACCMAN_IDEMPOTENCY_MISMATCH':
-      return new IdempotencyMismatchError(code, status, message)
-    default:
-      if (status === 503) return new UnavailableError(code, status, message)
-      return new AccManError(code, status, message)
+  // The class comes from the table of codes; a code this client does not know is a plain
+  // AccManError, or an UnavailableError on a 503.
+  const className = isApiErrorCode(code) ? apiErrorOf[code].clientClass : 'AccManError'
+  if (className === 'InsufficientFundsError') {
+    return new InsufficientFundsError(status, message, parsed.data.tot ?? 0n, call.by ?? 0n)
   }
+  if (className === 'AccManError' && status === 503) return new UnavailableError(code, status, message)
+  const ErrorClass = plainErrorClasses[className as keyof typeof plainErrorClasses]
+  return new ErrorClass(code, status, message)
 }

@@ -2,39 +2,14 @@
 // and the HTTP status. No message ever carries the credential, the token or the request URL
 // (the credential travels in the query string), so an error can be logged as is.
 
-/** Codes AccMan sends, plus four of the client's own (see below). Codes are API; messages are not. */
-export type AccManErrorCode =
-  | 'ACCMAN_NO_ACCOUNT'
-  | 'ACCMAN_INSUFFICIENT_FUNDS'
-  | 'ACCMAN_OVERFLOW'
-  | 'ACCMAN_IDEMPOTENCY_MISMATCH'
-  | 'ACCMAN_IDEMPOTENCY_IN_FLIGHT'
-  | 'ACCMAN_QUEUE_FULL'
-  | 'ACCMAN_CLOSED'
-  | 'ACCMAN_OVERLOADED'
-  | 'ACCMAN_INVALID_CRED'
-  | 'ACCMAN_INVALID_AMOUNT'
-  | 'ACCMAN_INVALID_QUERY'
-  | 'ACCMAN_BAD_REQUEST'
-  | 'ACCMAN_UNAUTHORIZED'
-  | 'ACCMAN_FORBIDDEN'
-  | 'ACCMAN_NOT_FOUND'
-  | 'ACCMAN_METHOD_NOT_ALLOWED'
-  | 'ACCMAN_NOT_ACCEPTABLE'
-  | 'ACCMAN_REQUEST_TIMEOUT'
-  | 'ACCMAN_PAYLOAD_TOO_LARGE'
-  | 'ACCMAN_URL_TOO_LONG'
-  | 'ACCMAN_UNSUPPORTED_MEDIA_TYPE'
-  | 'ACCMAN_HEADERS_TOO_LARGE'
-  | 'ACCMAN_INTERNAL'
-  /** The client's own: no HTTP answer at all (connection refused or dropped, timeout). */
-  | 'ACCMAN_UNREACHABLE'
-  /** The client's own: a 503 without AccMan's error body (a proxy in front of it, say). */
-  | 'ACCMAN_UNAVAILABLE'
-  /** The client's own: an answer that is not AccMan's shape (not AccMan, or a newer one). */
-  | 'ACCMAN_UNEXPECTED_RESPONSE'
-  /** The client's own: options that cannot work (a bad url or token); thrown at construction. */
-  | 'ACCMAN_CONFIGURATION'
+import type { ApiErrorCode, ClientErrorClassName, ClientOwnErrorCode } from '../contract/errors.js'
+
+/**
+ * Codes AccMan sends, plus the client's own (no AccMan error body arrived: unreachable, a bare
+ * 503, an answer not in AccMan's shape, options that cannot work). Both are declared in
+ * src/contract/errors.ts. Codes are API; messages are not.
+ */
+export type AccManErrorCode = ApiErrorCode | ClientOwnErrorCode
 
 export class AccManError extends Error {
   override readonly name: string = 'AccManError'
@@ -129,4 +104,24 @@ export class ConfigurationError extends AccManError {
   constructor(message: string) {
     super('ACCMAN_CONFIGURATION', undefined, message)
   }
+}
+
+/** An error class that takes (code, status, message): every one but the two that carry more. */
+type PlainErrorClass = new (code: AccManErrorCode, status: number | undefined, message: string) => AccManError
+
+/**
+ * The classes the table of codes names (src/contract/errors.ts), by name: a class named there
+ * and missing here does not compile. The three with their own constructors are built by hand.
+ */
+export const plainErrorClasses: Readonly<
+  Record<Exclude<ClientErrorClassName, 'InsufficientFundsError' | 'UnreachableError' | 'ConfigurationError'>, PlainErrorClass>
+> = {
+  AccManError,
+  NoAccountError,
+  UnauthorizedError,
+  ForbiddenError,
+  InvalidInputError,
+  OverflowError,
+  IdempotencyMismatchError,
+  UnavailableError,
 }

@@ -9,7 +9,7 @@ export {
   type ModResult,
   type PastOptions,
 } from './client.js'
-export { isCredential } from './credential.js'
+export { isCredential } from '../contract/syntax.js'
 export {
   AccManError,
   ConfigurationError,

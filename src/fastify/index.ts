@@ -17,6 +17,7 @@ import {
   type AccManClientOptions,
   type Balance,
 } from '../client/index.js'
+import { clientLimits } from '../config.js'
 import { amountMax, characterCount, noteLengthMax } from '../ledger/limits.js'
 
 /**
@@ -106,11 +107,8 @@ const headerNamePattern = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 /** A request id that may go into an idempotency key: visible ASCII, short. */
 const requestIdPattern = /^[\x21-\x7e]{1,64}$/
 const noteBaseLengthMax = noteLengthMax - 16
-/**
- * Re-sendings of a debit whose answer was lost, to learn whether it was applied before answering
- * 503 (each one is a client call with its own retries).
- */
-const outcomeChecksMax = 2
+/** Re-sendings of a debit whose answer was lost (see clientLimits.outcomeChecksMax). */
+const { outcomeChecksMax } = clientLimits
 /** Marks a context where the plugin is registered, so a second registration over it is refused. */
 const registeredMark = Symbol.for('accman.fastify.registered')
 /** Charged requests of every registration: one request is charged once, whatever is registered. */

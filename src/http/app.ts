@@ -16,7 +16,7 @@ import Fastify, {
 } from 'fastify'
 import type { Logger } from 'pino'
 import type { Config } from '../config.js'
-import { idempotencyTtlDefaultS, isLedgerError, type RootDb } from '../ledger/index.js'
+import { idempotencyTtlSecondsDefault, isLedgerError, type RootDb } from '../ledger/index.js'
 import { authenticator, scoper } from './auth.js'
 import {
   hasBody,
@@ -42,16 +42,20 @@ export type AppConfig = Pick<
   | 'sync'
   | 'writerBatchMax'
   | 'writerQueueMax'
-  | 'bodyLimitBytes'
+  | 'writerRoundsInFlightMax'
+  | 'writerLookAheadBatchesMax'
+  | 'accountCacheMax'
+  | 'bodyBytesMax'
   | 'requestTimeoutMs'
   | 'keepAliveTimeoutMs'
   | 'headersTimeoutMs'
   | 'connectionTimeoutMs'
   | 'urlLengthMax'
-  | 'headerSizeMaxBytes'
+  | 'headerSizeBytesMax'
   | 'headerLinesMax'
-  | 'eventLoopDelayMaxMs'
+  | 'eventLoopDelayMsMax'
   | 'eventLoopSampleMs'
+  | 'connectionsCheckIntervalMs'
   | 'tokens'
   | 'readTokens'
   | 'metricsPublic'
@@ -83,15 +87,15 @@ export async function buildApp(config: AppConfig, deps: AppDeps): Promise<Fastif
     logger: false,
     // Fastify's own request lines would log the URL, which carries the credential.
     logController: new LogController({ disableRequestLogging: true }),
-    bodyLimit: config.bodyLimitBytes,
+    bodyLimit: config.bodyBytesMax,
     requestTimeout: config.requestTimeoutMs,
     keepAliveTimeout: config.keepAliveTimeoutMs,
     connectionTimeout: config.connectionTimeoutMs,
     http: {
-      maxHeaderSize: config.headerSizeMaxBytes,
+      maxHeaderSize: config.headerSizeBytesMax,
       headersTimeout: config.headersTimeoutMs,
       // Node checks those timeouts on this interval (30 s by default), so check often enough.
-      connectionsCheckingInterval: Math.min(1000, config.headersTimeoutMs),
+      connectionsCheckingInterval: Math.min(config.connectionsCheckIntervalMs, config.headersTimeoutMs),
       // Node's refusal of a request without Host is a bare 400; the guard below answers in our shape.
       requireHostHeader: false,
     },
@@ -141,9 +145,9 @@ export async function buildApp(config: AppConfig, deps: AppDeps): Promise<Fastif
     } else if (tooManyHeaderLines(raw, config.headerLinesMax)) {
       reply.header('connection', 'close')
       done(new ApiError('ACCMAN_HEADERS_TOO_LARGE', `the request has more than ${config.headerLinesMax} header lines`))
-    } else if (headerBytesOf(raw) > config.headerSizeMaxBytes) {
+    } else if (headerBytesOf(raw) > config.headerSizeBytesMax) {
       reply.header('connection', 'close')
-      done(new ApiError('ACCMAN_HEADERS_TOO_LARGE', `the request line and headers are larger than ${config.headerSizeMaxBytes} bytes`))
+      done(new ApiError('ACCMAN_HEADERS_TOO_LARGE', `the request line and headers are larger than ${config.headerSizeBytesMax} bytes`))
     } else if (raw.httpVersion === '1.1' && request.headers.host === undefined) {
       reply.header('connection', 'close')
       done(new ApiError('ACCMAN_BAD_REQUEST', 'an HTTP/1.1 request needs a Host header'))
@@ -160,7 +164,7 @@ export async function buildApp(config: AppConfig, deps: AppDeps): Promise<Fastif
     }
   })
   await app.register(underPressure, {
-    maxEventLoopDelay: config.eventLoopDelayMaxMs,
+    maxEventLoopDelay: config.eventLoopDelayMsMax,
     sampleInterval: config.eventLoopSampleMs,
     retryAfter: 1,
   })
@@ -182,7 +186,7 @@ export async function buildApp(config: AppConfig, deps: AppDeps): Promise<Fastif
   })
 
   // Before the routes: @fastify/swagger collects them as they are added.
-  await app.register(swagger, openapiOptionsFor(config.idempotencyTtlMs ?? idempotencyTtlDefaultS * 1000))
+  await app.register(swagger, openapiOptionsFor(config.idempotencyTtlMs ?? idempotencyTtlSecondsDefault * 1000))
   await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { url: '/openapi.json' } })
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 
@@ -191,6 +195,9 @@ export async function buildApp(config: AppConfig, deps: AppDeps): Promise<Fastif
     sync: config.sync,
     writerBatchMax: config.writerBatchMax,
     writerQueueMax: config.writerQueueMax,
+    writerRoundsInFlightMax: config.writerRoundsInFlightMax,
+    writerLookAheadBatchesMax: config.writerLookAheadBatchesMax,
+    accountCacheMax: config.accountCacheMax,
     ...(deps.now === undefined ? {} : { now: deps.now }),
     ...(deps.onFatal === undefined ? {} : { onFatal: deps.onFatal }),
     onRound: (report) => metrics.observeRound(report),

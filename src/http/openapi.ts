@@ -5,6 +5,7 @@ import { STATUS_CODES } from 'node:http'
 import type { FastifyDynamicSwaggerOptions } from '@fastify/swagger'
 import { z } from 'zod'
 import { limits } from '../config.js'
+import { apiErrorOf, apiErrorTable } from '../contract/errors.js'
 import { errorBody, statusOf, type ApiErrorCode } from './errors.js'
 import { errorBodySchema, parameterRules } from './schemas.js'
 
@@ -41,6 +42,11 @@ export function durationText(ms: number): string {
   return `${seconds} seconds`
 }
 
+/** Every code of the table of codes, one line each: `- \`CODE\` (status): meaning`. */
+function errorCodeList(): string {
+  return apiErrorTable.map((entry) => `- \`${entry.code}\` (${entry.status}): ${entry.meaning}`).join('\n')
+}
+
 /** The document's options; the description states the server's idempotency retention window. */
 export const openapiOptionsFor = (idempotencyTtlMs: number): FastifyDynamicSwaggerOptions => ({
   openapi: {
@@ -53,7 +59,7 @@ export const openapiOptionsFor = (idempotencyTtlMs: number): FastifyDynamicSwagg
         'Amounts are decimal integer strings; a credential is base64url with padding.',
         'Every error answers `{statusCode, code, error, message}` with a stable `code`.',
         'Requests the HTTP parser refuses get the same shape: 408 `ACCMAN_REQUEST_TIMEOUT`, 431 `ACCMAN_HEADERS_TOO_LARGE`, 400 `ACCMAN_BAD_REQUEST`;',
-        `so do more than ${limits.headerLinesMax} header lines or ${limits.headerSizeMaxBytes} bytes of request line and headers (431 \`ACCMAN_HEADERS_TOO_LARGE\`),`,
+        `so do more than ${limits.headerLinesMax} header lines or ${limits.headerSizeBytesMax} bytes of request line and headers (431 \`ACCMAN_HEADERS_TOO_LARGE\`),`,
         'an HTTP/1.1 request without `Host` and a path with `%` in it (400 `ACCMAN_BAD_REQUEST`),',
         'a query value whose percent-encoding is not UTF-8 (400 `ACCMAN_INVALID_QUERY` naming the parameter),',
         'an unknown path 404 `ACCMAN_NOT_FOUND`, a known path with another method 405 `ACCMAN_METHOD_NOT_ALLOWED` with `Allow`.',
@@ -61,7 +67,7 @@ export const openapiOptionsFor = (idempotencyTtlMs: number): FastifyDynamicSwagg
         `An \`Idempotency-Key\` is kept for ${durationText(idempotencyTtlMs)} (ACCMAN_IDEMPOTENCY_TTL = ${idempotencyTtlMs / 1000} s) after the mod that first used it:`,
         'within that window a retry with the same key and amount is answered as the first was and changes nothing;',
         'past it the key counts as new (the first entry keeps it in the history).',
-      ].join(' '),
+      ].join(' ') + `\n\nThe error codes, with their status:\n\n${errorCodeList()}`,
     },
     components: {
       securitySchemes: {
@@ -112,7 +118,8 @@ export function answersOf(
       examples: codes.map((code) => errorBody(code, exampleMessages[code] ?? STATUS_CODES[status] ?? 'error')),
     })
     answers[status] = {
-      description: codes.map((code) => `\`${code}\``).join(', '),
+      // A list, one code a line with its meaning from the table of codes (CommonMark, as OpenAPI reads it).
+      description: codes.map((code) => `- \`${code}\`: ${apiErrorOf[code].meaning}`).join('\n'),
       headers: { ...requestIdHeader, ...errorHeaders[status] },
       content: { 'application/json': { schema } },
     }

@@ -1,12 +1,10 @@
 // The wire schemas. Each query parameter carries the error it reports, so a rejection names the
 // parameter and has a stable code, and the handler holds domain types only.
 import { z } from 'zod'
+import { amountPattern, balancePattern, credentialLengthMax, credentialLengthMin, credentialPattern, credentialSyntax } from '../contract/syntax.js'
 import {
-  amountDigitsMax,
   amountMax,
   characterCount,
-  credentialLengthMax,
-  credentialLengthMin,
   idempotencyKeyLengthMax,
   noteLengthMax,
   pageSizeDefault,
@@ -16,8 +14,6 @@ import {
 import { idempotencyKeyText } from '../ledger/codec.js'
 import { apiErrorCodes, type ApiErrorCode } from './errors.js'
 
-const credentialPattern = /^([A-Za-z0-9_-]{4})*([A-Za-z0-9_-]{4}|[A-Za-z0-9_-]{3}=|[A-Za-z0-9_-]{2}==)$/
-const amountPattern = /^-?[1-9][0-9]*$/
 const seqPattern = /^(0|[1-9][0-9]{0,15})$/
 
 /** How a bad value of one parameter is reported: a stable code and a message naming it. */
@@ -29,7 +25,7 @@ export interface ParameterRule {
 export const parameterRules: Readonly<Record<string, ParameterRule>> = {
   cred: {
     code: 'ACCMAN_INVALID_CRED',
-    message: `cred must be base64url with padding, ${credentialLengthMin} to ${credentialLengthMax} characters`,
+    message: `cred must be ${credentialSyntax}`,
   },
   by: { code: 'ACCMAN_INVALID_AMOUNT', message: `by must be a nonzero integer with magnitude at most ${amountMax}` },
   note: { code: 'ACCMAN_INVALID_QUERY', message: `note must be at most ${noteLengthMax} characters` },
@@ -53,7 +49,6 @@ export const credential = z
 
 export const amount = z
   .string()
-  .max(amountDigitsMax + 1)
   .regex(amountPattern)
   .transform((text) => BigInt(text))
   .refine((by) => by >= -amountMax && by <= amountMax)
@@ -130,32 +125,33 @@ export const modHeaders = z.looseObject({
 
 // The bodies the API answers with. Routes build them by hand (faster than serialising); these
 // schemas document them, and the tests check real answers against them.
-const decimalText = z.string().regex(/^-?(0|[1-9][0-9]*)$/)
+const amountText = z.string().regex(amountPattern)
+const balanceDecimalText = z.string().regex(balancePattern)
 const seqNumber = z.int().min(0).max(seqMax)
 
 export const balanceBody = z
   .strictObject({
-    tot: decimalText.meta({ description: 'The balance, a decimal integer string.' }),
+    tot: balanceDecimalText.meta({ description: 'The balance, a decimal integer string.' }),
     seq: seqNumber.meta({ description: 'The number of history entries so far.' }),
   })
   .meta({ examples: [{ tot: '999', seq: 2 }] })
 
 export const balanceText = z
   .string()
-  .regex(/^(0|[1-9][0-9]*)$/)
+  .regex(balancePattern)
   .meta({ description: 'The balance as a bare decimal integer, no newline.', examples: ['999'] })
 
 export const entryBody = z.strictObject({
   seq: seqNumber,
-  by: decimalText,
-  tot: decimalText.meta({ description: 'The balance after this entry.' }),
+  by: amountText,
+  tot: balanceDecimalText.meta({ description: 'The balance after this entry.' }),
   at: z.iso.datetime(),
   note: z.string().optional(),
   key: idempotencyKeyText.optional().meta({ description: 'The Idempotency-Key the mod carried.' }),
 })
 
 export const pastBody = z
-  .strictObject({ tot: decimalText, seq: seqNumber, entries: z.array(entryBody) })
+  .strictObject({ tot: balanceDecimalText, seq: seqNumber, entries: z.array(entryBody) })
   .meta({
     examples: [
       {
@@ -174,7 +170,7 @@ export const errorBodySchema = z.strictObject({
   code: z.enum(apiErrorCodes).meta({ description: 'Stable: clients branch on it.' }),
   error: z.string(),
   message: z.string().meta({ description: 'For people; never carries a credential, a token or the URL.' }),
-  tot: decimalText.optional().meta({ description: 'The balance, on ACCMAN_INSUFFICIENT_FUNDS.' }),
+  tot: balanceDecimalText.optional().meta({ description: 'The balance, on ACCMAN_INSUFFICIENT_FUNDS.' }),
 })
 
 export const healthBody = z.strictObject({ status: z.literal('ok') })

@@ -3,6 +3,7 @@
 // entry that carries its key, so import rebuilds them. The format holds no credential.
 import type { AbstractSnapshot } from 'abstract-level'
 import { z } from 'zod'
+import { limits } from '../config.js'
 import {
   accountRecord,
   amount,
@@ -24,7 +25,7 @@ import {
   type AccountState,
 } from './codec.js'
 import { tablesOf } from './ledger.js'
-import { idempotencyTtlDefaultS } from './limits.js'
+import { idempotencyTtlSecondsDefault } from './limits.js'
 import type { AccountKey, Entry } from './types.js'
 import type { RootDb } from './level/store.js'
 
@@ -194,8 +195,6 @@ export class KeyWindow {
   }
 }
 
-// Each batch is fsynced: an import that returns is on disk.
-const importBatchMax = 10_000
 
 export interface ImportOptions {
   /** The retention window the store will be served with (ACCMAN_IDEMPOTENCY_TTL). */
@@ -214,7 +213,7 @@ export async function importStore(
   openLines: () => AsyncIterable<string>,
   options: ImportOptions = {},
 ): Promise<ArchiveCounts> {
-  const idempotencyTtlMs = options.idempotencyTtlMs ?? idempotencyTtlDefaultS * 1000
+  const idempotencyTtlMs = options.idempotencyTtlMs ?? idempotencyTtlSecondsDefault * 1000
   const onProgress = options.onProgress ?? (() => {})
   await db.open()
   const meta = db.sublevel<string, string>(tableNames.meta, { keyEncoding: 'utf8', valueEncoding: 'utf8' })
@@ -241,7 +240,8 @@ export async function importStore(
       }
       counts.entries++
     }
-    if (batch.length >= importBatchMax) {
+    // Each batch is fsynced: an import that returns is on disk.
+    if (batch.length >= limits.importBatchMax) {
       await batch.write({ sync: true })
       batch = db.batch()
       onProgress(counts)

@@ -3,11 +3,10 @@
 // so a snapshot holds every round whole or not at all: every account as of one instant, with its
 // history up to that instant. A round acknowledged before the snapshot is taken is in it.
 import assert from 'node:assert/strict'
+import { limits } from '../config.js'
 import { exportStore, type ArchiveCounts } from './archive.js'
 import type { RootDb } from './level/store.js'
 
-/** Lines are joined into chunks of about this size, so the stream is not one write per line. */
-export const backupChunkBytes = 64 * 1024
 
 /**
  * Takes the snapshot now (synchronously) and returns the export as text chunks read from it. The
@@ -26,7 +25,8 @@ async function* chunksOf(db: RootDb, snapshot: ReturnType<RootDb['snapshot']>, c
     let chunk = ''
     for await (const line of exportStore(db, counts, { snapshot })) {
       chunk += `${line}\n`
-      if (chunk.length < backupChunkBytes) continue
+      // Lines are joined into chunks, so the stream is not one write per line.
+      if (chunk.length < limits.exportChunkLengthMax) continue
       yield chunk
       chunk = ''
     }

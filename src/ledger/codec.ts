@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict'
 import { hash } from 'node:crypto'
 import { z } from 'zod'
+import { amountPattern, balancePattern } from '../contract/syntax.js'
 import { amountMax, characterCount, noteLengthMax, idempotencyKeyLengthMax, seqDigits, seqMax } from './limits.js'
 import type { AccountKey, Entry } from './types.js'
 
@@ -54,12 +55,15 @@ export function idempotencyKeyOf(accountKey: AccountKey, idempotencyKey: string)
   return `${accountKey}!${idempotencyKey}`
 }
 
-const decimal = z.string().regex(/^-?(0|[1-9][0-9]{0,38})$/)
 /** Schemas of the stored fields, shared with the export format. */
-export const balance = decimal
+export const balance = z
+  .string()
+  .regex(balancePattern)
   .transform((text) => BigInt(text))
   .refine((tot) => tot >= 0n && tot <= amountMax)
-export const amount = decimal
+export const amount = z
+  .string()
+  .regex(amountPattern)
   .transform((text) => BigInt(text))
   .refine((by) => by !== 0n && by >= -amountMax && by <= amountMax)
 export const seq = z.number().int().min(1).max(seqMax)

@@ -1,17 +1,11 @@
 // Refusals the ledger expects. Codes are API and never change meaning; messages may improve.
 // Broken invariants are not here: they are assertions, and they stop the writer.
 
-export const ledgerErrorCodes = [
-  'ACCMAN_NO_ACCOUNT',
-  'ACCMAN_INSUFFICIENT_FUNDS',
-  'ACCMAN_OVERFLOW',
-  'ACCMAN_IDEMPOTENCY_MISMATCH',
-  'ACCMAN_IDEMPOTENCY_IN_FLIGHT',
-  'ACCMAN_QUEUE_FULL',
-  'ACCMAN_CLOSED',
-] as const
+// The codes are declared in the one table of every error code (src/contract/errors.ts), which
+// marks the ledger's subset.
+import type { LedgerErrorCode } from '../contract/errors.js'
 
-export type LedgerErrorCode = (typeof ledgerErrorCodes)[number]
+export { ledgerErrorCodes, type LedgerErrorCode } from '../contract/errors.js'
 
 export class LedgerError extends Error {
   override readonly name = 'LedgerError'

@@ -3,15 +3,16 @@
 import assert from 'node:assert/strict'
 import { hash } from 'node:crypto'
 import { z } from 'zod'
+import { limits } from '../config.js'
 import { decodeAccount, decodeIdempotency, epochRecord, filtersRecord, metaKeys, tableNames } from './codec.js'
 import { LedgerError } from './errors.js'
 import {
   amountMax,
   characterCount,
   idempotencyKeyLengthMax,
-  idempotencyTtlDefaultS,
-  idempotencyTtlMaxS,
-  idempotencyTtlMinS,
+  idempotencyTtlSecondsDefault,
+  idempotencyTtlSecondsMax,
+  idempotencyTtlSecondsMin,
   noteLengthMax,
   pageSizeMax,
 } from './limits.js'
@@ -28,9 +29,11 @@ export interface LedgerOptions {
   sync: boolean
   writerBatchMax: number
   writerQueueMax: number
-  /** Rounds written at once at most, on disjoint accounts (default 2: measured best of 1, 2 and 4). */
+  /** Rounds written at once at most, on disjoint accounts; limits.writerRoundsInFlightMax by default. */
   writerRoundsInFlightMax?: number
-  /** Account states kept in memory at most (exact: the writer keeps them current). */
+  /** How far down the queue a round looks, in batches; limits.writerLookAheadBatchesMax by default. */
+  writerLookAheadBatchesMax?: number
+  /** Account states kept in memory at most (exact: the writer keeps them current); limits.accountCacheMax by default. */
   accountCacheMax?: number
   now?: () => number
   /** Called once if the writer stops on a storage fault or a broken invariant. */
@@ -47,9 +50,6 @@ export interface LedgerOptions {
 export class IncompleteStoreError extends Error {
   override readonly name = 'IncompleteStoreError'
 }
-
-/** About 200 bytes each: 100,000 states take some 20 MB. */
-export const accountCacheMaxDefault = 100_000
 
 export class Ledger {
   readonly #db: RootDb
@@ -77,25 +77,26 @@ export class Ledger {
     this.#tables = tablesOf(db)
     this.#store = new LevelStore(db, this.#tables, { sync: options.sync })
     this.#meta = db.sublevel<string, string>(tableNames.meta, { keyEncoding: 'utf8', valueEncoding: 'utf8' })
-    this.#idempotencyTtlMs = options.idempotencyTtlMs ?? idempotencyTtlDefaultS * 1000
+    this.#idempotencyTtlMs = options.idempotencyTtlMs ?? idempotencyTtlSecondsDefault * 1000
     assert.ok(
       Number.isInteger(this.#idempotencyTtlMs) &&
-        this.#idempotencyTtlMs >= idempotencyTtlMinS * 1000 &&
-        this.#idempotencyTtlMs <= idempotencyTtlMaxS * 1000,
+        this.#idempotencyTtlMs >= idempotencyTtlSecondsMin * 1000 &&
+        this.#idempotencyTtlMs <= idempotencyTtlSecondsMax * 1000,
       'idempotencyTtlMs out of range',
     )
     this.#now = options.now ?? Date.now
     this.#legacyIdempotencyAtMs = this.#now()
     this.#prune = options.idempotencyPrune
     this.#memory = {
-      accounts: new AccountCache(options.accountCacheMax ?? accountCacheMaxDefault),
+      accounts: new AccountCache(options.accountCacheMax ?? limits.accountCacheMax),
       accountKeys: new KeyFilter(),
       idempotencyKeys: new WindowedKeyFilter(this.#idempotencyTtlMs),
     }
     this.#writer = new Writer(this.#store, this.#memory, {
       batchMax: options.writerBatchMax,
       queueMax: options.writerQueueMax,
-      roundsInFlightMax: options.writerRoundsInFlightMax ?? 2,
+      roundsInFlightMax: options.writerRoundsInFlightMax ?? limits.writerRoundsInFlightMax,
+      lookAheadBatchesMax: options.writerLookAheadBatchesMax ?? limits.writerLookAheadBatchesMax,
       now: this.#now,
       legacyIdempotencyAtMs: this.#legacyIdempotencyAtMs,
       onFatal: options.onFatal ?? (() => {}),
@@ -321,9 +322,7 @@ export class Ledger {
   }
 }
 
-const scanPageMax = 10_000
-/** Accounts and idempotency records checked against kept filters at start, at least. */
-const sampleMax = 10_000
+const { scanPageMax, filterSampleMax: sampleMax } = limits
 
 /** SHA-256 of the kept filters' content, in a fixed order, so a damaged or shuffled copy is not taken. */
 function filtersDigest(record: z.infer<typeof filtersRecord>): string {

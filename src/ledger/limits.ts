@@ -10,8 +10,6 @@ export const amountDigitsMax = amountMax.toString().length
 /** Counted in characters (code points), as zod's string length counts them. */
 export const noteLengthMax = 256
 export const idempotencyKeyLengthMax = 255
-export const credentialLengthMin = 4
-export const credentialLengthMax = 512
 
 export const pageSizeDefault = 100
 export const pageSizeMax = 1000
@@ -33,6 +31,6 @@ if (String(seqMax).length > seqDigits) throw new Error('seqMax must fit seqDigit
  * How long an idempotency key is replayed (ACCMAN_IDEMPOTENCY_TTL, in seconds): a day by default,
  * like Stripe's 24 hours, and at most 30 days. Past it a key counts as new.
  */
-export const idempotencyTtlDefaultS = 86_400
-export const idempotencyTtlMinS = 1
-export const idempotencyTtlMaxS = 2_592_000
+export const idempotencyTtlSecondsDefault = 86_400
+export const idempotencyTtlSecondsMin = 1
+export const idempotencyTtlSecondsMax = 2_592_000

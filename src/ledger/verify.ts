@@ -4,6 +4,7 @@
 // no account. One streaming pass per table in key order (a merge join on the account key), so
 // memory stays flat however large the store (the keys of one window of one account at most).
 import { AssertionError } from 'node:assert'
+import { limits } from '../config.js'
 import { KeyWindow } from './archive.js'
 import {
   decodeAccount,
@@ -19,7 +20,7 @@ import {
   type AccountState,
 } from './codec.js'
 import { tablesOf } from './ledger.js'
-import { idempotencyTtlDefaultS } from './limits.js'
+import { idempotencyTtlSecondsDefault } from './limits.js'
 import type { AccountKey } from './types.js'
 import type { RootDb, Table } from './level/store.js'
 
@@ -35,8 +36,7 @@ export interface VerifyReport extends VerifyCounts {
   faults: string[]
 }
 
-export const faultsListedMax = 100
-const progressEvery = 1000
+const { verifyFaultsListedMax: faultsListedMax, verifyProgressAccounts: progressEvery } = limits
 
 /** Reads a table in key order, one row ahead, so two tables can be walked side by side. */
 class Cursor {
@@ -68,7 +68,7 @@ interface Window {
 }
 
 export async function verifyStore(db: RootDb, options: VerifyOptions = {}): Promise<VerifyReport> {
-  const window: Window = { ttlMs: options.idempotencyTtlMs ?? idempotencyTtlDefaultS * 1000, nowMs: options.nowMs ?? Date.now() }
+  const window: Window = { ttlMs: options.idempotencyTtlMs ?? idempotencyTtlSecondsDefault * 1000, nowMs: options.nowMs ?? Date.now() }
   const onProgress = options.onProgress ?? (() => {})
   await db.open()
   const tables = tablesOf(db)

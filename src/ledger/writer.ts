@@ -20,6 +20,8 @@ export interface WriterOptions {
   batchMax: number
   /** Rounds being written at once at most (on disjoint accounts). */
   roundsInFlightMax: number
+  /** How far down the queue a round looks for mods of free accounts, in batches. */
+  lookAheadBatchesMax: number
   /** Mods waiting at most; past this, mod() refuses with ACCMAN_QUEUE_FULL. */
   queueMax: number
   now: () => number
@@ -90,6 +92,7 @@ export class Writer {
   constructor(store: LedgerStore, memory: LedgerMemory, options: WriterOptions) {
     assert.ok(options.batchMax >= 1)
     assert.ok(options.roundsInFlightMax >= 1)
+    assert.ok(options.lookAheadBatchesMax >= 1)
     assert.ok(options.queueMax >= options.batchMax)
     this.#store = store
     this.#options = options
@@ -188,7 +191,7 @@ export class Writer {
     const waiting: PendingMod[] = []
     const claimed = new Set<AccountKey>()
     // Look a bounded way ahead, so a long queue for one busy account costs little per round.
-    const horizon = Math.min(this.#queue.length, this.#options.batchMax * 4)
+    const horizon = Math.min(this.#queue.length, this.#options.batchMax * this.#options.lookAheadBatchesMax)
     for (let index = 0; index < horizon && taken.length < this.#options.batchMax; index++) {
       const mod = this.#queue[index]
       assert.ok(mod !== undefined)
