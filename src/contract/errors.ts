@@ -66,10 +66,10 @@ export const apiErrorTable = [
   row(
     'ACCMAN_INVALID_QUERY',
     400,
-    'a missing, repeated or unknown parameter; a bad `limit`, `after`, `before`, `order`, `from`, `to` or `note`; a bad `Idempotency-Key` header',
+    'a missing, repeated or unknown parameter; a bad `limit`, `after`, `before`, `order`, `from`, `to` or `note`; a query value that is not valid percent-encoded UTF-8; a bad `Idempotency-Key` header',
     { clientClass: 'InvalidInputError' },
   ),
-  row('ACCMAN_BAD_REQUEST', 400, 'a request the HTTP layer cannot parse, such as a path with broken percent-encoding', {
+  row('ACCMAN_BAD_REQUEST', 400, 'a request the HTTP layer cannot parse; a path with `%` in it; an HTTP/1.1 request without `Host`', {
     clientClass: 'InvalidInputError',
   }),
   row(
@@ -83,7 +83,7 @@ export const apiErrorTable = [
     clientClass: 'InsufficientFundsError',
     cliExit: 'insufficientFunds',
   }),
-  row('ACCMAN_FORBIDDEN', 403, 'a read token (`ACCMAN_READ_TOKENS`) on `/mod`', { clientClass: 'ForbiddenError' }),
+  row('ACCMAN_FORBIDDEN', 403, 'a read token (`ACCMAN_READ_TOKENS`) on `/mod` or `/backup`', { clientClass: 'ForbiddenError' }),
   row('ACCMAN_NO_ACCOUNT', 404, '`tot`, `past` or a debit for a credential that no credit has created', {
     ledger: true,
     clientClass: 'NoAccountError',
@@ -118,7 +118,7 @@ export const apiErrorTable = [
     clientClass: 'IdempotencyMismatchError',
     cliExit: 'idempotencyMismatch',
   }),
-  row('ACCMAN_HEADERS_TOO_LARGE', 431, 'the request line and headers exceed 8 KiB; the connection is closed'),
+  row('ACCMAN_HEADERS_TOO_LARGE', 431, 'more than 100 header lines, or the request line and headers exceed 8 KiB (counted as sent, without the optional spaces around header values); the connection is closed'),
   row('ACCMAN_INTERNAL', 500, 'a fault in AccMan; the message gives the request id, which the logged error line carries'),
   row('ACCMAN_OVERLOADED', 503, 'the event loop lags more than 1 s behind; sent with `Retry-After: 1` (`/healthz` is exempt)', {
     clientClass: 'UnavailableError',

@@ -62,6 +62,6 @@ export function authenticator(sets: TokenSets): Authenticate | undefined {
     if (access === undefined) return
     const scope = scopeOf(request.headers.authorization)
     if (scope === undefined) throw new ApiError('ACCMAN_UNAUTHORIZED', 'a valid bearer token is required: Authorization: Bearer <token>')
-    if (access === 'write' && scope !== 'write') throw new ApiError('ACCMAN_FORBIDDEN', 'this token may read but not mod')
+    if (access === 'write' && scope !== 'write') throw new ApiError('ACCMAN_FORBIDDEN', 'this token may read but not write')
   }
 }

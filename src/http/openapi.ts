@@ -139,7 +139,7 @@ const exampleMessages: Partial<Record<ApiErrorCode, string | undefined>> = {
   ACCMAN_INVALID_AMOUNT: parameterRules.by?.message,
   ACCMAN_INVALID_QUERY: 'missing parameter cred',
   ACCMAN_UNAUTHORIZED: 'a valid bearer token is required: Authorization: Bearer <token>',
-  ACCMAN_FORBIDDEN: 'this token may read but not mod',
+  ACCMAN_FORBIDDEN: 'this token may read but not write',
   ACCMAN_NOT_ACCEPTABLE: 'this endpoint answers application/json or text/plain',
   ACCMAN_IDEMPOTENCY_MISMATCH: 'this idempotency key was first used with amount -1, not -2',
   ACCMAN_QUEUE_FULL: 'too many mods waiting; retry later',
