@@ -3,7 +3,8 @@ import { defineConfig } from 'vitest/config'
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
-    globalSetup: ['test/global-setup.ts'],
+    // The tests run the built server and CLI (node dist/cli/main.js), as production does; then the console is rebuilt.
+    globalSetup: ['test/global-build.ts', 'test/global-setup.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
   },

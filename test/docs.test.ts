@@ -4,7 +4,7 @@
 // outputs with the real ones instead. Every relative link of the
 // README and docs/ must name an existing file and heading.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join, relative } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
@@ -233,7 +233,7 @@ class Session {
   constructor(env: Record<string, string>) {
     this.cwd = directory()
     mkdirSync(join(this.cwd, 'data'))
-    this.server = new ServerProcess({ ACCMAN_DB: join(this.cwd, 'data'), ...env }, this.cwd, [builtCli, 'serve'])
+    this.server = new ServerProcess({ ACCMAN_DB: join(this.cwd, 'data'), ...env }, this.cwd)
   }
 
   async start(): Promise<void> {
@@ -369,25 +369,10 @@ function rewrite(lines: string[], results: Result[]): string[] {
 
 // ---------------------------------------------------------------------------------------------
 
-/** Production runs the build; a dist/ older than src/ would document old code. */
-function expectBuilt(): void {
-  const sources = (folder: string): string[] =>
-    readdirSync(join(root, folder), { withFileTypes: true }).flatMap((entry) =>
-      entry.isDirectory() ? sources(join(folder, entry.name)) : entry.name.endsWith('.ts') ? [join(folder, entry.name)] : [],
-    )
-  for (const source of sources('src')) {
-    const built = statSync(join(root, 'dist', source.slice('src/'.length).replace(/\.ts$/, '.js')), { throwIfNoEntry: false })
-    if (built === undefined || built.mtimeMs < statSync(join(root, source)).mtimeMs) {
-      throw new Error(`dist/ is older than ${source}: run npm run build first`)
-    }
-  }
-}
-
 /** Each page's run, all started at once: every page has its own servers. */
 const runs = new Map<string, Promise<Result[]>>()
 
 beforeAll(() => {
-  expectBuilt()
   for (const page of executedPages) {
     const path = join(root, page)
     const lines = readFileSync(path, 'utf8').split('\n')

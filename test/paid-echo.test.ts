@@ -1,8 +1,7 @@
 // The paid-echo example end to end: a real AccMan process on a temporary LevelDB and the example
-// service on 127.0.0.1, the plugin imported as a user imports it (accman/fastify, built in dist/).
-import { readdirSync, statSync } from 'node:fs'
+// service on 127.0.0.1, the plugin imported as a user imports it (accman/fastify, built in dist/
+// by test/global-build.ts).
 import { request as httpRequest } from 'node:http'
-import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 import { pino } from 'pino'
 import { afterAll, beforeAll, expect, test } from 'vitest'
@@ -21,22 +20,7 @@ let echo: FastifyInstance
 let echoUrl: URL
 let http: Client
 
-/** The example runs the built package; a stale dist/ would test old code. */
-function expectBuilt(): void {
-  const root = new URL('../', import.meta.url)
-  for (const folder of ['client', 'fastify']) {
-    for (const file of readdirSync(new URL(`src/${folder}/`, root)).filter((name) => name.endsWith('.ts'))) {
-      const source = statSync(fileURLToPath(new URL(`src/${folder}/${file}`, root)))
-      const built = statSync(fileURLToPath(new URL(`dist/${folder}/${file.replace(/\.ts$/, '.js')}`, root)), { throwIfNoEntry: false })
-      if (built === undefined || built.mtimeMs < source.mtimeMs) {
-        throw new Error(`dist/${folder}/ is older than src/${folder}/${file}: run npm run build first`)
-      }
-    }
-  }
-}
-
 beforeAll(async () => {
-  expectBuilt()
   server = new ServerProcess({ ACCMAN_DB: directory(), ACCMAN_SYNC: 'false' })
   const accmanUrl = await server.url()
   ledger = new AccManClient({ url: accmanUrl })

@@ -7,9 +7,8 @@ import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { Agent, request as httpRequest } from 'node:http'
 import { connect, type Socket } from 'node:net'
-import { createRequire } from 'node:module'
 import { createInterface } from 'node:readline'
-import { fileURLToPath, pathToFileURL } from 'node:url'
+import { fileURLToPath } from 'node:url'
 import { MemoryLevel } from 'memory-level'
 import type { FastifyInstance } from 'fastify'
 import { afterAll, expect } from 'vitest'
@@ -234,10 +233,10 @@ export function query(parameters: Record<string, string>): string {
   return new URLSearchParams(parameters).toString()
 }
 
-const tsxLoader = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href
-const serverScript = fileURLToPath(new URL('../src/server.ts', import.meta.url))
-const cliScript = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url))
-/** The command line as `npm run build` leaves it; production runs `node dist/cli/main.js serve`. */
+/**
+ * The accman bin as `npm run build` leaves it: production runs `node dist/cli/main.js serve`, and
+ * operators the same file as `accman`. test/global-build.ts builds it before the tests run.
+ */
 export const builtCli = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url))
 
 export interface CliRun {
@@ -246,9 +245,9 @@ export interface CliRun {
   stderr: string
 }
 
-/** Runs the accman CLI from source, as an operator would, with only the given environment. */
+/** Runs the built accman CLI, as an operator would, with only the given environment. */
 export function runCli(args: string[], env: Record<string, string> = {}, cwd = process.cwd()): Promise<CliRun> {
-  return runProcess(process.execPath, ['--import', tsxLoader, cliScript, ...args], env, cwd)
+  return runProcess(process.execPath, [builtCli, ...args], env, cwd)
 }
 
 /** Runs a command to its end with only PATH and `env`, collecting its output. */
@@ -272,7 +271,7 @@ export async function killLeftoverServers(): Promise<void> {
   await Promise.all([...runningServers].map((server) => server.kill('SIGKILL')))
 }
 
-/** The server as users run it, in its own process: from source, or with `args` the built `accman serve`. */
+/** The server as production runs it, `node dist/cli/main.js serve`, in its own process; `args` replace `dist/cli/main.js serve`. */
 export class ServerProcess {
   readonly child: ChildProcessWithoutNullStreams
   readonly lines: string[] = []
@@ -280,7 +279,7 @@ export class ServerProcess {
   readonly exited: Promise<number | null>
   readonly port: Promise<number>
 
-  constructor(env: Record<string, string>, cwd = process.cwd(), args = ['--import', tsxLoader, serverScript]) {
+  constructor(env: Record<string, string>, cwd = process.cwd(), args = [builtCli, 'serve']) {
     this.child = spawn(process.execPath, args, {
       cwd,
       env: { PATH: process.env.PATH ?? '', ACCMAN_HOST: '127.0.0.1', ACCMAN_PORT: '0', ...env },

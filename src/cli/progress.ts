@@ -9,7 +9,13 @@ export interface Progress {
 const barWidth = 24
 const redrawEveryMs = 100
 
-export function progressBar(label: string, total: number | undefined, unit: string, stream = process.stderr): Progress {
+/** Where a bar is drawn: a terminal, or nothing is drawn. */
+export interface ProgressStream {
+  isTTY?: boolean
+  write(text: string): unknown
+}
+
+export function progressBar(label: string, total: number | undefined, unit: string, stream: ProgressStream): Progress {
   if (!stream.isTTY) return { update: () => {}, finish: () => {} }
   const startedMs = Date.now()
   let drawnMs = 0

@@ -1,0 +1,158 @@
+// The accman command line: its commands, their help, and `run`, which parses one argv and answers
+// the exit code. Online commands talk to the running server over HTTP (online.ts); offline ones
+// open the database directory, which only works while the server is stopped (offline.ts).
+import { createRequire } from 'node:module'
+import { Command, CommanderError } from 'commander'
+import { noteLengthMax, pageSizeDefault, pageSizeMax } from '../ledger/limits.js'
+import { positiveInteger } from './arguments.js'
+import { CliContext, type CliIo, type CliStream } from './context.js'
+import { CliError, exitCodes } from './exit-codes.js'
+import { commanderMessage, oneLine } from './format.js'
+import { exportTo, importFrom, verify } from './offline.js'
+import { backup, createAccount, mod, past, tot } from './online.js'
+
+/** The version of the package this CLI ships in (src/cli and dist/cli are both two levels down). */
+function packageVersion(): string {
+  const manifest = createRequire(import.meta.url)('../../package.json') as { version: string }
+  return manifest.version
+}
+
+async function serve(): Promise<void> {
+  // Loaded only for this command, so the other commands start without the server's modules.
+  const { serve } = await import('../serve.js')
+  await serve()
+}
+
+/** Help wraps at a terminal's width, and at commander's 80 columns anywhere else. */
+const helpWidth = (stream: CliStream): number => (stream.isTTY === true && stream.columns !== undefined ? stream.columns : 80)
+
+/** The commander program of one run; every command writes through `context.io`. */
+export function program(context: CliContext): Command {
+  const { stdout, stderr } = context.io
+  const root = new Command('accman')
+    .description('AccMan: prepaid accounts for metered APIs. Online commands use ACCMAN_URL; offline ones ACCMAN_DB.')
+    .version(packageVersion(), '-V, --version', 'print the version')
+    .showHelpAfterError(false)
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => stdout.write(text),
+      writeErr: (text) => stderr.write(text),
+      getOutHelpWidth: () => helpWidth(stdout),
+      getErrHelpWidth: () => helpWidth(stderr),
+      // run() prints commander's errors itself, as one line without what was not understood.
+      outputError: () => {},
+    })
+    .addHelpText(
+      'after',
+      `
+Exit codes: 0 ok, 1 other error, 2 usage, 3 no account, 4 insufficient funds,
+5 server unreachable, 6 database in use or missing, 7 verify found faults,
+8 idempotency key reused with another amount.
+A credential that starts with '-' goes after '--': accman tot -- -abc`,
+    )
+
+  root
+    .command('serve')
+    .description('start the server (what npm start runs), configured by the ACCMAN_* variables')
+    .addHelpText('after', '\nExample:\n  ACCMAN_PORT=8080 accman serve')
+    .action(serve)
+
+  root
+    .command('tot')
+    .description('print the balance of an account')
+    .argument('<cred>', 'the account credential')
+    .option('--json', 'print the server JSON {"tot","seq"}', false)
+    .addHelpText('after', '\nExample:\n  accman tot abcdefghijklmnopqrstuvwxyz0123456789-_==')
+    .action((cred: string, options: { json: boolean }) => tot(context, cred, options))
+
+  root
+    .command('mod')
+    .description('add an amount to a balance (negative to debit) and print the new balance')
+    .argument('<cred>', 'the account credential')
+    .argument('<by>', 'a nonzero integer; a credit creates the account')
+    .option('--note <text>', `kept with the history entry (at most ${noteLengthMax} characters)`)
+    .option('--key <idempotency-key>', 'retries with the same key are applied once')
+    .option('--json', 'print the server JSON {"tot","seq"}', false)
+    .addHelpText('after', '\nExamples:\n  accman mod abcdefghijklmnopqrstuvwxyz0123456789-_== 1000 --note "invoice 42"\n  accman mod abcdefghijklmnopqrstuvwxyz0123456789-_== -1 --key req-7f3a')
+    .action((cred: string, by: string, options: { json: boolean; note?: string; key?: string }) => mod(context, cred, by, options))
+
+  root
+    .command('past')
+    .description('print the history of an account as a table: seq, time, by, tot, note')
+    .argument('<cred>', 'the account credential')
+    .option('--limit <n>', `entries to show, 1 to ${pageSizeMax} (default ${pageSizeDefault})`, positiveInteger('limit', pageSizeMax))
+    .option('--after <seq>', 'only entries after this seq', positiveInteger('after', Number.MAX_SAFE_INTEGER))
+    .option('--desc', 'newest first', false)
+    .option('--json', 'print the server JSON', false)
+    .addHelpText('after', '\nExamples:\n  accman past abcdefghijklmnopqrstuvwxyz0123456789-_== --desc --limit 10\n  accman past abcdefghijklmnopqrstuvwxyz0123456789-_== --after 100')
+    .action((cred: string, options: { json: boolean; limit?: number; after?: number; desc: boolean }) => past(context, cred, options))
+
+  root
+    .command('new')
+    .description('make a fresh credential (32 random bytes), credit it with <by> when given, and print it')
+    .argument('[by]', 'the opening credit; 0 makes the credential only', '0')
+    .option('--note <text>', 'kept with the opening credit')
+    .addHelpText('after', '\nExample:\n  cred=$(accman new 1000)')
+    .action((by: string, options: { note?: string }) => createAccount(context, by, options))
+
+  const dbOption = '--db <dir>'
+  const dbHelp = 'the database directory (default: ACCMAN_DB, or ./data)'
+  root
+    .command('verify')
+    .description('check every account offline (server stopped): contiguous history, chained balances, no orphans')
+    .option(dbOption, dbHelp)
+    .addHelpText('after', '\nExample:\n  accman verify --db ./data')
+    .action((options: { db?: string }) => verify(context, options))
+
+  root
+    .command('export')
+    .description('write every account and its history as JSON Lines, to <file> or stdout (server stopped)')
+    .argument('[file]', 'the output file; stdout when omitted')
+    .option(dbOption, dbHelp)
+    .addHelpText('after', '\nExamples:\n  accman export backup.jsonl\n  accman export | gzip > backup.jsonl.gz')
+    .action((file: string | undefined, options: { db?: string }) => exportTo(context, file, options))
+
+  root
+    .command('backup')
+    .description('write a consistent backup of the running server to <file> (export format; mods go on meanwhile)')
+    .argument('<file>', 'the output file, written under a temporary name and renamed when complete')
+    .addHelpText('after', '\nExamples:\n  accman backup backup.jsonl\n  accman import backup.jsonl --db ./restored')
+    .action((file: string) => backup(context, file))
+
+  root
+    .command('import')
+    .description('restore an export into an empty database, then verify it (server stopped)')
+    .argument('<file>', 'a file written by accman export')
+    .option(dbOption, dbHelp)
+    .addHelpText('after', '\nExample:\n  accman import backup.jsonl --db ./restored')
+    .action((file: string, options: { db?: string }) => importFrom(context, file, options))
+
+  return root
+}
+
+/**
+ * Runs one command line (`argv` as in process.argv: node, the script, then the arguments) and
+ * answers its exit code. Every failure is one line on `io.stderr`, never a stack trace, with every
+ * secret the run has seen redacted.
+ */
+export async function run(argv: string[], io: CliIo): Promise<number> {
+  const context = new CliContext(io)
+  try {
+    await program(context).parseAsync(argv)
+    return context.exitCode
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.help' || error.code === 'commander.version') {
+        return exitCodes.ok
+      }
+      io.stderr.write(`accman: ${context.redacted(commanderMessage(error))} (see accman --help)\n`)
+      return exitCodes.usage
+    }
+    if (error instanceof CliError) {
+      io.stderr.write(`accman: ${context.redacted(oneLine(error.message))}\n`)
+      return error.exitCode
+    }
+    io.stderr.write(`accman: ${context.redacted(oneLine(error instanceof Error ? error.message : String(error)))}\n`)
+    return exitCodes.other
+  }
+}

@@ -1,0 +1,103 @@
+// The CLI imported and run in this process: run(argv, io) answers the exit code and writes only
+// to the io it is given, the same bytes the bin prints, and keeps nothing from one run to the next.
+import { Writable } from 'node:stream'
+import { ClassicLevel } from 'classic-level'
+import type { FastifyInstance } from 'fastify'
+import { afterAll, afterEach, beforeAll, describe, expect, test, vi } from 'vitest'
+import { newCredential } from '../src/cli/credential.js'
+import { run } from '../src/cli/program.js'
+import { listenOnLoopback, query, runCli, temporaryDirectories, testApp, type CliRun } from './support.js'
+
+const temporaryDirectory = temporaryDirectories('accman-cli-run-')
+
+/** Runs one command line in this process, collecting what it writes. */
+async function runHere(args: string[]): Promise<CliRun> {
+  let stdout = ''
+  let stderr = ''
+  const collect = (append: (text: string) => void) =>
+    new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        append(chunk.toString('utf8'))
+        done()
+      },
+    })
+  const io = { stdout: collect((text) => (stdout += text)), stderr: collect((text) => (stderr += text)) }
+  const code = await run(['node', 'accman', ...args], io)
+  return { code, stdout, stderr }
+}
+
+afterEach(() => {
+  vi.unstubAllEnvs()
+})
+
+test('help, version and usage errors: the same exit code and bytes as the bin', async () => {
+  const cases = [['--help'], ['mod', '--help'], ['past', '--help'], ['--version'], ['tot', '-abc'], ['bogus'], ['tot'], ['past', 'QUJDRA==', '--limit', '5000']]
+  for (const args of cases) {
+    const here = await runHere(args)
+    expect(here, args.join(' ')).toEqual(await runCli(args))
+    expect(here.stdout + here.stderr, args.join(' ')).not.toBe('')
+  }
+  expect((await runHere(['--help'])).stdout).toContain('8 idempotency key reused with another amount')
+  expect(process.exitCode).toBeUndefined()
+})
+
+describe('online commands against a server on loopback', () => {
+  let app: FastifyInstance
+  let url: string
+
+  beforeAll(async () => {
+    app = await testApp()
+    url = await listenOnLoopback(app)
+  })
+  afterAll(async () => {
+    await app.close()
+  })
+
+  test('new, mod, tot and past print what an operator expects', async () => {
+    vi.stubEnv('ACCMAN_URL', url)
+    vi.stubEnv('ACCMAN_TOKEN', undefined)
+    const created = await runHere(['new', '100', '--note', 'opening'])
+    expect([created.code, created.stderr]).toEqual([0, ''])
+    const cred = created.stdout.trim()
+    expect(cred).toMatch(/^[A-Za-z0-9_-]{43}=$/)
+    expect(await runHere(['mod', cred, '-7', '--key', 'k-1'])).toEqual({ code: 0, stdout: '93\n', stderr: '' })
+    expect(await runHere(['mod', cred, '-7', '--key', 'k-1', '--json'])).toEqual({ code: 0, stdout: '{"tot":"93","seq":2}\n', stderr: '' })
+    expect(await runHere(['tot', cred])).toEqual({ code: 0, stdout: '93\n', stderr: '' })
+    const table = (await runHere(['past', cred])).stdout.split('\n')
+    expect(table[0]).toBe('seq  at                         by  tot  note')
+    expect(table[1]).toMatch(/^ {2}1 {2}\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z {2}100 {2}100 {2}opening$/)
+    expect(table[2]).toMatch(/^ {2}2 {2}\S+ {3}-7 {3}93$/)
+    expect(table.slice(3)).toEqual([''])
+  })
+
+  test('a refusal is one line on stderr with its exit code, and never the credential', async () => {
+    vi.stubEnv('ACCMAN_URL', url)
+    vi.stubEnv('ACCMAN_TOKEN', undefined)
+    const cred = newCredential()
+    const refused = await runHere(['tot', cred])
+    expect(refused).toEqual({ code: 3, stdout: '', stderr: 'accman: no account for this credential (ACCMAN_NO_ACCOUNT)\n' })
+  })
+})
+
+test('each run has its own exit code: faults found by one run do not fail the next', async () => {
+  const db = temporaryDirectory()
+  const app = await testApp({ db: new ClassicLevel<string, string>(db) })
+  const cred = newCredential()
+  for (const by of ['100', '-1', '-1']) {
+    const reply = await app.inject({ method: 'PATCH', url: `/mod?${query({ cred, by })}` })
+    expect(reply.statusCode).toBe(200)
+  }
+  await app.close()
+  const store = new ClassicLevel<string, string>(db)
+  const history = store.sublevel<string, string>('past', {})
+  const [secondKey] = await history.keys({ gt: '', limit: 2 }).all().then((keys) => keys.slice(1))
+  await history.del(secondKey ?? '')
+  await store.close()
+
+  const verified = await runHere(['verify', '--db', db])
+  expect(verified.code).toBe(7)
+  expect(verified.stdout).toMatch(/^fault: account [0-9a-f]{12}…: entry 3 follows entry 1$/m)
+  expect(verified.stdout).toMatch(/\nverify .*: 1 accounts, 2 entries, 0 idempotency keys: 2 faults\n$/)
+  expect(await runHere(['--version'])).toMatchObject({ code: 0, stderr: '' })
+  expect(process.exitCode).toBeUndefined()
+})
