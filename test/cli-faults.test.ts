@@ -159,6 +159,13 @@ describe('no secret in anything the CLI prints, in any failure', () => {
     }
   })
 
+  test('a url with user info is named as ACCMAN_URL, a bad token as ACCMAN_TOKEN', async () => {
+    const withUserInfo = await runCli(['tot', cred], { ACCMAN_URL: url.replace('//', `//admin:${password}@`), ACCMAN_TOKEN: token })
+    expect(oneLine(withUserInfo)).toContain('invalid configuration: ACCMAN_URL:')
+    const badToken = await runCli(['tot', cred], { ACCMAN_URL: url, ACCMAN_TOKEN: 'tok-nl-s3cret\nX' })
+    expect(oneLine(badToken)).toContain('invalid configuration: ACCMAN_TOKEN:')
+  })
+
   test('timeouts on every attempt', async () => {
     proxy.plans.push('hang', 'hang', 'hang', 'hang', 'hang', 'hang')
     const run = await runCli(['mod', cred, '-1', '--key', 'timeout-key'], { ...viaProxy(), ACCMAN_CLI_TIMEOUT_MS: '200' })

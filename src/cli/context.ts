@@ -41,10 +41,11 @@ export class CliContext {
   server(): Server {
     const { url, token, timeoutMs } = this.config()
     // Checked before anything is sent: fetch would quote a URL with a password, or a bad token, in its error.
-    const problem = serverUrlProblem(url) ?? (token === undefined ? undefined : tokenProblem(token))
+    const urlProblem = serverUrlProblem(url)
+    const problem = urlProblem ?? (token === undefined ? undefined : tokenProblem(token))
     if (token !== undefined) this.secrets.add(token)
     if (problem !== undefined) {
-      const variable = problem.includes('token') ? 'ACCMAN_TOKEN' : 'ACCMAN_URL'
+      const variable = urlProblem === undefined ? 'ACCMAN_TOKEN' : 'ACCMAN_URL'
       throw new CliError(`invalid configuration: ${variable}: ${problem}`, exitCodes.usage)
     }
     return { url, token, timeoutMs }
