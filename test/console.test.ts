@@ -123,3 +123,29 @@ describe('GET /console', () => {
     expect(slash.headers.location).toBe('/console')
   })
 })
+
+describe('other methods', () => {
+  test.each([
+    ['POST', '/whoami'],
+    ['PATCH', '/console'],
+    ['DELETE', '/backup'],
+  ] as const)('%s %s is 405 with the methods the path answers', async (method, url) => {
+    const reply = await open.inject({ method, url })
+    expect(reply.statusCode).toBe(405)
+    expect(reply.headers.allow).toBe('GET, HEAD')
+    expect(reply.json()).toMatchObject({ code: 'ACCMAN_METHOD_NOT_ALLOWED' })
+  })
+})
+
+test('answers with account data are never cached: /tot, /mod and /past say no-store', async () => {
+  const cred = 'bm8tc3RvcmUtYWNjb3VudA=='
+  const answers = [
+    await open.inject({ method: 'PATCH', url: `/mod?cred=${cred}&by=5` }),
+    await open.inject(`/tot?cred=${cred}`),
+    await open.inject(`/past?cred=${cred}`),
+  ]
+  for (const reply of answers) {
+    expect(reply.statusCode).toBe(200)
+    expect(reply.headers['cache-control']).toBe('no-store')
+  }
+})

@@ -80,6 +80,8 @@ const routeMethods: Readonly<Record<string, string>> = {
   '/metrics': 'GET, HEAD',
   '/openapi.json': 'GET, HEAD',
   '/backup': 'GET, HEAD',
+  '/whoami': 'GET, HEAD',
+  '/console': 'GET, HEAD',
 }
 
 export async function buildApp(config: AppConfig, deps: AppDeps): Promise<FastifyInstance> {

@@ -125,9 +125,11 @@ export const ledgerRoutes: FastifyPluginAsync<LedgerRoutesOptions> = async (plug
   const app = plugin.withTypeProvider<ZodTypeProvider>()
   if (authenticate !== undefined) app.addHook('onRequest', authenticate)
 
+  // Balances and histories are account data: no browser or proxy may keep a copy.
   app.get('/tot', { schema: totSchema, config: { access: 'read' } }, async (request, reply) => {
     const representation = representationOf(request.headers.accept)
     const balance = await app.ledger.tot(accountKeyOf(request.query.cred))
+    reply.header('cache-control', 'no-store')
     if (balance === undefined) return sendNoAccount(reply)
     return sendBalance(reply, representation, balance)
   })
@@ -142,10 +144,11 @@ export const ledgerRoutes: FastifyPluginAsync<LedgerRoutesOptions> = async (plug
       ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
     })
     if (result.replayed) reply.header('idempotent-replayed', 'true')
+    reply.header('cache-control', 'no-store')
     return sendBalance(reply, representation, result)
   })
 
-  app.get('/past', { schema: pastSchema, config: { access: 'read' } }, async (request) => {
+  app.get('/past', { schema: pastSchema, config: { access: 'read' } }, async (request, reply) => {
     requireJson(request.headers.accept)
     const { cred, limit, order, after, before, from, to } = request.query
     const page = await app.ledger.past(accountKeyOf(cred), {
@@ -156,6 +159,7 @@ export const ledgerRoutes: FastifyPluginAsync<LedgerRoutesOptions> = async (plug
       ...(from === undefined ? {} : { fromMs: from }),
       ...(to === undefined ? {} : { toMs: to }),
     })
+    reply.header('cache-control', 'no-store')
     return { tot: page.tot.toString(), seq: page.seq, entries: page.entries.map(entryBody) }
   })
 }
