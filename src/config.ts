@@ -106,6 +106,8 @@ export interface Limits {
   eventLoopDelayMsMax: number
   /** How often the event loop delay is sampled. */
   eventLoopSampleMs: number
+  /** The Retry-After of every 503 AccMan sends: a refusal that a retry soon may not meet. */
+  retryAfterSeconds: number
   /** How often a pass of pruning deletes expired idempotency records. */
   idempotencyPruneIntervalMs: number
   /**
@@ -140,6 +142,7 @@ export const limits: Readonly<Limits> = Object.freeze({
   headerLinesMax: 100,
   eventLoopDelayMsMax: 1000,
   eventLoopSampleMs: 250,
+  retryAfterSeconds: 1,
   idempotencyPruneIntervalMs: 1000,
   idempotencyPruneBatchMax: 10_000,
   connectionsCheckIntervalMs: 1000,

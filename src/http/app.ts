@@ -15,7 +15,7 @@ import Fastify, {
   type FastifyHttpOptions,
 } from 'fastify'
 import type { Logger } from 'pino'
-import type { Config } from '../config.js'
+import { limits, type Config } from '../config.js'
 import { idempotencyTtlSecondsDefault, isLedgerError, type RootDb } from '../ledger/index.js'
 import { authenticator, scoper } from './auth.js'
 import {
@@ -26,7 +26,7 @@ import {
   serverHeadersCountOf,
   tooManyHeaderLines,
 } from './edge.js'
-import { ApiError, errorBody, statusOf, type ApiErrorCode } from './errors.js'
+import { ApiError, errorBody, retryAfterText, statusOf, type ApiErrorCode } from './errors.js'
 import ledgerPlugin from './ledger-plugin.js'
 import { Metrics } from './metrics.js'
 import { openapiOptionsFor } from './openapi.js'
@@ -142,7 +142,7 @@ export async function buildApp(config: AppConfig, deps: AppDeps): Promise<Fastif
     reply.header('x-request-id', request.id)
     const raw = request.raw
     if (closing) {
-      reply.header('connection', 'close').header('retry-after', '1')
+      reply.header('connection', 'close').header('retry-after', retryAfterText)
       done(new ApiError('ACCMAN_CLOSED', 'the server is shutting down; retry shortly'))
     } else if (tooManyHeaderLines(raw, config.headerLinesMax)) {
       reply.header('connection', 'close')
@@ -168,7 +168,7 @@ export async function buildApp(config: AppConfig, deps: AppDeps): Promise<Fastif
   await app.register(underPressure, {
     maxEventLoopDelay: config.eventLoopDelayMsMax,
     sampleInterval: config.eventLoopSampleMs,
-    retryAfter: 1,
+    retryAfter: limits.retryAfterSeconds,
   })
 
   if (deps.logger?.isLevelEnabled('debug') === true) {
@@ -228,11 +228,11 @@ function handleError(error: FastifyError, request: FastifyRequest, reply: Fastif
   }
   if (isLedgerError(error)) {
     const statusCode = statusOf(error.code)
-    if (statusCode === 503) reply.header('retry-after', '1')
+    if (statusCode === 503) reply.header('retry-after', retryAfterText)
     return reply.code(statusCode).send(errorBody(error.code, error.message, error.tot))
   }
   if (error.code === 'FST_UNDER_PRESSURE') {
-    reply.header('retry-after', '1')
+    reply.header('retry-after', retryAfterText)
     return reply.code(503).send(errorBody('ACCMAN_OVERLOADED', 'the server is overloaded; retry shortly'))
   }
   const statusCode = error.statusCode ?? 500

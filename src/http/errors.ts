@@ -1,6 +1,7 @@
 // The HTTP API's errors: the error class and body of a code from the one table of codes.
 // Codes are API: clients branch on them. Messages never carry a credential, a token or the request URL.
 import { STATUS_CODES } from 'node:http'
+import { limits } from '../config.js'
 import { apiErrorOf, type ApiErrorCode } from '../contract/errors.js'
 
 export { apiErrorCodes, type ApiErrorCode } from '../contract/errors.js'
@@ -41,3 +42,6 @@ export function errorBody(code: ApiErrorCode, message: string, tot?: bigint): Er
   if (tot !== undefined) body.tot = tot.toString()
   return body
 }
+
+/** The Retry-After header of every 503, declared once in the limits. */
+export const retryAfterText = String(limits.retryAfterSeconds)

@@ -2,7 +2,7 @@
 import type { FastifyPluginAsync } from 'fastify'
 import { z } from 'zod'
 import type { Authenticate } from '../auth.js'
-import { errorBody } from '../errors.js'
+import { errorBody, retryAfterText } from '../errors.js'
 import type { Metrics } from '../metrics.js'
 import { answersOf } from '../openapi.js'
 import { healthBody } from '../schemas.js'
@@ -57,7 +57,7 @@ export const operationsRoutes: FastifyPluginAsync<OperationsRoutesOptions> = asy
     else if (!app.ledger.isOpen) reason = 'the database is not open'
     else if (!app.ledger.writerHealthy) reason = 'the writer stopped after a storage fault'
     if (reason === undefined) return { status: 'ok' }
-    return reply.code(503).header('retry-after', '1').send(errorBody('ACCMAN_CLOSED', reason))
+    return reply.code(503).header('retry-after', retryAfterText).send(errorBody('ACCMAN_CLOSED', reason))
   })
 
   await app.register(async (guarded) => {
