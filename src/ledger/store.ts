@@ -1,7 +1,14 @@
-// What the ledger needs from a storage engine, and nothing more: read the states a round needs,
-// write a round atomically, read an account, page the history. Engines store; they never decide
-// (see decide.ts). The writer guarantees that no two rounds in flight touch the same account, so
-// an engine needs no locking of its own within one process.
+// What the ledger needs from a storage engine, and nothing more: run a round (read the states it
+// needs, locking them where other nodes write too, then store its writes atomically), read an
+// account, page the history, and scan the tables for load, verify, export and backup. Engines
+// store; they never decide (see decide.ts). Two kinds of engine:
+// - exclusive (LevelDB): this process is the only writer. The writer guarantees that no two
+//   rounds in flight touch the same account, so the engine needs no locking, and the ledger may
+//   keep states in memory (cache, key filters) because nothing else changes them.
+// - shared (PostgreSQL): several nodes write. Nothing is cached; every read goes to the store;
+//   a round runs in one transaction that locks its accounts (in key order, so two nodes never
+//   deadlock) and may be run again on a serialization failure, a deadlock or a concurrent
+//   creation of the same account.
 import type { AccountState, IdempotencyState } from './codec.js'
 import type { AccountKey, Entry } from './types.js'
 
@@ -23,6 +30,27 @@ export interface RoundStates {
   idempotency: Array<IdempotencyState | undefined>
 }
 
+/** What a round's body sees: its reads, and the round's time on a shared engine. */
+export interface RoundTransaction {
+  /**
+   * The store's clock, read once for the round (shared engines: the database's clock, so nodes
+   * with drifting clocks still write non-decreasing times); undefined on an exclusive engine,
+   * where the writer's own clock is the one.
+   */
+  readonly nowMs: number | undefined
+  /**
+   * The states of the given accounts and idempotency records (by store key). On a shared engine
+   * the accounts that exist are locked until the round ends, so what is read stays current.
+   */
+  readRound(accountKeys: AccountKey[], idempotencyKeys: string[]): Promise<RoundStates>
+}
+
+/** What a round's body returns: the writes to store (undefined: nothing) and its own value. */
+export interface RoundOutcome<T> {
+  writes: RoundWrites | undefined
+  value: T
+}
+
 /** A contiguous range of seqs, read from one end. */
 export interface HistoryRange {
   seqLow: number
@@ -31,16 +59,33 @@ export interface HistoryRange {
   order: 'asc' | 'desc'
 }
 
+/** A consistent view of the whole store, for verify, export and backup. Close it after use. */
+export interface StoreSnapshot {
+  /** Accounts in key order, after `after` (exclusive), at most `limit`. */
+  accounts(after: AccountKey | undefined, limit: number): Promise<Array<[AccountKey, AccountState]>>
+  /** The entries of one account in seq order, from seqLow, at most `limit`. */
+  history(accountKey: AccountKey, seqLow: number, limit: number): Promise<Entry[]>
+  /** Idempotency records in store-key order, after `after` (exclusive), at most `limit`. */
+  idempotency(after: string | undefined, limit: number): Promise<Array<[string, IdempotencyState]>>
+  close(): Promise<void>
+}
+
 export interface LedgerStore {
-  /** One account's state, or undefined if the store has none. */
+  /** See the top of this file. */
+  readonly sharing: 'exclusive' | 'shared'
+  /** One account's state, or undefined if the store has none (current, on a shared engine). */
   readAccount(accountKey: AccountKey): Promise<AccountState | undefined>
-  /** The states of the given accounts and idempotency records (by store key). */
-  readRound(accountKeys: AccountKey[], idempotencyKeys: string[]): Promise<RoundStates>
   /**
-   * Stores the round as one atomic write, all of it or none of it, and resolves once it is
-   * stored (durably, if the engine was opened so). Rejects if it could not be stored.
+   * Runs one round: `body` reads through the transaction it is given and returns the writes,
+   * which are stored as one atomic write, all of it or none of it; resolves with the body's value
+   * once they are stored (durably, if the engine was opened so). On a shared engine the body may
+   * run more than once, so it must not change anything outside itself before it returns. Rejects
+   * with a LedgerError ACCMAN_STORE_UNAVAILABLE when the store cannot be reached in time and
+   * nothing was stored; with any other error when the store failed in a way the ledger must not
+   * survive. An engine that loses its connection during COMMIT finds out whether the round was
+   * stored before it settles.
    */
-  writeRound(writes: RoundWrites): Promise<void>
+  runRound<T>(body: (transaction: RoundTransaction) => Promise<RoundOutcome<T>>): Promise<T>
   /**
    * The entries of `range`, at most `limit`, from seqLow up (asc) or from seqHigh down (desc).
    * Every seq in the range exists: callers bound it by the account's seq.
@@ -48,4 +93,13 @@ export interface LedgerStore {
   pageHistory(accountKey: AccountKey, range: HistoryRange): Promise<Entry[]>
   /** The first seq in [seqLow, seqHigh] whose entry is at or after atMs, or seqHigh + 1 if none. */
   firstSeqAtOrAfter(accountKey: AccountKey, atMs: number, seqLow: number, seqHigh: number): Promise<number>
+  /** A consistent view of the store as it is now. */
+  snapshot(): Promise<StoreSnapshot>
+  /** The ledger's own small records (kept filters, epoch, import marker), by name. */
+  readMeta(name: string): Promise<string | undefined>
+  /** Writes (a string) or deletes (undefined) meta records, atomically and durably. */
+  writeMeta(records: Array<[name: string, value: string | undefined]>): Promise<void>
+  /** Whether the store answers now (for /readyz); never throws. */
+  ping(): Promise<boolean>
+  close(): Promise<void>
 }
