@@ -6,7 +6,7 @@
 import { ClassicLevel } from 'classic-level'
 import { encodeAccount, encodeEntry, historyKeyOf } from '../src/ledger/codec.js'
 import { accountKeyOf, openLedger, type RootDb } from '../src/ledger/index.js'
-import { tablesOf } from '../src/ledger/ledger.js'
+import { openLevelStore, tablesOf } from '../src/ledger/level/store.js'
 
 /** A valid credential for account number `index`: deterministic, 16 characters. */
 export function benchCredential(index: number): string {
@@ -51,7 +51,8 @@ export async function bulkLoad(
   await db.close()
   // As after a clean stop of a server that served this store: the ledger keeps its key filters,
   // so the measured server starts from them rather than scanning every key.
-  const ledger = await openLedger(new ClassicLevel<string, string>(path), { sync: true, writerBatchMax: 1, writerQueueMax: 1 })
+  const store = await openLevelStore(new ClassicLevel<string, string>(path), { sync: true })
+  const ledger = await openLedger(store, { writerBatchMax: 1, writerQueueMax: 1 })
   await ledger.close()
   return { accounts, entries }
 }

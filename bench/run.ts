@@ -13,6 +13,7 @@ import { runInNewContext } from 'node:vm'
 import autocannon from 'autocannon'
 import { ClassicLevel } from 'classic-level'
 import { accountKeyOf, openLedger } from '../src/ledger/index.js'
+import { openLevelStore } from '../src/ledger/level/store.js'
 import { benchCredential, bulkLoad } from './bulk-load.js'
 
 const { values: args } = parseArgs({
@@ -406,7 +407,8 @@ async function idempotencyWindowBench() {
   const accounts = Array.from({ length: 10_000 }, (_, index) => accountKeyOf(benchCredential(index)))
   let nowMs = Date.parse('2026-01-01T00:00:00.000Z')
   const db = new ClassicLevel<string, string>(directory)
-  const ledger = await openLedger(db, { sync: false, writerBatchMax: 2000, writerQueueMax: 100_000, now: () => nowMs, idempotencyTtlMs: windowMs })
+  const store = await openLevelStore(db, { sync: false })
+  const ledger = await openLedger(store, { writerBatchMax: 2000, writerQueueMax: 100_000, now: () => nowMs, idempotencyTtlMs: windowMs })
   const rows: { mods: number; fakeS: number; heapMb: number; filterKeys: number; filterMb: number; generations: number; records: number }[] = []
   const started = Date.now()
   console.log(`\n${idempotencyWindowName} (classic-level, window ${windowMs} ms of a clock moved ${stepMs} ms per ${modsPerStep} mods)`)

@@ -2,11 +2,12 @@
 // Every start-up failure is one line on stderr and a non-zero exit, never a stack trace.
 import { closeSync, mkdirSync, openSync, statSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
-import { ClassicLevel } from 'classic-level'
 import closeWithGrace from 'close-with-grace'
 import type { FastifyInstance } from 'fastify'
 import { ConfigError, loadDotEnv, parseConfig, type Config } from './config.js'
 import { buildApp } from './http/app.js'
+import type { LedgerStore } from './ledger/index.js'
+import { isStoreUrl, openStoreFor, printableLocation } from './ledger/open-store.js'
 import { createLogger } from './log.js'
 
 function fail(line: string): never {
@@ -15,15 +16,17 @@ function fail(line: string): never {
 }
 
 function startupProblem(error: unknown, config: Config): string {
+  const location = printableLocation(config.dbPath)
   const code = (error as { code?: string; cause?: { code?: string } }).code
   const causeCode = (error as { cause?: { code?: string } }).cause?.code
   if (code === 'LEVEL_LOCKED' || causeCode === 'LEVEL_LOCKED') {
-    return `the database ${config.dbPath} is in use by another process (LevelDB lock held); stop it first`
+    return `the database ${location} is in use by another process (LevelDB lock held); stop it first`
   }
+  if (error instanceof ConfigError) return `invalid configuration: ${error.message}`
   if (code === 'EADDRINUSE') return `${config.host}:${config.port} is already in use`
   if (code === 'EADDRNOTAVAIL') return `cannot listen on ${config.host}: no such local address`
   if (code === 'LEVEL_DATABASE_NOT_OPEN' || code === 'LEVEL_IO_ERROR') {
-    return `cannot open the database ${config.dbPath}: ${(error as { cause?: Error }).cause?.message ?? code}`
+    return `cannot open the database ${location}: ${(error as { cause?: Error }).cause?.message ?? code}`
   }
   return `cannot start: ${error instanceof Error ? error.message : String(error)}`
 }
@@ -77,14 +80,17 @@ export async function serve(): Promise<void> {
   } catch (error) {
     fail(error instanceof ConfigError ? `invalid configuration: ${error.message}` : `cannot read .env: ${String(error)}`)
   }
-  const pathProblem = databasePathProblem(config.dbPath)
-  if (pathProblem !== undefined) fail(pathProblem)
+  if (!isStoreUrl(config.dbPath)) {
+    const pathProblem = databasePathProblem(config.dbPath)
+    if (pathProblem !== undefined) fail(pathProblem)
+  }
   const log = createLogger(config.logLevel)
-  const db = new ClassicLevel<string, string>(config.dbPath)
+  let store: LedgerStore | undefined
   let app: FastifyInstance | undefined
   try {
+    store = await openStoreFor(config.dbPath, { sync: config.sync })
     app = await buildApp(config, {
-      db,
+      store,
       logger: log,
       onFatal: (error) => {
         // Crash rather than corrupt: the writer has stopped, so nothing more is written. Let the
@@ -98,7 +104,8 @@ export async function serve(): Promise<void> {
   } catch (error) {
     // One line on stderr, as documented; not also a log line on stdout.
     const line = startupProblem(error, config)
-    await app?.close().catch(() => {})
+    // The app owns the store once built; before that, it is closed here.
+    await (app === undefined ? store?.close() : app.close())?.catch(() => {})
     fail(line)
   }
   // Handlers first, so a signal right after the 'listening' line still stops cleanly.
@@ -110,6 +117,6 @@ export async function serve(): Promise<void> {
   })
   const address = app.server.address()
   const port = typeof address === 'object' && address !== null ? address.port : config.port
-  log.info({ host: config.host, port, db: config.dbPath, sync: config.sync }, 'listening')
+  log.info({ host: config.host, port, db: printableLocation(config.dbPath), sync: config.sync }, 'listening')
 }
 

@@ -1,6 +1,8 @@
 // One ledger suite, run against every backend (memory-level, classic-level, and a sublevel of
-// each), so the fast in-memory store earns its place as a stand-in for the real one.
-import { AssertionError } from 'node:assert'
+// each), so the fast in-memory store earns its place as a stand-in for the real one. A backend is
+// a function that makes an empty store: another engine joins with one more ledgerSuite line. The
+// tests that reach behind the ledger into LevelDB's key space run where the backend gives `dbOf`.
+import assert, { AssertionError } from 'node:assert'
 import { hash } from 'node:crypto'
 import { describe, expect, test } from 'vitest'
 import { historyKeyOf } from '../src/ledger/codec.js'
@@ -12,15 +14,19 @@ import {
   openLedger,
   type Ledger,
   type LedgerOptions,
+  type LedgerStore,
   type ModResult,
   type RootDb,
 } from '../src/ledger/index.js'
+import type { RoundOutcome, RoundTransaction } from '../src/ledger/store.js'
 
 export interface Backend {
-  /** A fresh, empty database. */
-  makeDb: () => RootDb
-  /** A new handle on the same storage as `db`, after it is closed; undefined where data does not outlive close. */
-  reopen?: (db: RootDb) => Promise<RootDb>
+  /** A fresh, empty store, open, writing durably. */
+  makeStore: () => Promise<LedgerStore>
+  /** The same storage as `store` opened again, after it is closed; undefined where data does not outlive close. */
+  reopen?: (store: LedgerStore) => Promise<LedgerStore>
+  /** LevelDB: the database under a store, for the tests that write behind the ledger's back. */
+  dbOf?: (store: LedgerStore) => RootDb
 }
 
 const alice = accountKeyOf('abcdefghijklmnopqrstuvwxyz0123456789-_==')
@@ -37,8 +43,15 @@ export async function codeOf(promise: Promise<unknown>): Promise<string> {
 }
 
 export function ledgerSuite(name: string, backend: Backend): void {
-  const open = (options: Partial<LedgerOptions> = {}, db = backend.makeDb()): Promise<Ledger> =>
-    openLedger(db, { sync: true, writerBatchMax: 500, writerQueueMax: 100_000, ...options })
+  const open = async (options: Partial<LedgerOptions> = {}, store?: LedgerStore): Promise<Ledger> =>
+    openLedger(store ?? (await backend.makeStore()), { writerBatchMax: 500, writerQueueMax: 100_000, ...options })
+  const dbOf = backend.dbOf
+  /** Makes a store and, on LevelDB, the database under it. */
+  const makeLevel = async (): Promise<{ store: LedgerStore; db: RootDb }> => {
+    assert.ok(dbOf !== undefined)
+    const store = await backend.makeStore()
+    return { store, db: dbOf(store) }
+  }
 
   describe(`ledger on ${name}`, () => {
     test('a credit creates the account; tot and past agree', async () => {
@@ -216,20 +229,20 @@ export function ledgerSuite(name: string, backend: Backend): void {
       await ledger.close()
     })
 
-    test('a corrupt record stops a read rather than reach a balance', async () => {
-      const db = backend.makeDb()
+    if (dbOf !== undefined) test('a corrupt record stops a read rather than reach a balance', async () => {
+      const { store, db } = await makeLevel()
       // No cache, so the read goes to the store.
-      const ledger = await open({ accountCacheMax: 0 }, db)
+      const ledger = await open({ accountCacheMax: 0 }, store)
       await ledger.mod(alice, { by: 10n })
       await db.sublevel('acct').put(alice, '{"tot":"-5","seq":1,"atMs":0}')
       await expect(ledger.tot(alice)).rejects.toBeInstanceOf(AssertionError)
       await ledger.close()
     })
 
-    test('a closed database stops the writer: queued mods are refused, later ones too', async () => {
-      const db = backend.makeDb()
+    if (dbOf !== undefined) test('a closed database stops the writer: queued mods are refused, later ones too', async () => {
+      const { store, db } = await makeLevel()
       const faults: Error[] = []
-      const ledger = await open({ onFatal: (error) => faults.push(error) }, db)
+      const ledger = await open({ onFatal: (error) => faults.push(error) }, store)
       await ledger.mod(alice, { by: 10n })
       const pending = [codeOf(ledger.mod(alice, { by: 1n })), codeOf(ledger.mod(alice, { by: 2n }))]
       await db.close() // the writer's next batch fails
@@ -239,11 +252,11 @@ export function ledgerSuite(name: string, backend: Backend): void {
       expect(await codeOf(ledger.mod(alice, { by: 1n }))).toBe('ACCMAN_CLOSED')
     })
 
-    test('a round with one failing operation writes nothing of the round, and the writer stops', async () => {
-      const db = backend.makeDb()
+    if (dbOf !== undefined) test('a round with one failing operation writes nothing of the round, and the writer stops', async () => {
+      const { store, db } = await makeLevel()
       const carol = accountKeyOf('Y2Fyb2w=')
       const faults: Error[] = []
-      const ledger = await open({ onFatal: (error) => faults.push(error), writerBatchMax: 10 }, db)
+      const ledger = await open({ onFatal: (error) => faults.push(error), writerBatchMax: 10 }, store)
       await ledger.mod(alice, { by: 10n })
       // Bob's first entry fails as it is added to the batch: one operation of five in the round.
       const failing = historyKeyOf(bob, 1)
@@ -291,8 +304,7 @@ export function ledgerSuite(name: string, backend: Backend): void {
     })
 
     test('close writes every queued mod before it resolves', async () => {
-      const db = backend.makeDb()
-      const ledger = await open({ writerBatchMax: 10 }, db)
+      const ledger = await open({ writerBatchMax: 10 })
       const mods: Promise<ModResult>[] = Array.from({ length: 100 }, () => ledger.mod(alice, { by: 1n }))
       await ledger.close()
       const results = await Promise.all(mods)
@@ -303,12 +315,12 @@ export function ledgerSuite(name: string, backend: Backend): void {
     // Declared by the backend, as abstract-level's suite gates tests on `supports.permanence`.
     const reopen = backend.reopen
     if (reopen !== undefined) test('every acknowledged mod is there after close and reopen', async () => {
-      const db = backend.makeDb()
-      const ledger = await open({}, db)
+      const store = await backend.makeStore()
+      const ledger = await open({}, store)
       await Promise.all(Array.from({ length: 300 }, (_, index) => ledger.mod(index % 2 === 0 ? alice : bob, { by: 2n })))
       await ledger.mod(alice, { by: -1n, note: 'kept', idempotencyKey: 'once' })
       await ledger.close()
-      const again = await open({}, await reopen(db))
+      const again = await open({}, await reopen(store))
       expect(await again.tot(alice)).toEqual({ tot: 299n, seq: 151 })
       expect(await again.tot(bob)).toEqual({ tot: 300n, seq: 150 })
       expect(await again.mod(alice, { by: -1n, idempotencyKey: 'once' })).toEqual({ tot: 299n, seq: 151, replayed: true })
@@ -318,17 +330,20 @@ export function ledgerSuite(name: string, backend: Backend): void {
       await again.close()
     })
 
-    if (reopen !== undefined) test('a clean stop keeps the filters for the next start; a crash or a damaged copy means a scan', async () => {
+    // The filters are kept only where this process is the store's only writer.
+    const keepsFilters = reopen !== undefined && dbOf !== undefined
+    if (keepsFilters) test('a clean stop keeps the filters for the next start; a crash or a damaged copy means a scan', async () => {
+      assert.ok(reopen !== undefined)
       const carol = accountKeyOf('Y2Fyb2w=')
-      const filtersOf = (db: RootDb) => db.sublevel<string, string>('meta', {}).get('filters')
-      const db = backend.makeDb()
-      const first = await open({ accountCacheMax: 0 }, db)
+      const filtersOf = (store: LedgerStore) => store.readMeta('filters')
+      const store = await backend.makeStore()
+      const first = await open({ accountCacheMax: 0 }, store)
       await first.mod(alice, { by: 5n, idempotencyKey: 'k' })
       await first.mod(bob, { by: 7n })
       await first.close()
 
       // Loaded from the clean stop, and deleted before anything else is written.
-      const second = await reopen(db)
+      const second = await reopen(store)
       const ledger = await open({ accountCacheMax: 0 }, second)
       expect(await filtersOf(second)).toBeUndefined()
       expect(await ledger.tot(alice)).toEqual({ tot: 5n, seq: 1 })
@@ -336,7 +351,7 @@ export function ledgerSuite(name: string, backend: Backend): void {
       expect(await ledger.tot(accountKeyOf('dW5rbm93bg=='))).toBeUndefined()
       expect(await ledger.mod(alice, { by: 5n, idempotencyKey: 'k' })).toEqual({ tot: 5n, seq: 1, replayed: true })
       await ledger.mod(carol, { by: 3n, idempotencyKey: 'c' })
-      // A crash: the database closes without the ledger's close, so no filters are kept.
+      // A crash: the store closes without the ledger's close, so no filters are kept.
       await second.close()
 
       const third = await reopen(second)
@@ -346,8 +361,7 @@ export function ledgerSuite(name: string, backend: Backend): void {
       await scanned.close()
 
       const fourth = await reopen(third)
-      await fourth.open()
-      await fourth.sublevel<string, string>('meta', {}).put('filters', '{"accounts":')
+      await fourth.writeMeta([['filters', '{"accounts":']])
       const repaired = await open({ accountCacheMax: 0 }, fourth)
       expect(await repaired.tot(carol)).toEqual({ tot: 3n, seq: 1 })
       expect(await repaired.tot(alice)).toEqual({ tot: 5n, seq: 1 })
@@ -384,27 +398,25 @@ export function ledgerSuite(name: string, backend: Backend): void {
     ]
     for (const [damageName, damage] of damages) {
       for (const accountCacheMax of [0, 100]) {
-        if (reopen !== undefined) test(`kept filters with ${damageName} (cache ${accountCacheMax}): no account is overwritten, no key replayed twice`, async () => {
-          const meta = (db: RootDb) => db.sublevel<string, string>('meta', { keyEncoding: 'utf8', valueEncoding: 'utf8' })
+        if (keepsFilters) test(`kept filters with ${damageName} (cache ${accountCacheMax}): no account is overwritten, no key replayed twice`, async () => {
+          assert.ok(reopen !== undefined)
           const carol = accountKeyOf('Y2Fyb2w=')
-          let db = backend.makeDb()
-          let ledger = await open({ accountCacheMax }, db)
+          let store = await backend.makeStore()
+          let ledger = await open({ accountCacheMax }, store)
           await ledger.mod(alice, { by: 5n, idempotencyKey: 'first' })
           await ledger.close()
-          db = await reopen(db)
-          await db.open()
-          const stale = JSON.parse((await meta(db).get('filters')) ?? '{}') as Filters
-          ledger = await open({ accountCacheMax }, db)
+          store = await reopen(store)
+          const stale = JSON.parse((await store.readMeta('filters')) ?? '{}') as Filters
+          ledger = await open({ accountCacheMax }, store)
           // Written after the stale copy: a copy that lacks them would call them new.
           await ledger.mod(bob, { by: 7n, idempotencyKey: 'second' })
           await ledger.mod(carol, { by: 3n })
           await ledger.close()
-          db = await reopen(db)
-          await db.open()
-          const kept = JSON.parse((await meta(db).get('filters')) ?? '{}') as Filters
-          await meta(db).put('filters', JSON.stringify(damage(kept, stale)))
+          store = await reopen(store)
+          const kept = JSON.parse((await store.readMeta('filters')) ?? '{}') as Filters
+          await store.writeMeta([['filters', JSON.stringify(damage(kept, stale))]])
 
-          ledger = await open({ accountCacheMax }, db)
+          ledger = await open({ accountCacheMax }, store)
           expect(await ledger.mod(bob, { by: 7n, idempotencyKey: 'second' })).toEqual({ tot: 7n, seq: 1, replayed: true })
           expect(await ledger.mod(alice, { by: 5n, idempotencyKey: 'first' })).toEqual({ tot: 5n, seq: 1, replayed: true })
           expect(await ledger.mod(carol, { by: 1n })).toEqual({ tot: 4n, seq: 2, replayed: false })
@@ -413,16 +425,63 @@ export function ledgerSuite(name: string, backend: Backend): void {
           await expectHistoryChain(ledger, bob, 2)
           expect((await ledger.past(carol, { limit: 1, order: 'asc' })).entries[0]).toMatchObject({ by: 3n, tot: 3n })
           await ledger.close()
-          const report = await verifyStore(await reopen(db))
+          const reopened = await reopen(store)
+          const report = await verifyStore(reopened)
+          await reopened.close()
           expect(report).toMatchObject({ accounts: 3, entries: 5, faultCount: 0 })
         })
       }
     }
 
-    test('a credit to an account the filter does not know reads the store first: the history is never overwritten', async () => {
+    test('a store that cannot be reached refuses its rounds with ACCMAN_STORE_UNAVAILABLE; the writer goes on once it answers', async () => {
+      const outage = withOutage(await backend.makeStore())
+      const faults: Error[] = []
+      const ledger = await open({ onFatal: (error) => faults.push(error) }, outage.store)
+      await ledger.mod(alice, { by: 10n })
+      expect(await ledger.ready()).toBe(true)
+      outage.setDown(true)
+      expect(await ledger.ready()).toBe(false)
+      const refused = await Promise.all([codeOf(ledger.mod(alice, { by: 1n })), codeOf(ledger.mod(bob, { by: 2n }))])
+      expect(refused).toEqual(['ACCMAN_STORE_UNAVAILABLE', 'ACCMAN_STORE_UNAVAILABLE'])
+      outage.setDown(false)
+      expect(ledger.writerHealthy).toBe(true)
+      expect(await ledger.ready()).toBe(true)
+      expect(await ledger.mod(alice, { by: 1n })).toEqual({ tot: 11n, seq: 2, replayed: false })
+      expect(await ledger.tot(bob)).toBeUndefined()
+      await expectHistoryChain(ledger, alice, 2)
+      expect(faults).toEqual([])
+      await ledger.close()
+    })
+
+    test('two ledgers on one store shared as a PostgreSQL one is (rounds locked, run twice, on its clock): no lost update, no stale read', async () => {
+      let clockMs = Date.parse('2026-11-30T12:00:00.000Z')
+      const store = await backend.makeStore()
+      const shared = asShared(store, () => clockMs++)
+      // Each node's own clock is far behind: a shared store's rounds take the store's time.
+      const options = { writerBatchMax: 16, now: () => 0 }
+      const [one, two] = [await open(options, shared), await open(options, shared)]
+      const results = await Promise.all(Array.from({ length: 400 }, (_, index) => (index % 2 === 0 ? one : two).mod(alice, { by: 1n })))
+      expect(new Set(results.map((result) => result.seq)).size).toBe(400)
+      expect(await one.tot(alice)).toEqual({ tot: 400n, seq: 400 })
+      expect(await two.tot(alice)).toEqual({ tot: 400n, seq: 400 })
+      // What one node answered, the other reads at once: nothing is kept in memory.
+      expect(await one.mod(bob, { by: 5n, idempotencyKey: 'k' })).toEqual({ tot: 5n, seq: 1, replayed: false })
+      expect(await two.tot(bob)).toEqual({ tot: 5n, seq: 1 })
+      expect(await two.mod(bob, { by: 5n, idempotencyKey: 'k' })).toEqual({ tot: 5n, seq: 1, replayed: true })
+      expect(await codeOf(two.mod(bob, { by: -6n }))).toBe('ACCMAN_INSUFFICIENT_FUNDS')
+      await expectHistoryChain(two, alice, 400)
+      const entries = (await one.past(alice, { limit: 1000, order: 'asc' })).entries
+      expect(entries[0]?.atMs).toBeGreaterThanOrEqual(Date.parse('2026-11-30T12:00:00.000Z'))
+      for (const [index, entry] of entries.entries()) expect(entry.atMs).toBeGreaterThanOrEqual(entries[index - 1]?.atMs ?? 0)
+      await one.close()
+      await two.close()
+      await store.close()
+    })
+
+    if (dbOf !== undefined) test('a credit to an account the filter does not know reads the store first: the history is never overwritten', async () => {
       // A lying filter: the account exists in the store, written behind the ledger's back.
-      const db = backend.makeDb()
-      const ledger = await open({ accountCacheMax: 0 }, db)
+      const { store, db } = await makeLevel()
+      const ledger = await open({ accountCacheMax: 0 }, store)
       await ledger.mod(bob, { by: 1n })
       const table = (name: string) => db.sublevel<string, string>(name, { keyEncoding: 'utf8', valueEncoding: 'utf8' })
       await table('acct').put(alice, JSON.stringify({ tot: '9', seq: 1, atMs: 0 }))
@@ -450,4 +509,55 @@ export async function expectHistoryChain(ledger: Ledger, accountKey: ReturnType<
   }
   expect(seen).toBe(length)
   expect((await ledger.tot(accountKey))?.tot).toBe(previousTot)
+}
+
+/** `store` with a switch that makes it answer as a shared store does while it cannot be reached. */
+function withOutage(store: LedgerStore): { store: LedgerStore; setDown: (down: boolean) => void } {
+  let down = false
+  const unavailable = () => new LedgerError('ACCMAN_STORE_UNAVAILABLE', 'the store did not answer in time')
+  const wrapped: LedgerStore = {
+    sharing: store.sharing,
+    readAccount: (accountKey) => (down ? Promise.reject(unavailable()) : store.readAccount(accountKey)),
+    runRound: (body) => (down ? Promise.reject(unavailable()) : store.runRound(body)),
+    pageHistory: (accountKey, range) => store.pageHistory(accountKey, range),
+    firstSeqAtOrAfter: (accountKey, atMs, seqLow, seqHigh) => store.firstSeqAtOrAfter(accountKey, atMs, seqLow, seqHigh),
+    snapshot: () => store.snapshot(),
+    readMeta: (name) => store.readMeta(name),
+    writeMeta: (records) => store.writeMeta(records),
+    ping: async () => !down && (await store.ping()),
+    close: () => store.close(),
+  }
+  return { store: wrapped, setDown: (value) => (down = value) }
+}
+
+/**
+ * `store` as a shared engine behaves, for the writer's shared path: rounds run one at a time (as
+ * rows locked in one order serialize the rounds that touch them), each body run twice (as after a
+ * serialization failure: the first attempt's writes are thrown away), on the store's clock. Its
+ * close leaves `store` open, for the other ledgers on it.
+ */
+function asShared(store: LedgerStore, clockMs: () => number): LedgerStore {
+  let tail: Promise<unknown> = Promise.resolve()
+  return {
+    sharing: 'shared',
+    readAccount: (accountKey) => store.readAccount(accountKey),
+    runRound<T>(body: (transaction: RoundTransaction) => Promise<RoundOutcome<T>>): Promise<T> {
+      const run = tail.then(() =>
+        store.runRound(async (transaction) => {
+          const shared: RoundTransaction = { nowMs: clockMs(), readRound: (...keys) => transaction.readRound(...keys) }
+          await body(shared)
+          return body(shared)
+        }),
+      )
+      tail = run.catch(() => {})
+      return run
+    },
+    pageHistory: (accountKey, range) => store.pageHistory(accountKey, range),
+    firstSeqAtOrAfter: (accountKey, atMs, seqLow, seqHigh) => store.firstSeqAtOrAfter(accountKey, atMs, seqLow, seqHigh),
+    snapshot: () => store.snapshot(),
+    readMeta: (name) => store.readMeta(name),
+    writeMeta: (records) => store.writeMeta(records),
+    ping: () => store.ping(),
+    close: async () => {},
+  }
 }

@@ -4,7 +4,8 @@ import { join } from 'node:path'
 import { ClassicLevel } from 'classic-level'
 import { MemoryLevel } from 'memory-level'
 import { afterAll } from 'vitest'
-import type { RootDb } from '../src/ledger/index.js'
+import type { LedgerStore, RootDb } from '../src/ledger/index.js'
+import { LevelStore, openLevelStore } from '../src/ledger/level/store.js'
 import { ledgerSuite } from './ledger.suite.js'
 
 const directories: string[] = []
@@ -22,11 +23,15 @@ afterAll(() => {
   for (const directory of directories) rmSync(directory, { recursive: true, force: true })
 })
 
-ledgerSuite('memory-level', { makeDb: () => new MemoryLevel<string, string>() })
-ledgerSuite('a memory-level sublevel', { makeDb: () => new MemoryLevel<string, string>().sublevel('nested', {}) })
+const level = (db: RootDb) => openLevelStore(db, { sync: true })
+const dbOf = (store: LedgerStore): RootDb => (store as LevelStore).db
+
+ledgerSuite('memory-level', { makeStore: () => level(new MemoryLevel<string, string>()), dbOf })
+ledgerSuite('a memory-level sublevel', { makeStore: () => level(new MemoryLevel<string, string>().sublevel('nested', {})), dbOf })
 ledgerSuite('classic-level', {
-  makeDb: () => classicLevel(),
-  reopen: async (db) => classicLevel(locations.get(db)),
+  makeStore: () => level(classicLevel()),
+  reopen: async (store) => level(classicLevel(locations.get(dbOf(store)))),
+  dbOf,
 })
 /** The sublevel 'nested' of a classic-level database, remembering its root and location. */
 function nestedLevel(location?: string): RootDb {
@@ -38,10 +43,11 @@ function nestedLevel(location?: string): RootDb {
 }
 
 ledgerSuite('a classic-level sublevel', {
-  makeDb: () => nestedLevel(),
-  reopen: async (db) => {
+  makeStore: () => level(nestedLevel()),
+  reopen: async (store) => {
     // Closing a sublevel leaves its root open, holding the LevelDB lock.
-    await roots.get(db)?.close()
-    return nestedLevel(locations.get(db))
+    await roots.get(dbOf(store))?.close()
+    return level(nestedLevel(locations.get(dbOf(store))))
   },
+  dbOf,
 })

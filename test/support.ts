@@ -15,17 +15,20 @@ import { afterAll, expect } from 'vitest'
 import type { Logger } from 'pino'
 import { limits } from '../src/config.js'
 import { buildApp, type AppConfig } from '../src/http/app.js'
-import type { RootDb } from '../src/ledger/index.js'
+import type { LedgerStore, RootDb } from '../src/ledger/index.js'
+import { openLevelStore } from '../src/ledger/level/store.js'
 
 export const classicCred = 'abcdefghijklmnopqrstuvwxyz0123456789-_=='
 
 export async function testApp(
-  options: { db?: RootDb; logger?: Logger; now?: () => number; config?: Partial<AppConfig> } = {},
+  options: { db?: RootDb; store?: LedgerStore; logger?: Logger; now?: () => number; config?: Partial<AppConfig> } = {},
 ): Promise<FastifyInstance> {
+  // A store given is used as it is; else a LevelDB engine on `db` (memory-level by default).
+  const store = options.store ?? (await openLevelStore(options.db ?? new MemoryLevel<string, string>(), { sync: false }))
   return buildApp(
-    { ...limits, sync: false, tokens: [], readTokens: [], metricsPublic: false, ...options.config },
+    { ...limits, tokens: [], readTokens: [], metricsPublic: false, ...options.config },
     {
-      db: options.db ?? new MemoryLevel<string, string>(),
+      store,
       ...(options.logger === undefined ? {} : { logger: options.logger }),
       ...(options.now === undefined ? {} : { now: options.now }),
     },

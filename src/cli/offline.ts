@@ -1,13 +1,15 @@
-// The commands that open the database directory itself (ACCMAN_DB or --db): verify, export and
-// import. LevelDB's lock lets only one process open it, so they run while the server is stopped.
+// The commands that open the store itself (ACCMAN_DB or --db): verify, export and import. On
+// LevelDB, its lock lets only one process open the directory, so they run while the server is
+// stopped.
 import { once } from 'node:events'
 import { createReadStream, createWriteStream, existsSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
-import { ClassicLevel } from 'classic-level'
-import { limits } from '../config.js'
+import { ConfigError, limits } from '../config.js'
 import { ArchiveError, exportStore, importStore, type ArchiveCounts } from '../ledger/archive.js'
-import { tablesOf } from '../ledger/ledger.js'
+import { isStoreUrl, openStoreFor, printableLocation } from '../ledger/open-store.js'
+import type { LedgerStore } from '../ledger/store.js'
+import type { AccountKey } from '../ledger/types.js'
 import { verifyStore } from '../ledger/verify.js'
 import type { CliContext } from './context.js'
 import { CliError, exitCodes } from './exit-codes.js'
@@ -32,13 +34,16 @@ function checkStorePath(dbPath: string, create: boolean): 'store' | 'new' {
   throw new CliError(`cannot import into ${dbPath}: it is not a database nor an empty directory`, exitCodes.usage)
 }
 
-/** Opens the store for an offline command; a running server holds its lock. */
-async function openStore(dbPath: string, createIfMissing: boolean): Promise<ClassicLevel<string, string>> {
-  createIfMissing = checkStorePath(dbPath, createIfMissing) === 'new'
-  const db = new ClassicLevel<string, string>(dbPath, { createIfMissing })
+/** Opens the store for an offline command; a running server holds a LevelDB directory's lock. */
+async function openStore(dbPath: string, createIfMissing: boolean): Promise<LedgerStore> {
+  // A URL is the other engine's: it checks its own location.
+  if (!isStoreUrl(dbPath)) createIfMissing = checkStorePath(dbPath, createIfMissing) === 'new'
   try {
-    await db.open()
+    // Every write of an import is made durable before it returns.
+    return await openStoreFor(dbPath, { sync: true, createIfMissing })
   } catch (error) {
+    if (error instanceof ConfigError) throw new CliError(error.message, exitCodes.usage)
+    dbPath = printableLocation(dbPath)
     const cause = (error as { cause?: { code?: string; message?: string } }).cause
     if (cause?.code === 'LEVEL_LOCKED') {
       throw new CliError(`the database ${dbPath} is in use; stop the server first`, exitCodes.databaseUnavailable)
@@ -48,56 +53,66 @@ async function openStore(dbPath: string, createIfMissing: boolean): Promise<Clas
     }
     throw new CliError(`cannot open the database ${dbPath}: ${cause?.message ?? String(error)}`, exitCodes.other)
   }
-  return db
 }
 
 /** The account count, for a progress bar's total; only worth a pass when someone watches. */
-async function accountCount(context: CliContext, db: ClassicLevel<string, string>): Promise<number | undefined> {
+async function accountCount(context: CliContext, store: LedgerStore): Promise<number | undefined> {
   if (context.io.stderr.isTTY !== true) return undefined
-  let count = 0
-  for await (const key of tablesOf(db).accounts.keys()) {
-    void key
-    count++
+  const snapshot = await store.snapshot()
+  try {
+    let count = 0
+    for (let after: AccountKey | undefined; ; ) {
+      const page = await snapshot.accounts(after, limits.scanPageMax)
+      if (page.length === 0) return count
+      count += page.length
+      after = page.at(-1)?.[0]
+    }
+  } finally {
+    await snapshot.close()
   }
-  return count
 }
 
 export async function verify(context: CliContext, options: { db?: string }): Promise<void> {
   const { dbPath: configuredPath, idempotencyTtlMs } = context.config()
   const dbPath = options.db ?? configuredPath
-  const db = await openStore(dbPath, false)
+  const store = await openStore(dbPath, false)
   try {
-    const progress = progressBar('verify', await accountCount(context, db), 'accounts', context.io.stderr)
-    const report = await verifyStore(db, {
+    const progress = progressBar('verify', await accountCount(context, store), 'accounts', context.io.stderr)
+    const report = await verifyStore(store, {
       idempotencyTtlMs,
       onProgress: (counts) => progress.update(counts.accounts, `${counts.entries} entries`),
     })
     progress.finish()
-    context.io.stdout.write(verifyReportText(report, dbPath))
+    context.io.stdout.write(verifyReportText(report, printableLocation(dbPath)))
     if (report.faultCount > 0) context.exitCode = exitCodes.faults
   } finally {
-    await db.close()
+    await store.close()
   }
 }
 
 /** `accman export [file]`: JSON Lines to the file, or to stdout when there is none. */
 export async function exportTo(context: CliContext, file: string | undefined, options: { db?: string }): Promise<void> {
   const dbPath = options.db ?? context.config().dbPath
-  const db = await openStore(dbPath, false)
+  const store = await openStore(dbPath, false)
   // A file is written under a temporary name and renamed at the end: a failed export never
   // leaves a partial file that looks complete.
   const partial = file === undefined ? undefined : `${file}.partial-${process.pid}`
   const out = partial === undefined ? context.io.stdout : createWriteStream(partial, { flags: 'wx' })
   try {
     const counts: ArchiveCounts = { accounts: 0, entries: 0 }
-    const progress = progressBar('export', await accountCount(context, db), 'accounts', context.io.stderr)
+    const progress = progressBar('export', await accountCount(context, store), 'accounts', context.io.stderr)
+    const snapshot = await store.snapshot()
     let chunk = ''
-    for await (const line of exportStore(db, counts)) {
-      chunk += `${line}\n`
-      if (chunk.length < limits.exportChunkLengthMax) continue
-      if (!out.write(chunk)) await once(out, 'drain')
-      chunk = ''
-      progress.update(counts.accounts, `${counts.entries} entries`)
+    try {
+      for await (const line of exportStore(snapshot, counts)) {
+        chunk += `${line}\n`
+        if (chunk.length < limits.exportChunkLengthMax) continue
+        if (!out.write(chunk)) await once(out, 'drain')
+        chunk = ''
+        progress.update(counts.accounts, `${counts.entries} entries`)
+      }
+    } finally {
+      await snapshot.close()
     }
     out.write(chunk)
     progress.finish()
@@ -112,7 +127,7 @@ export async function exportTo(context: CliContext, file: string | undefined, op
     if (error instanceof ArchiveError) throw new CliError(error.message, exitCodes.faults)
     throw error
   } finally {
-    await db.close()
+    await store.close()
   }
 }
 
@@ -126,7 +141,7 @@ export async function importFrom(context: CliContext, file: string, options: { d
   } catch {
     throw new CliError(`cannot read ${file}`, exitCodes.usage)
   }
-  const db = await openStore(dbPath, true)
+  const store = await openStore(dbPath, true)
   try {
     const progress = progressBar('import', sizeBytes, 'bytes', context.io.stderr)
     let readBytes = 0
@@ -137,19 +152,20 @@ export async function importFrom(context: CliContext, file: string, options: { d
         yield line
       }
     }
-    const counts = await importStore(db, lines, {
+    const counts = await importStore(store, lines, {
       idempotencyTtlMs,
       onProgress: (counts) => progress.update(readBytes, `${counts.entries} entries`),
     })
     progress.finish()
-    context.io.stderr.write(`imported ${counts.accounts} accounts, ${counts.entries} entries into ${dbPath}\n`)
-    const report = await verifyStore(db, { idempotencyTtlMs })
-    context.io.stdout.write(verifyReportText(report, dbPath))
+    const location = printableLocation(dbPath)
+    context.io.stderr.write(`imported ${counts.accounts} accounts, ${counts.entries} entries into ${location}\n`)
+    const report = await verifyStore(store, { idempotencyTtlMs })
+    context.io.stdout.write(verifyReportText(report, location))
     if (report.faultCount > 0) context.exitCode = exitCodes.faults
   } catch (error) {
     if (error instanceof ArchiveError) throw new CliError(`import refused: ${error.message}`, exitCodes.usage)
     throw error
   } finally {
-    await db.close()
+    await store.close()
   }
 }

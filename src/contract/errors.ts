@@ -133,6 +133,12 @@ export const apiErrorTable = [
     'a request that arrives while the server stops; `/healthz` while the database is not open; a mod after a storage fault (with `Retry-After: 1`)',
     { ledger: true, clientClass: 'UnavailableError' },
   ),
+  row(
+    'ACCMAN_STORE_UNAVAILABLE',
+    503,
+    'a shared store (PostgreSQL) that did not answer within `ACCMAN_DB_TIMEOUT_MS`: nothing was written; `/readyz` too meanwhile (with `Retry-After: 1`)',
+    { ledger: true, clientClass: 'UnavailableError' },
+  ),
 ]
 
 type ApiErrorRowOf = (typeof apiErrorTable)[number]

@@ -1,4 +1,4 @@
-// buildApp: the HTTP face of the ledger. It takes its config and database and never listens, so
+// buildApp: the HTTP face of the ledger. It takes its config and store and never listens, so
 // tests can inject requests or listen on a port of their choosing.
 import { randomUUID } from 'node:crypto'
 import { STATUS_CODES, type Server, type ServerResponse } from 'node:http'
@@ -16,7 +16,7 @@ import Fastify, {
 } from 'fastify'
 import type { Logger } from 'pino'
 import { limits, type Config } from '../config.js'
-import { idempotencyTtlSecondsDefault, isLedgerError, type RootDb } from '../ledger/index.js'
+import { idempotencyTtlSecondsDefault, isLedgerError, type LedgerStore } from '../ledger/index.js'
 import { authenticator, scoper } from './auth.js'
 import {
   hasBody,
@@ -39,7 +39,6 @@ import { zodValidatorCompiler } from './validation.js'
 
 export type AppConfig = Pick<
   Config,
-  | 'sync'
   | 'writerBatchMax'
   | 'writerQueueMax'
   | 'writerRoundsInFlightMax'
@@ -63,7 +62,8 @@ export type AppConfig = Pick<
   Partial<Pick<Config, 'idempotencyTtlMs' | 'idempotencyPruneIntervalMs' | 'idempotencyPruneBatchMax'>>
 
 export interface AppDeps {
-  db: RootDb
+  /** The ledger's store, open; the app owns it (closes it when it closes). */
+  store: LedgerStore
   logger?: Logger
   now?: () => number
   /** Called if the ledger's writer stops on a storage fault or broken invariant. */
@@ -193,8 +193,7 @@ export async function buildApp(config: AppConfig, deps: AppDeps): Promise<Fastif
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 
   await app.register(ledgerPlugin, {
-    db: deps.db,
-    sync: config.sync,
+    store: deps.store,
     writerBatchMax: config.writerBatchMax,
     writerQueueMax: config.writerQueueMax,
     writerRoundsInFlightMax: config.writerRoundsInFlightMax,
@@ -216,7 +215,7 @@ export async function buildApp(config: AppConfig, deps: AppDeps): Promise<Fastif
     isClosing: () => closing,
   })
   await app.register(ledgerRoutes, { authenticate })
-  await app.register(backupRoutes, { authenticate, db: deps.db })
+  await app.register(backupRoutes, { authenticate, store: deps.store })
   await app.register(consoleRoutes, { scopeOf: scoper(config) })
   return app
 }

@@ -1,8 +1,8 @@
-// Shares one ledger across the app (hence fastify-plugin) and closes it, with its database,
-// when the app closes: tests and shutdown release the LevelDB lock.
+// Shares one ledger across the app (hence fastify-plugin) and closes it, with its store, when the
+// app closes: tests and shutdown release the LevelDB lock or the PostgreSQL connections.
 import type { FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
-import { openLedger, type Ledger, type LedgerOptions, type RootDb } from '../ledger/index.js'
+import { openLedger, type Ledger, type LedgerOptions, type LedgerStore } from '../ledger/index.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -11,11 +11,11 @@ declare module 'fastify' {
 }
 
 export interface LedgerPluginOptions extends LedgerOptions {
-  db: RootDb
+  store: LedgerStore
 }
 
-const ledgerPlugin: FastifyPluginAsync<LedgerPluginOptions> = async (app, { db, ...options }) => {
-  const ledger = await openLedger(db, options)
+const ledgerPlugin: FastifyPluginAsync<LedgerPluginOptions> = async (app, { store, ...options }) => {
+  const ledger = await openLedger(store, options)
   app.decorate('ledger', ledger)
   app.addHook('onClose', async () => {
     await ledger.close()

@@ -145,6 +145,7 @@ const exampleMessages: Partial<Record<ApiErrorCode, string | undefined>> = {
   ACCMAN_QUEUE_FULL: 'too many mods waiting; retry later',
   ACCMAN_CLOSED: 'the server is shutting down; retry shortly',
   ACCMAN_OVERLOADED: 'the server is overloaded; retry shortly',
+  ACCMAN_STORE_UNAVAILABLE: 'the store did not answer in time; retry shortly',
   ACCMAN_BAD_REQUEST: 'the path must not be percent-encoded',
   ACCMAN_HEADERS_TOO_LARGE: `the request has more than ${limits.headerLinesMax} header lines`,
 }

@@ -1,7 +1,6 @@
 // Export and import of a whole store as JSON Lines: a header, then each account (in key order)
 // followed by its entries (in seq order). Idempotency records are not written out: each is the
 // entry that carries its key, so import rebuilds them. The format holds no credential.
-import type { AbstractSnapshot } from 'abstract-level'
 import { z } from 'zod'
 import { limits } from '../config.js'
 import {
@@ -9,25 +8,18 @@ import {
   amount,
   atMs,
   balance,
-  decodeAccount,
-  decodeEntry,
-  encodeAccount,
-  encodeEntry,
-  encodeIdempotency,
-  historyKeyOf,
   idempotencyKeyOf,
   idempotencyKeyText,
   isAccountKey,
   metaKeys,
   noteText,
   seq,
-  tableNames,
   type AccountState,
+  type IdempotencyState,
 } from './codec.js'
-import { tablesOf } from './ledger.js'
 import { idempotencyTtlSecondsDefault } from './limits.js'
+import type { LedgerStore, RoundWrites, StoreSnapshot } from './store.js'
 import type { AccountKey, Entry } from './types.js'
-import type { RootDb } from './level/store.js'
 
 export const archiveHeader = '{"format":"accman-export","version":1}'
 
@@ -36,37 +28,33 @@ export interface ArchiveCounts {
   entries: number
 }
 
-/**
- * Lines of the export, without newlines. Without a snapshot the store must not change while this
- * runs; with one (see backupStore) it reads the store as of the snapshot.
- */
+/** Lines of the export, without newlines: the store as of `snapshot` (the caller closes it). */
 export async function* exportStore(
-  db: RootDb,
+  snapshot: StoreSnapshot,
   counts: ArchiveCounts = { accounts: 0, entries: 0 },
-  options: { snapshot?: AbstractSnapshot } = {},
 ): AsyncGenerator<string> {
-  await db.open()
-  const tables = tablesOf(db)
-  const { snapshot } = options
+  const { scanPageMax } = limits
   yield archiveHeader
-  for await (const [accountKey, value] of tables.accounts.iterator(snapshot === undefined ? {} : { snapshot })) {
-    const account = decodeAccount(accountKey, value)
-    yield accountLine(accountKey as AccountKey, account)
-    let expected = 1
-    const range = {
-      gte: historyKeyOf(accountKey as AccountKey, 1),
-      lte: historyKeyOf(accountKey as AccountKey, account.seq),
-      ...(snapshot === undefined ? {} : { snapshot }),
+  for (let after: AccountKey | undefined; ; ) {
+    const accounts = await snapshot.accounts(after, scanPageMax)
+    if (accounts.length === 0) break
+    for (const [accountKey, account] of accounts) {
+      yield accountLine(accountKey, account)
+      const inconsistent = () => new ArchiveError(`the store is inconsistent at account ${accountKey.slice(0, 12)}…; run accman verify`)
+      let expected = 1
+      while (expected <= account.seq) {
+        const entries = await snapshot.history(accountKey, expected, Math.min(scanPageMax, account.seq - expected + 1))
+        if (entries.length === 0) throw inconsistent()
+        for (const entry of entries) {
+          if (entry.seq !== expected) throw inconsistent()
+          yield entryLine(entry)
+          expected++
+          counts.entries++
+        }
+      }
+      counts.accounts++
     }
-    for await (const [key, entryValue] of tables.history.iterator(range)) {
-      const entry = decodeEntry(key, entryValue)
-      if (entry.seq !== expected) throw new ArchiveError(`the store is inconsistent at account ${accountKey.slice(0, 12)}…; run accman verify`)
-      yield entryLine(entry)
-      expected++
-      counts.entries++
-    }
-    if (expected !== account.seq + 1) throw new ArchiveError(`the store is inconsistent at account ${accountKey.slice(0, 12)}…; run accman verify`)
-    counts.accounts++
+    after = accounts.at(-1)?.[0]
   }
 }
 
@@ -204,51 +192,75 @@ export interface ImportOptions {
 
 /**
  * Restores an export into an empty store, all or nothing. The whole input is checked before
- * anything is written (hence a function that opens it anew). A marker is written and fsynced
- * first and deleted, fsynced, last: a store an import did not finish carries it, and the ledger
- * refuses to open it (and verify reports it), so a crash never leaves a partial store that serves.
+ * anything is written (hence a function that opens it anew). A marker is written and made durable
+ * first and deleted last: a store an import did not finish carries it, and the ledger refuses to
+ * open it (and verify reports it), so a crash never leaves a partial store that serves. Each
+ * account is written before its entries, in rounds of at most limits.importBatchMax records.
  */
 export async function importStore(
-  db: RootDb,
+  store: LedgerStore,
   openLines: () => AsyncIterable<string>,
   options: ImportOptions = {},
 ): Promise<ArchiveCounts> {
   const idempotencyTtlMs = options.idempotencyTtlMs ?? idempotencyTtlSecondsDefault * 1000
   const onProgress = options.onProgress ?? (() => {})
-  await db.open()
-  const meta = db.sublevel<string, string>(tableNames.meta, { keyEncoding: 'utf8', valueEncoding: 'utf8' })
-  if ((await meta.get(metaKeys.importInProgress)) !== undefined) {
+  if ((await store.readMeta(metaKeys.importInProgress)) !== undefined) {
     throw new ArchiveError('the database holds an unfinished import; delete it and import again')
   }
-  if ((await db.keys({ limit: 1 }).all()).length > 0) throw new ArchiveError('the database is not empty; import needs an empty one')
+  if (!(await isEmpty(store))) throw new ArchiveError('the database is not empty; import needs an empty one')
   for await (const item of parseArchive(openLines(), idempotencyTtlMs)) void item
-  const tables = tablesOf(db)
-  await meta.put(metaKeys.importInProgress, JSON.stringify({ startedAtMs: Date.now() }), { sync: true } as object)
+  await store.writeMeta([[metaKeys.importInProgress, JSON.stringify({ startedAtMs: Date.now() })]])
   const counts: ArchiveCounts = { accounts: 0, entries: 0 }
-  let batch = db.batch()
+  let writes = emptyWrites()
+  /** Where each idempotency record of the round is, by its key: a round writes a key once. */
+  let idempotencyIndex = new Map<string, number>()
+  let records = 0
+  const flush = async () => {
+    const round = writes
+    // Nothing to read or decide: the body only hands over the records (safe to run again).
+    if (records > 0) await store.runRound(async () => ({ writes: round, value: undefined }))
+    writes = emptyWrites()
+    idempotencyIndex = new Map()
+    records = 0
+    onProgress(counts)
+  }
   for await (const item of parseArchive(openLines(), idempotencyTtlMs)) {
     if (item.kind === 'account') {
-      batch.put(item.accountKey, encodeAccount(item.account), { sublevel: tables.accounts })
+      writes.accounts.push([item.accountKey, item.account])
       counts.accounts++
+      records++
     } else {
       const { accountKey, entry } = item
-      batch.put(historyKeyOf(accountKey, entry.seq), encodeEntry(entry), { sublevel: tables.history })
+      writes.entries.push([accountKey, entry])
       if (entry.idempotencyKey !== undefined) {
         // A key used again after its window: the later entry's record replaces the earlier one.
-        const record = encodeIdempotency({ by: entry.by, tot: entry.tot, seq: entry.seq, atMs: entry.atMs })
-        batch.put(idempotencyKeyOf(accountKey, entry.idempotencyKey), record, { sublevel: tables.idempotency })
+        const key = idempotencyKeyOf(accountKey, entry.idempotencyKey)
+        const record: [string, IdempotencyState] = [key, { by: entry.by, tot: entry.tot, seq: entry.seq, atMs: entry.atMs }]
+        const index = idempotencyIndex.get(key)
+        if (index === undefined) idempotencyIndex.set(key, writes.idempotency.push(record) - 1)
+        else writes.idempotency[index] = record
       }
       counts.entries++
+      records++
     }
-    // Each batch is fsynced: an import that returns is on disk.
-    if (batch.length >= limits.importBatchMax) {
-      await batch.write({ sync: true })
-      batch = db.batch()
-      onProgress(counts)
-    }
+    if (records >= limits.importBatchMax) await flush()
   }
-  await batch.write({ sync: true })
-  await meta.del(metaKeys.importInProgress, { sync: true } as object)
+  await flush()
+  await store.writeMeta([[metaKeys.importInProgress, undefined]])
   onProgress(counts)
   return counts
+}
+
+function emptyWrites(): RoundWrites {
+  return { accounts: [], entries: [], idempotency: [], idempotencyDeletes: [] }
+}
+
+/** No account and no idempotency record (meta records of a ledger that never wrote may remain). */
+async function isEmpty(store: LedgerStore): Promise<boolean> {
+  const snapshot = await store.snapshot()
+  try {
+    return (await snapshot.accounts(undefined, 1)).length === 0 && (await snapshot.idempotency(undefined, 1)).length === 0
+  } finally {
+    await snapshot.close()
+  }
 }

@@ -1,10 +1,10 @@
-// The ledger: tot, mod and past over an abstract-level database. It knows nothing of HTTP; the
-// server, the CLI and the tests all share these checks.
+// The ledger: tot, mod and past over a store (see store.ts). It knows nothing of HTTP, nor which
+// engine runs; the server, the CLI and the tests all share these checks.
 import assert from 'node:assert/strict'
 import { hash } from 'node:crypto'
 import { z } from 'zod'
 import { limits } from '../config.js'
-import { decodeAccount, decodeIdempotency, epochRecord, filtersRecord, metaKeys, tableNames } from './codec.js'
+import { epochRecord, filtersRecord, metaKeys } from './codec.js'
 import { LedgerError } from './errors.js'
 import {
   amountMax,
@@ -18,15 +18,10 @@ import {
 } from './limits.js'
 import type { AccountKey, Balance, Entry, ModInput, ModResult, PastPage, PastQuery } from './types.js'
 import { AccountCache, KeyFilter, WindowedKeyFilter, type LedgerMemory } from './cache.js'
-import { LevelStore, tablesOf, type RootDb, type Table, type Tables } from './level/store.js'
-import type { LedgerStore } from './store.js'
+import type { LedgerStore, StoreSnapshot } from './store.js'
 import { Writer, type RoundReport } from './writer.js'
 
-export { tablesOf } from './level/store.js'
-
 export interface LedgerOptions {
-  /** fsync every batch before acknowledging (classic-level skips it unless asked). */
-  sync: boolean
   writerBatchMax: number
   writerQueueMax: number
   /** Rounds written at once at most, on disjoint accounts; limits.writerRoundsInFlightMax by default. */
@@ -52,11 +47,9 @@ export class IncompleteStoreError extends Error {
 }
 
 export class Ledger {
-  readonly #db: RootDb
-  readonly #tables: Tables
   readonly #store: LedgerStore
-  /** The ledger's own state across a clean stop (the filters); see load. */
-  readonly #meta: Table
+  /** Other nodes write the store too: nothing is kept in memory (see store.ts). */
+  readonly #shared: boolean
   readonly #writer: Writer
   readonly #memory: LedgerMemory
   readonly #idempotencyTtlMs: number
@@ -69,14 +62,12 @@ export class Ledger {
   #pruneCursor: string | undefined
   /** This run's start count; a clean stop tags the filters it keeps with it. */
   #epoch = 0
+  #closed = false
 
   /** Use openLedger, which also loads the filters and warms the cache. */
-  constructor(db: RootDb, options: LedgerOptions) {
-    assert.equal(db.status, 'open', 'open the database before the ledger')
-    this.#db = db
-    this.#tables = tablesOf(db)
-    this.#store = new LevelStore(db, this.#tables, { sync: options.sync })
-    this.#meta = db.sublevel<string, string>(tableNames.meta, { keyEncoding: 'utf8', valueEncoding: 'utf8' })
+  constructor(store: LedgerStore, options: LedgerOptions) {
+    this.#store = store
+    this.#shared = store.sharing === 'shared'
     this.#idempotencyTtlMs = options.idempotencyTtlMs ?? idempotencyTtlSecondsDefault * 1000
     assert.ok(
       Number.isInteger(this.#idempotencyTtlMs) &&
@@ -88,7 +79,8 @@ export class Ledger {
     this.#legacyIdempotencyAtMs = this.#now()
     this.#prune = options.idempotencyPrune
     this.#memory = {
-      accounts: new AccountCache(options.accountCacheMax ?? limits.accountCacheMax),
+      // Nothing to keep on a shared store: other nodes change it.
+      accounts: new AccountCache(this.#shared ? 0 : (options.accountCacheMax ?? limits.accountCacheMax)),
       accountKeys: new KeyFilter(),
       idempotencyKeys: new WindowedKeyFilter(this.#idempotencyTtlMs),
     }
@@ -98,14 +90,21 @@ export class Ledger {
       roundsInFlightMax: options.writerRoundsInFlightMax ?? limits.writerRoundsInFlightMax,
       lookAheadBatchesMax: options.writerLookAheadBatchesMax ?? limits.writerLookAheadBatchesMax,
       now: this.#now,
+      idempotencyWindowMs: this.#idempotencyTtlMs,
       legacyIdempotencyAtMs: this.#legacyIdempotencyAtMs,
       onFatal: options.onFatal ?? (() => {}),
       onRound: options.onRound,
     })
   }
 
+  /** Until close(): the process serves (liveness), whether or not the store answers now. */
   get isOpen(): boolean {
-    return this.#db.status === 'open'
+    return !this.#closed
+  }
+
+  /** Ready to serve (readiness): open, the writer healthy, and the store answering now. */
+  async ready(): Promise<boolean> {
+    return !this.#closed && this.#writer.healthy && (await this.#store.ping())
   }
 
   get writerHealthy(): boolean {
@@ -139,40 +138,55 @@ export class Ledger {
    * are replayed for one more window, then count as new and are pruned.
    */
   async load(): Promise<void> {
-    if ((await this.#meta.get(metaKeys.importInProgress)) !== undefined) {
+    if ((await this.#store.readMeta(metaKeys.importInProgress)) !== undefined) {
       throw new IncompleteStoreError('the database holds an unfinished import; delete it and import again')
     }
+    // A shared store keeps nothing in memory: every read goes to it.
+    if (this.#shared) return
+    const snapshot = await this.#store.snapshot()
+    try {
+      await this.#loadFrom(snapshot)
+    } finally {
+      await snapshot.close()
+    }
+  }
+
+  async #loadFrom(snapshot: StoreSnapshot): Promise<void> {
     let restored = await this.#takeFilters()
-    let lastWarm: string | undefined
+    let lastWarm: AccountKey | undefined
     const scanned = new KeyFilter()
     const capacity = this.#memory.accounts.capacity
-    let read = 0
-    const warm = this.#tables.accounts.iterator({ limit: Math.max(capacity, sampleMax) })
-    try {
-      for (let page = await warm.nextv(scanPageMax); page.length > 0; page = await warm.nextv(scanPageMax)) {
-        for (const [accountKey, value] of page) {
-          if (restored !== undefined && !restored.accountKeys.mightContain(accountKey)) restored = undefined
-          scanned.add(accountKey)
-          const state = decodeAccount(accountKey, value)
-          if (read++ < capacity) this.#memory.accounts.fillFromWriter(accountKey as AccountKey, state)
-          lastWarm = accountKey
-        }
+    const warmMax = Math.max(capacity, sampleMax)
+    for (let read = 0; read < warmMax; ) {
+      const page = await snapshot.accounts(lastWarm, Math.min(scanPageMax, warmMax - read))
+      for (const [accountKey, state] of page) {
+        if (restored !== undefined && !restored.accountKeys.mightContain(accountKey)) restored = undefined
+        scanned.add(accountKey)
+        if (read++ < capacity) this.#memory.accounts.fillFromWriter(accountKey, state)
+        lastWarm = accountKey
       }
-    } finally {
-      await warm.close()
+      if (page.length === 0) break
     }
-    if (restored !== undefined && (await this.#idempotencySampleAgrees(restored.idempotencyKeys))) {
+    if (restored !== undefined && (await this.#idempotencySampleAgrees(snapshot, restored.idempotencyKeys))) {
       this.#memory.accountKeys = restored.accountKeys
       this.#memory.idempotencyKeys = restored.idempotencyKeys
       return
     }
     this.#memory.accountKeys = scanned
-    await scanKeys(this.#tables.accounts, (key) => scanned.add(key), lastWarm)
+    for (let after = lastWarm; ; ) {
+      const page = await snapshot.accounts(after, scanPageMax)
+      if (page.length === 0) break
+      for (const [accountKey] of page) scanned.add(accountKey)
+      after = page.at(-1)?.[0]
+    }
     const idempotencyKeys = this.#memory.idempotencyKeys
     idempotencyKeys.advance(this.#now())
-    await scanEntries(this.#tables.idempotency, (key, value) => {
-      idempotencyKeys.add(key, decodeIdempotency(key, value).atMs ?? this.#legacyIdempotencyAtMs)
-    })
+    for (let after: string | undefined; ; ) {
+      const page = await snapshot.idempotency(after, scanPageMax)
+      if (page.length === 0) break
+      for (const [key, record] of page) idempotencyKeys.add(key, record.atMs ?? this.#legacyIdempotencyAtMs)
+      after = page.at(-1)?.[0]
+    }
   }
 
   /**
@@ -180,16 +194,14 @@ export class Ledger {
    * from here on no kept filters match the store until this run stops cleanly.
    */
   async #takeFilters(): Promise<{ accountKeys: KeyFilter; idempotencyKeys: WindowedKeyFilter } | undefined> {
-    const [text, epochText] = await this.#meta.getMany([metaKeys.filters, metaKeys.epoch])
+    const text = await this.#store.readMeta(metaKeys.filters)
+    const epochText = await this.#store.readMeta(metaKeys.epoch)
     const epoch = epochText === undefined ? 0 : epochRecord.parse(JSON.parse(epochText))
     this.#epoch = epoch + 1
-    await this.#meta.batch(
-      [
-        { type: 'del', key: metaKeys.filters },
-        { type: 'put', key: metaKeys.epoch, value: JSON.stringify(this.#epoch) },
-      ],
-      synced,
-    )
+    await this.#store.writeMeta([
+      [metaKeys.filters, undefined],
+      [metaKeys.epoch, JSON.stringify(this.#epoch)],
+    ])
     if (text === undefined) return undefined
     let record: z.infer<typeof filtersRecord>
     try {
@@ -206,10 +218,10 @@ export class Ledger {
   }
 
   /** The first records of the idempotency table, those within the window, must all be in the filter. */
-  async #idempotencySampleAgrees(filter: WindowedKeyFilter): Promise<boolean> {
-    const sample = await this.#tables.idempotency.iterator({ limit: sampleMax }).all()
-    return sample.every(([key, value]) => {
-      const atMs = decodeIdempotency(key, value).atMs ?? this.#legacyIdempotencyAtMs
+  async #idempotencySampleAgrees(snapshot: StoreSnapshot, filter: WindowedKeyFilter): Promise<boolean> {
+    const sample = await snapshot.idempotency(undefined, sampleMax)
+    return sample.every(([key, record]) => {
+      const atMs = record.atMs ?? this.#legacyIdempotencyAtMs
       return filter.isExpired(atMs) || filter.mightContain(key)
     })
   }
@@ -226,13 +238,22 @@ export class Ledger {
   }
 
   async #prunePass(batchMax: number): Promise<number> {
-    const range = this.#pruneCursor === undefined ? {} : { gt: this.#pruneCursor }
-    const page = await this.#tables.idempotency.iterator({ ...range, limit: batchMax }).all()
+    const snapshot = await this.#store.snapshot()
+    let page: Awaited<ReturnType<StoreSnapshot['idempotency']>>
+    try {
+      page = await snapshot.idempotency(this.#pruneCursor, batchMax)
+    } finally {
+      await snapshot.close()
+    }
     this.#pruneCursor = page.length < batchMax ? undefined : page.at(-1)?.[0]
-    const filter = this.#memory.idempotencyKeys
-    filter.advance(this.#now())
+    // The candidates; the writer checks each again, in a round holding its account, on the round's clock.
+    let clockMs = this.#now()
+    if (!this.#shared) {
+      this.#memory.idempotencyKeys.advance(clockMs)
+      clockMs = this.#memory.idempotencyKeys.clockMs
+    }
     const expired = page
-      .filter(([key, value]) => filter.isExpired(decodeIdempotency(key, value).atMs ?? this.#legacyIdempotencyAtMs))
+      .filter(([, record]) => clockMs - (record.atMs ?? this.#legacyIdempotencyAtMs) >= this.#idempotencyTtlMs)
       .map(([key]) => key)
     return this.#writer.prune(expired)
   }
@@ -252,7 +273,9 @@ export class Ledger {
 
   /** The balance and its seq, or undefined for an unknown account. */
   async tot(accountKey: AccountKey): Promise<Balance | undefined> {
-    const state = this.#memory.accounts.get(accountKey) ?? (await this.#readAccount(accountKey))
+    const state = this.#shared
+      ? await this.#store.readAccount(accountKey)
+      : (this.#memory.accounts.get(accountKey) ?? (await this.#readAccount(accountKey)))
     return state === undefined ? undefined : { tot: state.tot, seq: state.seq }
   }
 
@@ -300,14 +323,15 @@ export class Ledger {
     return { ...balance, entries }
   }
 
-  /** Stops taking mods, writes what is queued, keeps the filters for the next start, closes the database. */
+  /** Stops taking mods, writes what is queued, keeps the filters for the next start, closes the store. */
   async close(): Promise<void> {
+    this.#closed = true
     clearInterval(this.#pruneTimer)
     await this.#pruning?.catch(() => {})
     await this.#writer.close()
     // After a fault the filters may lack what the failed round created: the next start scans.
-    if (this.#writer.failed || this.#db.status !== 'open') {
-      await this.#db.close()
+    if (this.#shared || this.#writer.failed || !(await this.#store.ping())) {
+      await this.#store.close()
       return
     }
     const unsigned = {
@@ -317,8 +341,8 @@ export class Ledger {
       idempotency: this.#memory.idempotencyKeys.snapshot(),
     }
     const record: z.infer<typeof filtersRecord> = { ...unsigned, digest: filtersDigest(unsigned) }
-    await this.#meta.put(metaKeys.filters, JSON.stringify(record), synced)
-    await this.#db.close()
+    await this.#store.writeMeta([[metaKeys.filters, JSON.stringify(record)]])
+    await this.#store.close()
   }
 }
 
@@ -327,35 +351,6 @@ const { scanPageMax, filterSampleMax: sampleMax } = limits
 /** SHA-256 of the kept filters' content, in a fixed order, so a damaged or shuffled copy is not taken. */
 function filtersDigest(record: z.infer<typeof filtersRecord>): string {
   return hash('sha256', JSON.stringify([record.epoch, record.accounts, record.idempotency]), 'hex')
-}
-
-async function scanEntries(table: Table, visit: (key: string, value: string) => void): Promise<void> {
-  const iterator = table.iterator()
-  try {
-    for (;;) {
-      const page = await iterator.nextv(scanPageMax)
-      if (page.length === 0) return
-      for (const [key, value] of page) visit(key, value)
-    }
-  } finally {
-    await iterator.close()
-  }
-}
-
-/** classic-level's fsync option; abstract-level passes it through but does not declare it. */
-const synced = { sync: true } as object
-
-async function scanKeys(table: Tables['accounts'], visit: (key: string) => void, after?: string): Promise<void> {
-  const iterator = table.keys(after === undefined ? {} : { gt: after })
-  try {
-    for (;;) {
-      const page = await iterator.nextv(scanPageMax)
-      if (page.length === 0) return
-      for (const key of page) visit(key)
-    }
-  } finally {
-    await iterator.close()
-  }
 }
 
 /** Entries read back in one page must chain: contiguous seq and tot = previous tot + by. */
@@ -370,11 +365,15 @@ function assertChain(entries: Entry[], order: 'asc' | 'desc'): void {
   }
 }
 
-/** Opens the database if needed and returns a ledger on it; the ledger owns the database after. */
-export async function openLedger(db: RootDb, options: LedgerOptions): Promise<Ledger> {
-  await db.open()
-  const ledger = new Ledger(db, options)
-  await ledger.load()
+/** A ledger on an open store, loaded; the ledger owns the store after (its close closes it). */
+export async function openLedger(store: LedgerStore, options: LedgerOptions): Promise<Ledger> {
+  const ledger = new Ledger(store, options)
+  try {
+    await ledger.load()
+  } catch (error) {
+    await store.close().catch(() => {})
+    throw error
+  }
   ledger.startPruning()
   return ledger
 }

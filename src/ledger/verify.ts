@@ -1,28 +1,19 @@
-// Offline integrity check of a whole store: every account's history is contiguous and chains to
-// its balance, every idempotency record matches the entry it answers, no idempotency key is on two
-// entries of an account less than a retention window apart, and nothing is stored that belongs to
-// no account. One streaming pass per table in key order (a merge join on the account key), so
-// memory stays flat however large the store (the keys of one window of one account at most).
+// Integrity check of a whole store, through one snapshot: every account's history is contiguous
+// and chains to its balance, every idempotency record matches the entry it answers, no
+// idempotency key is on two entries of an account less than a retention window apart, and no
+// idempotency record belongs to no account. One pass over the accounts in key order, beside one
+// over the idempotency records (a merge join on the account key), so memory stays flat however
+// large the store: one page, and the keys and records of one account. LevelDB's raw key space
+// gets a few checks of its own (see level/verify.ts).
 import { AssertionError } from 'node:assert'
 import { limits } from '../config.js'
 import { KeyWindow } from './archive.js'
-import {
-  decodeAccount,
-  decodeEntry,
-  decodeIdempotency,
-  historyKeyOf,
-  idempotencyKeyOf,
-  isAccountKey,
-  metaKeys,
-  parseHistoryKey,
-  parseIdempotencyKey,
-  tableNames,
-  type AccountState,
-} from './codec.js'
-import { tablesOf } from './ledger.js'
+import { isAccountKey, metaKeys, parseIdempotencyKey, tableNames, type AccountState, type IdempotencyState } from './codec.js'
+import { LevelStore } from './level/store.js'
+import { levelStoreFaults } from './level/verify.js'
 import { idempotencyTtlSecondsDefault } from './limits.js'
-import type { AccountKey } from './types.js'
-import type { RootDb, Table } from './level/store.js'
+import type { LedgerStore, StoreSnapshot } from './store.js'
+import type { AccountKey, Entry } from './types.js'
 
 export interface VerifyCounts {
   accounts: number
@@ -36,23 +27,7 @@ export interface VerifyReport extends VerifyCounts {
   faults: string[]
 }
 
-const { verifyFaultsListedMax: faultsListedMax, verifyProgressAccounts: progressEvery } = limits
-
-/** Reads a table in key order, one row ahead, so two tables can be walked side by side. */
-class Cursor {
-  readonly #iterator: ReturnType<Table['iterator']>
-  current: [string, string] | undefined
-  constructor(table: Table) {
-    this.#iterator = table.iterator()
-  }
-  async advance(): Promise<[string, string] | undefined> {
-    this.current = (await this.#iterator.next()) as [string, string] | undefined
-    return this.current
-  }
-  close(): Promise<void> {
-    return this.#iterator.close()
-  }
-}
+const { verifyFaultsListedMax: faultsListedMax, verifyProgressAccounts: progressEvery, scanPageMax } = limits
 
 export interface VerifyOptions {
   /** The retention window the store is served with (ACCMAN_IDEMPOTENCY_TTL). */
@@ -67,50 +42,55 @@ interface Window {
   nowMs: number
 }
 
-export async function verifyStore(db: RootDb, options: VerifyOptions = {}): Promise<VerifyReport> {
+type Fault = (message: string) => void
+
+export async function verifyStore(store: LedgerStore, options: VerifyOptions = {}): Promise<VerifyReport> {
   const window: Window = { ttlMs: options.idempotencyTtlMs ?? idempotencyTtlSecondsDefault * 1000, nowMs: options.nowMs ?? Date.now() }
   const onProgress = options.onProgress ?? (() => {})
-  await db.open()
-  const tables = tablesOf(db)
   const report: VerifyReport = { accounts: 0, entries: 0, idempotencyKeys: 0, faultCount: 0, faults: [] }
-  const fault = (message: string) => {
+  const fault: Fault = (message) => {
     report.faultCount++
     if (report.faults.length < faultsListedMax) report.faults.push(message)
   }
-  const meta = db.sublevel<string, string>(tableNames.meta, { keyEncoding: 'utf8', valueEncoding: 'utf8' })
-  if ((await meta.get(metaKeys.importInProgress)) !== undefined) fault('an import did not finish: the store is incomplete')
-  const history = new Cursor(tables.history)
-  const idempotency = new Cursor(tables.idempotency)
-  await history.advance()
-  await idempotency.advance()
+  if ((await store.readMeta(metaKeys.importInProgress)) !== undefined) fault('an import did not finish: the store is incomplete')
+  const snapshot = await store.snapshot()
   try {
-    for await (const [accountKey, value] of tables.accounts.iterator()) {
-      if (!isAccountKey(accountKey)) {
-        fault(`${tableNames.accounts}: malformed account key ${JSON.stringify(accountKey.slice(0, 80))}`)
-        continue
+    const records = new RecordCursor(snapshot, fault)
+    await records.advance()
+    for (let after: AccountKey | undefined; ; ) {
+      const accounts = await readOrFault(() => snapshot.accounts(after, scanPageMax), fault)
+      // A corrupt account record ends the walk: the page it is on cannot be read past.
+      if (accounts === undefined || accounts.length === 0) break
+      for (const [accountKey, account] of accounts) {
+        const key: string = accountKey
+        if (!isAccountKey(key)) {
+          fault(`${tableNames.accounts}: malformed account key ${JSON.stringify(key.slice(0, 80))}`)
+          continue
+        }
+        await records.skipOrphans(accountKey)
+        const owned = await records.takeAccount(accountKey, report)
+        await checkHistory(snapshot, accountKey, account, { owned, complete: !records.broken }, window, report, fault)
+        for (const { record } of owned.values()) {
+          if (!record.matched) fault(`account ${short(accountKey)}: an idempotency record does not match entry ${record.seq}`)
+        }
+        report.accounts++
+        if (report.accounts % progressEvery === 0) onProgress(report)
       }
-      const account = decodeOrFault(() => decodeAccount(accountKey, value), fault)
-      await skipOrphans(history, accountKey, tableNames.history, fault)
-      await checkHistory(history, accountKey, account, tables, window, report, fault)
-      await skipOrphans(idempotency, accountKey, tableNames.idempotency, fault)
-      await checkIdempotency(idempotency, accountKey, account, tables.history, report, fault)
-      report.accounts++
-      if (report.accounts % progressEvery === 0) onProgress(report)
+      after = accounts.at(-1)?.[0]
     }
-    await skipOrphans(history, undefined, tableNames.history, fault)
-    await skipOrphans(idempotency, undefined, tableNames.idempotency, fault)
-    await checkForeignKeys(db, fault)
+    await records.skipOrphans(undefined)
   } finally {
-    await history.close()
-    await idempotency.close()
+    await snapshot.close()
   }
+  if (store instanceof LevelStore) await levelStoreFaults(store.db, fault)
   onProgress(report)
   return report
 }
 
-function decodeOrFault<T>(decode: () => T, fault: (message: string) => void): T | undefined {
+/** A corrupt record fails its read with an AssertionError (see codec.ts): a fault, not a crash. */
+async function readOrFault<T>(read: () => Promise<T>, fault: Fault): Promise<T | undefined> {
   try {
-    return decode()
+    return await read()
   } catch (error) {
     if (!(error instanceof AssertionError)) throw error
     fault(error.message)
@@ -120,111 +100,147 @@ function decodeOrFault<T>(decode: () => T, fault: (message: string) => void): T 
 
 const short = (accountKey: string) => `${accountKey.slice(0, 12)}…`
 
-/** Reports and passes rows whose account sorts before `accountKey` (all rows if undefined). */
-async function skipOrphans(
-  cursor: Cursor,
-  accountKey: AccountKey | undefined,
-  table: string,
-  fault: (message: string) => void,
-): Promise<void> {
-  while (cursor.current !== undefined) {
-    const owner = cursor.current[0].slice(0, 64)
-    if (accountKey !== undefined && owner >= accountKey) return
-    fault(`${table}: ${JSON.stringify(cursor.current[0].slice(0, 100))} belongs to no account`)
-    await cursor.advance()
+interface OwnedRecord {
+  record: IdempotencyState & { matched?: boolean }
+}
+
+/** The idempotency records in key order, a page at a time, one record ahead. */
+class RecordCursor {
+  readonly #snapshot: StoreSnapshot
+  readonly #fault: Fault
+  #page: Array<[string, IdempotencyState]> = []
+  #index = 0
+  #after: string | undefined
+  /** A corrupt record ended the walk: missing records are no longer told from unread ones. */
+  broken = false
+  current: [string, IdempotencyState] | undefined
+
+  constructor(snapshot: StoreSnapshot, fault: Fault) {
+    this.#snapshot = snapshot
+    this.#fault = fault
+  }
+
+  async advance(): Promise<void> {
+    if (this.#index >= this.#page.length && !this.broken) {
+      const page = await readOrFault(() => this.#snapshot.idempotency(this.#after, scanPageMax), this.#fault)
+      if (page === undefined) this.broken = true
+      this.#page = page ?? []
+      this.#index = 0
+      this.#after = this.#page.at(-1)?.[0]
+    }
+    this.current = this.#page[this.#index++]
+  }
+
+  /** Reports and passes records whose account sorts before `accountKey` (all if undefined). */
+  async skipOrphans(accountKey: AccountKey | undefined): Promise<void> {
+    while (this.current !== undefined) {
+      const owner = this.current[0].slice(0, 64)
+      if (accountKey !== undefined && owner >= accountKey) return
+      this.#fault(`${tableNames.idempotency}: ${JSON.stringify(this.current[0].slice(0, 100))} belongs to no account`)
+      await this.advance()
+    }
+  }
+
+  /** The records of one account, by the client's key. */
+  async takeAccount(accountKey: AccountKey, report: VerifyReport): Promise<Map<string, OwnedRecord>> {
+    const owned = new Map<string, OwnedRecord>()
+    while (this.current !== undefined && this.current[0].startsWith(accountKey)) {
+      const [key, record] = this.current
+      const parsed = parseIdempotencyKey(key)
+      if (parsed === undefined) this.#fault(`${tableNames.idempotency}: malformed key`)
+      else owned.set(parsed.idempotencyKey, { record: { ...record } })
+      report.idempotencyKeys++
+      await this.advance()
+    }
+    return owned
   }
 }
 
+/**
+ * Walks one account's history in seq order. An entry with a key must have its record (unless
+ * past its window: it may have been pruned), and a record is matched by the entry it answers.
+ */
 async function checkHistory(
-  history: Cursor,
+  snapshot: StoreSnapshot,
   accountKey: AccountKey,
-  account: AccountState | undefined,
-  tables: ReturnType<typeof tablesOf>,
+  account: AccountState,
+  records: AccountRecords,
   window: Window,
   report: VerifyReport,
-  fault: (message: string) => void,
+  fault: Fault,
 ): Promise<void> {
   let seq = 0
-  let tot = 0n
+  /** Undefined after a corrupt entry: the next one cannot be chained. */
+  let tot: bigint | undefined = 0n
   let atMs = 0
   const keys = new KeyWindow(window.ttlMs)
-  while (history.current !== undefined && history.current[0].startsWith(accountKey)) {
-    const [key, value] = history.current
-    const parsed = parseHistoryKey(key)
-    const entry = decodeOrFault(() => decodeEntry(key, value), fault)
-    if (parsed === undefined) fault(`${tableNames.history}: malformed key ${JSON.stringify(key.slice(0, 100))}`)
-    else if (parsed.seq !== seq + 1) fault(`account ${short(accountKey)}: entry ${parsed.seq} follows entry ${seq}`)
-    if (entry !== undefined && parsed !== undefined) {
-      if (entry.tot !== tot + entry.by) {
-        fault(`account ${short(accountKey)}: entry ${parsed.seq} tot ${entry.tot} is not ${tot} + ${entry.by}`)
+  // A page with a corrupt entry is read again one entry at a time up to that entry, to report it
+  // and go on.
+  let oneByOne = false
+  for (let next = 1; ; ) {
+    let entries: Entry[]
+    try {
+      entries = await snapshot.history(accountKey, next, oneByOne ? 1 : scanPageMax)
+    } catch (error) {
+      if (!(error instanceof AssertionError)) throw error
+      if (oneByOne) {
+        // Taken as the entry at `next`, which it most likely is.
+        fault(error.message)
+        report.entries++
+        seq = next++
+        tot = undefined
       }
-      if (entry.atMs < atMs) fault(`account ${short(accountKey)}: entry ${parsed.seq} is earlier than the one before`)
-      if (entry.idempotencyKey !== undefined) {
-        if (!keys.admit(entry.idempotencyKey, entry.atMs)) {
-          fault(`account ${short(accountKey)}: entry ${parsed.seq} repeats an idempotency key within its retention window`)
-        }
-        const record = await tables.idempotency.get(idempotencyKeyOf(accountKey, entry.idempotencyKey))
-        // Past its window a record may have been pruned.
-        if (record === undefined && window.nowMs - entry.atMs < window.ttlMs) {
-          fault(`account ${short(accountKey)}: entry ${parsed.seq} has a key with no record`)
-        }
+      oneByOne = !oneByOne
+      continue
+    }
+    if (entries.length === 0) break
+    for (const entry of entries) {
+      if (!Number.isSafeInteger(entry.seq) || entry.seq < next) {
+        fault(`${tableNames.history}: a malformed key after entry ${seq} of account ${short(accountKey)}`)
+        return
       }
-      seq = parsed.seq
+      if (entry.seq !== seq + 1) fault(`account ${short(accountKey)}: entry ${entry.seq} follows entry ${seq}`)
+      if (tot !== undefined && entry.tot !== tot + entry.by) {
+        fault(`account ${short(accountKey)}: entry ${entry.seq} tot ${entry.tot} is not ${tot} + ${entry.by}`)
+      }
+      if (entry.atMs < atMs) fault(`account ${short(accountKey)}: entry ${entry.seq} is earlier than the one before`)
+      if (entry.idempotencyKey !== undefined) checkKeyedEntry(entry, entry.idempotencyKey, accountKey, records, keys, window, fault)
+      seq = entry.seq
       tot = entry.tot
       atMs = entry.atMs
+      next = entry.seq + 1
+      report.entries++
     }
-    report.entries++
-    await history.advance()
   }
-  if (account === undefined) return
   if (seq !== account.seq) fault(`account ${short(accountKey)}: ${seq} entries, the balance says ${account.seq}`)
-  if (tot !== account.tot) fault(`account ${short(accountKey)}: history ends at ${tot}, the balance is ${account.tot}`)
+  if (tot !== undefined && tot !== account.tot) fault(`account ${short(accountKey)}: history ends at ${tot}, the balance is ${account.tot}`)
   if (seq > 0 && atMs !== account.atMs) fault(`account ${short(accountKey)}: last entry time differs from the balance's`)
 }
 
-async function checkIdempotency(
-  idempotency: Cursor,
-  accountKey: AccountKey,
-  account: AccountState | undefined,
-  history: Table,
-  report: VerifyReport,
-  fault: (message: string) => void,
-): Promise<void> {
-  while (idempotency.current !== undefined && idempotency.current[0].startsWith(accountKey)) {
-    const [key, value] = idempotency.current
-    const parsed = parseIdempotencyKey(key)
-    const record = decodeOrFault(() => decodeIdempotency(key, value), fault)
-    if (parsed === undefined) fault(`${tableNames.idempotency}: malformed key`)
-    if (parsed !== undefined && record !== undefined && account !== undefined) {
-      const entryValue = record.seq <= account.seq ? await history.get(historyKeyOf(accountKey, record.seq)) : undefined
-      const historyKey = historyKeyOf(accountKey, record.seq)
-      const entry = entryValue === undefined ? undefined : decodeOrFault(() => decodeEntry(historyKey, entryValue), fault)
-      const matches =
-        entry !== undefined &&
-        entry.seq === record.seq &&
-        entry.by === record.by &&
-        entry.tot === record.tot &&
-        entry.idempotencyKey === parsed.idempotencyKey &&
-        (record.atMs === undefined || record.atMs === entry.atMs)
-      if (!matches) fault(`account ${short(accountKey)}: an idempotency record does not match entry ${record.seq}`)
-    }
-    report.idempotencyKeys++
-    await idempotency.advance()
-  }
+/** The idempotency records of one account; not complete when a corrupt record ended their walk. */
+interface AccountRecords {
+  owned: Map<string, OwnedRecord>
+  complete: boolean
 }
 
-/** Keys outside the three tables: nothing else belongs in a ledger's store. */
-async function checkForeignKeys(db: RootDb, fault: (message: string) => void): Promise<void> {
-  const names = Object.values(tableNames).sort()
-  const gaps: { gte?: string; lt?: string }[] = []
-  let lower: string | undefined
-  for (const name of names) {
-    gaps.push(lower === undefined ? { lt: `!${name}!` } : { gte: lower, lt: `!${name}!` })
-    lower = `!${name}"` // '"' follows '!': the first key past the sublevel's range
+function checkKeyedEntry(
+  entry: Entry,
+  idempotencyKey: string,
+  accountKey: AccountKey,
+  records: AccountRecords,
+  keys: KeyWindow,
+  window: Window,
+  fault: Fault,
+): void {
+  if (!keys.admit(idempotencyKey, entry.atMs)) {
+    fault(`account ${short(accountKey)}: entry ${entry.seq} repeats an idempotency key within its retention window`)
   }
-  gaps.push(lower === undefined ? {} : { gte: lower })
-  for (const range of gaps) {
-    const keys = await db.keys({ ...range, keyEncoding: 'utf8', limit: faultsListedMax }).all()
-    for (const key of keys) fault(`a key outside the ledger's tables: ${JSON.stringify(String(key).slice(0, 100))}`)
+  const owned = records.owned.get(idempotencyKey)
+  // Past its window a record may have been pruned.
+  if (owned === undefined && records.complete && window.nowMs - entry.atMs < window.ttlMs) {
+    fault(`account ${short(accountKey)}: entry ${entry.seq} has a key with no record`)
   }
+  const record = owned?.record
+  if (record === undefined || record.seq !== entry.seq) return
+  record.matched = record.by === entry.by && record.tot === entry.tot && (record.atMs === undefined || record.atMs === entry.atMs)
 }

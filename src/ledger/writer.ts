@@ -6,13 +6,15 @@
 // decided and stored strictly in order, and rounds in flight touch disjoint keys, so the order in
 // which the store applies them cannot matter, and a crash between them leaves every account's
 // history contiguous. The writer schedules, reads and writes; it never decides, and it knows no
-// engine (see store.ts).
+// engine (see store.ts). On an exclusive store it keeps what it knows in memory (the cache and
+// the key filters) and reads only what they cannot answer; on a shared one other nodes write
+// too, so every round reads all it needs through its transaction and nothing is kept.
 import assert from 'node:assert/strict'
 import { idempotencyKeyOf, type AccountState, type IdempotencyState } from './codec.js'
 import type { LedgerMemory } from './cache.js'
 import { decideMod, type DecisionContext, type ModDecision } from './decide.js'
 import { LedgerError } from './errors.js'
-import type { LedgerStore, RoundWrites } from './store.js'
+import type { LedgerStore, RoundTransaction, RoundWrites } from './store.js'
 import type { AccountKey, ModInput, ModResult } from './types.js'
 
 export interface WriterOptions {
@@ -24,7 +26,10 @@ export interface WriterOptions {
   lookAheadBatchesMax: number
   /** Mods waiting at most; past this, mod() refuses with ACCMAN_QUEUE_FULL. */
   queueMax: number
+  /** The writer's clock; a shared store's rounds take the store's clock instead. */
   now: () => number
+  /** How long an idempotency key is replayed. */
+  idempotencyWindowMs: number
   /**
    * The time taken as written for idempotency records from before the retention window existed
    * (they carry no time): the ledger's start, so they expire one window after the upgrade.
@@ -45,7 +50,7 @@ export interface RoundReport {
   accountsCreated: number
   credited: bigint
   debited: bigint
-  /** From handing the round to the store (which encodes it) to its completion, with fsync when sync is on. */
+  /** From the round's writes handed to the store (which encodes them) to their completion, with fsync when sync is on. */
   writeMs: number
 }
 
@@ -57,6 +62,8 @@ interface PendingMod extends ModInput {
 
 /** What one round knows: states read at its start, updated by each mod it decides. */
 interface Round {
+  /** The round's clock for idempotency windows: the filters' (exclusive) or the store's (shared). */
+  idempotencyClockMs: number
   accounts: Map<AccountKey, AccountState | undefined>
   idempotency: Map<string, IdempotencyState | undefined>
   /** Keys the filters could not rule out, read from the store before deciding. */
@@ -78,6 +85,8 @@ export class Writer {
   readonly #store: LedgerStore
   readonly #options: WriterOptions
   readonly #memory: LedgerMemory
+  /** Other nodes write the store too: no cache, no filters, every state read in the round. */
+  readonly #shared: boolean
   #queue: PendingMod[] = []
   /** A pruning of expired idempotency records waiting for its accounts; at most one. */
   #prune: PendingPrune | undefined
@@ -97,6 +106,7 @@ export class Writer {
     this.#store = store
     this.#options = options
     this.#memory = memory
+    this.#shared = store.sharing === 'shared'
   }
 
   get queueDepth(): number {
@@ -215,14 +225,20 @@ export class Writer {
     } catch (error) {
       // Nothing of the round reached the store: its mods may be refused.
       this.#release(mods)
-      this.#fail(asError(error), mods)
+      if (isStoreUnavailable(error)) {
+        // The store did not answer in time: refuse this round's mods and go on with the next.
+        for (const mod of mods) mod.reject(error)
+        this.#pump()
+      } else {
+        this.#fail(asError(error), mods)
+      }
       return
     }
     // The round is stored. Whatever throws from here on, its mods are answered with their
     // results: refusing a stored mod would invite a client without a key to apply it twice.
     let fault: Error | undefined
     try {
-      if (stored.written) this.#stored(stored.round)
+      if (stored.written && !this.#shared) this.#stored(stored.round)
       this.#options.onRound?.(reportOf(stored.round, mods.length, stored.writeMs))
     } catch (error) {
       fault = asError(error)
@@ -239,22 +255,28 @@ export class Writer {
     answer(mods, stored.decisions)
   }
 
+  /**
+   * One round through the store. The body plans from scratch each time it runs (a shared store
+   * may run it again) and changes nothing outside the round: memory is updated only once the
+   * round is stored (see #stored).
+   */
   async #decideAndStore(mods: PendingMod[]): Promise<StoredRound> {
-    const round = this.#planRound(mods)
-    if (round.toRead.accounts.length > 0 || round.toRead.idempotency.length > 0) await this.#read(round)
-    // Read once per round, after the reads: no await separates it from the decisions.
-    const filter = this.#memory.idempotencyKeys
-    const context: DecisionContext = {
-      atMs: round.atMs,
-      idempotencyClockMs: filter.clockMs,
-      idempotencyWindowMs: filter.windowMs,
-      legacyIdempotencyAtMs: this.#options.legacyIdempotencyAtMs,
-    }
-    const decisions = mods.map((mod) => this.#decide(round, mod, context))
-    const startedMs = performance.now()
-    const write = this.#write(round)
-    if (write !== undefined) await write
-    return { round, decisions, written: write !== undefined, writeMs: performance.now() - startedMs }
+    let writeStartedMs = 0
+    const { round, decisions } = await this.#store.runRound(async (transaction) => {
+      const round = this.#planRound(mods, transaction.nowMs)
+      if (round.toRead.accounts.length > 0 || round.toRead.idempotency.length > 0) await this.#read(round, transaction)
+      // Read once per round, after the reads: no await separates it from the decisions.
+      const context: DecisionContext = {
+        atMs: round.atMs,
+        idempotencyClockMs: round.idempotencyClockMs,
+        idempotencyWindowMs: this.#options.idempotencyWindowMs,
+        legacyIdempotencyAtMs: this.#options.legacyIdempotencyAtMs,
+      }
+      const decisions = mods.map((mod) => this.#decide(round, mod, context))
+      writeStartedMs = performance.now()
+      return { writes: this.#writesOf(round), value: { round, decisions } }
+    })
+    return { round, decisions, written: round.applied > 0, writeMs: performance.now() - writeStartedMs }
   }
 
   /** Starts the waiting pruning once no round holds any of its accounts. */
@@ -276,16 +298,17 @@ export class Writer {
     let deleted = 0
     let failure: Error | undefined
     try {
-      const { idempotency } = await this.#store.readRound([], prune.keys)
-      const filter = this.#memory.idempotencyKeys
-      const expired = prune.keys.filter((_, index) => {
-        const record = idempotency[index]
-        return record !== undefined && filter.isExpired(record.atMs ?? this.#options.legacyIdempotencyAtMs)
+      deleted = await this.#store.runRound(async (transaction) => {
+        const { idempotency } = await transaction.readRound([], prune.keys)
+        const clockMs = this.#idempotencyClock(transaction.nowMs)
+        const expired = prune.keys.filter((_, index) => {
+          const record = idempotency[index]
+          const atMs = record?.atMs ?? this.#options.legacyIdempotencyAtMs
+          return record !== undefined && clockMs - atMs >= this.#options.idempotencyWindowMs
+        })
+        const writes = { accounts: [], entries: [], idempotency: [], idempotencyDeletes: expired }
+        return { writes: expired.length === 0 ? undefined : writes, value: expired.length }
       })
-      if (expired.length > 0) {
-        await this.#store.writeRound({ accounts: [], entries: [], idempotency: [], idempotencyDeletes: expired })
-      }
-      deleted = expired.length
     } catch (error) {
       failure = asError(error)
     }
@@ -295,10 +318,27 @@ export class Writer {
     if (failure === undefined) {
       prune.resolve(deleted)
       this.#pump()
+    } else if (isStoreUnavailable(failure)) {
+      // Nothing was deleted; a later pass tries again.
+      prune.reject(failure)
+      this.#pump()
     } else {
       prune.reject(failure)
       this.#fail(failure, [])
     }
+  }
+
+  /**
+   * The round's clock for idempotency windows. Exclusive: the filters' clock, moved forward to
+   * now (it never goes back). Shared: the store's clock, read once for the round.
+   */
+  #idempotencyClock(storeNowMs: number | undefined): number {
+    if (this.#shared) {
+      assert.ok(storeNowMs !== undefined, 'a shared store gives each round its time')
+      return storeNowMs
+    }
+    this.#memory.idempotencyKeys.advance(this.#options.now())
+    return this.#memory.idempotencyKeys.clockMs
   }
 
   #release(mods: PendingMod[]): void {
@@ -316,11 +356,11 @@ export class Writer {
     this.#pump()
   }
 
-  /** Adds each changed account once, then stores the round as one atomic write. */
-  #write(round: Round): Promise<void> | undefined {
+  /** The round's writes with each changed account once; undefined when nothing was applied. */
+  #writesOf(round: Round): RoundWrites | undefined {
     if (round.applied === 0) return undefined
     for (const accountState of dirtyStates(round)) round.writes.accounts.push(accountState)
-    return this.#store.writeRound(round.writes)
+    return round.writes
   }
 
   /** The round is stored: from here on readers may see it, through the filters and the cache. */
@@ -333,11 +373,15 @@ export class Writer {
     this.#memory.accounts.commit(round.writes.accounts)
   }
 
-  /** What the round knows without the store: cached accounts, and keys certainly absent. */
-  #planRound(mods: PendingMod[]): Round {
+  /**
+   * What the round knows without the store (exclusive: cached accounts, and keys certainly
+   * absent), and what it must read.
+   */
+  #planRound(mods: PendingMod[], storeNowMs: number | undefined): Round {
     // Idempotency windows are measured on a clock that never goes back (see WindowedKeyFilter).
-    this.#memory.idempotencyKeys.advance(this.#options.now())
+    const idempotencyClockMs = this.#idempotencyClock(storeNowMs)
     const round: Round = {
+      idempotencyClockMs,
       accounts: new Map(),
       idempotency: new Map(),
       toRead: { accounts: [], idempotency: [] },
@@ -345,10 +389,14 @@ export class Writer {
       dirtyAccounts: new Set(),
       createdAccounts: [],
       writes: { accounts: [], entries: [], idempotency: [], idempotencyDeletes: [] },
-      atMs: this.#memory.idempotencyKeys.clockMs,
+      atMs: idempotencyClockMs,
       applied: 0,
       credited: 0n,
       debited: 0n,
+    }
+    if (this.#shared) {
+      planSharedRound(round, mods)
+      return round
     }
     for (const mod of mods) {
       if (!round.accounts.has(mod.accountKey)) {
@@ -376,18 +424,20 @@ export class Writer {
   }
 
   /**
-   * Reads what the filters could not rule out. No other round holds these accounts, and only
-   * rounds write, so what it reads is current.
+   * Reads what the round must (exclusive: what the filters could not rule out). No other round
+   * of this writer holds these accounts, and on a shared store the transaction locks them, so
+   * what it reads stays current until the round is stored.
    */
-  async #read(round: Round): Promise<void> {
+  async #read(round: Round, transaction: RoundTransaction): Promise<void> {
     const { accounts, idempotency } = round.toRead
-    const states = await this.#store.readRound(accounts, idempotency)
+    const states = await transaction.readRound(accounts, idempotency)
     for (const [index, key] of accounts.entries()) {
       const state = states.accounts[index]
       if (state === undefined) continue
+      round.accounts.set(key, state)
+      if (this.#shared) continue
       // A filter that missed an existing account learns it (the store is the truth).
       if (!this.#memory.accountKeys.mightContain(key)) this.#memory.accountKeys.add(key)
-      round.accounts.set(key, state)
       this.#memory.accounts.fillFromWriter(key, state)
     }
     for (const [index, key] of idempotency.entries()) {
@@ -445,6 +495,27 @@ interface PendingPrune {
   accounts: Set<AccountKey>
   resolve: (deleted: number) => void
   reject: (error: Error) => void
+}
+
+/** Every account and every idempotency key of the round, read through its transaction. */
+function planSharedRound(round: Round, mods: PendingMod[]): void {
+  for (const mod of mods) {
+    if (!round.lookedUp.has(mod.accountKey)) {
+      round.accounts.set(mod.accountKey, undefined)
+      round.lookedUp.add(mod.accountKey)
+      round.toRead.accounts.push(mod.accountKey)
+    }
+    if (mod.idempotencyKey === undefined) continue
+    const key = idempotencyKeyOf(mod.accountKey, mod.idempotencyKey)
+    if (round.idempotency.has(key)) continue
+    round.idempotency.set(key, undefined)
+    round.toRead.idempotency.push(key)
+  }
+}
+
+/** The store did not answer in time and stored nothing: the round is refused, the writer goes on. */
+function isStoreUnavailable(error: unknown): error is LedgerError {
+  return error instanceof LedgerError && error.code === 'ACCMAN_STORE_UNAVAILABLE'
 }
 
 function asError(error: unknown): Error {

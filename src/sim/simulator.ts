@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { accountKeyOf, openLedger, type Ledger } from '../ledger/index.js'
 import { decodeAccount, decodeEntry, decodeIdempotency, historyKeyOf, parseIdempotencyKey } from '../ledger/codec.js'
 import { isLedgerError } from '../ledger/errors.js'
-import { tablesOf } from '../ledger/ledger.js'
+import { openLevelStore, tablesOf } from '../ledger/level/store.js'
 import type { AccountKey, Entry } from '../ledger/types.js'
 import { Disk, FaultyLevel, noFaults, type FaultRates } from './faulty-level.js'
 import { Prng } from './prng.js'
@@ -210,8 +210,7 @@ class Simulation {
     this.#placed.clear()
     try {
       this.#ledger = await this.#bounded(
-        openLedger(db, {
-          sync: true,
+        openLevelStore(db, { sync: true }).then((store) => openLedger(store, {
           writerBatchMax: 4,
           writerQueueMax: 32,
           writerRoundsInFlightMax: 2,
@@ -221,7 +220,7 @@ class Simulation {
             this.#fatal = true
             this.#report.fatalStops++
           },
-        }),
+        })),
         'starting the ledger',
       )
     } catch (error) {

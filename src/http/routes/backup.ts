@@ -4,14 +4,14 @@ import { Readable } from 'node:stream'
 import type { FastifyPluginAsync } from 'fastify'
 import { z } from 'zod'
 import { backupChunks } from '../../ledger/backup.js'
-import type { RootDb } from '../../ledger/index.js'
+import type { LedgerStore } from '../../ledger/index.js'
 import type { Authenticate } from '../auth.js'
 import { answersOf } from '../openapi.js'
 
 export interface BackupRoutesOptions {
   authenticate: Authenticate | undefined
-  /** The ledger's database: the backup reads it through a snapshot, beside the writer. */
-  db: RootDb
+  /** The ledger's store: the backup reads it through a snapshot, beside the writer. */
+  store: LedgerStore
 }
 
 export const backupMediaType = 'application/x-ndjson; charset=utf-8'
@@ -39,15 +39,16 @@ const backupSchema = {
       'ACCMAN_HEADERS_TOO_LARGE',
       'ACCMAN_OVERLOADED',
       'ACCMAN_CLOSED',
+      'ACCMAN_STORE_UNAVAILABLE',
     ],
   ),
 }
 
-export const backupRoutes: FastifyPluginAsync<BackupRoutesOptions> = async (app, { authenticate, db }) => {
+export const backupRoutes: FastifyPluginAsync<BackupRoutesOptions> = async (app, { authenticate, store }) => {
   if (authenticate !== undefined) app.addHook('onRequest', authenticate)
   app.get('/backup', { schema: backupSchema, config: { access: 'write' } }, async (_request, reply) => {
     // Taken here, before the answer starts: what was acknowledged before this request is in it.
-    const chunks = backupChunks(db)
+    const chunks = await backupChunks(store)
     return reply
       .type(backupMediaType)
       .header('content-disposition', 'attachment; filename="accman-backup.jsonl"')

@@ -65,6 +65,7 @@ const readErrors = [
   'ACCMAN_INTERNAL',
   'ACCMAN_OVERLOADED',
   'ACCMAN_CLOSED',
+  'ACCMAN_STORE_UNAVAILABLE',
 ] as const
 
 const totSchema = {

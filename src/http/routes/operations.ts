@@ -19,16 +19,17 @@ const ok = { description: 'Yes.', content: { 'application/json': { schema: healt
 
 const healthzSchema = {
   summary: 'Liveness',
-  description: 'Open without a token, and answered even when the server is overloaded.',
+  description: 'Open without a token, and answered even when the server is overloaded or the store does not answer (the process is alive).',
   tags: ['operations'],
   response: answersOf({ 200: ok }, ['ACCMAN_CLOSED']),
 }
 
 const readyzSchema = {
   summary: 'Readiness',
-  description: 'Ready while the database is open and the writer is healthy; 503 while shutting down or after a storage fault.',
+  description:
+    'Ready while the database is open, the writer is healthy and the store answers; 503 while shutting down, after a storage fault, or while the store does not answer.',
   tags: ['operations'],
-  response: answersOf({ 200: ok }, ['ACCMAN_OVERLOADED', 'ACCMAN_CLOSED']),
+  response: answersOf({ 200: ok }, ['ACCMAN_OVERLOADED', 'ACCMAN_CLOSED', 'ACCMAN_STORE_UNAVAILABLE']),
 }
 
 const metricsSchema = {
@@ -56,6 +57,10 @@ export const operationsRoutes: FastifyPluginAsync<OperationsRoutesOptions> = asy
     if (isClosing()) reason = 'the server is shutting down'
     else if (!app.ledger.isOpen) reason = 'the database is not open'
     else if (!app.ledger.writerHealthy) reason = 'the writer stopped after a storage fault'
+    else if (!(await app.ledger.ready())) {
+      const body = errorBody('ACCMAN_STORE_UNAVAILABLE', 'the store does not answer')
+      return reply.code(503).header('retry-after', retryAfterText).send(body)
+    }
     if (reason === undefined) return { status: 'ok' }
     return reply.code(503).header('retry-after', retryAfterText).send(errorBody('ACCMAN_CLOSED', reason))
   })

@@ -1,9 +1,10 @@
 // The LevelDB engine (classic-level on disk, memory-level in tests): the ledger's tables are
 // sublevels, and a round is one chained batch of plain puts on the root, with one fsync when
-// `sync` is on. Every record is decoded as it is encoded before it goes in, and parsed by the
+// `sync` is on. The engine is exclusive: this process is its only writer (LevelDB's lock), so a
+// round reads without locking and its body runs exactly once. Every record is decoded as it is encoded before it goes in, and parsed by the
 // same schema coming out, so a codec bug stops here rather than in a balance.
 import assert from 'node:assert/strict'
-import type { AbstractChainedBatchWriteOptions, AbstractLevel, AbstractSublevel } from 'abstract-level'
+import type { AbstractChainedBatchWriteOptions, AbstractLevel, AbstractSnapshot, AbstractSublevel } from 'abstract-level'
 import {
   decodeAccount,
   decodeEntry,
@@ -14,8 +15,17 @@ import {
   historyKeyOf,
   tableNames,
   type AccountState,
+  type IdempotencyState,
 } from '../codec.js'
-import type { HistoryRange, LedgerStore, RoundStates, RoundWrites } from '../store.js'
+import type {
+  HistoryRange,
+  LedgerStore,
+  RoundOutcome,
+  RoundStates,
+  RoundTransaction,
+  RoundWrites,
+  StoreSnapshot,
+} from '../store.js'
 import type { AccountKey, Entry } from '../types.js'
 
 // The root may itself be a sublevel (the test suite runs on one), hence the loose key type.
@@ -26,6 +36,7 @@ export interface Tables {
   accounts: Table
   history: Table
   idempotency: Table
+  meta: Table
 }
 
 /** The ledger's tables: sublevels of `db` with string keys and values. */
@@ -35,21 +46,37 @@ export function tablesOf(db: RootDb): Tables {
     accounts: table(tableNames.accounts),
     history: table(tableNames.history),
     idempotency: table(tableNames.idempotency),
+    meta: table(tableNames.meta),
   }
 }
 
+/** classic-level's fsync option; abstract-level passes it through but does not declare it. */
+const synced = { sync: true } as object
+
+/** Opens `db` (if it is not open yet) and returns the engine on it; the store owns `db` after. */
+export async function openLevelStore(db: RootDb, options: { sync: boolean }): Promise<LevelStore> {
+  await db.open()
+  return new LevelStore(db, options)
+}
+
 export class LevelStore implements LedgerStore {
+  readonly sharing = 'exclusive'
   readonly #db: RootDb
   readonly #tables: Tables
   readonly #sync: boolean
   /** Each table's key prefix within the root database. */
   readonly #prefixes: { accounts: string; history: string; idempotency: string }
+  /** The one transaction every round is handed: plain reads, and the writer's clock. */
+  readonly #transaction: RoundTransaction
 
   /** `sync`: fsync each round before it resolves (classic-level skips it unless asked). */
-  constructor(db: RootDb, tables: Tables, options: { sync: boolean }) {
+  constructor(db: RootDb, options: { sync: boolean }) {
+    assert.equal(db.status, 'open', 'open the database before the store')
     this.#db = db
-    this.#tables = tables
+    this.#tables = tablesOf(db)
     this.#sync = options.sync
+    this.#transaction = { nowMs: undefined, readRound: (accountKeys, idempotencyKeys) => this.#readRound(accountKeys, idempotencyKeys) }
+    const tables = this.#tables
     // Writes go to the root with each table's prefix, as the sublevel would add it: one chained
     // batch of plain puts costs a fraction of a batch of sublevel operations on the event loop.
     assert.equal(db.keyEncoding().commonName, 'utf8', 'the root database must have utf8 keys')
@@ -66,12 +93,27 @@ export class LevelStore implements LedgerStore {
     }
   }
 
+  /** The database under the store, for LevelDB's own checks (see verify.ts). */
+  get db(): RootDb {
+    return this.#db
+  }
+
   async readAccount(accountKey: AccountKey): Promise<AccountState | undefined> {
     const value = await this.#tables.accounts.get(accountKey)
     return value === undefined ? undefined : decodeAccount(accountKey, value)
   }
 
-  async readRound(accountKeys: AccountKey[], idempotencyKeys: string[]): Promise<RoundStates> {
+  /**
+   * The body runs once: the writer never has two rounds of one account in flight, and nothing
+   * else writes, so what it reads stays current until its writes are stored.
+   */
+  async runRound<T>(body: (transaction: RoundTransaction) => Promise<RoundOutcome<T>>): Promise<T> {
+    const { writes, value } = await body(this.#transaction)
+    if (writes !== undefined) await this.#writeRound(writes)
+    return value
+  }
+
+  async #readRound(accountKeys: AccountKey[], idempotencyKeys: string[]): Promise<RoundStates> {
     const [accountValues, idempotencyValues] = await Promise.all([
       accountKeys.length === 0 ? [] : this.#tables.accounts.getMany(accountKeys),
       idempotencyKeys.length === 0 ? [] : this.#tables.idempotency.getMany(idempotencyKeys),
@@ -88,7 +130,7 @@ export class LevelStore implements LedgerStore {
     }
   }
 
-  writeRound(writes: RoundWrites): Promise<void> {
+  #writeRound(writes: RoundWrites): Promise<void> {
     const prefixes = this.#prefixes
     // Encoded before the batch opens: a failed round-trip check leaves no batch behind.
     const puts: Array<[prefixedKey: string, value: string]> = []
@@ -149,5 +191,63 @@ export class LevelStore implements LedgerStore {
       else low = middle + 1
     }
     return low
+  }
+
+  async snapshot(): Promise<StoreSnapshot> {
+    assert.ok(this.#db.supports.explicitSnapshots, 'a snapshot needs a database with explicit snapshots')
+    return new LevelSnapshot(this.#tables, this.#db.snapshot())
+  }
+
+  readMeta(name: string): Promise<string | undefined> {
+    return this.#tables.meta.get(name)
+  }
+
+  async writeMeta(records: Array<[name: string, value: string | undefined]>): Promise<void> {
+    const operations = records.map(([key, value]) =>
+      value === undefined ? { type: 'del' as const, key } : { type: 'put' as const, key, value },
+    )
+    await this.#tables.meta.batch(operations, synced)
+  }
+
+  async ping(): Promise<boolean> {
+    return this.#db.status === 'open'
+  }
+
+  async close(): Promise<void> {
+    await this.#db.close()
+  }
+}
+
+/** Reads of the tables as of one LevelDB snapshot, in key order, a bounded page at a time. */
+class LevelSnapshot implements StoreSnapshot {
+  readonly #tables: Tables
+  readonly #snapshot: AbstractSnapshot
+
+  constructor(tables: Tables, snapshot: AbstractSnapshot) {
+    this.#tables = tables
+    this.#snapshot = snapshot
+  }
+
+  async accounts(after: AccountKey | undefined, limit: number): Promise<Array<[AccountKey, AccountState]>> {
+    const range = after === undefined ? {} : { gt: after }
+    const rows = await this.#tables.accounts.iterator({ ...range, limit, snapshot: this.#snapshot }).all()
+    return rows.map(([key, value]) => [key as AccountKey, decodeAccount(key, value)])
+  }
+
+  async history(accountKey: AccountKey, seqLow: number, limit: number): Promise<Entry[]> {
+    // '"' follows '!': the first key past the account's entries.
+    const range = { gte: historyKeyOf(accountKey, seqLow), lt: `${accountKey}"`, limit, snapshot: this.#snapshot }
+    const rows = await this.#tables.history.iterator(range).all()
+    return rows.map(([key, value]) => decodeEntry(key, value))
+  }
+
+  async idempotency(after: string | undefined, limit: number): Promise<Array<[string, IdempotencyState]>> {
+    const range = after === undefined ? {} : { gt: after }
+    const rows = await this.#tables.idempotency.iterator({ ...range, limit, snapshot: this.#snapshot }).all()
+    return rows.map(([key, value]) => [key, decodeIdempotency(key, value)])
+  }
+
+  close(): Promise<void> {
+    return this.#snapshot.close()
   }
 }
