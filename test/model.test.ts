@@ -13,7 +13,8 @@ import { MemoryLevel } from 'memory-level'
 import { afterAll, describe, expect, test } from 'vitest'
 import type { AccountState, IdempotencyState } from '../src/ledger/codec.js'
 import { decideMod } from '../src/ledger/decide.js'
-import { accountKeyOf, amountMax, LedgerError, openLedger, type Ledger, type RootDb } from '../src/ledger/index.js'
+import { accountKeyOf, amountMax, LedgerError, openLedger, type Ledger, type LedgerStore } from '../src/ledger/index.js'
+import { openLevelStore } from '../src/ledger/level/store.js'
 
 interface ModelEntry {
   seq: number
@@ -168,26 +169,26 @@ afterAll(() => {
   for (const directory of directories) rmSync(directory, { recursive: true, force: true })
 })
 
-const backends: [string, () => RootDb, number][] = [
-  ['memory-level', () => new MemoryLevel<string, string>(), 150],
+/** Each backend: its name, a function that makes an empty store, and the runs it gets. */
+const backends: [string, () => Promise<LedgerStore>, number][] = [
+  ['memory-level', () => openLevelStore(new MemoryLevel<string, string>(), { sync: true }), 150],
   [
     'classic-level',
     () => {
       const directory = mkdtempSync(join(tmpdir(), 'accman-model-'))
       directories.push(directory)
-      return new ClassicLevel<string, string>(directory)
+      return openLevelStore(new ClassicLevel<string, string>(directory), { sync: true })
     },
     40,
   ],
 ]
 
-describe.each(backends)('the ledger on %s behaves like the model', (_name, makeDb, numRuns) => {
+describe.each(backends)('the ledger on %s behaves like the model', (_name, makeStore, numRuns) => {
   // No cache, a cache smaller than the accounts in play (constant eviction), the default cache.
   test.each([0, 2, undefined])('random runs of tot, mod, bursts and past, account cache of %s', async (accountCacheMax) => {
     await fc.assert(
       fc.asyncProperty(commandsArb, async (commands) => {
-        const ledger = await openLedger(makeDb(), {
-          sync: true,
+        const ledger = await openLedger(await makeStore(), {
           writerBatchMax: 5,
           writerQueueMax: 1000,
           ...(accountCacheMax === undefined ? {} : { accountCacheMax }),
