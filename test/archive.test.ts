@@ -2,11 +2,32 @@
 // each kind of damage is found.
 import { MemoryLevel } from 'memory-level'
 import { describe, expect, test } from 'vitest'
-import { archiveHeader, exportStore, importStore } from '../src/ledger/archive.js'
+import { archiveHeader, exportStore, importStore, type ImportOptions } from '../src/ledger/archive.js'
 import { historyKeyOf, idempotencyKeyOf } from '../src/ledger/codec.js'
-import { accountKeyOf, openLedger, type RootDb } from '../src/ledger/index.js'
+import { accountKeyOf, openLedger, type LedgerOptions, type RootDb } from '../src/ledger/index.js'
 import { IncompleteStoreError } from '../src/ledger/ledger.js'
-import { verifyStore } from '../src/ledger/verify.js'
+import { openLevelStore } from '../src/ledger/level/store.js'
+import type { LedgerStore } from '../src/ledger/store.js'
+import { verifyStore, type VerifyOptions } from '../src/ledger/verify.js'
+
+/** Runs `use` on a LevelDB store over `db` (opened if closed), leaving it open for the test to look into. */
+async function withStore<T>(db: RootDb, use: (store: LedgerStore) => Promise<T>): Promise<T> {
+  return use(await openLevelStore(db, { sync: false }))
+}
+const exportOf = (db: RootDb) =>
+  withStore(db, async (store) => {
+    const snapshot = await store.snapshot()
+    try {
+      return await collect(exportStore(snapshot))
+    } finally {
+      await snapshot.close()
+    }
+  })
+const importInto = (db: RootDb, lines: () => AsyncIterable<string>, options?: ImportOptions) =>
+  withStore(db, (store) => importStore(store, lines, options))
+const verifyDb = (db: RootDb, options?: VerifyOptions) => withStore(db, (store) => verifyStore(store, options))
+const ledgerOn = async (db: RootDb, options: Partial<LedgerOptions> = {}) =>
+  openLedger(await openLevelStore(db, { sync: false }), { writerBatchMax: 10, writerQueueMax: 100, ...options })
 
 async function collect(lines: AsyncIterable<string>): Promise<string[]> {
   const out: string[] = []
@@ -22,7 +43,7 @@ const linesOf = (lines: string[]) =>
 /** A store with a few accounts, notes, keys and a big balance, closed for offline use. */
 async function populatedStore(): Promise<MemoryLevel<string, string>> {
   const db = new MemoryLevel<string, string>()
-  const ledger = await openLedger(db, { sync: false, writerBatchMax: 100, writerQueueMax: 10_000 })
+  const ledger = await ledgerOn(db, { writerBatchMax: 100, writerQueueMax: 10_000 })
   for (let account = 0; account < 20; account++) {
     const key = accountKeyOf(`YWNjb3VudC0${String(account).padStart(2, '0')}`.padEnd(16, 'A'))
     await ledger.mod(key, { by: 170141183460469231731687303715884105000n + BigInt(account) })
@@ -37,17 +58,17 @@ async function populatedStore(): Promise<MemoryLevel<string, string>> {
 describe('export and import', () => {
   test('export, import, export again: byte for byte, and the copy verifies', async () => {
     const source = await populatedStore()
-    const exported = await collect(exportStore(source))
+    const exported = await exportOf(source)
     expect(exported[0]).toBe(archiveHeader)
     expect(exported).toHaveLength(1 + 20 + 210)
     const target = new MemoryLevel<string, string>()
-    expect(await importStore(target, linesOf(exported))).toEqual({ accounts: 20, entries: 210 })
-    expect(await collect(exportStore(target))).toEqual(exported)
-    const report = await verifyStore(target)
+    expect(await importInto(target, linesOf(exported))).toEqual({ accounts: 20, entries: 210 })
+    expect(await exportOf(target)).toEqual(exported)
+    const report = await verifyDb(target)
     expect(report).toMatchObject({ accounts: 20, entries: 210, faultCount: 0 })
     expect(report.idempotencyKeys).toBe(55)
     // The copy is a working ledger: a replayed key is still a replay.
-    const ledger = await openLedger(target, { sync: false, writerBatchMax: 10, writerQueueMax: 100 })
+    const ledger = await ledgerOn(target)
     const replay = await ledger.mod(accountKeyOf('YWNjb3VudC019AAA'), { by: -1n, idempotencyKey: 'k-0' })
     expect(replay).toEqual({ tot: 170141183460469231731687303715884105018n, seq: 2, replayed: true })
     await ledger.close()
@@ -68,19 +89,19 @@ describe('export and import', () => {
       }
     }
     const db = new MemoryLevel<string, string>()
-    await expect(importStore(db, crashing)).rejects.toThrow('the process died')
+    await expect(importInto(db, crashing)).rejects.toThrow('the process died')
     expect(await db.sublevel('past', {}).keys({ limit: 1 }).all()).toHaveLength(1) // a part was written
-    await expect(openLedger(db, { sync: false, writerBatchMax: 10, writerQueueMax: 100 })).rejects.toThrow(IncompleteStoreError)
-    const report = await verifyStore(db)
+    await expect(ledgerOn(db)).rejects.toThrow(IncompleteStoreError)
+    const report = await verifyDb(db)
     expect(report.faults).toContain('an import did not finish: the store is incomplete')
-    await expect(importStore(db, linesOf(lines))).rejects.toThrow(/unfinished import/)
+    await expect(importInto(db, linesOf(lines))).rejects.toThrow(/unfinished import/)
 
     // A finished import leaves no marker.
     const whole = new MemoryLevel<string, string>()
-    await importStore(whole, linesOf(lines))
+    await importInto(whole, linesOf(lines))
     expect(await whole.sublevel('meta', {}).keys().all()).toEqual([])
-    expect(await verifyStore(whole)).toMatchObject({ faultCount: 0, entries })
-    const ledger = await openLedger(whole, { sync: false, writerBatchMax: 10, writerQueueMax: 100 })
+    expect(await verifyDb(whole)).toMatchObject({ faultCount: 0, entries })
+    const ledger = await ledgerOn(whole)
     expect(await ledger.tot(accountKey)).toEqual({ tot: BigInt(entries), seq: entries })
     await ledger.close()
   })
@@ -94,20 +115,20 @@ describe('export and import', () => {
       JSON.stringify({ seq: 1, by: '5', tot: '5', atMs: 1000, key: 'k' }),
       JSON.stringify({ seq: 2, by: '1', tot: '6', atMs: secondAtMs, key: 'k' }),
     ]
-    await expect(importStore(new MemoryLevel<string, string>(), linesOf(lines(1000 + windowMs - 1)), { idempotencyTtlMs: windowMs })).rejects.toThrow(
+    await expect(importInto(new MemoryLevel<string, string>(), linesOf(lines(1000 + windowMs - 1)), { idempotencyTtlMs: windowMs })).rejects.toThrow(
       /line 4: entry 2 repeats an idempotency key within its retention window/,
     )
     const db = new MemoryLevel<string, string>()
-    await importStore(db, linesOf(lines(1000 + windowMs)), { idempotencyTtlMs: windowMs })
+    await importInto(db, linesOf(lines(1000 + windowMs)), { idempotencyTtlMs: windowMs })
     const record = JSON.parse((await db.sublevel('idem', {}).get(idempotencyKeyOf(accountKey, 'k'))) ?? '{}') as unknown
     expect(record).toEqual({ by: '1', tot: '6', seq: 2, atMs: 1000 + windowMs })
-    expect(await verifyStore(db, { idempotencyTtlMs: windowMs, nowMs: 1000 + windowMs })).toMatchObject({ faultCount: 0 })
+    expect(await verifyDb(db, { idempotencyTtlMs: windowMs, nowMs: 1000 + windowMs })).toMatchObject({ faultCount: 0 })
   })
 
   test('import refuses a non-empty database, writing nothing', async () => {
     const source = await populatedStore()
-    const exported = await collect(exportStore(source))
-    await expect(importStore(source, linesOf(exported))).rejects.toThrow(/not empty/)
+    const exported = await exportOf(source)
+    await expect(importInto(source, linesOf(exported))).rejects.toThrow(/not empty/)
   })
 
   const account = accountKeyOf('QUJDRA==')
@@ -133,14 +154,14 @@ describe('export and import', () => {
     ['an unknown field', [archiveHeader, accountLine(account, '5', 1), entry(1, '5', '5', { cred: 'x' })], /malformed entry/],
   ])('import refuses %s and writes nothing', async (_name, lines, message) => {
     const db = new MemoryLevel<string, string>()
-    await expect(importStore(db, linesOf(lines))).rejects.toThrow(message)
+    await expect(importInto(db, linesOf(lines))).rejects.toThrow(message)
     expect(await db.keys({ limit: 1 }).all()).toEqual([])
   })
 })
 
 describe('verify', () => {
   test('a healthy store has no faults', async () => {
-    const report = await verifyStore(await populatedStore())
+    const report = await verifyDb(await populatedStore())
     expect(report).toEqual({ accounts: 20, entries: 210, idempotencyKeys: 55, faultCount: 0, faults: [] })
   })
 
@@ -153,7 +174,7 @@ describe('verify', () => {
       idempotency: await db.sublevel('idem', {}).keys({ limit: 100 }).all(),
     }
     await damage(db, keys)
-    return verifyStore(db)
+    return verifyDb(db)
   }
 
   test.each([
@@ -205,9 +226,9 @@ describe('verify on stores crafted to show a fault', () => {
 
   test('two entries with one key less than a window apart are a fault; a window apart they are not', async () => {
     const windowMs = 60_000
-    const near = await verifyStore(await store([{ atMs: 1000, key: 'k' }, { atMs: 2000 }, { atMs: 1000 + windowMs - 1, key: 'k' }]), { idempotencyTtlMs: windowMs, nowMs: 1000 + windowMs })
+    const near = await verifyDb(await store([{ atMs: 1000, key: 'k' }, { atMs: 2000 }, { atMs: 1000 + windowMs - 1, key: 'k' }]), { idempotencyTtlMs: windowMs, nowMs: 1000 + windowMs })
     expect(near.faults).toEqual([`account ${accountKey.slice(0, 12)}…: entry 3 repeats an idempotency key within its retention window`])
-    const apart = await verifyStore(await store([{ atMs: 1000, key: 'k' }, { atMs: 2000 }, { atMs: 1000 + windowMs, key: 'k' }]), { idempotencyTtlMs: windowMs, nowMs: 1000 + windowMs })
+    const apart = await verifyDb(await store([{ atMs: 1000, key: 'k' }, { atMs: 2000 }, { atMs: 1000 + windowMs, key: 'k' }]), { idempotencyTtlMs: windowMs, nowMs: 1000 + windowMs })
     expect(apart).toMatchObject({ faultCount: 0, entries: 3, idempotencyKeys: 1 })
   })
 
@@ -215,8 +236,8 @@ describe('verify on stores crafted to show a fault', () => {
     const windowMs = 60_000
     const db = await store([{ atMs: 1000, key: 'k' }])
     await db.sublevel('idem', {}).del(idempotencyKeyOf(accountKey, 'k'))
-    expect(await verifyStore(db, { idempotencyTtlMs: windowMs, nowMs: 1000 + windowMs })).toMatchObject({ faultCount: 0 })
-    expect((await verifyStore(db, { idempotencyTtlMs: windowMs, nowMs: 1000 + windowMs - 1 })).faults).toEqual([
+    expect(await verifyDb(db, { idempotencyTtlMs: windowMs, nowMs: 1000 + windowMs })).toMatchObject({ faultCount: 0 })
+    expect((await verifyDb(db, { idempotencyTtlMs: windowMs, nowMs: 1000 + windowMs - 1 })).faults).toEqual([
       `account ${accountKey.slice(0, 12)}…: entry 1 has a key with no record`,
     ])
   })
@@ -225,10 +246,10 @@ describe('verify on stores crafted to show a fault', () => {
     // The key ends like a history key, so reading the entry at the record's key would take seq 2 from it.
     const key = 'x!0000000000000002'
     const db = await store([{ atMs: 1000, key }, { atMs: 2000 }])
-    const report = await verifyStore(db, { nowMs: 2000 })
+    const report = await verifyDb(db, { nowMs: 2000 })
     expect(report).toMatchObject({ faultCount: 0 })
     await db.sublevel('past', {}).put(historyKeyOf(accountKey, 1), '{"by":')
-    const damaged = await verifyStore(db, { nowMs: 2000 })
+    const damaged = await verifyDb(db, { nowMs: 2000 })
     for (const fault of damaged.faults.filter((text) => text.startsWith('corrupt record'))) {
       expect(fault).toBe(`corrupt record in past at ${historyKeyOf(accountKey, 1)}: not JSON`)
     }

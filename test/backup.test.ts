@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { accountKeyOf, openLedger, type AccountKey } from '../src/ledger/index.js'
 import { backupChunks } from '../src/ledger/backup.js'
 import { archiveHeader, importStore } from '../src/ledger/archive.js'
+import { openLevelStore } from '../src/ledger/level/store.js'
 import { verifyStore } from '../src/ledger/verify.js'
 import { Client, listenOnLoopback, query, runCli, temporaryDirectories, testApp } from './support.js'
 
@@ -168,10 +169,11 @@ function checkAgainstLoad(backup: Map<string, BackupAccount>, load: Load): { ent
 async function restore(file: string): Promise<Map<string, bigint>> {
   const db = new ClassicLevel<string, string>(join(temporaryDirectory(), 'restored'))
   try {
-    await importStore(db, async function* () {
+    const store = await openLevelStore(db, { sync: true })
+    await importStore(store, async function* () {
       yield* readFileSync(file, 'utf8').split('\n').slice(0, -1)
     })
-    const report = await verifyStore(db)
+    const report = await verifyStore(store)
     expect(report.faults).toEqual([])
     expect(report.faultCount).toBe(0)
     const balances = new Map<string, bigint>()
@@ -297,12 +299,13 @@ describe.each([
 ])('backupChunks on %s', (_name, makeDb) => {
   test('reads the store as of the call, not what is written while it streams', async () => {
     const db = makeDb()
-    const ledger = await openLedger(db, { sync: false, writerBatchMax: 64, writerQueueMax: 1024, now: () => 1_000 })
+    const store = await openLevelStore(db, { sync: false })
+    const ledger = await openLedger(store, { writerBatchMax: 64, writerQueueMax: 1024, now: () => 1_000 })
     try {
       const early = accountKeyOf('ZWFybHk=')
       const late = accountKeyOf('bGF0ZQ==')
       for (let index = 0; index < 3000; index++) await ledger.mod(early, { by: 7n, idempotencyKey: `k${index}` })
-      const chunks = backupChunks(db)
+      const chunks = await backupChunks(store)
       await ledger.mod(early, { by: 1n })
       await ledger.mod(late, { by: 9n })
       let text = ''

@@ -7,7 +7,8 @@ import { ConfigError, limits, parseConfig } from '../src/config.js'
 import { generationsPerWindow } from '../src/ledger/cache.js'
 import { historyKeyOf, idempotencyKeyOf } from '../src/ledger/codec.js'
 import { accountKeyOf, idempotencyTtlSecondsMax, openLedger, type LedgerOptions } from '../src/ledger/index.js'
-import { verifyStore } from '../src/ledger/verify.js'
+import { LevelStore, openLevelStore } from '../src/ledger/level/store.js'
+import { verifyStore as verifyLedgerStore, type VerifyOptions } from '../src/ledger/verify.js'
 import { ServerProcess, testApp } from './support.js'
 
 const alice = accountKeyOf('YWxpY2U=')
@@ -20,8 +21,10 @@ function clock() {
   return { state, now: () => state.nowMs }
 }
 
-const open = (db: MemoryLevel<string, string>, now: () => number, options: Partial<LedgerOptions> = {}) =>
-  openLedger(db, { sync: false, writerBatchMax: 500, writerQueueMax: 100_000, now, idempotencyTtlMs: 60_000, ...options })
+const open = async (db: MemoryLevel<string, string>, now: () => number, options: Partial<LedgerOptions> = {}) =>
+  openLedger(await openLevelStore(db, { sync: false }), { writerBatchMax: 500, writerQueueMax: 100_000, now, idempotencyTtlMs: 60_000, ...options })
+/** Verifies the database a ledger is serving, through a second engine on it (left open: the ledger closes it). */
+const verifyStore = (db: MemoryLevel<string, string>, options: VerifyOptions) => verifyLedgerStore(new LevelStore(db, { sync: false }), options)
 
 describe('idempotency retention window', () => {
   test('a retry within the window replays; from the window on the key is new; the old entry keeps it; the record is pruned', async () => {

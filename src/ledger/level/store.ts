@@ -231,7 +231,7 @@ class LevelSnapshot implements StoreSnapshot {
   async accounts(after: AccountKey | undefined, limit: number): Promise<Array<[AccountKey, AccountState]>> {
     const range = after === undefined ? {} : { gt: after }
     const rows = await this.#tables.accounts.iterator({ ...range, limit, snapshot: this.#snapshot }).all()
-    return rows.map(([key, value]) => [key as AccountKey, decodeAccount(key, value)])
+    return rows.map(([key, value]) => [key, decodeAccount(key, value)])
   }
 
   async history(accountKey: AccountKey, seqLow: number, limit: number): Promise<Entry[]> {
