@@ -512,7 +512,7 @@ export async function expectHistoryChain(ledger: Ledger, accountKey: ReturnType<
 }
 
 /** `store` with a switch that makes it answer as a shared store does while it cannot be reached. */
-function withOutage(store: LedgerStore): { store: LedgerStore; setDown: (down: boolean) => void } {
+export function withOutage(store: LedgerStore): { store: LedgerStore; setDown: (down: boolean) => void } {
   let down = false
   const unavailable = () => new LedgerError('ACCMAN_STORE_UNAVAILABLE', 'the store did not answer in time')
   const wrapped: LedgerStore = {

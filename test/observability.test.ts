@@ -6,6 +6,8 @@ import { pino } from 'pino'
 import { afterEach, describe, expect, test } from 'vitest'
 import type { AppConfig } from '../src/http/app.js'
 import { amountMax } from '../src/ledger/index.js'
+import { openLevelStore } from '../src/ledger/level/store.js'
+import { withOutage } from './ledger.suite.js'
 import { Client, listenOnLoopback, logSink, query, testApp } from './support.js'
 
 const cred = 'b2JzZXJ2YWJpbGl0eS1hY2NvdW50LTEyMzQ1Ng=='
@@ -139,6 +141,32 @@ describe('/readyz', () => {
     expect(JSON.parse(notReady.body)).toMatchObject({ code: 'ACCMAN_CLOSED', message: 'the writer stopped after a storage fault' })
     expect(notReady.headers['retry-after']).toBe('1')
     expect((await client.send('GET', '/healthz')).status).toBe(200)
+  })
+
+  test('503 ACCMAN_STORE_UNAVAILABLE while the store does not answer, /healthz 200 meanwhile; serving again once it answers', async () => {
+    const outage = withOutage(await openLevelStore(new MemoryLevel<string, string>(), { sync: false }))
+    const app = await testApp({ store: outage.store })
+    const client = new Client(await listenOnLoopback(app), 20)
+    running.push({ app, client })
+    expect((await mod(client, '5')).status).toBe(200)
+
+    outage.setDown(true)
+    const refused = await mod(client, '1')
+    expect(refused.status).toBe(503)
+    expect(JSON.parse(refused.body)).toMatchObject({ code: 'ACCMAN_STORE_UNAVAILABLE' })
+    expect(refused.headers['retry-after']).toBe('1')
+    const notReady = await client.send('GET', '/readyz')
+    expect(notReady.status).toBe(503)
+    expect(JSON.parse(notReady.body)).toMatchObject({ code: 'ACCMAN_STORE_UNAVAILABLE' })
+    expect(notReady.headers['retry-after']).toBe('1')
+    expect((await client.send('GET', '/healthz')).status).toBe(200)
+
+    outage.setDown(false)
+    expect((await client.send('GET', '/readyz')).status).toBe(200)
+    const served = await mod(client, '1')
+    expect(served.status).toBe(200)
+    // The refused mod wrote nothing: 5 + 1.
+    expect(served.body.trim()).toBe('6')
   })
 
   test('503 once shutting down, while the server still listens', async () => {
