@@ -117,6 +117,14 @@ export interface Limits {
   idempotencyPruneBatchMax: number
   /** How often Node checks the connections' header and request timeouts, at most (its own default is 30 s). */
   connectionsCheckIntervalMs: number
+  /** A round on a shared store runs this many times at most (serialization failure, deadlock, concurrent creation). */
+  storeRoundAttemptsMax: number
+  /** The longest pause between two attempts of a round (jittered, growing from 1 ms). */
+  storeRetryBackoffMsMax: number
+  /** How long a store whose connection dropped during COMMIT keeps asking whether the round was stored. */
+  storeCommitLookupMsMax: number
+  /** Default bound of every query and connection attempt to a shared store (ACCMAN_DB_TIMEOUT_MS). */
+  storeTimeoutMsDefault: number
 }
 
 export const limits: Readonly<Limits> = Object.freeze({
@@ -146,6 +154,10 @@ export const limits: Readonly<Limits> = Object.freeze({
   idempotencyPruneIntervalMs: 1000,
   idempotencyPruneBatchMax: 10_000,
   connectionsCheckIntervalMs: 1000,
+  storeRoundAttemptsMax: 50,
+  storeRetryBackoffMsMax: 50,
+  storeCommitLookupMsMax: 30_000,
+  storeTimeoutMsDefault: 5000,
 })
 
 /**
@@ -163,6 +175,7 @@ export function limitsProblem(candidate: Readonly<Limits>): string | undefined {
     'filterSampleMax',
     'importBatchMax',
     'idempotencyPruneBatchMax',
+    'storeRoundAttemptsMax',
   ] as const
   const notPositive = counts.find((name) => !Number.isInteger(candidate[name]) || candidate[name] < 1)
   if (notPositive !== undefined) return `${notPositive} must be a whole number of at least 1`

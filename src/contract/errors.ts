@@ -133,6 +133,10 @@ export const apiErrorTable = [
     'a request that arrives while the server stops; `/healthz` while the database is not open; a mod after a storage fault (with `Retry-After: 1`)',
     { ledger: true, clientClass: 'UnavailableError' },
   ),
+  row('ACCMAN_STORE_UNAVAILABLE', 503, 'the PostgreSQL store did not answer in time (unreachable, refused, timed out); nothing was written; sent with `Retry-After: 1`', {
+    ledger: true,
+    clientClass: 'UnavailableError',
+  }),
 ]
 
 type ApiErrorRowOf = (typeof apiErrorTable)[number]
