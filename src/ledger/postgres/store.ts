@@ -34,6 +34,8 @@ export interface PostgresStoreOptions {
   log?: Logger
 }
 
+const watchedClients = new WeakSet<pg.PoolClient>()
+
 /** SQLSTATEs after which the whole round runs again. */
 const retryableCodes = new Set(['40001', '40P01', '23505'])
 
@@ -136,11 +138,19 @@ export class PostgresStore implements LedgerStore {
   }
 
   async #connect(): Promise<pg.PoolClient> {
+    let client: pg.PoolClient
     try {
-      return await this.#pool.connect()
+      client = await this.#pool.connect()
     } catch (error) {
       throw this.#unavailable(error)
     }
+    // A connection that ends while checked out reports it to its query, then again as an event;
+    // the event must not crash the process (the query's caller handles the fault).
+    if (!watchedClients.has(client)) {
+      watchedClients.add(client)
+      client.on('error', () => undefined)
+    }
+    return client
   }
 
   async #withClient<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
