@@ -293,6 +293,7 @@ const cliEnvSchema = z.object({
     .default('http://127.0.0.1:22262'),
   ACCMAN_TOKEN: z.string().optional(),
   ACCMAN_DB: envSchema.shape.ACCMAN_DB,
+  ACCMAN_DB_TIMEOUT_MS: z.coerce.number().int().min(1).max(600_000).default(limits.storeTimeoutMsDefault),
   ACCMAN_IDEMPOTENCY_TTL: idempotencyTtlText,
   ACCMAN_CLI_TIMEOUT_MS: z.coerce
     .number()
@@ -313,6 +314,8 @@ export interface CliConfig {
   idempotencyTtlMs: number
   /** Per request attempt of the online commands. */
   timeoutMs: number
+  /** Bound of every query to a PostgreSQL store (ACCMAN_DB=postgres://...). */
+  dbTimeoutMs: number
 }
 
 /** The CLI's variables; a bad value throws a ConfigError naming the variable. */
@@ -324,6 +327,7 @@ export function parseCliConfig(env: NodeJS.ProcessEnv): Readonly<CliConfig> {
     dbPath: env_.ACCMAN_DB,
     idempotencyTtlMs: env_.ACCMAN_IDEMPOTENCY_TTL * 1000,
     timeoutMs: env_.ACCMAN_CLI_TIMEOUT_MS,
+    dbTimeoutMs: env_.ACCMAN_DB_TIMEOUT_MS,
   })
 }
 

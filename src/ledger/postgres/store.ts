@@ -86,6 +86,8 @@ export class PostgresStore implements LedgerStore {
   readonly #options: PostgresStoreOptions
   readonly #target: string
   readonly #password: string | undefined
+  /** The schema version of the database once opened (migrated up to at least this code's). */
+  schemaVersion = 0
 
   private constructor(url: string, options: PostgresStoreOptions) {
     this.#options = options
@@ -109,7 +111,7 @@ export class PostgresStore implements LedgerStore {
   static async open(url: string, options: PostgresStoreOptions): Promise<PostgresStore> {
     const store = new PostgresStore(url, options)
     try {
-      await store.#withClient(async (client) => await migrate(client))
+      store.schemaVersion = await store.#withClient(async (client) => await migrate(client))
     } catch (error) {
       await store.close()
       throw error
