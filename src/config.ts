@@ -50,6 +50,12 @@ const envSchema = z.object({
   ACCMAN_READ_TOKENS: tokenList.default([]),
   ACCMAN_METRICS_PUBLIC: booleanText.default(false),
   ACCMAN_IDEMPOTENCY_TTL: idempotencyTtlText,
+  ACCMAN_DB_TIMEOUT_MS: z.coerce
+    .number({ error: 'must be a whole number of milliseconds' })
+    .int('must be a whole number of milliseconds')
+    .min(1, 'must be at least 1')
+    .max(600_000, 'must be at most 600000')
+    .default(5000), // limits.storeTimeoutMsDefault: declared below, checked equal there
 })
 
 /**
@@ -117,6 +123,16 @@ export interface Limits {
   idempotencyPruneBatchMax: number
   /** How often Node checks the connections' header and request timeouts, at most (its own default is 30 s). */
   connectionsCheckIntervalMs: number
+  /** A round on a shared store runs this many times at most (serialization failure, deadlock, concurrent creation). */
+  storeRoundAttemptsMax: number
+  /** Connections each node keeps to a shared store at most. */
+  storePoolMax: number
+  /** The longest pause between two attempts of a round (jittered, growing from 1 ms). */
+  storeRetryBackoffMsMax: number
+  /** How long a store whose connection dropped during COMMIT keeps asking whether the round was stored. */
+  storeCommitLookupMsMax: number
+  /** Default bound of every query and connection attempt to a shared store (ACCMAN_DB_TIMEOUT_MS). */
+  storeTimeoutMsDefault: number
 }
 
 export const limits: Readonly<Limits> = Object.freeze({
@@ -146,6 +162,11 @@ export const limits: Readonly<Limits> = Object.freeze({
   idempotencyPruneIntervalMs: 1000,
   idempotencyPruneBatchMax: 10_000,
   connectionsCheckIntervalMs: 1000,
+  storeRoundAttemptsMax: 50,
+  storePoolMax: 20,
+  storeRetryBackoffMsMax: 50,
+  storeCommitLookupMsMax: 30_000,
+  storeTimeoutMsDefault: 5000,
 })
 
 /**
@@ -163,6 +184,7 @@ export function limitsProblem(candidate: Readonly<Limits>): string | undefined {
     'filterSampleMax',
     'importBatchMax',
     'idempotencyPruneBatchMax',
+    'storeRoundAttemptsMax',
   ] as const
   const notPositive = counts.find((name) => !Number.isInteger(candidate[name]) || candidate[name] < 1)
   if (notPositive !== undefined) return `${notPositive} must be a whole number of at least 1`
@@ -174,6 +196,7 @@ export function limitsProblem(candidate: Readonly<Limits>): string | undefined {
 
 const problem = limitsProblem(limits)
 if (problem !== undefined) throw new Error(problem)
+if (limits.storeTimeoutMsDefault !== 5000) throw new Error('ACCMAN_DB_TIMEOUT_MS defaults to 5000: keep limits.storeTimeoutMsDefault equal')
 
 export interface Config extends Limits {
   host: string
@@ -189,6 +212,8 @@ export interface Config extends Limits {
   metricsPublic: boolean
   /** How long an idempotency key is replayed; past it, the key counts as new. */
   idempotencyTtlMs: number
+  /** Bound of every connection attempt and query to a PostgreSQL store (ACCMAN_DB_TIMEOUT_MS). */
+  dbTimeoutMs: number
 }
 
 export class ConfigError extends Error {
@@ -228,6 +253,7 @@ export function parseConfig(env: NodeJS.ProcessEnv): Readonly<Config> {
     readTokens: Object.freeze(env_.ACCMAN_READ_TOKENS),
     metricsPublic: env_.ACCMAN_METRICS_PUBLIC,
     idempotencyTtlMs: env_.ACCMAN_IDEMPOTENCY_TTL * 1000,
+    dbTimeoutMs: env_.ACCMAN_DB_TIMEOUT_MS,
   })
 }
 
@@ -280,6 +306,7 @@ const cliEnvSchema = z.object({
     .default('http://127.0.0.1:22262'),
   ACCMAN_TOKEN: z.string().optional(),
   ACCMAN_DB: envSchema.shape.ACCMAN_DB,
+  ACCMAN_DB_TIMEOUT_MS: envSchema.shape.ACCMAN_DB_TIMEOUT_MS,
   ACCMAN_IDEMPOTENCY_TTL: idempotencyTtlText,
   ACCMAN_CLI_TIMEOUT_MS: z.coerce
     .number()
@@ -300,6 +327,8 @@ export interface CliConfig {
   idempotencyTtlMs: number
   /** Per request attempt of the online commands. */
   timeoutMs: number
+  /** Bound of every query to a PostgreSQL store (ACCMAN_DB=postgres://...). */
+  dbTimeoutMs: number
 }
 
 /** The CLI's variables; a bad value throws a ConfigError naming the variable. */
@@ -311,6 +340,7 @@ export function parseCliConfig(env: NodeJS.ProcessEnv): Readonly<CliConfig> {
     dbPath: env_.ACCMAN_DB,
     idempotencyTtlMs: env_.ACCMAN_IDEMPOTENCY_TTL * 1000,
     timeoutMs: env_.ACCMAN_CLI_TIMEOUT_MS,
+    dbTimeoutMs: env_.ACCMAN_DB_TIMEOUT_MS,
   })
 }
 

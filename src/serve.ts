@@ -88,7 +88,7 @@ export async function serve(): Promise<void> {
   let store: LedgerStore | undefined
   let app: FastifyInstance | undefined
   try {
-    store = await openStoreFor(config.dbPath, { sync: config.sync })
+    store = await openStoreFor(config.dbPath, { sync: config.sync, timeoutMs: config.dbTimeoutMs })
     app = await buildApp(config, {
       store,
       logger: log,

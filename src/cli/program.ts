@@ -8,6 +8,7 @@ import { positiveInteger } from './arguments.js'
 import { CliContext, type CliIo, type CliStream } from './context.js'
 import { CliError, exitCodes } from './exit-codes.js'
 import { commanderMessage, oneLine } from './format.js'
+import { migrateStore } from './migrate.js'
 import { exportTo, importFrom, verify } from './offline.js'
 import { backup, createAccount, mod, past, tot } from './online.js'
 
@@ -103,6 +104,13 @@ A credential that starts with '-' goes after '--': accman tot -- -abc`,
     .option(dbOption, dbHelp)
     .addHelpText('after', '\nExample:\n  accman verify --db ./data')
     .action((options: { db?: string }) => verify(context, options))
+
+  root
+    .command('migrate')
+    .description('apply the schema migrations to the PostgreSQL store of ACCMAN_DB=postgres://... and print its schema version')
+    .option(dbOption, dbHelp)
+    .addHelpText('after', '\nExample:\n  ACCMAN_DB=postgres://accman@db.internal/accman accman migrate')
+    .action((options: { db?: string }) => migrateStore(context, options))
 
   root
     .command('export')

@@ -1,8 +1,9 @@
 // The one place that picks the engine for a store location (ACCMAN_DB): a PostgreSQL URL, or a
 // LevelDB directory. Everything above it takes a LedgerStore and never learns which engine runs.
 import { ClassicLevel } from 'classic-level'
-import { ConfigError } from '../config.js'
+import { limits } from '../config.js'
 import { openLevelStore } from './level/store.js'
+import { openPostgresStore } from './postgres/store.js'
 import type { LedgerStore } from './store.js'
 
 export interface OpenStoreOptions {
@@ -10,6 +11,8 @@ export interface OpenStoreOptions {
   sync: boolean
   /** LevelDB: create the directory's database if there is none (import); never for serve's checks. */
   createIfMissing?: boolean
+  /** PostgreSQL: bound of every connection attempt and query (ACCMAN_DB_TIMEOUT_MS). */
+  timeoutMs?: number
 }
 
 /** A `postgres://` or `postgresql://` URL; anything else is a LevelDB directory. */
@@ -34,8 +37,12 @@ export function printableLocation(location: string): string {
 /** Opens the store at `location`; the caller owns it (close it, or hand it to openLedger). */
 export async function openStoreFor(location: string, options: OpenStoreOptions): Promise<LedgerStore> {
   if (isStoreUrl(location)) {
-    // The PostgreSQL engine is wired in here. The location holds a password: never quote it.
-    throw new ConfigError('ACCMAN_DB is a PostgreSQL URL, but this build has no PostgreSQL engine')
+    // The location holds a password: the engine never quotes it.
+    return await openPostgresStore(location, {
+      sync: options.sync,
+      poolMax: limits.storePoolMax,
+      timeoutMs: options.timeoutMs ?? limits.storeTimeoutMsDefault,
+    })
   }
   const db = new ClassicLevel<string, string>(location, { createIfMissing: options.createIfMissing ?? true })
   return openLevelStore(db, { sync: options.sync })

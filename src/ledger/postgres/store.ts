@@ -1,0 +1,543 @@
+// The PostgreSQL engine: a shared store that several nodes write at once (see ../store.ts). A
+// round is one transaction that locks its accounts in key order, so nodes never deadlock, and is
+// run again on a serialization failure, a deadlock or a concurrent creation of the same account.
+// Every query is bounded by timeoutMs; an unreachable store is ACCMAN_STORE_UNAVAILABLE, never a
+// hang. The connection string carries a password: only host, port and database name ever leave
+// this file.
+import assert from 'node:assert/strict'
+import { randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
+import pg from 'pg'
+import type { Logger } from 'pino'
+import { limits } from '../../config.js'
+import { idempotencyKeyOf, parseIdempotencyKey, type AccountState, type IdempotencyState } from '../codec.js'
+import { LedgerError } from '../errors.js'
+import type {
+  HistoryRange,
+  LedgerStore,
+  RoundOutcome,
+  RoundStates,
+  RoundTransaction,
+  RoundWrites,
+  StoreSnapshot,
+} from '../store.js'
+import type { AccountKey, Entry } from '../types.js'
+import { migrate } from './migrations.js'
+
+// int8 and numeric arrive as text; the engine converts them itself (BigInt for money).
+export interface PostgresStoreOptions {
+  /** false: synchronous_commit off per transaction (a crash of the server may lose the last rounds). */
+  sync: boolean
+  poolMax: number
+  /** Bound of every connection attempt and query. */
+  timeoutMs: number
+  log?: Logger
+}
+
+const watchedClients = new WeakSet<pg.PoolClient>()
+
+/** SQLSTATEs after which the whole round runs again. */
+const retryableCodes = new Set(['40001', '40P01', '23505'])
+
+/** Where the store is, for messages: host, port and database, never the credentials. */
+export function describeTarget(url: string): string {
+  try {
+    const parsed = new URL(url)
+    return `${parsed.hostname}${parsed.port === '' ? '' : `:${parsed.port}`}${parsed.pathname}`
+  } catch {
+    return 'the configured database'
+  }
+}
+
+function passwordOf(url: string): string | undefined {
+  try {
+    const password = decodeURIComponent(new URL(url).password)
+    return password === '' ? undefined : password
+  } catch {
+    return undefined
+  }
+}
+
+interface DriverError {
+  code?: string
+  message?: string
+}
+
+function driverError(error: unknown): DriverError {
+  return typeof error === 'object' && error !== null ? error : {}
+}
+
+/**
+ * Whether the error says the connection or the server failed (rather than the statement): no
+ * SQLSTATE (a socket error or a driver timeout), or classes 08 (connection), 57 (operator
+ * intervention: shutdown, terminated, statement timeout), 53 (out of resources), 28 (auth),
+ * 55P03 (lock timeout).
+ */
+function isConnectionFault(error: unknown): boolean {
+  if (error instanceof LedgerError) return error.code === 'ACCMAN_STORE_UNAVAILABLE'
+  const { code } = driverError(error)
+  if (code === undefined || !/^[0-9A-Z]{5}$/.test(code)) return true
+  return ['08', '57', '53', '28'].includes(code.slice(0, 2)) || code === '55P03'
+}
+
+export class PostgresStore implements LedgerStore {
+  readonly sharing = 'shared' as const
+  readonly #pool: pg.Pool
+  readonly #options: PostgresStoreOptions
+  readonly #target: string
+  readonly #password: string | undefined
+  /** The schema version of the database once opened (migrated up to at least this code's). */
+  schemaVersion = 0
+
+  private constructor(url: string, options: PostgresStoreOptions) {
+    this.#options = options
+    this.#target = describeTarget(url)
+    this.#password = passwordOf(url)
+    this.#pool = new pg.Pool({
+      connectionString: url,
+      max: options.poolMax,
+      connectionTimeoutMillis: options.timeoutMs,
+      query_timeout: options.timeoutMs,
+      statement_timeout: options.timeoutMs,
+      lock_timeout: options.timeoutMs,
+      application_name: 'accman',
+    })
+    // An idle connection that breaks is dropped by the pool; without a listener it would crash the process.
+    this.#pool.on('error', (error) => {
+      options.log?.warn({ err: this.#unavailable(error) }, 'PostgreSQL connection lost')
+    })
+  }
+
+  static async open(url: string, options: PostgresStoreOptions): Promise<PostgresStore> {
+    const store = new PostgresStore(url, options)
+    try {
+      store.schemaVersion = await store.#withClient(async (client) => await migrate(client))
+    } catch (error) {
+      await store.close()
+      throw error
+    }
+    return store
+  }
+
+  /** Connections open, idle, and callers waiting for one. */
+  poolStats(): { total: number; idle: number; waiting: number } {
+    return { total: this.#pool.totalCount, idle: this.#pool.idleCount, waiting: this.#pool.waitingCount }
+  }
+
+  /** A LedgerError ACCMAN_STORE_UNAVAILABLE naming the store and the cause, without credentials. */
+  #unavailable(error: unknown): LedgerError {
+    if (error instanceof LedgerError) return error
+    const { code, message } = driverError(error)
+    let reason = message ?? 'unknown failure'
+    if (this.#password !== undefined) reason = reason.split(this.#password).join('***')
+    reason = reason.replace(/postgres(ql)?:\/\/\S*/gi, 'the configured database')
+    return new LedgerError('ACCMAN_STORE_UNAVAILABLE', `PostgreSQL at ${this.#target} is unavailable: ${reason}${code === undefined ? '' : ` (${code})`}`)
+  }
+
+  #fail(error: unknown): never {
+    if (isConnectionFault(error)) throw this.#unavailable(error)
+    throw error
+  }
+
+  async #connect(): Promise<pg.PoolClient> {
+    let client: pg.PoolClient
+    try {
+      client = await this.#pool.connect()
+    } catch (error) {
+      throw this.#unavailable(error)
+    }
+    // A connection that ends while checked out reports it to its query, then again as an event;
+    // the event must not crash the process (the query's caller handles the fault).
+    if (!watchedClients.has(client)) {
+      watchedClients.add(client)
+      client.on('error', () => undefined)
+    }
+    return client
+  }
+
+  async #withClient<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.#connect()
+    let broken = false
+    try {
+      return await work(client)
+    } catch (error) {
+      broken = isConnectionFault(error)
+      this.#fail(error)
+    } finally {
+      client.release(broken)
+    }
+  }
+
+  async #query<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<R[]> {
+    try {
+      return (await this.#pool.query<R>(text, values)).rows
+    } catch (error) {
+      this.#fail(error)
+    }
+  }
+
+  async readAccount(accountKey: AccountKey): Promise<AccountState | undefined> {
+    const rows = await this.#query<AccountRow>('SELECT account_key, tot::text, seq, at FROM accounts WHERE account_key = $1', [accountKey])
+    return rows[0] === undefined ? undefined : accountOf(rows[0])
+  }
+
+  async runRound<T>(body: (transaction: RoundTransaction) => Promise<RoundOutcome<T>>): Promise<T> {
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return await this.#runRoundOnce(body)
+      } catch (error) {
+        const { code } = driverError(error)
+        if (code === undefined || !retryableCodes.has(code) || attempt >= limits.storeRoundAttemptsMax) this.#fail(error)
+        this.#options.log?.debug({ code, attempt }, 'round runs again')
+        const backoffMs = Math.min(limits.storeRetryBackoffMsMax, 2 ** Math.min(attempt, 10))
+        await sleep(Math.random() * backoffMs)
+      }
+    }
+  }
+
+  async #runRoundOnce<T>(body: (transaction: RoundTransaction) => Promise<RoundOutcome<T>>): Promise<T> {
+    const client = await this.#connect()
+    const roundId = randomUUID()
+    let committing = false
+    let backend: { pid: number; startedAt: string } | undefined
+    let wroteEntries = false
+    let value: T | undefined
+    let released = false
+    try {
+      await client.query('BEGIN')
+      if (!this.#options.sync) await client.query('SET LOCAL synchronous_commit = off')
+      const clock = await client.query<{ now_ms: string; pid: number; backend_start: string }>(
+        `SELECT (extract(epoch FROM now()) * 1000)::bigint::text AS now_ms, pg_backend_pid() AS pid,
+                (SELECT backend_start::text FROM pg_stat_activity WHERE pid = pg_backend_pid()) AS backend_start`,
+      )
+      const row = clock.rows[0]
+      assert.ok(row !== undefined)
+      backend = { pid: row.pid, startedAt: row.backend_start }
+      const existing = new Set<AccountKey>()
+      const transaction: RoundTransaction = {
+        nowMs: Number(row.now_ms),
+        readRound: async (accountKeys, idempotencyKeys) => await readRound(client, existing, accountKeys, idempotencyKeys),
+      }
+      const outcome = await body(transaction)
+      value = outcome.value
+      if (outcome.writes !== undefined) {
+        await writeRound(client, existing, roundId, outcome.writes)
+        wroteEntries = outcome.writes.entries.length > 0
+      }
+      committing = true
+      await client.query('COMMIT')
+      return outcome.value
+    } catch (error) {
+      const broken = isConnectionFault(error)
+      if (!broken) await client.query('ROLLBACK').catch(() => undefined)
+      client.release(broken)
+      released = true
+      // The connection dropped during COMMIT: the round may be stored. Find out before settling.
+      if (committing && broken) {
+        const stored = wroteEntries ? await this.#roundStored(roundId, backend) : true
+        if (stored) return value as T
+        throw this.#unavailable(error)
+      }
+      throw error
+    } finally {
+      if (!released) client.release()
+    }
+  }
+
+  /**
+   * Whether the round whose COMMIT lost its connection was stored: once its server process is
+   * gone (so the transaction is settled), its entries exist or not. Asks until it gets an answer,
+   * within storeCommitLookupMsMax; then the outcome stays unknown and the ledger must stop.
+   */
+  async #roundStored(roundId: string, backend: { pid: number; startedAt: string } | undefined): Promise<boolean> {
+    const deadline = Date.now() + limits.storeCommitLookupMsMax
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        if (backend !== undefined) {
+          const alive = await this.#pool.query(
+            'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = $1 AND backend_start::text = $2',
+            [backend.pid, backend.startedAt],
+          )
+          if (alive.rowCount !== 0) throw new Error('the round’s server process is still ending')
+        }
+        const found = await this.#pool.query('SELECT 1 FROM entries WHERE round_id = $1 LIMIT 1', [roundId])
+        return found.rowCount !== 0
+      } catch (error) {
+        if (Date.now() >= deadline) {
+          assert.fail(`the outcome of round ${roundId} on PostgreSQL at ${this.#target} is unknown: ${this.#unavailable(error).message}`)
+        }
+        await sleep(Math.min(limits.storeRetryBackoffMsMax * attempt, 1000))
+      }
+    }
+  }
+
+  async pageHistory(accountKey: AccountKey, range: HistoryRange): Promise<Entry[]> {
+    const order = range.order === 'asc' ? 'ASC' : 'DESC'
+    const rows = await this.#query<EntryRow>(
+      `SELECT seq, by::text, tot::text, at, note, idempotency_key FROM entries
+       WHERE account_key = $1 AND seq BETWEEN $2 AND $3 ORDER BY seq ${order} LIMIT $4`,
+      [accountKey, range.seqLow, range.seqHigh, range.limit],
+    )
+    return rows.map(entryOf)
+  }
+
+  async firstSeqAtOrAfter(accountKey: AccountKey, atMs: number, seqLow: number, seqHigh: number): Promise<number> {
+    const rows = await this.#query<{ seq: string }>(
+      `SELECT seq FROM entries WHERE account_key = $1 AND at >= $2 AND seq BETWEEN $3 AND $4
+       ORDER BY at, seq LIMIT 1`,
+      [accountKey, atMs, seqLow, seqHigh],
+    )
+    return rows[0] === undefined ? seqHigh + 1 : Number(rows[0].seq)
+  }
+
+  async snapshot(): Promise<StoreSnapshot> {
+    const client = await this.#connect()
+    try {
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
+      // The snapshot is taken at the first query of the transaction.
+      await client.query('SELECT 1')
+    } catch (error) {
+      client.release(true)
+      this.#fail(error)
+    }
+    let closed = false
+    const run = async <R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<R[]> => {
+      assert.ok(!closed, 'snapshot used after close')
+      try {
+        return (await client.query<R>(text, values)).rows
+      } catch (error) {
+        this.#fail(error)
+      }
+    }
+    return {
+      accounts: async (after, limit) => {
+        const rows = await run<AccountRow>(
+          'SELECT account_key, tot::text, seq, at FROM accounts WHERE account_key > $1 ORDER BY account_key LIMIT $2',
+          [after ?? '', limit],
+        )
+        return rows.map((row) => [row.account_key as AccountKey, accountOf(row)])
+      },
+      history: async (accountKey, seqLow, limit) => {
+        const rows = await run<EntryRow>(
+          `SELECT seq, by::text, tot::text, at, note, idempotency_key FROM entries
+           WHERE account_key = $1 AND seq >= $2 ORDER BY seq LIMIT $3`,
+          [accountKey, seqLow, limit],
+        )
+        return rows.map(entryOf)
+      },
+      idempotency: async (after, limit) => {
+        const parsed = after === undefined ? undefined : parseIdempotencyKey(after)
+        const rows = await run<IdempotencyRow>(
+          `SELECT account_key, key, by::text, tot::text, seq, at FROM idempotency
+           WHERE (account_key, key) > ($1, $2) ORDER BY account_key, key LIMIT $3`,
+          [parsed?.accountKey ?? '', parsed?.idempotencyKey ?? '', limit],
+        )
+        return rows.map((row) => [idempotencyKeyOf(row.account_key as AccountKey, row.key), idempotencyOf(row)])
+      },
+      close: async () => {
+        if (closed) return
+        closed = true
+        let broken = false
+        try {
+          await client.query('COMMIT')
+        } catch {
+          broken = true
+        } finally {
+          client.release(broken)
+        }
+      },
+    }
+  }
+
+  async readMeta(name: string): Promise<string | undefined> {
+    const rows = await this.#query<{ value: string }>('SELECT value FROM meta WHERE name = $1', [name])
+    return rows[0]?.value
+  }
+
+  async writeMeta(records: Array<[name: string, value: string | undefined]>): Promise<void> {
+    await this.#withClient(async (client) => {
+      await client.query('BEGIN')
+      try {
+        for (const [name, value] of records) {
+          if (value === undefined) await client.query('DELETE FROM meta WHERE name = $1', [name])
+          else
+            await client.query('INSERT INTO meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value', [
+              name,
+              value,
+            ])
+        }
+        await client.query('COMMIT')
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => undefined)
+        throw error
+      }
+    })
+  }
+
+  async ping(): Promise<boolean> {
+    try {
+      await this.#pool.query('SELECT 1')
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.#pool.end()
+  }
+}
+
+/** Opens (and migrates) the PostgreSQL store at `url`. */
+export async function openPostgresStore(url: string, options: PostgresStoreOptions): Promise<PostgresStore> {
+  return await PostgresStore.open(url, options)
+}
+
+interface AccountRow {
+  account_key: string
+  tot: string
+  seq: string
+  at: string
+}
+
+interface EntryRow {
+  seq: string
+  by: string
+  tot: string
+  at: string
+  note: string | null
+  idempotency_key: string | null
+}
+
+interface IdempotencyRow {
+  account_key: string
+  key: string
+  by: string
+  tot: string
+  seq: string
+  at: string | null
+}
+
+function accountOf(row: AccountRow): AccountState {
+  return { tot: BigInt(row.tot), seq: Number(row.seq), atMs: Number(row.at) }
+}
+
+function entryOf(row: EntryRow): Entry {
+  const entry: Entry = { seq: Number(row.seq), by: BigInt(row.by), tot: BigInt(row.tot), atMs: Number(row.at) }
+  if (row.note !== null) entry.note = row.note
+  if (row.idempotency_key !== null) entry.idempotencyKey = row.idempotency_key
+  return entry
+}
+
+function idempotencyOf(row: IdempotencyRow): IdempotencyState {
+  return { by: BigInt(row.by), tot: BigInt(row.tot), seq: Number(row.seq), atMs: row.at === null ? undefined : Number(row.at) }
+}
+
+function splitIdempotencyKey(storeKey: string): { accountKey: AccountKey; idempotencyKey: string } {
+  const parsed = parseIdempotencyKey(storeKey)
+  assert.ok(parsed !== undefined, 'malformed idempotency store key')
+  return parsed
+}
+
+/** Locks the accounts that exist, in key order, and reads them and the idempotency records. */
+async function readRound(
+  client: pg.ClientBase,
+  existing: Set<AccountKey>,
+  accountKeys: AccountKey[],
+  idempotencyKeys: string[],
+): Promise<RoundStates> {
+  const sortedKeys = [...new Set(accountKeys)].sort()
+  const accountRows = await client.query<AccountRow>(
+    'SELECT account_key, tot::text, seq, at FROM accounts WHERE account_key = ANY($1::text[]) ORDER BY account_key FOR UPDATE',
+    [sortedKeys],
+  )
+  const accounts = new Map(accountRows.rows.map((row) => [row.account_key, accountOf(row)]))
+  for (const key of accounts.keys()) existing.add(key as AccountKey)
+  const idempotency = new Map<string, IdempotencyState>()
+  if (idempotencyKeys.length > 0) {
+    const parts = idempotencyKeys.map(splitIdempotencyKey)
+    const rows = await client.query<IdempotencyRow>(
+      `SELECT i.account_key, i.key, i.by::text, i.tot::text, i.seq, i.at FROM idempotency i
+       JOIN unnest($1::text[], $2::text[]) AS wanted (account_key, key) USING (account_key, key)`,
+      [parts.map((part) => part.accountKey), parts.map((part) => part.idempotencyKey)],
+    )
+    for (const row of rows.rows) idempotency.set(idempotencyKeyOf(row.account_key as AccountKey, row.key), idempotencyOf(row))
+  }
+  return {
+    accounts: accountKeys.map((key) => accounts.get(key)),
+    idempotency: idempotencyKeys.map((key) => idempotency.get(key)),
+  }
+}
+
+/**
+ * Stores a round's writes with one statement per table. Accounts read as existing are updated;
+ * the others are inserted without ON CONFLICT, so an account another node created meanwhile is a
+ * unique violation (23505) and the round runs again against it.
+ */
+async function writeRound(client: pg.ClientBase, existing: Set<AccountKey>, roundId: string, writes: RoundWrites): Promise<void> {
+  const updated = writes.accounts.filter(([key]) => existing.has(key))
+  const created = writes.accounts.filter(([key]) => !existing.has(key))
+  const columns = (rows: Array<[AccountKey, AccountState]>): unknown[] => [
+    rows.map(([key]) => key),
+    rows.map(([, state]) => state.tot.toString()),
+    rows.map(([, state]) => state.seq),
+    rows.map(([, state]) => state.atMs),
+  ]
+  if (created.length > 0) {
+    await client.query(
+      'INSERT INTO accounts (account_key, tot, seq, at) SELECT * FROM unnest($1::text[], $2::numeric[], $3::bigint[], $4::bigint[])',
+      columns(created),
+    )
+  }
+  if (updated.length > 0) {
+    await client.query(
+      `UPDATE accounts SET tot = new.tot, seq = new.seq, at = new.at
+       FROM unnest($1::text[], $2::numeric[], $3::bigint[], $4::bigint[]) AS new (account_key, tot, seq, at)
+       WHERE accounts.account_key = new.account_key`,
+      columns(updated),
+    )
+  }
+  if (writes.entries.length > 0) {
+    const entries = writes.entries
+    await client.query(
+      `INSERT INTO entries (account_key, seq, by, tot, at, note, idempotency_key, round_id)
+       SELECT account_key, seq, by, tot, at, note, idempotency_key, $8::uuid
+       FROM unnest($1::text[], $2::bigint[], $3::numeric[], $4::numeric[], $5::bigint[], $6::text[], $7::text[])
+         AS new (account_key, seq, by, tot, at, note, idempotency_key)`,
+      [
+        entries.map(([key]) => key),
+        entries.map(([, entry]) => entry.seq),
+        entries.map(([, entry]) => entry.by.toString()),
+        entries.map(([, entry]) => entry.tot.toString()),
+        entries.map(([, entry]) => entry.atMs),
+        entries.map(([, entry]) => entry.note ?? null),
+        entries.map(([, entry]) => entry.idempotencyKey ?? null),
+        roundId,
+      ],
+    )
+  }
+  if (writes.idempotency.length > 0) {
+    const parts = writes.idempotency.map(([key, state]) => ({ ...splitIdempotencyKey(key), state }))
+    await client.query(
+      `INSERT INTO idempotency (account_key, key, by, tot, seq, at)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::numeric[], $4::numeric[], $5::bigint[], $6::bigint[])
+       ON CONFLICT (account_key, key) DO UPDATE SET by = excluded.by, tot = excluded.tot, seq = excluded.seq, at = excluded.at`,
+      [
+        parts.map((part) => part.accountKey),
+        parts.map((part) => part.idempotencyKey),
+        parts.map((part) => part.state.by.toString()),
+        parts.map((part) => part.state.tot.toString()),
+        parts.map((part) => part.state.seq),
+        parts.map((part) => part.state.atMs ?? null),
+      ],
+    )
+  }
+  if (writes.idempotencyDeletes.length > 0) {
+    const parts = writes.idempotencyDeletes.map(splitIdempotencyKey)
+    await client.query(
+      `DELETE FROM idempotency USING unnest($1::text[], $2::text[]) AS gone (account_key, key)
+       WHERE idempotency.account_key = gone.account_key AND idempotency.key = gone.key`,
+      [parts.map((part) => part.accountKey), parts.map((part) => part.idempotencyKey)],
+    )
+  }
+}
