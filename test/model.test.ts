@@ -14,6 +14,8 @@ import { afterAll, describe, expect, test } from 'vitest'
 import type { AccountState, IdempotencyState } from '../src/ledger/codec.js'
 import { decideMod } from '../src/ledger/decide.js'
 import { accountKeyOf, amountMax, LedgerError, openLedger, type Ledger, type LedgerStore } from '../src/ledger/index.js'
+import { openPostgresStore } from '../src/ledger/postgres/store.js'
+import { freshDatabase } from './postgres-support.js'
 import { openLevelStore } from '../src/ledger/level/store.js'
 
 interface ModelEntry {
@@ -181,6 +183,8 @@ const backends: [string, () => Promise<LedgerStore>, number][] = [
     },
     40,
   ],
+  // A new database per run: fewer runs, each one a real PostgreSQL round trip per round.
+  ['PostgreSQL', async () => openPostgresStore(await freshDatabase(), { sync: true, poolMax: 5, timeoutMs: 30_000 }), 12],
 ]
 
 describe.each(backends)('the ledger on %s behaves like the model', (_name, makeStore, numRuns) => {

@@ -1,13 +1,14 @@
-// The one function that picks the engine for ACCMAN_DB: a LevelDB directory today; a PostgreSQL
-// URL is routed to its own branch, which names the URL without its password.
+// The one function that picks the engine for ACCMAN_DB: a LevelDB directory or a PostgreSQL
+// URL, which is never printed with its password.
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, test } from 'vitest'
-import { ConfigError } from '../src/config.js'
 import { archiveHeader } from '../src/ledger/archive.js'
 import { LevelStore } from '../src/ledger/level/store.js'
 import { isStoreUrl, openStoreFor, printableLocation } from '../src/ledger/open-store.js'
-import { runCli, temporaryDirectories } from './support.js'
+import { PostgresStore } from '../src/ledger/postgres/store.js'
+import { freshDatabase } from './postgres-support.js'
+import { runCli, ServerProcess, temporaryDirectories } from './support.js'
 
 const temporaryDirectory = temporaryDirectories('accman-open-store-')
 const url = 'postgresql://accman:s3cret-pw@db.internal:5432/ledger?sslmode=verify-full'
@@ -26,8 +27,15 @@ describe('openStoreFor', () => {
   test('postgres:// and postgresql:// URLs go to the PostgreSQL branch; anything else is a directory', async () => {
     expect(['postgres://h/d', 'postgresql://h/d', 'POSTGRES://h/d'].map(isStoreUrl)).toEqual([true, true, true])
     expect(['./data', '/var/lib/accman', 'postgres', 'http://h/d'].map(isStoreUrl)).toEqual([false, false, false, false])
-    const refused = await openStoreFor(url, { sync: true }).catch((error: unknown) => error)
-    expect(refused).toBeInstanceOf(ConfigError)
+    const store = await openStoreFor(await freshDatabase(), { sync: true })
+    expect(store).toBeInstanceOf(PostgresStore)
+    expect(store.sharing).toBe('shared')
+    expect(await store.ping()).toBe(true)
+    await store.close()
+    const refused = await openStoreFor('postgres://accman:s3cret-pw@127.0.0.1:5/ledger', { sync: true, timeoutMs: 1000 }).catch(
+      (error: unknown) => error,
+    )
+    expect(refused).toBeInstanceOf(Error)
     expect(String((refused as Error).message)).not.toContain('s3cret-pw')
   })
 
@@ -38,13 +46,43 @@ describe('openStoreFor', () => {
   })
 })
 
-test('the offline commands go through it too: a PostgreSQL URL is refused with one line and no password', async () => {
-  const file = join(temporaryDirectory(), 'export.jsonl')
-  writeFileSync(file, `${archiveHeader}\n`)
-  for (const command of [['verify'], ['export'], ['import', file]]) {
-    const run = await runCli([...command, '--db', url])
-    expect(run.code, command[0]).toBe(2)
-    expect(run.stderr).toBe('accman: ACCMAN_DB is a PostgreSQL URL, but this build has no PostgreSQL engine\n')
-    expect(run.stdout + run.stderr).not.toContain('s3cret-pw')
+test('the offline commands work on PostgreSQL: LevelDB export, import into PostgreSQL, verify and export again, equal', async () => {
+  const leveldb = join(temporaryDirectory(), 'data')
+  const file = join(temporaryDirectory(), 'from-level.jsonl')
+  const history = [`${archiveHeader}`]
+  writeFileSync(file, `${history.join('\n')}\n`)
+  expect((await runCli(['import', file, '--db', leveldb])).code).toBe(0)
+  const server = new ServerProcess({ ACCMAN_DB: leveldb })
+  const base = `http://127.0.0.1:${await server.port}`
+  for (const by of ['100', '-1', '7']) {
+    const answer = await fetch(`${base}/mod?cred=QUFBQQ%3D%3D&by=${by}`, { method: 'PATCH', headers: { 'idempotency-key': `k${by}` } })
+    expect(answer.status).toBe(200)
   }
+  expect(await server.kill('SIGTERM')).toBe(0)
+  const exported = await runCli(['export', '--db', leveldb])
+  expect(exported.code).toBe(0)
+  writeFileSync(file, exported.stdout)
+  const pg = await freshDatabase()
+  const imported = await runCli(['import', file, '--db', pg])
+  expect(imported.code, imported.stderr).toBe(0)
+  const verified = await runCli(['verify', '--db', pg])
+  expect(verified.code, verified.stderr).toBe(0)
+  const again = await runCli(['export', '--db', pg])
+  expect(again.code).toBe(0)
+  expect(again.stdout).toBe(exported.stdout)
+  expect(exported.stdout).toContain('"tot":"106"')
+  for (const run of [imported, verified, again]) expect(run.stdout + run.stderr).not.toMatch(/accman_[0-9a-f]{16}.*:.*@|postgres:\/\/[^@\s]*:[^@\s]*@/)
+})
+
+test('a server on PostgreSQL answers mod, tot and past, and /readyz', async () => {
+  const server = new ServerProcess({ ACCMAN_DB: await freshDatabase() })
+  const base = `http://127.0.0.1:${await server.port}`
+  const mod = await fetch(`${base}/mod?cred=QUFBQQ%3D%3D&by=5`, { method: 'PATCH', headers: { accept: 'application/json' } })
+  expect(mod.status).toBe(200)
+  expect(await mod.json()).toMatchObject({ tot: '5', seq: 1 })
+  expect(await (await fetch(`${base}/tot?cred=QUFBQQ%3D%3D`)).text()).toBe('5')
+  const past = (await (await fetch(`${base}/past?cred=QUFBQQ%3D%3D`, { headers: { accept: 'application/json' } })).json()) as { entries: unknown[] }
+  expect(past.entries).toHaveLength(1)
+  expect((await fetch(`${base}/readyz`)).status).toBe(200)
+  expect(await server.kill('SIGTERM')).toBe(0)
 })

@@ -18,7 +18,7 @@ export const migrations: readonly Migration[] = [
     statements: [
       `CREATE TABLE accounts (
   account_key text NOT NULL,
-  tot numeric(20,0) NOT NULL,
+  tot numeric(39,0) NOT NULL,
   seq bigint NOT NULL,
   at bigint NOT NULL,
   PRIMARY KEY (account_key)
@@ -26,8 +26,8 @@ export const migrations: readonly Migration[] = [
       `CREATE TABLE entries (
   account_key text NOT NULL,
   seq bigint NOT NULL,
-  by numeric(20,0) NOT NULL,
-  tot numeric(20,0) NOT NULL,
+  by numeric(39,0) NOT NULL,
+  tot numeric(39,0) NOT NULL,
   at bigint NOT NULL,
   note text,
   idempotency_key text,
@@ -41,8 +41,8 @@ export const migrations: readonly Migration[] = [
       `CREATE TABLE idempotency (
   account_key text NOT NULL,
   key text NOT NULL,
-  by numeric(20,0) NOT NULL,
-  tot numeric(20,0) NOT NULL,
+  by numeric(39,0) NOT NULL,
+  tot numeric(39,0) NOT NULL,
   seq bigint NOT NULL,
   at bigint,
   PRIMARY KEY (account_key, key)
