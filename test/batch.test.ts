@@ -2,7 +2,7 @@
 // bad bodies (nothing applied), limits and a full queue.
 import type { FastifyInstance } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
-import { listenOnLoopback, testApp } from './support.js'
+import { Client, listenOnLoopback, readHistory, ServerProcess, temporaryDirectories, testApp } from './support.js'
 import type { AppConfig } from '../src/http/app.js'
 
 const credA = 'YWNjb3VudC1hLWNyZWRlbnRpYWw='
@@ -159,5 +159,35 @@ describe('POST /batch', () => {
     const taken = await post(base, { ops: mods(500) })
     expect(taken.status).toBe(200)
     expect(await totOf(base, credA)).toBe('500')
+  })
+})
+
+describe('POST /batch durability', () => {
+  const directory = temporaryDirectories('accman-batch-')
+
+  it('every mod a 200 answered is in /past after kill -9 and a restart', async () => {
+    const db = directory()
+    const server = new ServerProcess({ ACCMAN_DB: db, ACCMAN_SYNC: 'true' })
+    const base = await server.url()
+    const ops = Array.from({ length: 300 }, (_, index) => ({ op: 'mod', cred: index % 2 === 0 ? credA : credB, by: '2', key: `d-${index}` }))
+    const answer = await post(base, { ops })
+    expect(answer.status).toBe(200)
+    expect((answer.body.results as { status: number }[]).every((result) => result.status === 200)).toBe(true)
+    await server.kill('SIGKILL')
+
+    const restarted = new ServerProcess({ ACCMAN_DB: db })
+    const reader = new Client(await restarted.url(), 2)
+    try {
+      for (const cred of [credA, credB]) {
+        const entries = await readHistory(reader, cred)
+        expect(entries.map((entry) => entry.key)).toEqual(
+          ops.filter((op) => op.cred === cred).map((op) => op.key),
+        )
+        expect(entries.at(-1)?.tot).toBe('300')
+      }
+    } finally {
+      reader.close()
+      await restarted.kill('SIGTERM')
+    }
   })
 })
