@@ -180,7 +180,7 @@ describe('POST /batch durability', () => {
     try {
       for (const cred of [credA, credB]) {
         const entries = await readHistory(reader, cred)
-        expect(entries.map((entry) => entry.key)).toEqual(
+        expect(entries.map((entry) => (entry as { key?: string }).key)).toEqual(
           ops.filter((op) => op.cred === cred).map((op) => op.key),
         )
         expect(entries.at(-1)?.tot).toBe('300')
