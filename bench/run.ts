@@ -1,7 +1,7 @@
 // npm run bench: AccMan against a bare Fastify hello world, measured alternately in the same run
 // on the same machine, so that drift cancels out in the ratios. See the README's Performance
 // section. Usage: npm run bench -- [--out results.json] [--duration 5] [--rounds 3] [--no-scale]
-// [--only 'mod +1'] (runs the scenarios whose names contain it)
+// [--only 'mod +1'] (runs the scenarios whose names contain it; --only batch runs the batched ones)
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { cpus, tmpdir } from 'node:os'
@@ -14,6 +14,7 @@ import autocannon from 'autocannon'
 import { ClassicLevel } from 'classic-level'
 import { accountKeyOf, openLedger } from '../src/ledger/index.js'
 import { openLevelStore } from '../src/ledger/level/store.js'
+import { batchBench, batchScenarioNames } from './batch.js'
 import { benchCredential, bulkLoad } from './bulk-load.js'
 
 const { values: args } = parseArgs({
@@ -455,8 +456,22 @@ async function idempotencyWindowBench() {
 const selected = (name: string) => args.only === undefined || name.includes(args.only)
 const httpScenarioNames = [...scenariosFor(smallAccounts, 0, 0, 10_000), ...scenariosFor(scaleAccounts, 0, 0, 10_000)].map((scenario) => scenario.name)
 const idempotencyWindow = selected(idempotencyWindowName) ? await idempotencyWindowBench() : undefined
+// The batched scenarios (bench/batch.ts), on an empty store of their own, with the hello world of this run.
+let batched: Awaited<ReturnType<typeof batchBench>> | undefined
+if (batchScenarioNames.some(selected)) {
+  const batchDb = mkdtempSync(join(tmpdir(), 'accman-bench-batch-'))
+  const [batchHello, batchAccman] = [await startHello(), await startAccman(batchDb)]
+  try {
+    console.log('\nbatched, fsync on (ACCMAN_SYNC=true):')
+    batched = await batchBench(batchAccman.url, batchHello.url, durationS, selected)
+  } finally {
+    await stop(batchAccman)
+    await stop(batchHello)
+    rmSync(batchDb, { recursive: true, force: true })
+  }
+}
 if (!httpScenarioNames.some(selected)) {
-  if (args.out !== undefined) writeFileSync(args.out, `${JSON.stringify({ node: process.version, cores: cpus().length, idempotencyWindow }, null, 2)}\n`)
+  if (args.out !== undefined) writeFileSync(args.out, `${JSON.stringify({ node: process.version, cores: cpus().length, idempotencyWindow, batched }, null, 2)}\n`)
   process.exit(process.exitCode ?? 0)
 }
 
@@ -467,7 +482,7 @@ try {
   const scale = args.scale ? await benchStore(hello, 'scale', scaleAccounts, (index) => 1 + (index % 9)) : undefined
   const targets = verdicts(small, scale)
   if (args.out !== undefined) {
-    const results = { node: process.version, cores: cpus().length, connections, durationS, rounds, warmupS, small, scale, targets, idempotencyWindow }
+    const results = { node: process.version, cores: cpus().length, connections, durationS, rounds, warmupS, small, scale, targets, idempotencyWindow, batched }
     writeFileSync(args.out, `${JSON.stringify(results, null, 2)}\n`)
     console.log(`\nresults written to ${args.out}`)
   }

@@ -2,7 +2,15 @@
 // limit of the service is declared here; the core receives what it needs as arguments.
 import { isIP } from 'node:net'
 import { z } from 'zod'
-import { idempotencyTtlSecondsDefault, idempotencyTtlSecondsMax, idempotencyTtlSecondsMin } from './ledger/limits.js'
+import { credentialLengthMax } from './contract/syntax.js'
+import {
+  amountDigitsMax,
+  idempotencyKeyLengthMax,
+  idempotencyTtlSecondsDefault,
+  idempotencyTtlSecondsMax,
+  idempotencyTtlSecondsMin,
+  noteLengthMax,
+} from './ledger/limits.js'
 
 export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 
@@ -89,8 +97,12 @@ export interface Limits {
   verifyProgressAccounts: number
   /** Export lines are joined into text chunks of about this many characters (one write each). */
   exportChunkLengthMax: number
-  /** Request bodies are never needed; anything larger than this is refused outright. */
+  /** Request bodies are never needed (but by /batch); anything larger than this is refused outright. */
   bodyBytesMax: number
+  /** Operations in one POST /batch at most (the HTTP contract). */
+  batchOpsMax: number
+  /** Operations the client sends in one /batch request at most. */
+  clientBatchOpsMax: number
   requestTimeoutMs: number
   keepAliveTimeoutMs: number
   /** How long a graceful stop waits for in-flight requests before giving up. */
@@ -148,6 +160,8 @@ export const limits: Readonly<Limits> = Object.freeze({
   verifyProgressAccounts: 1000,
   exportChunkLengthMax: 65_536,
   bodyBytesMax: 1024,
+  batchOpsMax: 1000,
+  clientBatchOpsMax: 1000,
   requestTimeoutMs: 30_000,
   keepAliveTimeoutMs: 72_000,
   shutdownGraceMs: 10_000,
@@ -189,10 +203,26 @@ export function limitsProblem(candidate: Readonly<Limits>): string | undefined {
   const notPositive = counts.find((name) => !Number.isInteger(candidate[name]) || candidate[name] < 1)
   if (notPositive !== undefined) return `${notPositive} must be a whole number of at least 1`
   if (candidate.writerBatchMax > candidate.writerQueueMax) return 'writerBatchMax must not exceed writerQueueMax'
+  if (candidate.batchOpsMax > candidate.writerQueueMax) return 'batchOpsMax must not exceed writerQueueMax'
+  if (candidate.clientBatchOpsMax > candidate.batchOpsMax) return 'clientBatchOpsMax must not exceed batchOpsMax'
   if (candidate.urlLengthMax >= candidate.headerSizeBytesMax) return 'urlLengthMax must fit in headerSizeBytesMax'
   if (candidate.headersTimeoutMs > candidate.requestTimeoutMs) return 'headersTimeoutMs must not exceed requestTimeoutMs'
   return undefined
 }
+
+/** JSON's longest spelling of one character: `\\uXXXX`. */
+const escapedCharacterBytesMax = 6
+/** `{"op":"mod","cred":"","by":"","note":"","key":""},` and some room for spaces. */
+const operationFrameBytes = 128
+/**
+ * The longest /batch body: batchOpsMax mods at their longest, every character escaped (a note's
+ * character outside the BMP is two escapes), so no valid batch is ever refused for its size.
+ */
+export const batchBodyBytesMax =
+  limits.batchOpsMax *
+    (operationFrameBytes +
+      escapedCharacterBytesMax * (credentialLengthMax + 1 + amountDigitsMax + idempotencyKeyLengthMax + 2 * noteLengthMax)) +
+  operationFrameBytes
 
 const problem = limitsProblem(limits)
 if (problem !== undefined) throw new Error(problem)

@@ -137,8 +137,8 @@ describe('answers', () => {
 describe('refusals are typed errors with the code, the status and no secret', () => {
   test('unknown account: NoAccountError on tot, past and a debit', async () => {
     const cred = newCredential()
-    for (const call of [client.tot(cred), client.past(cred), client.mod(cred, -1n)]) {
-      const error = await refusal(call)
+    for (const call of [() => client.tot(cred), () => client.past(cred), () => client.mod(cred, -1n)]) {
+      const error = await refusal(call())
       expect(error).toBeInstanceOf(NoAccountError)
       expect(error.code).toBe('ACCMAN_NO_ACCOUNT')
       expect(error.status).toBe(404)

@@ -5,6 +5,7 @@ import { Ajv2020 } from 'ajv/dist/2020.js'
 import type { FastifyInstance, InjectOptions } from 'fastify'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { Client, listenOnLoopback, query, testApp } from './support.js'
+import { batchBodyBytesMax } from '../src/config.js'
 
 interface MediaDoc {
   schema: object
@@ -71,7 +72,7 @@ test('every route of the server is in the document, and nothing else', () => {
   }
   const documented = new Map(Object.entries(doc.paths).map(([path, operations]) => [path, Object.keys(operations).sort()]))
   expect(documented).toEqual(routes)
-  expect([...documented.keys()].sort()).toEqual(['/backup', '/console', '/healthz', '/metrics', '/mod', '/past', '/readyz', '/tot', '/whoami'])
+  expect([...documented.keys()].sort()).toEqual(['/backup', '/batch', '/console', '/healthz', '/metrics', '/mod', '/past', '/readyz', '/tot', '/whoami'])
 })
 
 test('every parameter of the contract is documented', () => {
@@ -167,6 +168,24 @@ describe('answers match the document', () => {
     expect(await check(open, patch(`/mod?${query({ cred, by: '-2' })}`, { 'idempotency-key': 'k-1' }))).toBe(422)
     expect(await check(open, patch(`/mod?${query({ cred, by: '170141183460469231731687303715884105727' })}`))).toBe(422)
 
+    // /batch: results, a bad body, another media type, a body past the limit, no token.
+    const batch = (body: string, headers: Record<string, string> = { 'content-type': 'application/json' }) => ({
+      method: 'POST',
+      url: '/batch',
+      headers,
+      payload: body,
+    })
+    const ops = JSON.stringify({ ops: [{ op: 'mod', cred, by: '1', key: 'b-1' }, { op: 'mod', cred, by: '1', key: 'b-1' }, { op: 'tot', cred: unknown }, { op: 'mod', cred: poor, by: '-99' }] })
+    expect(await check(open, batch(ops))).toBe(200)
+    expect(await check(open, batch('{"ops":[]}'))).toBe(400)
+    expect(await check(open, batch(ops, { 'content-type': 'text/plain' }))).toBe(415)
+    expect(await check(open, batch(`{"ops":[${'"x",'.repeat(batchBodyBytesMax / 4)}]}`))).toBe(413)
+    expect(await check(guarded, batch(ops))).toBe(401)
+    expect(await check(guarded, batch(ops, { 'content-type': 'application/json', ...read }))).toBe(200)
+    const tight = await testApp({ config: { writerQueueMax: 1, writerBatchMax: 1 } })
+    expect(await check(tight, batch(ops))).toBe(503)
+    await tight.close()
+
     // 401 and 403 where tokens are configured.
     for (const request of [get(`/tot?${query({ cred })}`), get(`/past?${query({ cred })}`), patch(`/mod?${query({ cred, by: '1' })}`), get('/metrics'), get('/whoami')]) {
       expect(await check(guarded, request)).toBe(401)
@@ -189,6 +208,7 @@ describe('answers match the document', () => {
       get(`/tot?${query({ cred })}`),
       get(`/past?${query({ cred })}`),
       patch(`/mod?${query({ cred, by: '1' })}`),
+      { method: 'POST', url: '/batch', headers: {} },
       get('/healthz'),
       get('/readyz'),
       get('/metrics'),

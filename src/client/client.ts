@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { z } from 'zod'
-import { clientLimits } from '../config.js'
+import { clientLimits, limits } from '../config.js'
 import { apiErrorOf, isApiErrorCode } from '../contract/errors.js'
 import { amountPattern, balancePattern } from '../contract/syntax.js'
 import {
@@ -30,6 +30,11 @@ export interface AccManClientOptions {
   retryDelayMs?: number | undefined
   /** The longest wait a 503's Retry-After may ask for before a retry, 0 to 60000. Default 5000. */
   retryAfterMaxMs?: number | undefined
+  /**
+   * Calls of `mod` and `tot` made while a request is in flight, or in the same tick, go together
+   * as one POST /batch (each caller still gets its own answer or error). Default true.
+   */
+  batch?: boolean | undefined
 }
 
 export interface Balance {
@@ -74,6 +79,7 @@ export interface PastOptions {
   to?: Date | string | undefined
 }
 
+const { clientBatchOpsMax } = limits
 const { timeoutMsDefault, retriesDefault, retriesMax, retryDelayMsDefault, retryAfterWaitMsDefault, retryAfterWaitMsMax } = clientLimits
 
 const balanceText = z
@@ -99,12 +105,25 @@ const entryBody = z.object({
 const pastBody = z.object({ tot: balanceText, seq, entries: z.array(entryBody) })
 const errorBody = z.object({ code: z.string(), message: z.string(), tot: balanceText.optional() })
 
-type Method = 'GET' | 'PATCH'
+type Method = 'GET' | 'PATCH' | 'POST'
+
+const batchResultsBody = z.object({ results: z.array(z.looseObject({ status: z.number().int() })) })
+
+/** A call waiting to go out in a batch. */
+interface Queued {
+  call: Call
+  /** The operation as /batch takes it. */
+  op: Record<string, string>
+  resolve: (answer: Answer) => void
+  reject: (error: unknown) => void
+}
 
 /** What one call needs to build its request and explain its failure. */
 interface Call {
   method: Method
-  path: 'tot' | 'mod' | 'past'
+  path: 'tot' | 'mod' | 'past' | 'batch'
+  /** A JSON body (POST /batch only). */
+  body?: string
   parameters: Record<string, string | undefined>
   headers?: Record<string, string>
   /** The credential, to keep it out of every message. */
@@ -126,6 +145,10 @@ export class AccManClient {
   readonly #retries: number
   readonly #retryDelayMs: number
   readonly #retryAfterMaxMs: number
+  readonly #batch: boolean
+  readonly #queued: Queued[] = []
+  #requestsInFlight = 0
+  #flushScheduled = false
 
   /** Throws ConfigurationError for options that cannot work; nothing is sent before they pass. */
   constructor(options: AccManClientOptions) {
@@ -144,12 +167,13 @@ export class AccManClient {
     this.#timeoutMs = integerIn(options.timeoutMs ?? timeoutMsDefault, 'timeoutMs', 1, Number.MAX_SAFE_INTEGER)
     this.#retries = integerIn(options.retries ?? retriesDefault, 'retries', 0, retriesMax)
     this.#retryDelayMs = integerIn(options.retryDelayMs ?? retryDelayMsDefault, 'retryDelayMs', 1, Number.MAX_SAFE_INTEGER)
+    this.#batch = options.batch ?? true
     this.#retryAfterMaxMs = integerIn(options.retryAfterMaxMs ?? retryAfterWaitMsDefault, 'retryAfterMaxMs', 0, retryAfterWaitMsMax)
   }
 
   /** The balance of the account of `credential`; NoAccountError if no credit created it. */
   async tot(credential: string): Promise<Balance> {
-    const answer = await this.#send({ method: 'GET', path: 'tot', parameters: { cred: credential }, credential })
+    const answer = await this.#submit({ method: 'GET', path: 'tot', parameters: { cred: credential }, credential }, { op: 'tot', cred: credential })
     const { tot, seq } = parse(balanceBody, answer)
     return { tot, seq }
   }
@@ -161,14 +185,19 @@ export class AccManClient {
   async mod(credential: string, by: bigint, options: ModOptions = {}): Promise<ModResult> {
     if (typeof by !== 'bigint') throw new TypeError('by must be a bigint')
     const idempotencyKey = options.idempotencyKey ?? randomUUID()
-    const answer = await this.#send({
-      method: 'PATCH',
-      path: 'mod',
-      parameters: { cred: credential, by: by.toString(), note: options.note },
-      headers: { 'idempotency-key': idempotencyKey },
-      credential,
-      by,
-    })
+    const op: Record<string, string> = { op: 'mod', cred: credential, by: by.toString(), key: idempotencyKey }
+    if (options.note !== undefined) op.note = options.note
+    const answer = await this.#submit(
+      {
+        method: 'PATCH',
+        path: 'mod',
+        parameters: { cred: credential, by: by.toString(), note: options.note },
+        headers: { 'idempotency-key': idempotencyKey },
+        credential,
+        by,
+      },
+      op,
+    )
     const { tot, seq } = parse(balanceBody, answer)
     return { tot, seq, replayed: answer.headers.get('idempotent-replayed') === 'true' }
   }
@@ -193,6 +222,74 @@ export class AccManClient {
     return { tot: body.tot, seq: body.seq, entries: body.entries.map(historyEntry) }
   }
 
+  /**
+   * Sends a call at once when nothing is in flight; else queues it to go with the others in one
+   * POST /batch when the request in flight ends. Calls of the same tick go together.
+   */
+  #submit(call: Call, op: Record<string, string>): Promise<Answer> {
+    if (!this.#batch) return this.#send(call)
+    return new Promise<Answer>((resolve, reject) => {
+      this.#queued.push({ call, op, resolve, reject })
+      if (!this.#flushScheduled) {
+        this.#flushScheduled = true
+        queueMicrotask(() => {
+          this.#flushScheduled = false
+          this.#flush()
+        })
+      }
+    })
+  }
+
+  #flush(): void {
+    if (this.#requestsInFlight > 0 || this.#queued.length === 0) return
+    const group = this.#queued.splice(0, clientBatchOpsMax)
+    this.#requestsInFlight += 1
+    const sent = group.length === 1 && group[0] !== undefined ? this.#sendOne(group[0]) : this.#sendBatch(group)
+    void sent.finally(() => {
+      this.#requestsInFlight -= 1
+      this.#flush()
+    })
+  }
+
+  async #sendOne(queued: Queued): Promise<void> {
+    try {
+      queued.resolve(await this.#send(queued.call))
+    } catch (error) {
+      queued.reject(error)
+    }
+  }
+
+  /** One POST /batch for the group, retried whole (each mod keeps its key, so none applies twice). */
+  async #sendBatch(group: Queued[]): Promise<void> {
+    try {
+      const answer = await this.#send({
+        method: 'POST',
+        path: 'batch',
+        parameters: {},
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ ops: group.map((queued) => queued.op) }),
+        credential: '',
+      })
+      const { results } = parse(batchResultsBody, answer)
+      if (results.length !== group.length) {
+        throw new AccManError('ACCMAN_UNEXPECTED_RESPONSE', answer.status, `AccMan answered ${results.length} results for ${group.length} operations`)
+      }
+      for (const [index, queued] of group.entries()) {
+        const result = results[index] ?? { status: 0 }
+        const own: Answer = { status: result.status, headers: new Headers(), body: JSON.stringify(result) }
+        if (result.status >= 200 && result.status < 300) {
+          if ((result as { replayed?: unknown }).replayed === true) own.headers.set('idempotent-replayed', 'true')
+          queued.resolve(own)
+        } else {
+          queued.reject(refusal(own, queued.call, [queued.call.credential, this.#token]))
+        }
+      }
+    } catch (error) {
+      // The whole batch failed (no answer, or a refusal of the whole request): each caller gets it.
+      for (const queued of group) queued.reject(error)
+    }
+  }
+
   /** Sends one call, retrying network failures and 503s; throws the typed error of any refusal. */
   async #send(call: Call): Promise<Answer> {
     const url = new URL(call.path, this.#base)
@@ -202,7 +299,12 @@ export class AccManClient {
     for (let attempt = 1; ; attempt += 1) {
       let answer: Answer
       try {
-        const response = await fetch(url, { method: call.method, headers, signal: AbortSignal.timeout(this.#timeoutMs) })
+        const response = await fetch(url, {
+          method: call.method,
+          headers,
+          ...(call.body === undefined ? {} : { body: call.body }),
+          signal: AbortSignal.timeout(this.#timeoutMs),
+        })
         answer = { status: response.status, headers: response.headers, body: await response.text() }
       } catch (error) {
         if (attempt <= this.#retries) {

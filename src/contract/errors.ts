@@ -69,6 +69,12 @@ export const apiErrorTable = [
     'a missing, repeated or unknown parameter; a bad `limit`, `after`, `before`, `order`, `from`, `to` or `note`; a query value that is not valid percent-encoded UTF-8; a bad `Idempotency-Key` header',
     { clientClass: 'InvalidInputError' },
   ),
+  row(
+    'ACCMAN_INVALID_BODY',
+    400,
+    'a `/batch` body that is not JSON or not `{"ops":[...]}` of 1 to 1,000 well-formed operations; the message names the first bad operation by index; nothing is applied',
+    { clientClass: 'InvalidInputError' },
+  ),
   row('ACCMAN_BAD_REQUEST', 400, 'a request the HTTP layer cannot parse; a path with `%` in it; an HTTP/1.1 request without `Host`', {
     clientClass: 'InvalidInputError',
   }),
@@ -104,10 +110,10 @@ export const apiErrorTable = [
   row(
     'ACCMAN_PAYLOAD_TOO_LARGE',
     413,
-    'a request with a body (`Content-Length` above 0 or `Transfer-Encoding`): no endpoint takes one',
+    'a request with a body (`Content-Length` above 0 or `Transfer-Encoding`) to any endpoint but `/batch`, or a `/batch` body larger than its limit',
   ),
   row('ACCMAN_URL_TOO_LONG', 414, 'a URL longer than 4096 characters (the longest valid one is well under that)'),
-  row('ACCMAN_UNSUPPORTED_MEDIA_TYPE', 415, 'reserved: a body is refused with 413 before its media type matters'),
+  row('ACCMAN_UNSUPPORTED_MEDIA_TYPE', 415, 'a `/batch` body whose `Content-Type` is not `application/json`', { clientClass: 'InvalidInputError' }),
   row('ACCMAN_OVERFLOW', 422, 'a credit that would take the balance past 2^127-1', {
     ledger: true,
     clientClass: 'OverflowError',

@@ -33,6 +33,7 @@ import { openapiOptionsFor } from './openapi.js'
 import { parseQuery } from './query.js'
 import { consoleRoutes } from './routes/console.js'
 import { ledgerRoutes } from './routes/ledger.js'
+import { batchRoutes } from './routes/batch.js'
 import { backupRoutes } from './routes/backup.js'
 import { operationsRoutes } from './routes/operations.js'
 import { zodValidatorCompiler } from './validation.js'
@@ -74,6 +75,7 @@ export interface AppDeps {
 const routeMethods: Readonly<Record<string, string>> = {
   '/tot': 'GET, HEAD',
   '/mod': 'PATCH',
+  '/batch': 'POST',
   '/past': 'GET, HEAD',
   '/healthz': 'GET, HEAD',
   '/readyz': 'GET, HEAD',
@@ -157,6 +159,8 @@ export async function buildApp(config: AppConfig, deps: AppDeps): Promise<Fastif
       done(new ApiError('ACCMAN_URL_TOO_LONG', `the URL is longer than ${config.urlLengthMax} characters`))
     } else if (pathHasPercent(request.url)) {
       done(new ApiError('ACCMAN_BAD_REQUEST', 'the path must not be percent-encoded'))
+    } else if (request.method === 'POST' && request.routeOptions.url === '/batch') {
+      done()
     } else if (hasBody(raw)) {
       done(new ApiError('ACCMAN_PAYLOAD_TOO_LARGE', 'no endpoint takes a request body'))
     } else {
@@ -215,6 +219,7 @@ export async function buildApp(config: AppConfig, deps: AppDeps): Promise<Fastif
     isClosing: () => closing,
   })
   await app.register(ledgerRoutes, { authenticate })
+  await app.register(batchRoutes, { authenticate, scopeOf: scoper(config), metrics, writerQueueMax: config.writerQueueMax })
   await app.register(backupRoutes, { authenticate, store: deps.store })
   await app.register(consoleRoutes, { scopeOf: scoper(config) })
   return app

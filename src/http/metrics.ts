@@ -58,6 +58,12 @@ export class Metrics {
     help: 'Accounts created by a first credit',
     registers: [this.#registry],
   })
+  readonly #batchOps = new Histogram({
+    name: 'accman_batch_ops',
+    help: 'Operations per POST /batch',
+    buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000],
+    registers: [this.#registry],
+  })
   #credited = 0n
   #debited = 0n
 
@@ -93,6 +99,16 @@ export class Metrics {
       reply.elapsedTime / 1000,
     )
     if (route === '/mod' && request.method === 'PATCH') this.#mods.inc({ outcome: modOutcomeOf(request, reply) })
+  }
+
+  /** A mod inside a /batch was answered. */
+  observeMod(outcome: ModOutcome): void {
+    this.#mods.inc({ outcome })
+  }
+
+  /** A /batch was answered. */
+  observeBatch(ops: number): void {
+    this.#batchOps.observe(ops)
   }
 
   async text(): Promise<string> {

@@ -12,6 +12,7 @@ import {
   seqMax,
 } from '../ledger/index.js'
 import { idempotencyKeyText } from '../ledger/codec.js'
+import { limits } from '../config.js'
 import { apiErrorCodes, type ApiErrorCode } from './errors.js'
 
 const seqPattern = /^(0|[1-9][0-9]{0,15})$/
@@ -53,7 +54,7 @@ export const amount = z
   .transform((text) => BigInt(text))
   .refine((by) => by >= -amountMax && by <= amountMax)
 
-const note = z
+export const note = z
   .string()
   .refine((text) => characterCount(text) <= noteLengthMax)
 
@@ -172,6 +173,30 @@ export const errorBodySchema = z.strictObject({
   message: z.string().meta({ description: 'For people; never carries a credential, a token or the URL.' }),
   tot: balanceDecimalText.optional().meta({ description: 'The balance, on ACCMAN_INSUFFICIENT_FUNDS.' }),
 })
+
+const batchOperation = z.union([
+  z.strictObject({
+    op: z.literal('mod'),
+    cred: z.string().meta({ description: 'As /mod: validated per operation.' }),
+    by: z.string(),
+    note: z.string().optional(),
+    key: z.string().optional().meta({ description: "The mod's Idempotency-Key." }),
+  }),
+  z.strictObject({ op: z.literal('tot'), cred: z.string() }),
+])
+
+export const batchBody = z
+  .strictObject({ ops: z.array(batchOperation).min(1).max(limits.batchOpsMax) })
+  .meta({ examples: [{ ops: [{ op: 'mod', cred: exampleCredential, by: '-1', key: 'order-7f3a-charge-1' }, { op: 'tot', cred: exampleCredential }] }] })
+
+const batchResult = z.union([
+  z.strictObject({ status: z.literal(200), tot: balanceDecimalText, seq: seqNumber, replayed: z.literal(true).optional() }),
+  errorBodySchema.extend({ status: z.int() }),
+])
+
+export const batchResultsBody = z
+  .strictObject({ results: z.array(batchResult) })
+  .meta({ examples: [{ results: [{ status: 200, tot: '999', seq: 2 }, { status: 200, tot: '999', seq: 2 }] }] })
 
 export const healthBody = z.strictObject({ status: z.literal('ok') })
 
