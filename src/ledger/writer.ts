@@ -62,8 +62,6 @@ interface PendingMod extends ModInput {
 
 /** What one round knows: states read at its start, updated by each mod it decides. */
 interface Round {
-  /** The round's clock for idempotency windows: the filters' (exclusive) or the store's (shared). */
-  idempotencyClockMs: number
   accounts: Map<AccountKey, AccountState | undefined>
   idempotency: Map<string, IdempotencyState | undefined>
   /** Keys the filters could not rule out, read from the store before deciding. */
@@ -265,10 +263,11 @@ export class Writer {
     const { round, decisions } = await this.#store.runRound(async (transaction) => {
       const round = this.#planRound(mods, transaction.nowMs)
       if (round.toRead.accounts.length > 0 || round.toRead.idempotency.length > 0) await this.#read(round, transaction)
-      // Read once per round, after the reads: no await separates it from the decisions.
       const context: DecisionContext = {
         atMs: round.atMs,
-        idempotencyClockMs: round.idempotencyClockMs,
+        // Exclusive: the filters' clock, read once per round after the reads (no await separates
+        // it from the decisions). Shared: the store's clock of the round.
+        idempotencyClockMs: this.#shared ? round.atMs : this.#memory.idempotencyKeys.clockMs,
         idempotencyWindowMs: this.#options.idempotencyWindowMs,
         legacyIdempotencyAtMs: this.#options.legacyIdempotencyAtMs,
       }
@@ -379,9 +378,8 @@ export class Writer {
    */
   #planRound(mods: PendingMod[], storeNowMs: number | undefined): Round {
     // Idempotency windows are measured on a clock that never goes back (see WindowedKeyFilter).
-    const idempotencyClockMs = this.#idempotencyClock(storeNowMs)
+    const atMs = this.#idempotencyClock(storeNowMs)
     const round: Round = {
-      idempotencyClockMs,
       accounts: new Map(),
       idempotency: new Map(),
       toRead: { accounts: [], idempotency: [] },
@@ -389,7 +387,7 @@ export class Writer {
       dirtyAccounts: new Set(),
       createdAccounts: [],
       writes: { accounts: [], entries: [], idempotency: [], idempotencyDeletes: [] },
-      atMs: idempotencyClockMs,
+      atMs,
       applied: 0,
       credited: 0n,
       debited: 0n,
