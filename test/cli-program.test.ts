@@ -1,30 +1,12 @@
 // The CLI imported and run in this process: run(argv, io) answers the exit code and writes only
 // to the io it is given, the same bytes the bin prints, and keeps nothing from one run to the next.
-import { Writable } from 'node:stream'
 import { ClassicLevel } from 'classic-level'
 import type { FastifyInstance } from 'fastify'
 import { afterAll, afterEach, beforeAll, describe, expect, test, vi } from 'vitest'
 import { newCredential } from '../src/cli/credential.js'
-import { run } from '../src/cli/program.js'
-import { listenOnLoopback, query, runCli, temporaryDirectories, testApp, type CliRun } from './support.js'
+import { listenOnLoopback, query, runCli, runHere, temporaryDirectories, testApp } from './support.js'
 
 const temporaryDirectory = temporaryDirectories('accman-cli-run-')
-
-/** Runs one command line in this process, collecting what it writes. */
-async function runHere(args: string[]): Promise<CliRun> {
-  let stdout = ''
-  let stderr = ''
-  const collect = (append: (text: string) => void) =>
-    new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        append(chunk.toString('utf8'))
-        done()
-      },
-    })
-  const io = { stdout: collect((text) => (stdout += text)), stderr: collect((text) => (stderr += text)) }
-  const code = await run(['node', 'accman', ...args], io)
-  return { code, stdout, stderr }
-}
 
 afterEach(() => {
   vi.unstubAllEnvs()

@@ -1,25 +1,9 @@
 // `accman migrate`, run in this process against the test run's PostgreSQL server.
-import { Writable } from 'node:stream'
 import { expect, test } from 'vitest'
-import { run } from '../src/cli/program.js'
 import { exitCodes } from '../src/cli/exit-codes.js'
 import { schemaVersionLatest } from '../src/ledger/postgres/migrations.js'
 import { freshDatabase } from './postgres-support.js'
-
-async function runHere(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = ''
-  let stderr = ''
-  const collect = (append: (text: string) => void): Writable =>
-    new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        append(chunk.toString('utf8'))
-        done()
-      },
-    })
-  const io = { stdout: collect((text) => (stdout += text)), stderr: collect((text) => (stderr += text)) }
-  const code = await run(['node', 'accman', ...args], io)
-  return { code, stdout, stderr }
-}
+import { runHere } from './support.js'
 
 test('accman migrate applies the migrations once and prints the schema version', async () => {
   const url = await freshDatabase()

@@ -17,6 +17,7 @@ import { limits } from '../src/config.js'
 import { buildApp, type AppConfig } from '../src/http/app.js'
 import type { LedgerStore, RootDb } from '../src/ledger/index.js'
 import { openLevelStore } from '../src/ledger/level/store.js'
+import { run as runProgram } from '../src/cli/program.js'
 
 export const classicCred = 'abcdefghijklmnopqrstuvwxyz0123456789-_=='
 
@@ -317,4 +318,20 @@ export class ServerProcess {
     this.child.kill(signal)
     return this.exited
   }
+}
+
+/** Runs one command line in this process (not a child), collecting what it writes. */
+export async function runHere(args: string[]): Promise<CliRun> {
+  let stdout = ''
+  let stderr = ''
+  const collect = (append: (text: string) => void) =>
+    new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        append(chunk.toString('utf8'))
+        done()
+      },
+    })
+  const io = { stdout: collect((text) => (stdout += text)), stderr: collect((text) => (stderr += text)) }
+  const code = await runProgram(['node', 'accman', ...args], io)
+  return { code, stdout, stderr }
 }
