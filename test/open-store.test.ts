@@ -3,6 +3,7 @@
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, test } from 'vitest'
+import { limits } from '../src/config.js'
 import { archiveHeader } from '../src/ledger/archive.js'
 import { LevelStore } from '../src/ledger/level/store.js'
 import { isStoreUrl, openStoreFor, printableLocation } from '../src/ledger/open-store.js'
@@ -85,4 +86,36 @@ test('a server on PostgreSQL answers mod, tot and past, and /readyz', async () =
   expect(past.entries).toHaveLength(1)
   expect((await fetch(`${base}/readyz`)).status).toBe(200)
   expect(await server.kill('SIGTERM')).toBe(0)
+})
+
+/** The samples of one metric in a /metrics text, by their labels. */
+function samplesOf(text: string, name: string): Map<string, number> {
+  const samples = new Map<string, number>()
+  for (const line of text.split('\n')) {
+    const match = new RegExp(`^${name}(\\{[^}]*\\})? (\\S+)$`).exec(line)
+    if (match !== null) samples.set(match[1] ?? '', Number(match[2]))
+  }
+  return samples
+}
+
+test('/metrics on PostgreSQL has the connection pool gauges; on LevelDB it has none', async () => {
+  const server = new ServerProcess({ ACCMAN_DB: await freshDatabase() })
+  const base = `http://127.0.0.1:${await server.port}`
+  // Four mods at once need more than one connection: the pool opens them and keeps them idle.
+  const mods = await Promise.all(['1', '2', '3', '4'].map((by) => fetch(`${base}/mod?cred=QUFBQQ%3D%3D&by=${by}`, { method: 'PATCH' })))
+  expect(mods.map((mod) => mod.status)).toEqual([200, 200, 200, 200])
+  const metrics = await (await fetch(`${base}/metrics`)).text()
+  const pool = samplesOf(metrics, 'accman_store_pool_connections')
+  expect([...pool.keys()].sort()).toEqual(['{state="idle"}', '{state="total"}', '{state="waiting"}'])
+  expect(pool.get('{state="total"}')).toBeGreaterThanOrEqual(1)
+  expect(pool.get('{state="total"}')).toBeLessThanOrEqual(limits.storePoolMax)
+  expect(pool.get('{state="idle"}')).toBeLessThanOrEqual(pool.get('{state="total"}') ?? 0)
+  expect(pool.get('{state="waiting"}')).toBe(0)
+  expect(metrics).toContain('# TYPE accman_store_pool_connections gauge')
+  expect(await server.kill('SIGTERM')).toBe(0)
+  const leveldb = new ServerProcess({ ACCMAN_DB: join(temporaryDirectory(), 'data') })
+  const levelMetrics = await (await fetch(`http://127.0.0.1:${await leveldb.port}/metrics`)).text()
+  expect(levelMetrics).toContain('accman_writer_queue_depth')
+  expect(levelMetrics).not.toContain('accman_store_pool')
+  expect(await leveldb.kill('SIGTERM')).toBe(0)
 })

@@ -30,9 +30,15 @@ function roundOf(entries: Entry[], accountKey: AccountKey = alice): RoundWrites 
   }
 }
 
-/** Stores `writes` as one round that reads nothing. */
+/** Stores `writes` as one round that reads the accounts it writes first, as the writer does. */
 function write(store: LedgerStore, writes: RoundWrites): Promise<void> {
-  return store.runRound(async () => ({ writes, value: undefined }))
+  return store.runRound(async (transaction) => {
+    await transaction.readRound(
+      writes.accounts.map(([accountKey]) => accountKey),
+      [],
+    )
+    return { writes, value: undefined }
+  })
 }
 
 /** Reads through a round that writes nothing. */

@@ -1,5 +1,5 @@
-// The store contract (test/store.contract.ts) on the LevelDB engine: memory-level, classic-level
-// and a sublevel of each. Another engine runs the same function.
+// The store contract (test/store.contract.ts) on the LevelDB engine (memory-level, classic-level
+// and a sublevel of each) and on the PostgreSQL engine.
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -9,6 +9,8 @@ import { afterAll, expect, test } from 'vitest'
 import { accountKeyOf } from '../src/ledger/codec.js'
 import type { RootDb } from '../src/ledger/index.js'
 import { openLevelStore } from '../src/ledger/level/store.js'
+import { openPostgresStore } from '../src/ledger/postgres/store.js'
+import { freshDatabase } from './postgres-support.js'
 import { storeContract } from './store.contract.js'
 
 const directories: string[] = []
@@ -26,6 +28,8 @@ storeContract('memory-level', () => level(new MemoryLevel<string, string>()))
 storeContract('a memory-level sublevel', () => level(new MemoryLevel<string, string>().sublevel<string, string>('nested', {})))
 storeContract('classic-level', () => level(classicLevel()))
 storeContract('a classic-level sublevel', () => level(classicLevel().sublevel<string, string>('nested', {})))
+// PostgreSQL: a new database on the test run's server for every store.
+storeContract('PostgreSQL', async () => await openPostgresStore(await freshDatabase(), { sync: true, poolMax: 10, timeoutMs: 30_000 }))
 
 test('LevelDB: a round that fails its round-trip check leaves no key at all in the database', async () => {
   const db = new MemoryLevel<string, string>()

@@ -10,6 +10,7 @@ import { connect, type Socket } from 'node:net'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { MemoryLevel } from 'memory-level'
+import pg from 'pg'
 import type { FastifyInstance } from 'fastify'
 import { afterAll, expect } from 'vitest'
 import type { Logger } from 'pino'
@@ -17,15 +18,52 @@ import { limits } from '../src/config.js'
 import { buildApp, type AppConfig } from '../src/http/app.js'
 import type { LedgerStore, RootDb } from '../src/ledger/index.js'
 import { openLevelStore } from '../src/ledger/level/store.js'
+import { openPostgresStore } from '../src/ledger/postgres/store.js'
+import { freshDatabase } from './postgres-support.js'
 import { run as runProgram } from '../src/cli/program.js'
 
 export const classicCred = 'abcdefghijklmnopqrstuvwxyz0123456789-_=='
 
+/**
+ * The engine of the apps testApp builds when given neither a store nor a db: LevelDB on
+ * memory-level, or a new database on the test run's PostgreSQL server. A test file that runs
+ * another file's tests on PostgreSQL sets it before importing that file.
+ */
+export const testEngine: { name: 'leveldb' | 'postgres' } = { name: 'leveldb' }
+
+/** The PostgreSQL database of this test file, made once: creating one per app would take longer than most tests. */
+let fileDatabase: Promise<string> | undefined
+
+async function defaultStore(): Promise<LedgerStore> {
+  if (testEngine.name === 'postgres') {
+    fileDatabase ??= freshDatabase()
+    const store = await openPostgresStore(await fileDatabase, { sync: true, poolMax: limits.storePoolMax, timeoutMs: 30_000 })
+    // The file's tests run one after another, each on an empty ledger: every table but the schema's version.
+    await emptyTables(await fileDatabase)
+    return store
+  }
+  return await openLevelStore(new MemoryLevel<string, string>(), { sync: false })
+}
+
+async function emptyTables(url: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    const tables = await client.query<{ name: string }>(
+      "SELECT quote_ident(tablename) AS name FROM pg_tables WHERE schemaname = current_schema() AND tablename <> 'schema_version'",
+    )
+    await client.query(`TRUNCATE ${tables.rows.map((row) => row.name).join(', ')}`)
+  } finally {
+    await client.end()
+  }
+}
+
 export async function testApp(
   options: { db?: RootDb; store?: LedgerStore; logger?: Logger; now?: () => number; config?: Partial<AppConfig> } = {},
 ): Promise<FastifyInstance> {
-  // A store given is used as it is; else a LevelDB engine on `db` (memory-level by default).
-  const store = options.store ?? (await openLevelStore(options.db ?? new MemoryLevel<string, string>(), { sync: false }))
+  // A store given is used as it is; else a LevelDB engine on `db`; else the file's engine.
+  const store =
+    options.store ?? (options.db === undefined ? await defaultStore() : await openLevelStore(options.db, { sync: false }))
   return buildApp(
     { ...limits, tokens: [], readTokens: [], metricsPublic: false, ...options.config },
     {

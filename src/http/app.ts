@@ -185,7 +185,8 @@ export async function buildApp(config: AppConfig, deps: AppDeps): Promise<Fastif
     })
   }
 
-  const metrics = new Metrics(() => app.ledger.writerQueueDepth)
+  const poolStats = deps.store.poolStats?.bind(deps.store)
+  const metrics = new Metrics(() => app.ledger.writerQueueDepth, poolStats)
   app.addHook('onResponse', (request, reply, done) => {
     metrics.observeRequest(request, reply)
     done()

@@ -4,6 +4,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { RoundReport } from '../ledger/index.js'
+import type { StorePoolStats } from '../ledger/store.js'
 
 export type ModOutcome =
   | 'credit'
@@ -67,7 +68,22 @@ export class Metrics {
   #credited = 0n
   #debited = 0n
 
-  constructor(writerQueueDepth: () => number) {
+  /** `poolStats`: the store's connection pool, for an engine that has one (PostgreSQL). */
+  constructor(writerQueueDepth: () => number, poolStats?: () => StorePoolStats) {
+    if (poolStats !== undefined) {
+      new Gauge({
+        name: 'accman_store_pool_connections',
+        help: 'Connections of the store pool: total open, idle, and callers waiting for one',
+        labelNames: ['state'] as const,
+        registers: [this.#registry],
+        collect() {
+          const stats = poolStats()
+          this.set({ state: 'total' }, stats.total)
+          this.set({ state: 'idle' }, stats.idle)
+          this.set({ state: 'waiting' }, stats.waiting)
+        },
+      })
+    }
     new Gauge({
       name: 'accman_writer_queue_depth',
       help: 'Mods waiting for the writer',

@@ -14,7 +14,10 @@ import type { AccountKey, Entry } from './types.js'
 
 /** What one round stores, as plain data; the engine encodes it. */
 export interface RoundWrites {
-  /** Each changed account once, with its state at the end of the round. */
+  /**
+   * Each changed account once, with its state at the end of the round; read by the round first
+   * (a shared engine updates the accounts it read and locked, and creates the others).
+   */
   accounts: Array<[AccountKey, AccountState]>
   /** History entries appended, in the order decided (per account, seq ascending and contiguous). */
   entries: Array<[AccountKey, Entry]>
@@ -102,4 +105,13 @@ export interface LedgerStore {
   /** Whether the store answers now (for /readyz); never throws. */
   ping(): Promise<boolean>
   close(): Promise<void>
+  /** An engine with a connection pool: its connections now (for /metrics). */
+  poolStats?(): StorePoolStats
+}
+
+/** Connections open, idle, and callers waiting for one. */
+export interface StorePoolStats {
+  total: number
+  idle: number
+  waiting: number
 }

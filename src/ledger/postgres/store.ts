@@ -10,7 +10,19 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
 import type { Logger } from 'pino'
 import { limits } from '../../config.js'
-import { idempotencyKeyOf, parseIdempotencyKey, type AccountState, type IdempotencyState } from '../codec.js'
+import {
+  decodeAccount,
+  decodeEntry,
+  decodeIdempotency,
+  encodeAccount,
+  encodeEntry,
+  encodeIdempotency,
+  historyKeyOf,
+  idempotencyKeyOf,
+  parseIdempotencyKey,
+  type AccountState,
+  type IdempotencyState,
+} from '../codec.js'
 import { LedgerError } from '../errors.js'
 import type {
   HistoryRange,
@@ -19,6 +31,7 @@ import type {
   RoundStates,
   RoundTransaction,
   RoundWrites,
+  StorePoolStats,
   StoreSnapshot,
 } from '../store.js'
 import type { AccountKey, Entry } from '../types.js'
@@ -35,6 +48,13 @@ export interface PostgresStoreOptions {
 }
 
 const watchedClients = new WeakSet<pg.PoolClient>()
+
+/** What a round's body threw (not the store): passed on to the caller unchanged, never retried. */
+class RoundBodyFailure extends Error {
+  constructor(readonly failure: unknown) {
+    super('the round body failed')
+  }
+}
 
 /** SQLSTATEs after which the whole round runs again. */
 const retryableCodes = new Set(['40001', '40P01', '23505'])
@@ -120,7 +140,7 @@ export class PostgresStore implements LedgerStore {
   }
 
   /** Connections open, idle, and callers waiting for one. */
-  poolStats(): { total: number; idle: number; waiting: number } {
+  poolStats(): StorePoolStats {
     return { total: this.#pool.totalCount, idle: this.#pool.idleCount, waiting: this.#pool.waitingCount }
   }
 
@@ -186,6 +206,7 @@ export class PostgresStore implements LedgerStore {
       try {
         return await this.#runRoundOnce(body)
       } catch (error) {
+        if (error instanceof RoundBodyFailure) throw error.failure
         const { code } = driverError(error)
         if (code === undefined || !retryableCodes.has(code) || attempt >= limits.storeRoundAttemptsMax) this.#fail(error)
         this.#options.log?.debug({ code, attempt }, 'round runs again')
@@ -214,11 +235,28 @@ export class PostgresStore implements LedgerStore {
       assert.ok(row !== undefined)
       backend = { pid: row.pid, startedAt: row.backend_start }
       const existing = new Set<AccountKey>()
+      const storeErrors = new WeakSet<object>()
       const transaction: RoundTransaction = {
         nowMs: Number(row.now_ms),
-        readRound: async (accountKeys, idempotencyKeys) => await readRound(client, existing, accountKeys, idempotencyKeys),
+        readRound: async (accountKeys, idempotencyKeys) => {
+          try {
+            return await readRound(client, existing, accountKeys, idempotencyKeys)
+          } catch (error) {
+            if (typeof error === 'object' && error !== null) storeErrors.add(error)
+            throw error
+          }
+        },
       }
-      const outcome = await body(transaction)
+      let outcome: RoundOutcome<T>
+      try {
+        outcome = await body(transaction)
+      } catch (error) {
+        // The body's own failure (a refusal, a broken invariant) is the round's answer as it is.
+        if (typeof error === 'object' && error !== null && storeErrors.has(error)) throw error
+        throw new RoundBodyFailure(error)
+      }
+      // What LevelDB refuses on its round-trip check, PostgreSQL's columns would take (a balance below zero): refused here too.
+      if (outcome.writes !== undefined) checkWrites(outcome.writes)
       value = outcome.value
       if (outcome.writes !== undefined) {
         await writeRound(client, existing, roundId, outcome.writes)
@@ -228,7 +266,7 @@ export class PostgresStore implements LedgerStore {
       await client.query('COMMIT')
       return outcome.value
     } catch (error) {
-      const broken = isConnectionFault(error)
+      const broken = !(error instanceof RoundBodyFailure) && isConnectionFault(error)
       if (!broken) await client.query('ROLLBACK').catch(() => undefined)
       client.release(broken)
       released = true
@@ -437,6 +475,17 @@ function splitIdempotencyKey(storeKey: string): { accountKey: AccountKey; idempo
   const parsed = parseIdempotencyKey(storeKey)
   assert.ok(parsed !== undefined, 'malformed idempotency store key')
   return parsed
+}
+
+/**
+ * Asserts that every record of a round is one the ledger could read back, with the codec's checks
+ * (balances within 0 and the maximum, seqs and times whole): a round that fails is a bug, and is
+ * refused before anything is stored.
+ */
+function checkWrites(writes: RoundWrites): void {
+  for (const [key, state] of writes.accounts) decodeAccount(key, encodeAccount(state))
+  for (const [key, entry] of writes.entries) decodeEntry(historyKeyOf(key, entry.seq), encodeEntry(entry))
+  for (const [key, state] of writes.idempotency) decodeIdempotency(key, encodeIdempotency(state))
 }
 
 /** Locks the accounts that exist, in key order, and reads them and the idempotency records. */
