@@ -264,7 +264,7 @@ export async function readHistory(
   for (;;) {
     const reply = await client.send('GET', `/past?${query({ cred, limit: '1000', after: String(entries.length) })}`)
     if (reply.status === 404 && options.missingIs === 'empty') return entries
-    expect(reply.status).toBe(200)
+    expect(reply.status, reply.body).toBe(200)
     const page = JSON.parse(reply.body) as { entries: HistoryEntry[] }
     if (page.entries.length === 0) return entries
     entries.push(...page.entries)
