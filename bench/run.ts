@@ -2,6 +2,7 @@
 // on the same machine, so that drift cancels out in the ratios. See the README's Performance
 // section. Usage: npm run bench -- [--out results.json] [--duration 5] [--rounds 3] [--no-scale]
 // [--only 'mod +1'] (runs the scenarios whose names contain it; --only batch runs the batched ones)
+// [--store postgres] (the PostgreSQL bench instead: bench/postgres.ts)
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { cpus, tmpdir } from 'node:os'
@@ -16,6 +17,7 @@ import { accountKeyOf, openLedger } from '../src/ledger/index.js'
 import { openLevelStore } from '../src/ledger/level/store.js'
 import { batchBench, batchScenarioNames } from './batch.js'
 import { benchCredential, bulkLoad } from './bulk-load.js'
+import { postgresBench } from './postgres.js'
 
 const { values: args } = parseArgs({
   options: {
@@ -26,6 +28,7 @@ const { values: args } = parseArgs({
     connections: { type: 'string', default: '50' },
     scale: { type: 'boolean', default: true },
     only: { type: 'string' },
+    store: { type: 'string', default: 'leveldb' },
   },
   allowNegative: true,
 })
@@ -521,6 +524,12 @@ async function idempotencyWindowBench() {
   )
   return { name: idempotencyWindowName, windowMs, rows }
 }
+
+if (args.store === 'postgres') {
+  await postgresBench({ durationS, warmupS, connections, out: args.out })
+  process.exit(process.exitCode ?? 0)
+}
+if (args.store !== 'leveldb') throw new Error(`--store: leveldb or postgres, not ${args.store}`)
 
 const selected = (name: string) => args.only === undefined || name.includes(args.only)
 const httpScenarioNames = [...scenariosFor(smallAccounts, 0, 0, 10_000), ...scenariosFor(scaleAccounts, 0, 0, 10_000)].map((scenario) => scenario.name)
