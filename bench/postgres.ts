@@ -63,9 +63,15 @@ function cpuUsOf(pid: number): number {
   }
 }
 
-/** The CPU of PostgreSQL: the postmaster and its children (backends, WAL writer, checkpointer), microseconds. */
+/**
+ * The CPU of PostgreSQL, microseconds: the postmaster's own, its ended children's (cutime and
+ * cstime, fields 16 and 17, where a backend's time goes once it is reaped), and its running
+ * children's (backends, WAL writer, checkpointer).
+ */
 function postgresCpuUs(postmasterPid: number): number {
-  let total = cpuUsOf(postmasterPid)
+  const stat = readFileSync(`/proc/${postmasterPid}/stat`, 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  let total = cpuUsOf(postmasterPid) + ((Number(fields[13]) + Number(fields[14])) * 1_000_000) / 100
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue
     try {

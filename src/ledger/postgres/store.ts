@@ -48,6 +48,8 @@ export interface PostgresStoreOptions {
 }
 
 const watchedClients = new WeakSet<pg.PoolClient>()
+/** The server process behind each pooled connection (pid and start time), for the commit lookup. */
+const backendsOf = new WeakMap<pg.PoolClient, { pid: number; startedAt: string }>()
 
 /** What a round's body threw (not the store): passed on to the caller unchanged, never retried. */
 class RoundBodyFailure extends Error {
@@ -227,13 +229,23 @@ export class PostgresStore implements LedgerStore {
     try {
       await client.query('BEGIN')
       if (!this.#options.sync) await client.query('SET LOCAL synchronous_commit = off')
-      const clock = await client.query<{ now_ms: string; pid: number; backend_start: string }>(
-        `SELECT (extract(epoch FROM now()) * 1000)::bigint::text AS now_ms, pg_backend_pid() AS pid,
-                (SELECT backend_start::text FROM pg_stat_activity WHERE pid = pg_backend_pid()) AS backend_start`,
+      // A connection's server process does not change: it is asked for once, the clock every round.
+      const known = backendsOf.get(client)
+      const clock = await client.query<{ now_ms: string; pid?: number; backend_start?: string }>(
+        known === undefined
+          ? `SELECT (extract(epoch FROM now()) * 1000)::bigint::text AS now_ms, pg_backend_pid() AS pid,
+                (SELECT backend_start::text FROM pg_stat_activity WHERE pid = pg_backend_pid()) AS backend_start`
+          : 'SELECT (extract(epoch FROM now()) * 1000)::bigint::text AS now_ms',
       )
       const row = clock.rows[0]
       assert.ok(row !== undefined)
-      backend = { pid: row.pid, startedAt: row.backend_start }
+      if (known === undefined) {
+        assert.ok(row.pid !== undefined && row.backend_start !== undefined)
+        backend = { pid: row.pid, startedAt: row.backend_start }
+        backendsOf.set(client, backend)
+      } else {
+        backend = known
+      }
       const existing = new Set<AccountKey>()
       const storeErrors = new WeakSet<object>()
       const transaction: RoundTransaction = {
