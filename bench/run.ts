@@ -526,7 +526,7 @@ async function idempotencyWindowBench() {
 }
 
 if (args.store === 'postgres') {
-  await postgresBench({ durationS, warmupS, connections, out: args.out })
+  await postgresBench({ durationS, warmupS, rounds, connections, out: args.out })
   process.exit(process.exitCode ?? 0)
 }
 if (args.store !== 'leveldb') throw new Error(`--store: leveldb or postgres, not ${args.store}`)
