@@ -76,6 +76,31 @@ export class IdempotencyMismatchError extends AccManError {
   override readonly name = 'IdempotencyMismatchError'
 }
 
+/** 404: the account has no hold with this id. */
+export class NoHoldError extends AccManError {
+  override readonly name = 'NoHoldError'
+}
+
+/** 409: the hold was settled or voided already. */
+export class HoldClosedError extends AccManError {
+  override readonly name = 'HoldClosedError'
+}
+
+/** 410: the hold is past its expiry; its funds are released. */
+export class HoldExpiredError extends AccManError {
+  override readonly name = 'HoldExpiredError'
+}
+
+/** 422: a settle larger than the hold. */
+export class HoldExceededError extends AccManError {
+  override readonly name = 'HoldExceededError'
+}
+
+/** 422: the account has as many active holds as it may. */
+export class TooManyHoldsError extends AccManError {
+  override readonly name = 'TooManyHoldsError'
+}
+
 /** 503 (overloaded, queue full, stopping), still so after the client's retries. */
 export class UnavailableError extends AccManError {
   override readonly name = 'UnavailableError'
@@ -124,4 +149,9 @@ export const plainErrorClasses: Readonly<
   OverflowError,
   IdempotencyMismatchError,
   UnavailableError,
+  NoHoldError,
+  HoldClosedError,
+  HoldExpiredError,
+  HoldExceededError,
+  TooManyHoldsError,
 }

@@ -233,7 +233,7 @@ function handleError(error: FastifyError, request: FastifyRequest, reply: Fastif
   if (isLedgerError(error)) {
     const statusCode = statusOf(error.code)
     if (statusCode === 503) reply.header('retry-after', retryAfterText)
-    return reply.code(statusCode).send(errorBody(error.code, error.message, error.tot))
+    return reply.code(statusCode).send(errorBody(error.code, error.message, error.tot, error.avail))
   }
   if (error.code === 'FST_UNDER_PRESSURE') {
     reply.header('retry-after', retryAfterText)

@@ -172,6 +172,7 @@ export const errorBodySchema = z.strictObject({
   error: z.string(),
   message: z.string().meta({ description: 'For people; never carries a credential, a token or the URL.' }),
   tot: balanceDecimalText.optional().meta({ description: 'The balance, on ACCMAN_INSUFFICIENT_FUNDS.' }),
+  avail: balanceDecimalText.optional().meta({ description: 'The balance less its active holds, on ACCMAN_INSUFFICIENT_FUNDS.' }),
 })
 
 const batchOperation = z.union([

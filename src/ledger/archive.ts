@@ -119,7 +119,11 @@ async function* parseArchive(lines: AsyncIterable<string>, idempotencyTtlMs: num
     if (typeof json === 'object' && json !== null && 'account' in json) {
       const parsed = accountLineSchema.safeParse(json)
       if (!parsed.success) fail('malformed account line')
-      const { account: accountKey, ...account } = parsed.data as z.output<typeof accountLineSchema>
+      const { account: accountKey, held, holdCount, nextExpiryMs, ...plain } = parsed.data as z.output<typeof accountLineSchema>
+      const account: AccountState = plain
+      if (held !== undefined) account.held = held
+      if (holdCount !== undefined) account.holdCount = holdCount
+      if (nextExpiryMs !== undefined) account.nextExpiryMs = nextExpiryMs
       finishAccount()
       if (current !== undefined && accountKey <= current.accountKey) fail('accounts out of order or repeated')
       current = { accountKey: accountKey, account, seq: 0, tot: 0n, atMs: 0, keys: new KeyWindow(idempotencyTtlMs) }

@@ -38,8 +38,8 @@ function fieldRefusal(parameter: string): Result {
   return { ...errorBody(rule.code, rule.message), status: statusOf(rule.code) }
 }
 
-function refusal(code: ApiErrorCode, message: string, tot?: bigint): Result {
-  return { ...errorBody(code, message, tot), status: statusOf(code) }
+function refusal(code: ApiErrorCode, message: string, tot?: bigint, avail?: bigint): Result {
+  return { ...errorBody(code, message, tot, avail), status: statusOf(code) }
 }
 
 function balanceResult(balance: Balance): Result {
@@ -47,7 +47,7 @@ function balanceResult(balance: Balance): Result {
 }
 
 function ledgerRefusal(error: unknown): Result {
-  if (isLedgerError(error)) return refusal(error.code, error.message, error.tot)
+  if (isLedgerError(error)) return refusal(error.code, error.message, error.tot, error.avail)
   throw error
 }
 
