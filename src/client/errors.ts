@@ -41,13 +41,16 @@ export class InsufficientFundsError extends AccManError {
   override readonly name = 'InsufficientFundsError'
   /** The balance when the debit was refused. */
   readonly tot: bigint
-  /** The refused amount (negative: a debit). */
+  /** The refused amount (negative: a debit, or a hold of -by). */
   readonly by: bigint
+  /** The balance less its active holds when refused (AccMan with holds); tot otherwise. */
+  avail: bigint
 
   constructor(status: number, message: string, tot: bigint, by: bigint) {
     super('ACCMAN_INSUFFICIENT_FUNDS', status, message)
     this.tot = tot
     this.by = by
+    this.avail = tot
   }
 }
 
