@@ -128,15 +128,18 @@ export const entryRecord = z
   .refine((record) => record.by !== 0n || (record.kind !== undefined && record.kind !== 'mod'))
 // `atMs` (the entry's time, which starts the key's retention window) is absent from records
 // written before the window existed; see Ledger.load for how they are treated.
-export const idempotencyRecord = z.strictObject({
-  by: change,
-  tot: balance,
-  seq,
-  atMs: atMs.optional(),
-  op: z.string().optional(),
-  fingerprint: z.string().optional(),
-  answer: z.string().optional(),
-})
+export const idempotencyRecord = z
+  .strictObject({
+    by: change,
+    tot: balance,
+    seq,
+    atMs: atMs.optional(),
+    op: z.string().optional(),
+    fingerprint: z.string().optional(),
+    answer: z.string().optional(),
+  })
+  // A mod's record has a nonzero by; a hold's or void's entry moves nothing.
+  .refine((record) => record.by !== 0n || record.op !== undefined)
 
 export const holdRecord = z.strictObject({
   by: balance.refine((by) => by > 0n),
