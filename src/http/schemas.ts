@@ -269,6 +269,16 @@ const batchOperation = z.union([
     key: z.string().optional().meta({ description: "The mod's Idempotency-Key." }),
   }),
   z.strictObject({ op: z.literal('tot'), cred: z.string() }),
+  z.strictObject({
+    op: z.literal('hold'),
+    cred: z.string(),
+    by: z.string(),
+    ttl: z.string().optional(),
+    note: z.string().optional(),
+    key: z.string().optional().meta({ description: "The hold's Idempotency-Key." }),
+  }),
+  z.strictObject({ op: z.literal('settle'), cred: z.string(), hold: z.string(), by: z.string().optional(), note: z.string().optional(), key: z.string().optional() }),
+  z.strictObject({ op: z.literal('void'), cred: z.string(), hold: z.string(), note: z.string().optional(), key: z.string().optional() }),
 ])
 
 export const batchBody = z
@@ -276,13 +286,23 @@ export const batchBody = z
   .meta({ examples: [{ ops: [{ op: 'mod', cred: exampleCredential, by: '-1', key: 'order-7f3a-charge-1' }, { op: 'tot', cred: exampleCredential }] }] })
 
 const batchResult = z.union([
-  z.strictObject({ status: z.literal(200), tot: balanceDecimalText, seq: seqNumber, replayed: z.literal(true).optional() }),
+  z.strictObject({
+    status: z.literal(200),
+    tot: balanceDecimalText,
+    seq: seqNumber,
+    held: balanceDecimalText,
+    avail: balanceDecimalText,
+    replayed: z.literal(true).optional(),
+  }),
+  holdBody.extend({ status: z.literal(200), replayed: z.literal(true).optional() }),
+  settleBody.extend({ status: z.literal(200), replayed: z.literal(true).optional() }),
+  voidBody.extend({ status: z.literal(200), replayed: z.literal(true).optional() }),
   errorBodySchema.extend({ status: z.int() }),
 ])
 
 export const batchResultsBody = z
   .strictObject({ results: z.array(batchResult) })
-  .meta({ examples: [{ results: [{ status: 200, tot: '999', seq: 2 }, { status: 200, tot: '999', seq: 2 }] }] })
+  .meta({ examples: [{ results: [{ status: 200, tot: '999', seq: 2, held: '0', avail: '999' }, { status: 200, tot: '999', seq: 2, held: '0', avail: '999' }] }] })
 
 export const healthBody = z.strictObject({ status: z.literal('ok') })
 
