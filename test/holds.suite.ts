@@ -3,6 +3,7 @@
 // instead of an injected clock.
 import { describe, expect, test } from 'vitest'
 import { verifyStore } from '../src/ledger/verify.js'
+import { exportStore, importStore } from '../src/ledger/archive.js'
 import { accountKeyOf, openLedger, type Ledger, type LedgerOptions, type LedgerStore } from '../src/ledger/index.js'
 import type { Backend } from './ledger.suite.js'
 
@@ -141,6 +142,38 @@ export function holdsSuite(name: string, backend: Backend): void {
       expect(page.entries[3]).toMatchObject({ by: 0n, tot: 10n, heldBy: -4n, held: 1n, hold: held.hold })
       expect(page.entries[3]?.atMs).toBeGreaterThanOrEqual(expires)
       await ledger.close()
+    })
+
+    test('export and import carry holds, their entries and the answers their keys replay', async () => {
+      const store = await backend.makeStore()
+      const ledger = await open({ holdExpiry: false }, store)
+      await ledger.mod(alice, { by: 100n })
+      const open1 = await ledger.hold(alice, { by: 30n, ttlMs: 600_000, note: 'job', idempotencyKey: 'h1' })
+      const settled = await ledger.settle(alice, { holdId: open1.hold, idempotencyKey: 's1' })
+      const open2 = await ledger.hold(alice, { by: 20n, ttlMs: 600_000 })
+      await ledger.mod(alice, { by: -1n, idempotencyKey: 'm1' })
+      const snapshot = await store.snapshot()
+      const lines: string[] = []
+      try {
+        for await (const line of exportStore(snapshot)) lines.push(line)
+      } finally {
+        await snapshot.close()
+      }
+      await ledger.close()
+      const copy = await backend.makeStore()
+      await importStore(copy, async function* () {
+        yield* lines
+      })
+      expect(await verifyStore(copy)).toMatchObject({ faultCount: 0, accounts: 1, entries: 5 })
+      const imported = await open({ holdExpiry: false }, copy)
+      expect(await imported.tot(alice)).toEqual({ tot: 69n, seq: 5, held: 20n })
+      expect((await imported.holds(alice)).holds.map((hold) => hold.id)).toEqual([open2.hold])
+      expect((await imported.hold(alice, { by: 30n, ttlMs: 600_000, idempotencyKey: 'h1' })).answer).toBe(open1.answer)
+      expect((await imported.settle(alice, { holdId: open1.hold, idempotencyKey: 's1' })).answer).toBe(settled.answer)
+      expect(await imported.mod(alice, { by: -1n, idempotencyKey: 'm1' })).toEqual({ tot: 69n, seq: 5, replayed: true, held: 20n })
+      expect(await codeOf(imported.void(alice, { holdId: open1.hold }))).toBe('ACCMAN_HOLD_CLOSED')
+      await imported.void(alice, { holdId: open2.hold })
+      await imported.close()
     })
 
     test('the expiry pass writes due expiries by itself, once, and verify finds the store whole', async () => {

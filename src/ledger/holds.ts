@@ -74,12 +74,13 @@ export function heldOf(account: AccountState | undefined): bigint {
 }
 
 /** The parameters a key is bound to: the same key with others is ACCMAN_IDEMPOTENCY_MISMATCH. */
-export function fingerprintOf(op: HoldOp): string {
+export function fingerprintOf(op: HoldOp, target?: HoldState): string {
   switch (op.op) {
     case 'hold':
       return `hold:${op.by}:${op.ttlMs}`
     case 'settle':
-      return `settle:${op.holdId}:${op.by ?? ''}`
+      // A settle without by is one of the whole hold: the same as naming its amount.
+      return `settle:${op.holdId}:${op.by ?? target?.by ?? ''}`
     case 'void':
       return `void:${op.holdId}`
   }
@@ -148,8 +149,8 @@ function refusal(code: ConstructorParameters<typeof LedgerError>[0], message: st
 }
 
 /** Replays the first answer of a key, or refuses a key bound to another op or other parameters. */
-function replay(first: IdempotencyState, op: HoldOp): HoldOpDecision {
-  if ((first.op ?? 'mod') !== op.op || first.fingerprint !== fingerprintOf(op) || first.answer === undefined) {
+function replay(first: IdempotencyState, op: HoldOp, target: HoldState | undefined): HoldOpDecision {
+  if ((first.op ?? 'mod') !== op.op || first.fingerprint !== fingerprintOf(op, target) || first.answer === undefined) {
     return refusal(
       'ACCMAN_IDEMPOTENCY_MISMATCH',
       `this idempotency key was first used by ${first.op ?? 'mod'} with other parameters`,
@@ -170,7 +171,7 @@ export function decideHoldOp(
   op: HoldOp,
   context: DecisionContext,
 ): HoldOpDecision {
-  if (idempotency !== undefined && !isIdempotencyExpired(idempotency, context)) return replay(idempotency, op)
+  if (idempotency !== undefined && !isIdempotencyExpired(idempotency, context)) return replay(idempotency, op, holds.target)
   if (account === undefined) return refusal('ACCMAN_NO_ACCOUNT', 'no account for this credential')
   const atMs = decisionTimeOf(account, context)
   assert.ok(!hasDueHolds(account, atMs), 'due holds must expire before the next entry')
@@ -254,7 +255,7 @@ function applied(account: AccountState, entry: Entry, hold: HoldState, op: HoldO
   const record: IdempotencyState | undefined =
     op.idempotencyKey === undefined
       ? undefined
-      : { by: entry.by, tot: entry.tot, seq: entry.seq, atMs: entry.atMs, op: op.op, fingerprint: fingerprintOf(op), answer }
+      : { by: entry.by, tot: entry.tot, seq: entry.seq, atMs: entry.atMs, op: op.op, fingerprint: fingerprintOf(op, hold), answer }
   return {
     result: { answer, replayed: false, hold: hold.id, tot: account.tot, held, seq: account.seq },
     writes: { account, entry, hold, idempotency: record },
