@@ -111,7 +111,9 @@ describe.each(engines)('holds over HTTP on $name', (engine) => {
       expect((await api.hold('31', { ttl: '60' }, { 'idempotency-key': 'h1' })).body.code).toBe('ACCMAN_IDEMPOTENCY_MISMATCH')
       expect((await api.tot()).body).toEqual({ tot: '105', seq: 3, held: '30', avail: '75' })
       const listed = await api.holds()
-      expect(listed.body).toEqual({ held: '30', holds: [{ hold: id, by: '30', at: expect.any(String), expires: hold.body.expires, note: 'job 1' }] })
+      const at = ((listed.body.holds as Json[])[0]?.at ?? '') as string
+      expect(Date.parse(at)).toBe(expires - 60_000)
+      expect(listed.body).toEqual({ held: '30', holds: [{ hold: id, by: '30', at, expires: hold.body.expires, note: 'job 1' }] })
       // 402 carries tot and avail.
       const refused = await api.hold('76')
       expect(refused.status).toBe(402)

@@ -141,7 +141,9 @@ function holdHandler<Name extends 'hold' | 'settle' | 'void'>(name: Name): OpHan
     writes: true,
     start(op, { ledger, mayWrite, pending }) {
       if (!mayWrite) return refusal('ACCMAN_FORBIDDEN', 'this token may read but not write')
-      const { op: _op, key, ...query } = op
+      const { key, ...fields } = op
+      const query: Record<string, unknown> = { ...fields }
+      delete query.op
       const parsed = schema.safeParse(query)
       if (!parsed.success) return fieldRefusal(String(parsed.error.issues[0]?.path[0] ?? 'cred'))
       if (key !== undefined && !idempotencyKeyHeader.safeParse(key).success) return fieldRefusal('idempotency-key')
