@@ -43,7 +43,11 @@ export interface AccManCharge {
 /** The price of a request, before its handler runs: a bigint of at least 0. */
 export type PriceFunction = (request: FastifyRequest) => bigint | Promise<bigint>
 
-/** The actual cost of a request, after its handler: the difference to the price is charged or refunded. */
+/**
+ * The actual cost of a request, after its handler: the difference to the price is charged or
+ * refunded. For a streamed answer on a route with a hold it runs once the stream has been written
+ * (payload null then), so it can count what was sent.
+ */
 export type SettleFunction = (request: FastifyRequest, reply: FastifyReply, payload: unknown) => bigint | Promise<bigint>
 
 /** Route `config.accman`: `false` to serve the route free and unmetered, or overrides for it. */
@@ -116,7 +120,7 @@ interface Metered {
   /** The hold opened for the price (a route with a settlement and a price above 0). */
   hold: string | undefined
   /** `settling` while settle runs: a re-entry then is the error answer of a failed settlement. */
-  phase: 'charged' | 'settling' | 'done'
+  phase: 'charged' | 'settling' | 'streaming' | 'done'
 }
 
 const headerNamePattern = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
@@ -268,6 +272,14 @@ const accmanPlugin = async (app: FastifyInstance, options: AccManPluginOptions):
       reply.header(header, state.tot.toString())
       return payload
     }
+    if (state.hold !== undefined && isStream(payload) && !(reply.statusCode >= 500 && refundOnError)) {
+      // A streamed answer is settled once its last byte is written (onResponse): only then does
+      // the settlement know what was sent. It is settled at most at the hold, since the answer
+      // can no longer become a 402; a stream that never finishes leaves its hold to expire.
+      state.phase = 'streaming'
+      reply.header(header, state.tot.toString())
+      return payload
+    }
     state.phase = 'settling'
     let answer = payload
     if (reply.statusCode >= 500 && refundOnError) await (state.hold === undefined ? refund(request, state) : release(request, state))
@@ -276,6 +288,23 @@ const accmanPlugin = async (app: FastifyInstance, options: AccManPluginOptions):
     state.phase = 'done'
     reply.header(header, state.tot.toString())
     return answer
+  })
+
+  app.addHook('onResponse', async (request, reply) => {
+    const state = meteredRequests.get(request)
+    if (state === undefined || state.owner !== owner || state.phase !== 'streaming' || state.hold === undefined) return
+    state.phase = 'done'
+    try {
+      const measured = checkedAmount(await state.settle?.(request, reply, null), 'settle')
+      const cost = measured > state.price ? state.price : measured
+      if (cost === 0n) return await release(request, state)
+      const note = state.note === undefined ? undefined : `${state.note} (settle)`
+      const settled = await client.settle(state.credential, state.hold, { by: cost, idempotencyKey: `${state.key}.settle`, note })
+      Object.assign(state, { charged: cost, tot: settled.tot, seq: settled.seq })
+    } catch (error) {
+      // The answer is gone: log, and leave the hold to expire (the consumer pays nothing).
+      request.log.error({ code: error instanceof AccManError ? error.code : 'unknown', key: state.key }, 'accman: settlement failed')
+    }
   })
 
   /**
@@ -425,6 +454,10 @@ function defaultNote(request: FastifyRequest): string {
 function boundedNote(note: string | undefined): string | undefined {
   if (note === undefined || note === '') return undefined
   return characterCount(note) <= noteBaseLengthMax ? note : Array.from(note).slice(0, noteBaseLengthMax).join('')
+}
+
+function isStream(payload: unknown): boolean {
+  return typeof (payload as { pipe?: unknown } | null)?.pipe === 'function'
 }
 
 function isUnavailable(error: unknown): error is UnavailableError | UnreachableError {
