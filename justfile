@@ -49,6 +49,22 @@ mod cred by: _built
 past cred=env_var_or_default("ACCMAN_CRED", "") *flags: _built
     @{{ accman }} past {{ flags }} -- {{ quote(cred) }}
 
+# Reserve BY on CRED for a while (flags such as --ttl 60 pass through) and print the hold
+hold cred by *flags: _built
+    @{{ accman }} hold {{ flags }} -- {{ quote(cred) }} {{ quote(by) }}
+
+# Settle HOLD of CRED (all of it, or --by N) as a debit, releasing the rest
+settle cred hold *flags: _built
+    @{{ accman }} settle {{ flags }} -- {{ quote(cred) }} {{ quote(hold) }}
+
+# Release HOLD of CRED
+void cred hold *flags: _built
+    @{{ accman }} void {{ flags }} -- {{ quote(cred) }} {{ quote(hold) }}
+
+# Print the active holds of CRED (default: ACCMAN_CRED)
+holds cred=env_var_or_default("ACCMAN_CRED", ""): _built
+    @{{ accman }} holds -- {{ quote(cred) }}
+
 # Make a fresh credential, credit it with BY when nonzero, and print it
 [no-exit-message]
 new by="0": _built

@@ -145,6 +145,10 @@ export interface Limits {
   storeCommitLookupMsMax: number
   /** Default bound of every query and connection attempt to a shared store (ACCMAN_DB_TIMEOUT_MS). */
   storeTimeoutMsDefault: number
+  /** How often the expiry pass writes due hold expiries (each is recorded within 5 s of its expiry). */
+  holdExpiryIntervalMs: number
+  /** Due holds one expiry pass looks at, at most. */
+  holdExpiryBatchMax: number
 }
 
 export const limits: Readonly<Limits> = Object.freeze({
@@ -181,6 +185,8 @@ export const limits: Readonly<Limits> = Object.freeze({
   storeRetryBackoffMsMax: 50,
   storeCommitLookupMsMax: 30_000,
   storeTimeoutMsDefault: 5000,
+  holdExpiryIntervalMs: 500,
+  holdExpiryBatchMax: 1000,
 })
 
 /**
@@ -198,6 +204,7 @@ export function limitsProblem(candidate: Readonly<Limits>): string | undefined {
     'filterSampleMax',
     'importBatchMax',
     'idempotencyPruneBatchMax',
+    'holdExpiryBatchMax',
     'storeRoundAttemptsMax',
   ] as const
   const notPositive = counts.find((name) => !Number.isInteger(candidate[name]) || candidate[name] < 1)
@@ -207,6 +214,8 @@ export function limitsProblem(candidate: Readonly<Limits>): string | undefined {
   if (candidate.clientBatchOpsMax > candidate.batchOpsMax) return 'clientBatchOpsMax must not exceed batchOpsMax'
   if (candidate.urlLengthMax >= candidate.headerSizeBytesMax) return 'urlLengthMax must fit in headerSizeBytesMax'
   if (candidate.headersTimeoutMs > candidate.requestTimeoutMs) return 'headersTimeoutMs must not exceed requestTimeoutMs'
+  // Expiries are recorded within 5 s: the pass runs at least once a second.
+  if (!(candidate.holdExpiryIntervalMs >= 1 && candidate.holdExpiryIntervalMs <= 1000)) return 'holdExpiryIntervalMs must be 1 to 1000'
   return undefined
 }
 

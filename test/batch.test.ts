@@ -33,6 +33,43 @@ async function totOf(base: string, cred: string): Promise<string> {
 }
 
 describe('POST /batch', () => {
+  it('takes hold, settle and void, each answering as its own endpoint would', async () => {
+    const base = await serve()
+    await post(base, { ops: [{ op: 'mod', cred: credA, by: '100' }] })
+    const opened = await post(base, {
+      ops: [
+        { op: 'hold', cred: credA, by: '30', ttl: '60', key: 'h-1' },
+        { op: 'hold', cred: credA, by: '30', ttl: '60', key: 'h-1' },
+        { op: 'hold', cred: credA, by: '71' },
+        { op: 'hold', cred: credA, by: '0' },
+        { op: 'hold', cred: credA, by: '20' },
+        { op: 'tot', cred: credA },
+      ],
+    })
+    const results = opened.body.results as Array<Record<string, unknown>>
+    expect(results[0]).toMatchObject({ status: 200, by: '30', tot: '100', held: '30', avail: '70', seq: 2 })
+    expect(Object.keys(results[0] ?? {})).toEqual(['hold', 'by', 'expires', 'tot', 'held', 'avail', 'seq', 'status'])
+    expect(results[1]).toEqual({ ...results[0], replayed: true })
+    expect(results[2]).toMatchObject({ status: 402, code: 'ACCMAN_INSUFFICIENT_FUNDS', tot: '100', avail: '70' })
+    expect(results[3]).toMatchObject({ status: 400, code: 'ACCMAN_INVALID_AMOUNT' })
+    expect(results[5]).toEqual({ status: 200, tot: '100', seq: 3, held: '50', avail: '50' })
+    const [first, second] = [results[0]?.hold as string, results[4]?.hold as string]
+    const closed = await post(base, {
+      ops: [
+        { op: 'settle', cred: credA, hold: first, by: '10' },
+        { op: 'void', cred: credA, hold: first },
+        { op: 'void', cred: credA, hold: second },
+        { op: 'settle', cred: credA, hold: 'short' },
+      ],
+    })
+    expect(closed.body.results).toEqual([
+      { status: 200, hold: first, settled: '10', tot: '90', held: '20', avail: '70', seq: 4 },
+      expect.objectContaining({ status: 409, code: 'ACCMAN_HOLD_CLOSED' }),
+      { status: 200, hold: second, tot: '90', held: '0', avail: '90', seq: 5 },
+      expect.objectContaining({ status: 400, code: 'ACCMAN_INVALID_QUERY' }),
+    ])
+  })
+
   it('applies operations in order, each as if sent alone, with mixed results', async () => {
     const base = await serve()
     const answer = await post(base, {
@@ -52,9 +89,9 @@ describe('POST /batch', () => {
     expect(answer.status).toBe(200)
     expect(answer.body.results).toEqual([
       { status: 404, statusCode: 404, code: 'ACCMAN_NO_ACCOUNT', error: 'Not Found', message: 'no account for this credential' },
-      { status: 200, tot: '100', seq: 1 },
-      { status: 200, tot: '70', seq: 2 },
-      { status: 200, tot: '70', seq: 2 },
+      { status: 200, tot: '100', seq: 1, held: '0', avail: '100' },
+      { status: 200, tot: '70', seq: 2, held: '0', avail: '70' },
+      { status: 200, tot: '70', seq: 2, held: '0', avail: '70' },
       expect.objectContaining({ status: 402, code: 'ACCMAN_INSUFFICIENT_FUNDS', tot: '70' }),
       expect.objectContaining({ status: 404, code: 'ACCMAN_NO_ACCOUNT' }),
       expect.objectContaining({ status: 400, code: 'ACCMAN_INVALID_CRED' }),
@@ -75,12 +112,12 @@ describe('POST /batch', () => {
     ]
     const first = await post(base, { ops })
     expect(first.body.results).toEqual([
-      { status: 200, tot: '10', seq: 1 },
-      { status: 200, tot: '10', seq: 1, replayed: true },
+      { status: 200, tot: '10', seq: 1, held: '0', avail: '10' },
+      { status: 200, tot: '10', seq: 1, held: '0', avail: '10', replayed: true },
     ])
     const again = await post(base, { ops: [ops[0], { op: 'mod', cred: credA, by: '11', key: 'charge-1' }] })
     expect(again.body.results).toEqual([
-      { status: 200, tot: '10', seq: 1, replayed: true },
+      { status: 200, tot: '10', seq: 1, held: '0', avail: '10', replayed: true },
       expect.objectContaining({ status: 422, code: 'ACCMAN_IDEMPOTENCY_MISMATCH' }),
     ])
     expect(await totOf(base, credA)).toBe('10')
@@ -97,7 +134,7 @@ describe('POST /batch', () => {
       { authorization: `Bearer ${read}` },
     )
     expect(answer.body.results).toEqual([
-      { status: 200, tot: '7', seq: 1 },
+      { status: 200, tot: '7', seq: 1, held: '0', avail: '7' },
       expect.objectContaining({ status: 403, code: 'ACCMAN_FORBIDDEN' }),
     ])
     const none = await post(base, { ops: [{ op: 'tot', cred: credA }] })

@@ -43,7 +43,7 @@ describe('online commands against a server on loopback', () => {
     const cred = created.stdout.trim()
     expect(cred).toMatch(/^[A-Za-z0-9_-]{43}=$/)
     expect(await runHere(['mod', cred, '-7', '--key', 'k-1'])).toEqual({ code: 0, stdout: '93\n', stderr: '' })
-    expect(await runHere(['mod', cred, '-7', '--key', 'k-1', '--json'])).toEqual({ code: 0, stdout: '{"tot":"93","seq":2}\n', stderr: '' })
+    expect(await runHere(['mod', cred, '-7', '--key', 'k-1', '--json'])).toEqual({ code: 0, stdout: '{"tot":"93","seq":2,"held":"0","avail":"93"}\n', stderr: '' })
     expect(await runHere(['tot', cred])).toEqual({ code: 0, stdout: '93\n', stderr: '' })
     const table = (await runHere(['past', cred])).stdout.split('\n')
     expect(table[0]).toBe('seq  at                         by  tot  note')

@@ -22,7 +22,7 @@ function expectOneLine(stderr: string, secret?: string): string {
 test('--help lists every command and the exit codes; each command has its own help with an example', async () => {
   const help = await runCli(['--help'])
   expect(help.code).toBe(0)
-  for (const command of ['serve', 'tot', 'mod', 'past', 'new', 'verify', 'export', 'import']) {
+  for (const command of ['serve', 'tot', 'mod', 'past', 'new', 'verify', 'export', 'import', 'hold', 'settle', 'void', 'holds']) {
     expect(help.stdout).toContain(command)
     const own = await runCli([command, '--help'])
     expect(own.code).toBe(0)
@@ -45,6 +45,31 @@ describe('online commands against a running server', () => {
     await server.kill('SIGTERM')
   })
 
+  test('hold, holds, settle and void: the server JSON, and refusals as exit codes', async () => {
+    const cred = (await runCli(['new', '100'], env)).stdout.trim()
+    const opened = await runCli(['hold', cred, '30', '--ttl', '60', '--note', 'job 1'], env)
+    expect(opened.code).toBe(0)
+    const answer = JSON.parse(opened.stdout) as { hold: string; held: string; avail: string }
+    expect(answer).toMatchObject({ by: '30', tot: '100', held: '30', avail: '70', seq: 2 })
+    const listed = JSON.parse((await runCli(['holds', cred], env)).stdout) as { held: string; holds: { hold: string; note: string }[] }
+    expect(listed).toMatchObject({ held: '30', holds: [{ hold: answer.hold, by: '30', note: 'job 1' }] })
+    expect((await runCli(['hold', cred, '71'], env)).code).toBe(4)
+    expect((await runCli(['hold', cred, '0'], env)).code).toBe(2)
+    expect(JSON.parse((await runCli(['settle', cred, answer.hold, '--by', '10'], env)).stdout)).toEqual({
+      hold: answer.hold,
+      settled: '10',
+      tot: '90',
+      held: '0',
+      avail: '90',
+      seq: 3,
+    })
+    const again = await runCli(['void', cred, answer.hold], env)
+    expect(again.code).toBe(1)
+    expect(expectOneLine(again.stderr, cred)).toContain('ACCMAN_HOLD_CLOSED')
+    const second = JSON.parse((await runCli(['hold', cred, '5'], env)).stdout) as { hold: string }
+    expect(JSON.parse((await runCli(['void', cred, second.hold], env)).stdout)).toMatchObject({ hold: second.hold, held: '0', avail: '90' })
+  })
+
   test('new, mod, tot and past: the numbers an operator expects', async () => {
     const created = await runCli(['new', '1000'], env)
     expect(created.code).toBe(0)
@@ -54,8 +79,8 @@ describe('online commands against a running server', () => {
     expect((await runCli(['mod', cred, '-1'], env)).stdout).toBe('999\n')
     const keyed = await runCli(['mod', cred, '-10', '--note', 'GET /v1/search', '--key', 'req-1'], env)
     expect(keyed.stdout).toBe('989\n')
-    expect((await runCli(['mod', cred, '-10', '--key', 'req-1', '--json'], env)).stdout).toBe('{"tot":"989","seq":3}\n')
-    expect((await runCli(['tot', cred, '--json'], env)).stdout).toBe('{"tot":"989","seq":3}\n')
+    expect((await runCli(['mod', cred, '-10', '--key', 'req-1', '--json'], env)).stdout).toBe('{"tot":"989","seq":3,"held":"0","avail":"989"}\n')
+    expect((await runCli(['tot', cred, '--json'], env)).stdout).toBe('{"tot":"989","seq":3,"held":"0","avail":"989"}\n')
 
     const table = (await runCli(['past', cred], env)).stdout.split('\n').filter(Boolean)
     expect(table[0]).toMatch(/^seq\s+at\s+by\s+tot\s+note$/)
@@ -103,7 +128,7 @@ describe('online commands against a running server', () => {
     const run = await runCli(['mod', cred, '-6'], env)
     expect(run.code).toBe(4)
     expect(expectOneLine(run.stderr, cred)).toContain('the balance is 5')
-    expect((await runCli(['tot', cred, '--json'], env)).stdout).toBe('{"tot":"5","seq":1}\n')
+    expect((await runCli(['tot', cred, '--json'], env)).stdout).toBe('{"tot":"5","seq":1,"held":"0","avail":"5"}\n')
   })
 
   test('verify while the server holds the database: one line, exit 6', async () => {
@@ -177,7 +202,7 @@ describe('offline commands on a stopped server\'s directory', () => {
     // The restored store serves the same balances.
     const copy = new ServerProcess({ ACCMAN_DB: restored })
     const copyEnv = { ACCMAN_URL: await copy.url() }
-    expect((await runCli(['tot', creds[0] ?? '', '--json'], copyEnv)).stdout).toBe('{"tot":"993","seq":2}\n')
+    expect((await runCli(['tot', creds[0] ?? '', '--json'], copyEnv)).stdout).toBe('{"tot":"993","seq":2,"held":"0","avail":"993"}\n')
     expect((await runCli(['mod', creds[0] ?? '', '-7', '--key', 'k-1'], copyEnv)).stdout).toBe('993\n')
     expect(await copy.kill('SIGTERM')).toBe(0)
   })

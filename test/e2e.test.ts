@@ -65,7 +65,7 @@ test('200 concurrent retries of one keyed debit charge once', async () => {
       client.send('PATCH', modPath(classicCred, '-250'), { 'idempotency-key': 'order-7', accept: 'application/json' }),
     ),
   )
-  for (const reply of replies) expect(reply.body).toBe('{"tot":"750","seq":2}')
+  for (const reply of replies) expect(reply.body).toBe('{"tot":"750","seq":2,"held":"0","avail":"750"}')
   expect(replies.filter((reply) => reply.headers['idempotent-replayed'] === 'true')).toHaveLength(199)
   expect(await history(classicCred)).toHaveLength(2)
 })

@@ -154,6 +154,7 @@ describe('the charge', () => {
       message: 'insufficient funds: the balance is 5, the price is 8',
       tot: '5',
       price: '8',
+      avail: '5',
     })
     expect(ran).toBe(0)
     expect(await movements(cred)).toEqual([])
@@ -186,17 +187,70 @@ describe('the charge', () => {
 })
 
 describe('settlement and refunds', () => {
-  test('settle up: the difference is charged with its own key', async () => {
+  test('settle up: the hold is settled in full and the rest debited, each with its own key', async () => {
     const http = await service({ price: () => 2n, settle: () => 5n }, (app) => app.get('/work', async () => 'done'))
     const cred = await account(100n)
     const reply = await get(http, '/work', cred)
     expect([reply.status, reply.body, reply.headers.accman]).toEqual([200, 'done', '95'])
     expect(await movements(cred)).toEqual([
-      ['-2', 'GET /work'],
+      ['0', 'GET /work'],
       ['-3', 'GET /work (settle)'],
+      ['-2', 'GET /work (settle)'],
     ])
-    const [charge, settlement] = (await ledger.past(cred)).entries.slice(1)
-    expect(settlement?.idempotencyKey).toBe(`${charge?.idempotencyKey}.settle`)
+    const [hold, extra, settlement] = (await ledger.past(cred)).entries.slice(1)
+    expect([hold?.kind, extra?.kind, settlement?.kind]).toEqual(['hold', 'mod', 'settle'])
+    expect(settlement?.hold).toBe(hold?.hold)
+    expect(extra?.idempotencyKey).toBe(`${hold?.idempotencyKey}.extra`)
+    expect(settlement?.idempotencyKey).toBe(`${hold?.idempotencyKey}.settle`)
+  })
+
+  test('capAtHold settles at most the hold; the handler sees its hold', async () => {
+    let seen: string | undefined
+    const http = await service({ price: () => 2n, settle: () => 5n, capAtHold: true }, (app) =>
+      app.get('/work', async (request) => {
+        seen = request.accman?.hold
+        return 'done'
+      }),
+    )
+    const cred = await account(100n)
+    expect((await get(http, '/work', cred)).headers.accman).toBe('98')
+    expect(await movements(cred)).toEqual([
+      ['0', 'GET /work'],
+      ['-2', 'GET /work (settle)'],
+    ])
+    expect(seen).toBe((await ledger.past(cred)).entries[1]?.hold)
+  })
+
+  test('a request in flight holds its price: avail is the balance less it, and a second request is refused', async () => {
+    let release = () => {}
+    const started = new Promise<void>((resolve) => (release = resolve))
+    let finish = () => {}
+    const finished = new Promise<void>((resolve) => (finish = resolve))
+    const http = await service({ price: () => 6n, settle: () => 1n, topUpUrl: 'https://example.com/top-up' }, (app) =>
+      app.get('/slow', async () => {
+        release()
+        await finished
+        return 'done'
+      }),
+    )
+    const cred = await account(10n)
+    const slow = get(http, '/slow', cred)
+    await started
+    expect(await ledger.tot(cred)).toMatchObject({ tot: 10n, held: 6n, avail: 4n })
+    const refused = await get(http, '/slow', cred)
+    expect(refused.status).toBe(402)
+    expect(json(refused)).toEqual({
+      statusCode: 402,
+      code: 'ACCMAN_INSUFFICIENT_FUNDS',
+      error: 'Payment Required',
+      message: 'insufficient funds: avail is 4 (the balance 10 less its holds), the price is 6',
+      tot: '10',
+      price: '6',
+      avail: '4',
+      topUp: 'https://example.com/top-up',
+    })
+    finish()
+    expect((await slow).headers.accman).toBe('9')
   })
 
   test('settle down: the difference is refunded; the handler sees the settled charge in onResponse', async () => {
@@ -210,13 +264,13 @@ describe('settlement and refunds', () => {
     const cred = await account(100n)
     expect((await get(http, '/work', cred)).headers.accman).toBe('96')
     expect(await movements(cred)).toEqual([
-      ['-10', 'GET /work'],
-      ['6', 'GET /work (settle)'],
+      ['0', 'GET /work'],
+      ['-4', 'GET /work (settle)'],
     ])
     expect(seen).toBe('4/96')
   })
 
-  test('settle up the consumer cannot pay: 402 instead of the payload, and the price refunded', async () => {
+  test('settle up the consumer cannot pay: 402 instead of the payload, and the hold voided', async () => {
     const http = await service({ price: () => 2n, settle: () => 9n }, (app) => app.get('/work', async () => 'the goods'))
     const cred = await account(5n)
     const reply = await get(http, '/work', cred)
@@ -224,10 +278,10 @@ describe('settlement and refunds', () => {
     expect(reply.body).not.toContain('the goods')
     expect(reply.headers['content-type']).toBe('application/json; charset=utf-8')
     expect(reply.headers.accman).toBe('5')
-    expect(json(reply)).toMatchObject({ code: 'ACCMAN_INSUFFICIENT_FUNDS', tot: '5', price: '9' })
+    expect(json(reply)).toMatchObject({ code: 'ACCMAN_INSUFFICIENT_FUNDS', tot: '5', price: '9', avail: '3' })
     expect(await movements(cred)).toEqual([
-      ['-2', 'GET /work'],
-      ['2', 'GET /work (refund)'],
+      ['0', 'GET /work'],
+      ['0', 'GET /work (void)'],
     ])
   })
 
@@ -268,7 +322,7 @@ describe('settlement and refunds', () => {
     ])
   })
 
-  test('a settle function that throws is a 500, refunded', async () => {
+  test('a settle function that throws is a 500, its hold voided', async () => {
     const http = await service(
       {
         price: () => 4n,
@@ -283,12 +337,12 @@ describe('settlement and refunds', () => {
     expect([reply.status, reply.headers.accman]).toEqual([500, '50'])
     expect(reply.body).not.toContain('the goods')
     expect(await movements(cred)).toEqual([
-      ['-4', 'GET /work'],
-      ['4', 'GET /work (refund)'],
+      ['0', 'GET /work'],
+      ['0', 'GET /work (void)'],
     ])
   })
 
-  test('AccMan gone before settlement: the payload is delivered, the price stands, an error is logged', async () => {
+  test('AccMan gone before settlement: the payload is delivered, the hold is left to expire, an error is logged', async () => {
     const proxy = await FaultProxy.start(accmanUrl)
     const cred = await account(50n)
     const http = await service(
@@ -303,9 +357,9 @@ describe('settlement and refunds', () => {
       (app) => app.get('/work', async () => 'the goods'),
     )
     const reply = await get(http, '/work', cred)
-    expect([reply.status, reply.body, reply.headers.accman]).toEqual([200, 'the goods', '46'])
-    expect(await movements(cred)).toEqual([['-4', 'GET /work']])
-    const failure = logLines.map((line) => JSON.parse(line) as Record<string, unknown>).find((line) => line.msg === 'accman: settlement failed, the price stands')
+    expect([reply.status, reply.body, reply.headers.accman]).toEqual([200, 'the goods', '50'])
+    expect(await movements(cred)).toEqual([['0', 'GET /work']])
+    const failure = logLines.map((line) => JSON.parse(line) as Record<string, unknown>).find((line) => line.msg === 'accman: settlement failed')
     expect(failure).toMatchObject({ level: 50, code: 'ACCMAN_UNREACHABLE', price: '4', cost: '1' })
   })
 

@@ -40,9 +40,9 @@ describe('tot and mod', () => {
     const json = { accept: 'application/json' }
     const credited = await mod({ cred: classicCred, by: '1000' }, json)
     expect(credited.headers['content-type']).toBe('application/json; charset=utf-8')
-    expect(credited.json()).toEqual({ tot: '1000', seq: 1 })
-    expect((await mod({ cred: classicCred, by: '1' }, json)).json()).toEqual({ tot: '1001', seq: 2 })
-    expect((await tot(classicCred, json)).json()).toEqual({ tot: '1001', seq: 2 })
+    expect(credited.json()).toEqual({ tot: '1000', seq: 1, held: '0', avail: '1000' })
+    expect((await mod({ cred: classicCred, by: '1' }, json)).json()).toEqual({ tot: '1001', seq: 2, held: '0', avail: '1001' })
+    expect((await tot(classicCred, json)).json()).toEqual({ tot: '1001', seq: 2, held: '0', avail: '1001' })
   })
 
   test.each([
@@ -58,7 +58,7 @@ describe('tot and mod', () => {
     await mod({ cred: classicCred, by: '7' })
     const reply = await tot(classicCred, { accept })
     expect(reply.statusCode).toBe(200)
-    expect(reply.body).toBe(representation === 'json' ? '{"tot":"7","seq":1}' : '7')
+    expect(reply.body).toBe(representation === 'json' ? '{"tot":"7","seq":1,"held":"0","avail":"7"}' : '7')
   })
 
   test('an Accept that takes neither text nor JSON gets 406 and the mod is not applied', async () => {
@@ -75,7 +75,7 @@ describe('tot and mod', () => {
     expect(overflow.statusCode).toBe(422)
     expect(overflow.json()).toMatchObject({ statusCode: 422, code: 'ACCMAN_OVERFLOW', error: 'Unprocessable Entity' })
     expect((await mod({ cred: classicCred, by: `-${max}` })).body).toBe('0')
-    expect((await tot(classicCred, { accept: 'application/json' })).json()).toEqual({ tot: '0', seq: 2 })
+    expect((await tot(classicCred, { accept: 'application/json' })).json()).toEqual({ tot: '0', seq: 2, held: '0', avail: '0' })
   })
 
   test('a debit on an unknown credential is a 404 that creates nothing', async () => {
@@ -100,7 +100,7 @@ describe('tot and mod', () => {
     expect(body.error).toBe('Payment Required')
     expect(body.tot).toBe('5')
     expect(body.message).toMatch(/\b5\b.*-6/)
-    expect((await tot(classicCred, { accept: 'application/json' })).json()).toEqual({ tot: '5', seq: 1 })
+    expect((await tot(classicCred, { accept: 'application/json' })).json()).toEqual({ tot: '5', seq: 1, held: '0', avail: '5' })
   })
 
   test('two strings that decode to the same bytes are two accounts', async () => {
@@ -122,13 +122,13 @@ describe('idempotency keys', () => {
     await mod({ cred: classicCred, by: '100' })
     const key = { 'idempotency-key': 'charge-42', accept: 'application/json' }
     const first = await mod({ cred: classicCred, by: '-10' }, key)
-    expect(first.json()).toEqual({ tot: '90', seq: 2 })
+    expect(first.json()).toEqual({ tot: '90', seq: 2, held: '0', avail: '90' })
     expect(first.headers['idempotent-replayed']).toBeUndefined()
     await mod({ cred: classicCred, by: '-1' })
     const retry = await mod({ cred: classicCred, by: '-10' }, key)
     expect(retry.statusCode).toBe(200)
     expect(retry.headers['idempotent-replayed']).toBe('true')
-    expect(retry.json()).toEqual({ tot: '90', seq: 2 })
+    expect(retry.json()).toEqual({ tot: '90', seq: 2, held: '0', avail: '90' })
     expect((await tot(classicCred)).body).toBe('89')
   })
 
@@ -177,7 +177,7 @@ describe('past', () => {
       { seq: 3, by: '5', tot: '12' },
     ])
     for (const entry of body.entries) expect(entry.at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
-    expect(Object.keys(body.entries[0] ?? {})).toEqual(['seq', 'by', 'tot', 'at'])
+    expect(Object.keys(body.entries[0] ?? {})).toEqual(['seq', 'kind', 'by', 'tot', 'held', 'at'])
   })
 
   test('limit, after, before and order page through the history', async () => {

@@ -19,6 +19,7 @@ import {
   type RootDb,
 } from '../src/ledger/index.js'
 import type { RoundOutcome, RoundTransaction } from '../src/ledger/store.js'
+import { holdsSuite } from './holds.suite.js'
 
 export interface Backend {
   /** A fresh, empty store, open, writing durably. */
@@ -506,6 +507,7 @@ export function ledgerSuite(name: string, backend: Backend): void {
       await ledger.close()
     })
   })
+  holdsSuite(name, backend)
 }
 
 /** Reads the whole history a page at a time and checks seq runs 1..n and each tot chains. */
@@ -537,6 +539,8 @@ export function withOutage(store: LedgerStore): { store: LedgerStore; setDown: (
     pageHistory: (accountKey, range) => store.pageHistory(accountKey, range),
     firstSeqAtOrAfter: (accountKey, atMs, seqLow, seqHigh) => store.firstSeqAtOrAfter(accountKey, atMs, seqLow, seqHigh),
     snapshot: () => store.snapshot(),
+    readHolding: (accountKey) => store.readHolding(accountKey),
+    dueHoldAccounts: (nowMs, limit) => store.dueHoldAccounts(nowMs, limit),
     readMeta: (name) => store.readMeta(name),
     writeMeta: (records) => store.writeMeta(records),
     ping: async () => !down && (await store.ping()),
@@ -559,7 +563,11 @@ function asShared(store: LedgerStore, clockMs: () => number): LedgerStore {
     runRound<T>(body: (transaction: RoundTransaction) => Promise<RoundOutcome<T>>): Promise<T> {
       const run = tail.then(() =>
         store.runRound(async (transaction) => {
-          const shared: RoundTransaction = { nowMs: clockMs(), readRound: (...keys) => transaction.readRound(...keys) }
+          const shared: RoundTransaction = {
+            nowMs: clockMs(),
+            readRound: (...keys) => transaction.readRound(...keys),
+            readHolds: (...keys) => transaction.readHolds(...keys),
+          }
           await body(shared)
           return body(shared)
         }),
@@ -570,6 +578,8 @@ function asShared(store: LedgerStore, clockMs: () => number): LedgerStore {
     pageHistory: (accountKey, range) => store.pageHistory(accountKey, range),
     firstSeqAtOrAfter: (accountKey, atMs, seqLow, seqHigh) => store.firstSeqAtOrAfter(accountKey, atMs, seqLow, seqHigh),
     snapshot: () => store.snapshot(),
+    readHolding: (accountKey) => store.readHolding(accountKey),
+    dueHoldAccounts: (nowMs, limit) => store.dueHoldAccounts(nowMs, limit),
     readMeta: (name) => store.readMeta(name),
     writeMeta: (records) => store.writeMeta(records),
     ping: () => store.ping(),

@@ -70,9 +70,13 @@ test('every route of the server is in the document, and nothing else', () => {
     const methods = match[2].split(', ').filter((method) => method !== 'HEAD').map((method) => method.toLowerCase())
     routes.set(match[1], methods.sort())
   }
+  // /holds is printed as a child `s` of /hold.
+  for (const line of open.printRoutes({ commonPrefix: false }).split('\n')) {
+    if (/^│ +└── s \(GET, HEAD\)$/.test(line)) routes.set('/holds', ['get'])
+  }
   const documented = new Map(Object.entries(doc.paths).map(([path, operations]) => [path, Object.keys(operations).sort()]))
   expect(documented).toEqual(routes)
-  expect([...documented.keys()].sort()).toEqual(['/backup', '/batch', '/console', '/healthz', '/metrics', '/mod', '/past', '/readyz', '/tot', '/whoami'])
+  expect([...documented.keys()].sort()).toEqual(['/backup', '/batch', '/console', '/healthz', '/hold', '/holds', '/metrics', '/mod', '/past', '/readyz', '/settle', '/tot', '/void', '/whoami'])
 })
 
 test('every parameter of the contract is documented', () => {
@@ -221,6 +225,65 @@ describe('answers match the document', () => {
     client.close()
     release()
     await closed
+
+    // Holds: every status of /hold, /settle, /void and /holds.
+    let clockMs = Date.parse('2026-11-30T12:00:00.000Z')
+    const timed = await testApp({ now: () => clockMs })
+    expect(await check(timed, patch(`/mod?${query({ cred, by: '100' })}`))).toBe(200)
+    const holdOf = async (extra: Record<string, string> = {}) => {
+      const reply = await timed.inject(patch(`/hold?${query({ cred, by: '5', ...extra })}`))
+      return (JSON.parse(reply.body) as { hold: string }).hold
+    }
+    expect(await check(timed, patch(`/hold?${query({ cred, by: '5', ttl: '60', note: 'job' })}`, { 'idempotency-key': 'h-1' }))).toBe(200)
+    expect(await check(timed, patch(`/hold?${query({ cred, by: '6', ttl: '60' })}`, { 'idempotency-key': 'h-1' }))).toBe(422)
+    expect(await check(timed, patch(`/hold?${query({ cred, by: '1000' })}`))).toBe(402)
+    expect(await check(timed, patch(`/hold?${query({ cred: unknown, by: '1' })}`))).toBe(404)
+    expect(await check(timed, patch(`/hold?${query({ cred, by: '0' })}`))).toBe(400)
+    expect(await check(timed, get(`/holds?${query({ cred })}`))).toBe(200)
+    expect(await check(timed, get(`/holds?${query({ cred: unknown })}`))).toBe(404)
+    expect(await check(timed, get('/holds?cred=*'))).toBe(400)
+    const first = await holdOf()
+    expect(await check(timed, patch(`/settle?${query({ cred, hold: first, by: '6' })}`))).toBe(422)
+    expect(await check(timed, patch(`/settle?${query({ cred, hold: first, by: '2' })}`))).toBe(200)
+    expect(await check(timed, patch(`/settle?${query({ cred, hold: first })}`))).toBe(409)
+    expect(await check(timed, patch(`/void?${query({ cred, hold: first })}`))).toBe(409)
+    expect(await check(timed, patch(`/settle?${query({ cred, hold: 'short' })}`))).toBe(400)
+    expect(await check(timed, patch(`/void?${query({ cred, hold: 'short' })}`))).toBe(400)
+    expect(await check(timed, patch(`/settle?${query({ cred, hold: 'AAAAAAAAAAAAAAAAAAAAAA' })}`))).toBe(404)
+    expect(await check(timed, patch(`/void?${query({ cred, hold: 'AAAAAAAAAAAAAAAAAAAAAA' })}`))).toBe(404)
+    const second = await holdOf()
+    expect(await check(timed, patch(`/void?${query({ cred, hold: second })}`, { 'idempotency-key': 'v-1' }))).toBe(200)
+    expect(await check(timed, patch(`/void?${query({ cred, hold: first })}`, { 'idempotency-key': 'v-1' }))).toBe(422)
+    const expiring = await holdOf({ ttl: '1' })
+    clockMs += 1000
+    expect(await check(timed, patch(`/settle?${query({ cred, hold: expiring })}`))).toBe(410)
+    expect(await check(timed, patch(`/void?${query({ cred, hold: expiring })}`))).toBe(410)
+    await timed.close()
+    const holdRequests = [
+      patch(`/hold?${query({ cred, by: '1' })}`),
+      patch(`/settle?${query({ cred, hold: 'AAAAAAAAAAAAAAAAAAAAAA' })}`),
+      patch(`/void?${query({ cred, hold: 'AAAAAAAAAAAAAAAAAAAAAA' })}`),
+      get(`/holds?${query({ cred })}`),
+    ]
+    for (const request of holdRequests) {
+      expect(await check(open, { ...request, headers: { accept: 'image/png' } })).toBe(406)
+      expect(await check(open, { ...request, payload: 'x', headers: { 'content-type': 'text/plain' } })).toBe(413)
+      expect(await check(open, { ...request, url: `${request.url}&${'x'.repeat(5000)}` })).toBe(414)
+      expect(await check(open, { ...request, headers: tooManyHeaders })).toBe(431)
+      expect(await check(guarded, request)).toBe(401)
+      if (request.method === 'PATCH') expect(await check(guarded, { ...request, headers: read })).toBe(403)
+    }
+    let releaseHolds = () => {}
+    const heldUp = new Promise<void>((resolve) => (releaseHolds = resolve))
+    const stopping = await testApp()
+    stopping.addHook('preClose', () => heldUp)
+    const stoppingClient = new Client(await listenOnLoopback(stopping), 1)
+    expect(await check(stoppingClient, get('/readyz'))).toBe(200)
+    const stopped = stopping.close()
+    for (const request of holdRequests) expect(await check(stoppingClient, request)).toBe(503)
+    stoppingClient.close()
+    releaseHolds()
+    await stopped
 
     // Every documented answer was seen, except the internal error, which no request provokes.
     const documented = Object.entries(doc.paths).flatMap(([path, operations]) =>

@@ -86,15 +86,20 @@ test('GET /echo charges a unit per byte; the accman header falls until a 402', a
     message: 'insufficient funds: the balance is 2, the price is 5',
     tot: '2',
     price: '5',
+    avail: '2',
   })
   // A multi-byte character costs its UTF-8 bytes.
   const euro = await echoText('€', cred)
   expect([euro.status, euro.headers.accman]).toEqual([402, '2'])
   expect((await echoText('hi', cred)).headers.accman).toBe('0')
+  // Each request holds its price, then settles the bytes echoed from the hold.
   expect(await movements(cred)).toEqual([
-    ['-5', 'GET /echo'],
-    ['-5', 'GET /echo'],
-    ['-2', 'GET /echo'],
+    ['0', 'GET /echo'],
+    ['-5', 'GET /echo (settle)'],
+    ['0', 'GET /echo'],
+    ['-5', 'GET /echo (settle)'],
+    ['0', 'GET /echo'],
+    ['-2', 'GET /echo (settle)'],
   ])
 })
 
@@ -120,10 +125,10 @@ test('200 concurrent requests on a balance that covers 50: exactly 50 served, th
   expect(replies.filter((reply) => reply.status === 402)).toHaveLength(150)
   // Each served request saw its own balance: no two spent the same unit.
   expect(new Set(served.map((reply) => reply.headers.accman))).toEqual(new Set(Array.from({ length: 50 }, (_, tot) => String(tot))))
-  expect(await ledger.tot(cred)).toEqual({ tot: 0n, seq: 51 })
-  const debits = await movements(cred)
+  expect(await ledger.tot(cred)).toEqual({ tot: 0n, seq: 101 })
+  const debits = (await movements(cred)).filter(([by]) => by !== '0')
   expect(debits).toHaveLength(50)
-  expect(debits.every(([by]) => by === '-1')).toBe(true)
+  expect(debits.every(([by, note]) => by === '-1' && note === 'GET /echo (settle)')).toBe(true)
 })
 
 test('POST /echo: Content-Length is the price; a chunked body reserves the limit and is settled down', async () => {
@@ -133,10 +138,13 @@ test('POST /echo: Content-Length is the price; a chunked body reserves the limit
   const chunked = await post('abcdef', cred, 'chunked')
   expect([chunked.status, chunked.body, chunked.headers.accman]).toEqual([200, 'abcdef', '91'])
   expect(await movements(cred)).toEqual([
-    ['-3', 'POST /echo'],
-    [`-${bodyLimitBytes}`, 'POST /echo'],
-    [String(bodyLimitBytes - 6), 'POST /echo (settle)'],
+    ['0', 'POST /echo'],
+    ['-3', 'POST /echo (settle)'],
+    ['0', 'POST /echo'],
+    ['-6', 'POST /echo (settle)'],
   ])
+  // The chunked body held the limit until it was settled down to what was echoed.
+  expect((await ledger.past(cred)).entries[3]?.heldBy).toBe(BigInt(bodyLimitBytes))
 })
 
 test('a body over the limit is refused (413) and its reservation refunded: nothing echoed, nothing paid', async () => {
@@ -144,8 +152,8 @@ test('a body over the limit is refused (413) and its reservation refunded: nothi
   const reply = await post('y'.repeat(bodyLimitBytes + 1), cred, 'length')
   expect([reply.status, reply.headers.accman]).toEqual([413, '100'])
   expect(await movements(cred)).toEqual([
-    [`-${bodyLimitBytes}`, 'POST /echo'],
-    [String(bodyLimitBytes), 'POST /echo (settle)'],
+    ['0', 'POST /echo'],
+    ['0', 'POST /echo (void)'],
   ])
 })
 
@@ -165,4 +173,23 @@ test('no log line of the service, at trace level, carries a credential', () => {
   expect(credentials.length).toBeGreaterThanOrEqual(6)
   expect(logLines.length).toBeGreaterThan(400)
   for (const line of logLines) for (const cred of credentials) expect(line).not.toContain(cred)
+})
+
+test('GET /stream is billed through a hold by the bytes actually sent, once the stream is written', async () => {
+  const cred = await account(100n)
+  const reply = await http.send('GET', `/stream?${new URLSearchParams({ text: 'abcd', times: '5' }).toString()}`, { accman: cred })
+  expect([reply.status, reply.body]).toEqual([200, 'abcd'.repeat(5)])
+  // Settled after the last byte: wait for it, bounded.
+  const deadline = Date.now() + 5000
+  while ((await ledger.past(cred)).entries.at(-1)?.kind !== 'settle') {
+    expect(Date.now()).toBeLessThan(deadline)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  const [hold, settle] = (await ledger.past(cred)).entries.slice(1)
+  expect([hold?.kind, hold?.heldBy, settle?.kind, settle?.by, settle?.hold]).toEqual(['hold', 20n, 'settle', -20n, hold?.hold])
+  expect(await ledger.tot(cred)).toEqual({ tot: 80n, seq: 3 })
+  // A stream priced above the balance is refused before it starts.
+  const refused = await http.send('GET', `/stream?${new URLSearchParams({ text: 'abcd', times: '25' }).toString()}`, { accman: cred })
+  expect(refused.status).toBe(402)
+  expect(JSON.parse(refused.body)).toMatchObject({ tot: '80', avail: '80', price: '100' })
 })

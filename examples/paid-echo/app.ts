@@ -2,9 +2,14 @@
 //   GET  /echo?text=hello   echoes the text; the price, its UTF-8 length, is known before the handler.
 //   POST /echo              echoes the body; the price is reserved from Content-Length (the body
 //                           limit when the body is chunked) and settled to the bytes echoed.
+//   GET  /stream?text=hi&times=3
+//                           streams the text `times` times, one chunk each, billed by the bytes
+//                           actually sent: a hold reserves them all, and the bytes written when the
+//                           stream ends are settled (a consumer who hangs up pays for what they got).
 //   GET  /healthz           free: the route opts out with config.accman = false.
 import type { AccManClient } from 'accman/client'
 import accman from 'accman/fastify'
+import { Readable } from 'node:stream'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 
 export interface PaidEchoOptions {
@@ -43,6 +48,38 @@ export async function buildPaidEcho(options: PaidEchoOptions): Promise<FastifyIn
     return reply.type('text/plain; charset=utf-8').send(text)
   })
 
+  // Bytes written so far by each streamed answer, counted as the stream hands them on.
+  const sentBytes = new WeakMap<FastifyRequest, bigint>()
+  app.get(
+    '/stream',
+    {
+      config: {
+        accman: {
+          price: (request) => streamPriceOf(request, bodyLimitBytes),
+          settle: (request) => sentBytes.get(request) ?? 0n,
+        },
+      },
+    },
+    async (request: FastifyRequest<{ Querystring: { text?: unknown; times?: unknown } }>, reply: FastifyReply) => {
+      const { text } = request.query
+      const times = Number(request.query.times)
+      if (typeof text !== 'string' || !Number.isInteger(times) || times < 1) {
+        return reply.code(400).send({ code: 'BAD_STREAM', message: 'give one text and times from 1' })
+      }
+      sentBytes.set(request, 0n)
+      const chunks = Array.from({ length: times }, () => Buffer.from(text))
+      const stream = Readable.from(
+        (async function* () {
+          for (const chunk of chunks) {
+            yield chunk
+            sentBytes.set(request, (sentBytes.get(request) ?? 0n) + BigInt(chunk.length))
+          }
+        })(),
+      )
+      return reply.type('text/plain; charset=utf-8').send(stream)
+    },
+  )
+
   app.post('/echo', async (request: FastifyRequest<{ Body: Buffer | undefined }>, reply: FastifyReply) => {
     return reply.type('application/octet-stream').send(request.body ?? Buffer.alloc(0))
   })
@@ -58,6 +95,14 @@ function priceOf(request: FastifyRequest, bodyLimitBytes: number): bigint {
   }
   const { text } = request.query as { text?: unknown }
   return typeof text === 'string' ? BigInt(Buffer.byteLength(text)) : 0n
+}
+
+/** The most a stream may send: its text times `times`, bounded by the body limit times 16. */
+function streamPriceOf(request: FastifyRequest, bodyLimitBytes: number): bigint {
+  const { text, times } = request.query as { text?: unknown; times?: unknown }
+  const count = Number(times)
+  if (typeof text !== 'string' || !Number.isInteger(count) || count < 1) return 0n
+  return BigInt(Math.min(Buffer.byteLength(text) * count, bodyLimitBytes * 16))
 }
 
 function bytesOf(payload: unknown): bigint {

@@ -11,6 +11,7 @@ import { commanderMessage, oneLine } from './format.js'
 import { migrateStore } from './migrate.js'
 import { exportTo, importFrom, verify } from './offline.js'
 import { backup, createAccount, mod, past, tot } from './online.js'
+import { hold, holds, settle, voidHold } from './holds.js'
 
 /** The version of the package this CLI ships in (src/cli and dist/cli are both two levels down). */
 function packageVersion(): string {
@@ -62,7 +63,7 @@ A credential that starts with '-' goes after '--': accman tot -- -abc`,
     .command('tot')
     .description('print the balance of an account')
     .argument('<cred>', 'the account credential')
-    .option('--json', 'print the server JSON {"tot","seq"}', false)
+    .option('--json', 'print the server JSON {"tot","seq","held","avail"}', false)
     .addHelpText('after', '\nExample:\n  accman tot abcdefghijklmnopqrstuvwxyz0123456789-_==')
     .action((cred: string, options: { json: boolean }) => tot(context, cred, options))
 
@@ -73,7 +74,7 @@ A credential that starts with '-' goes after '--': accman tot -- -abc`,
     .argument('<by>', 'a nonzero integer; a credit creates the account')
     .option('--note <text>', `kept with the history entry (at most ${noteLengthMax} characters)`)
     .option('--key <idempotency-key>', 'retries with the same key are applied once')
-    .option('--json', 'print the server JSON {"tot","seq"}', false)
+    .option('--json', 'print the server JSON {"tot","seq","held","avail"}', false)
     .addHelpText('after', '\nExamples:\n  accman mod abcdefghijklmnopqrstuvwxyz0123456789-_== 1000 --note "invoice 42"\n  accman mod abcdefghijklmnopqrstuvwxyz0123456789-_== -1 --key req-7f3a')
     .action((cred: string, by: string, options: { json: boolean; note?: string; key?: string }) => mod(context, cred, by, options))
 
@@ -87,6 +88,45 @@ A credential that starts with '-' goes after '--': accman tot -- -abc`,
     .option('--json', 'print the server JSON', false)
     .addHelpText('after', '\nExamples:\n  accman past abcdefghijklmnopqrstuvwxyz0123456789-_== --desc --limit 10\n  accman past abcdefghijklmnopqrstuvwxyz0123456789-_== --after 100')
     .action((cred: string, options: { json: boolean; limit?: number; after?: number; desc: boolean }) => past(context, cred, options))
+
+  root
+    .command('hold')
+    .description('reserve an amount for a while (avail shrinks, tot stays) and print the server JSON with the hold id')
+    .argument('<cred>', 'the account credential')
+    .argument('<by>', 'a positive integer')
+    .option('--ttl <seconds>', 'how long the hold lasts, 1 to 604800 (default 300)')
+    .option('--note <text>', `kept with the history entry (at most ${noteLengthMax} characters)`)
+    .option('--key <idempotency-key>', 'retries with the same key open one hold')
+    .addHelpText('after', '\nExample:\n  accman hold abcdefghijklmnopqrstuvwxyz0123456789-_== 50 --ttl 60')
+    .action((cred: string, by: string, options: { ttl?: string; note?: string; key?: string }) => hold(context, cred, by, options))
+
+  root
+    .command('settle')
+    .description('post part or all of a hold as a debit, releasing the rest, and print the server JSON')
+    .argument('<cred>', 'the account credential')
+    .argument('<hold>', 'the hold id')
+    .option('--by <amount>', 'the amount to post (default: the whole hold)')
+    .option('--note <text>', 'kept with the history entry')
+    .option('--key <idempotency-key>', 'retries with the same key are applied once')
+    .addHelpText('after', '\nExample:\n  accman settle abcdefghijklmnopqrstuvwxyz0123456789-_== q3V1Yk9vX2hvbGRfaWQxMg --by 42')
+    .action((cred: string, holdId: string, options: { by?: string; note?: string; key?: string }) => settle(context, cred, holdId, options))
+
+  root
+    .command('void')
+    .description('release a whole hold and print the server JSON')
+    .argument('<cred>', 'the account credential')
+    .argument('<hold>', 'the hold id')
+    .option('--note <text>', 'kept with the history entry')
+    .option('--key <idempotency-key>', 'retries with the same key are applied once')
+    .addHelpText('after', '\nExample:\n  accman void abcdefghijklmnopqrstuvwxyz0123456789-_== q3V1Yk9vX2hvbGRfaWQxMg')
+    .action((cred: string, holdId: string, options: { note?: string; key?: string }) => voidHold(context, cred, holdId, options))
+
+  root
+    .command('holds')
+    .description('print the active holds of an account as the server JSON')
+    .argument('<cred>', 'the account credential')
+    .addHelpText('after', '\nExample:\n  accman holds abcdefghijklmnopqrstuvwxyz0123456789-_==')
+    .action((cred: string) => holds(context, cred))
 
   root
     .command('new')

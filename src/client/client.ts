@@ -41,6 +41,54 @@ export interface Balance {
   tot: bigint
   /** Entries in the account's history; `tot` is the balance after entry `seq`. */
   seq: number
+  /** The sum of the active holds; present when some of the balance is held. */
+  held?: bigint
+  /** tot - held, what a debit or a new hold may take; present when some of the balance is held. */
+  avail?: bigint
+}
+
+/** The figures a hold, settle or void answers with (as they were then, on a replay). */
+export interface HoldFigures {
+  hold: string
+  tot: bigint
+  held: bigint
+  avail: bigint
+  seq: number
+  /** True when AccMan answered from an earlier request with the same idempotency key. */
+  replayed: boolean
+}
+
+export interface HoldResult extends HoldFigures {
+  by: bigint
+  /** The hold counts in held until this instant, not after. */
+  expires: Date
+}
+
+export interface SettleResult extends HoldFigures {
+  settled: bigint
+}
+
+export interface HoldOptions extends ModOptions {
+  /** Seconds the hold lasts, 1 to 604800; AccMan's default is 300. */
+  ttlSeconds?: number | undefined
+}
+
+export interface SettleOptions extends ModOptions {
+  /** The amount to post, 1 to the hold's amount; the whole hold when not given. */
+  by?: bigint | undefined
+}
+
+export interface ActiveHold {
+  hold: string
+  by: bigint
+  at: Date
+  expires: Date
+  note?: string
+}
+
+export interface HoldList {
+  held: bigint
+  holds: ActiveHold[]
 }
 
 export interface ModResult extends Balance {
@@ -62,6 +110,13 @@ export interface HistoryEntry {
   at: Date
   note?: string
   idempotencyKey?: string
+  /** mod, hold, settle, void or expire (absent from an AccMan that predates holds: mod). */
+  kind?: string
+  hold?: string
+  /** The signed change of held: +A for a hold of A, -A for its settle, void or expire. */
+  heldBy?: bigint
+  /** The account's held after the entry. */
+  held?: bigint
 }
 
 export interface HistoryPage extends Balance {
@@ -93,17 +148,48 @@ const amountText = z
 const seq = z.number().int().min(0)
 
 // Loose objects: fields a newer AccMan adds do not break this client.
-const balanceBody = z.object({ tot: balanceText, seq })
+const balanceBody = z.object({ tot: balanceText, seq, held: balanceText.optional(), avail: balanceText.optional() })
+const changeText = z.union([amountText, z.literal('0').transform(() => 0n)])
 const entryBody = z.object({
   seq: seq.min(1),
-  by: amountText,
+  by: changeText,
   tot: balanceText,
   at: z.iso.datetime().transform((text) => new Date(text)),
   note: z.string().optional(),
   key: z.string().optional(),
+  kind: z.string().optional(),
+  hold: z.string().optional(),
+  heldBy: amountText.optional(),
+  held: balanceText.optional(),
 })
-const pastBody = z.object({ tot: balanceText, seq, entries: z.array(entryBody) })
-const errorBody = z.object({ code: z.string(), message: z.string(), tot: balanceText.optional() })
+const pastBody = z.object({ tot: balanceText, seq, held: balanceText.optional(), entries: z.array(entryBody) })
+const errorBody = z.object({ code: z.string(), message: z.string(), tot: balanceText.optional(), avail: balanceText.optional() })
+const holdFiguresBody = { hold: z.string(), tot: balanceText, held: balanceText, avail: balanceText, seq }
+const holdBody = z.object({ ...holdFiguresBody, by: balanceText, expires: z.iso.datetime().transform((text) => new Date(text)) })
+const settleBody = z.object({ ...holdFiguresBody, settled: balanceText })
+const voidBody = z.object(holdFiguresBody)
+const holdsBody = z.object({
+  held: balanceText,
+  holds: z.array(
+    z.object({
+      hold: z.string(),
+      by: balanceText,
+      at: z.iso.datetime().transform((text) => new Date(text)),
+      expires: z.iso.datetime().transform((text) => new Date(text)),
+      note: z.string().optional(),
+    }),
+  ),
+})
+
+/** held and avail when some of the balance is held, as the Balance type says. */
+function balanceOf(body: z.infer<typeof balanceBody>): Balance {
+  const balance: Balance = { tot: body.tot, seq: body.seq }
+  if (body.held !== undefined && body.held > 0n) {
+    balance.held = body.held
+    balance.avail = body.avail ?? body.tot - body.held
+  }
+  return balance
+}
 
 type Method = 'GET' | 'PATCH' | 'POST'
 
@@ -121,7 +207,7 @@ interface Queued {
 /** What one call needs to build its request and explain its failure. */
 interface Call {
   method: Method
-  path: 'tot' | 'mod' | 'past' | 'batch'
+  path: 'tot' | 'mod' | 'past' | 'batch' | 'hold' | 'settle' | 'void' | 'holds'
   /** A JSON body (POST /batch only). */
   body?: string
   parameters: Record<string, string | undefined>
@@ -174,8 +260,7 @@ export class AccManClient {
   /** The balance of the account of `credential`; NoAccountError if no credit created it. */
   async tot(credential: string): Promise<Balance> {
     const answer = await this.#submit({ method: 'GET', path: 'tot', parameters: { cred: credential }, credential }, { op: 'tot', cred: credential })
-    const { tot, seq } = parse(balanceBody, answer)
-    return { tot, seq }
+    return balanceOf(parse(balanceBody, answer))
   }
 
   /**
@@ -198,8 +283,59 @@ export class AccManClient {
       },
       op,
     )
-    const { tot, seq } = parse(balanceBody, answer)
-    return { tot, seq, replayed: answer.headers.get('idempotent-replayed') === 'true' }
+    return { ...balanceOf(parse(balanceBody, answer)), replayed: answer.headers.get('idempotent-replayed') === 'true' }
+  }
+
+  /**
+   * Reserves `by` (positive) for a while: avail shrinks, tot does not. Always sent with an
+   * idempotency key, so a retry after a lost answer opens one hold, and answers its id.
+   */
+  async hold(credential: string, by: bigint, options: HoldOptions = {}): Promise<HoldResult> {
+    if (typeof by !== 'bigint') throw new TypeError('by must be a bigint')
+    const answer = await this.#send({
+      method: 'PATCH',
+      path: 'hold',
+      parameters: { cred: credential, by: by.toString(), ttl: options.ttlSeconds?.toString(), note: options.note },
+      headers: { 'idempotency-key': options.idempotencyKey ?? randomUUID() },
+      credential,
+      by: -by,
+    })
+    return { ...parse(holdBody, answer), replayed: isReplay(answer) }
+  }
+
+  /** Posts `options.by` of a hold (all of it by default) as a debit and releases the rest. */
+  async settle(credential: string, holdId: string, options: SettleOptions = {}): Promise<SettleResult> {
+    if (options.by !== undefined && typeof options.by !== 'bigint') throw new TypeError('by must be a bigint')
+    const answer = await this.#send({
+      method: 'PATCH',
+      path: 'settle',
+      parameters: { cred: credential, hold: holdId, by: options.by?.toString(), note: options.note },
+      headers: { 'idempotency-key': options.idempotencyKey ?? randomUUID() },
+      credential,
+    })
+    return { ...parse(settleBody, answer), replayed: isReplay(answer) }
+  }
+
+  /** Releases a whole hold. */
+  async void(credential: string, holdId: string, options: ModOptions = {}): Promise<HoldFigures> {
+    const answer = await this.#send({
+      method: 'PATCH',
+      path: 'void',
+      parameters: { cred: credential, hold: holdId, note: options.note },
+      headers: { 'idempotency-key': options.idempotencyKey ?? randomUUID() },
+      credential,
+    })
+    return { ...parse(voidBody, answer), replayed: isReplay(answer) }
+  }
+
+  /** The active holds of the account, oldest first, and their sum. */
+  async holds(credential: string): Promise<HoldList> {
+    const answer = await this.#send({ method: 'GET', path: 'holds', parameters: { cred: credential }, credential })
+    const body = parse(holdsBody, answer)
+    return {
+      held: body.held,
+      holds: body.holds.map(({ note, ...hold }) => (note === undefined ? hold : { ...hold, note })),
+    }
   }
 
   /** One page of the account's history; page forward with `after` set to the last `seq`. */
@@ -219,7 +355,12 @@ export class AccManClient {
       credential,
     })
     const body = parse(pastBody, answer)
-    return { tot: body.tot, seq: body.seq, entries: body.entries.map(historyEntry) }
+    const history: HistoryPage = { tot: body.tot, seq: body.seq, entries: body.entries.map(historyEntry) }
+    if (body.held !== undefined && body.held > 0n) {
+      history.held = body.held
+      history.avail = body.tot - body.held
+    }
+    return history
   }
 
   /**
@@ -351,7 +492,15 @@ function historyEntry(body: z.infer<typeof entryBody>): HistoryEntry {
   const entry: HistoryEntry = { seq: body.seq, by: body.by, tot: body.tot, at: body.at }
   if (body.note !== undefined) entry.note = body.note
   if (body.key !== undefined) entry.idempotencyKey = body.key
+  if (body.kind !== undefined) entry.kind = body.kind
+  if (body.hold !== undefined) entry.hold = body.hold
+  if (body.heldBy !== undefined) entry.heldBy = body.heldBy
+  if (body.held !== undefined && body.held > 0n) entry.held = body.held
   return entry
+}
+
+function isReplay(answer: Answer): boolean {
+  return answer.headers.get('idempotent-replayed') === 'true'
 }
 
 /** The body as JSON, or undefined when it is not JSON (a proxy's page, say). */
@@ -394,7 +543,9 @@ function refusal(answer: Answer, call: Call, secrets: (string | undefined)[]): A
   // AccManError, or an UnavailableError on a 503.
   const className = isApiErrorCode(code) ? apiErrorOf[code].clientClass : 'AccManError'
   if (className === 'InsufficientFundsError') {
-    return new InsufficientFundsError(status, message, parsed.data.tot ?? 0n, call.by ?? 0n)
+    const error = new InsufficientFundsError(status, message, parsed.data.tot ?? 0n, call.by ?? 0n)
+    if (parsed.data.avail !== undefined) error.avail = parsed.data.avail
+    return error
   }
   if (className === 'AccManError' && status === 503) return new UnavailableError(code, status, message)
   const ErrorClass = plainErrorClasses[className as keyof typeof plainErrorClasses]

@@ -41,13 +41,16 @@ export class InsufficientFundsError extends AccManError {
   override readonly name = 'InsufficientFundsError'
   /** The balance when the debit was refused. */
   readonly tot: bigint
-  /** The refused amount (negative: a debit). */
+  /** The refused amount (negative: a debit, or a hold of -by). */
   readonly by: bigint
+  /** The balance less its active holds when refused (AccMan with holds); tot otherwise. */
+  avail: bigint
 
   constructor(status: number, message: string, tot: bigint, by: bigint) {
     super('ACCMAN_INSUFFICIENT_FUNDS', status, message)
     this.tot = tot
     this.by = by
+    this.avail = tot
   }
 }
 
@@ -74,6 +77,31 @@ export class OverflowError extends AccManError {
 /** 422: the idempotency key was used on this account with another amount. */
 export class IdempotencyMismatchError extends AccManError {
   override readonly name = 'IdempotencyMismatchError'
+}
+
+/** 404: the account has no hold with this id. */
+export class NoHoldError extends AccManError {
+  override readonly name = 'NoHoldError'
+}
+
+/** 409: the hold was settled or voided already. */
+export class HoldClosedError extends AccManError {
+  override readonly name = 'HoldClosedError'
+}
+
+/** 410: the hold is past its expiry; its funds are released. */
+export class HoldExpiredError extends AccManError {
+  override readonly name = 'HoldExpiredError'
+}
+
+/** 422: a settle larger than the hold. */
+export class HoldExceededError extends AccManError {
+  override readonly name = 'HoldExceededError'
+}
+
+/** 422: the account has as many active holds as it may. */
+export class TooManyHoldsError extends AccManError {
+  override readonly name = 'TooManyHoldsError'
 }
 
 /** 503 (overloaded, queue full, stopping), still so after the client's retries. */
@@ -124,4 +152,9 @@ export const plainErrorClasses: Readonly<
   OverflowError,
   IdempotencyMismatchError,
   UnavailableError,
+  NoHoldError,
+  HoldClosedError,
+  HoldExpiredError,
+  HoldExceededError,
+  TooManyHoldsError,
 }

@@ -17,6 +17,11 @@ export type ClientErrorClassName =
   | 'UnavailableError'
   | 'UnreachableError'
   | 'ConfigurationError'
+  | 'NoHoldError'
+  | 'HoldClosedError'
+  | 'HoldExpiredError'
+  | 'HoldExceededError'
+  | 'TooManyHoldsError'
 
 /** The CLI's exit codes (src/cli/exit-codes.ts) a refusal of the server can end in, by name. */
 export type CliExitName = 'other' | 'usage' | 'noAccount' | 'insufficientFunds' | 'idempotencyMismatch'
@@ -84,7 +89,7 @@ export const apiErrorTable = [
     'tokens are configured and the request has no valid `Authorization: Bearer <token>`; sent with `WWW-Authenticate`',
     { clientClass: 'UnauthorizedError' },
   ),
-  row('ACCMAN_INSUFFICIENT_FUNDS', 402, 'a debit larger than the balance; the body also carries `tot`, the balance', {
+  row('ACCMAN_INSUFFICIENT_FUNDS', 402, 'a debit or a hold larger than `avail` (the balance less its active holds); the body also carries `tot` and `avail`', {
     ledger: true,
     clientClass: 'InsufficientFundsError',
     cliExit: 'insufficientFunds',
@@ -95,6 +100,7 @@ export const apiErrorTable = [
     clientClass: 'NoAccountError',
     cliExit: 'noAccount',
   }),
+  row('ACCMAN_NO_HOLD', 404, '`/settle` or `/void` of a hold id the account does not have', { ledger: true, clientClass: 'NoHoldError' }),
   row('ACCMAN_NOT_FOUND', 404, 'an unknown path (the URL is never echoed)'),
   row('ACCMAN_METHOD_NOT_ALLOWED', 405, 'a known path with another method; the `Allow` header lists the methods it answers'),
   row('ACCMAN_NOT_ACCEPTABLE', 406, "the `Accept` header admits none of the endpoint's media types"),
@@ -106,6 +112,11 @@ export const apiErrorTable = [
   row('ACCMAN_IDEMPOTENCY_IN_FLIGHT', 409, 'reserved, not sent: a retry queued behind its first mod is answered as a replay', {
     ledger: true,
     reserved: true,
+  }),
+  row('ACCMAN_HOLD_CLOSED', 409, '`/settle` or `/void` of a hold already settled or voided', { ledger: true, clientClass: 'HoldClosedError' }),
+  row('ACCMAN_HOLD_EXPIRED', 410, '`/settle` or `/void` of a hold past its expiry (also once its `expire` entry is written)', {
+    ledger: true,
+    clientClass: 'HoldExpiredError',
   }),
   row(
     'ACCMAN_PAYLOAD_TOO_LARGE',
@@ -119,11 +130,13 @@ export const apiErrorTable = [
     clientClass: 'OverflowError',
     cliExit: 'usage',
   }),
-  row('ACCMAN_IDEMPOTENCY_MISMATCH', 422, 'an `Idempotency-Key` already used on the account with a different amount', {
+  row('ACCMAN_IDEMPOTENCY_MISMATCH', 422, 'an `Idempotency-Key` already used on the account with a different amount, or by another operation (`/mod`, `/hold`, `/settle`, `/void`) or other parameters', {
     ledger: true,
     clientClass: 'IdempotencyMismatchError',
     cliExit: 'idempotencyMismatch',
   }),
+  row('ACCMAN_TOO_MANY_HOLDS', 422, 'a hold on an account that has 1,000 active holds already', { ledger: true, clientClass: 'TooManyHoldsError' }),
+  row('ACCMAN_HOLD_EXCEEDED', 422, 'a `/settle` whose `by` is larger than the hold', { ledger: true, clientClass: 'HoldExceededError' }),
   row('ACCMAN_HEADERS_TOO_LARGE', 431, 'more than 100 header lines, or the request line and headers exceed 8 KiB (counted as sent, without the optional spaces around header values); the connection is closed'),
   row('ACCMAN_INTERNAL', 500, 'a fault in AccMan; the message gives the request id, which the logged error line carries'),
   row('ACCMAN_OVERLOADED', 503, 'the event loop lags more than 1 s behind; sent with `Retry-After: 1` (`/healthz` is exempt)', {

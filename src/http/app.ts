@@ -33,6 +33,7 @@ import { openapiOptionsFor } from './openapi.js'
 import { parseQuery } from './query.js'
 import { consoleRoutes } from './routes/console.js'
 import { ledgerRoutes } from './routes/ledger.js'
+import { holdRoutes } from './routes/holds.js'
 import { batchRoutes } from './routes/batch.js'
 import { backupRoutes } from './routes/backup.js'
 import { operationsRoutes } from './routes/operations.js'
@@ -75,6 +76,10 @@ export interface AppDeps {
 const routeMethods: Readonly<Record<string, string>> = {
   '/tot': 'GET, HEAD',
   '/mod': 'PATCH',
+  '/hold': 'PATCH',
+  '/settle': 'PATCH',
+  '/void': 'PATCH',
+  '/holds': 'GET, HEAD',
   '/batch': 'POST',
   '/past': 'GET, HEAD',
   '/healthz': 'GET, HEAD',
@@ -220,6 +225,7 @@ export async function buildApp(config: AppConfig, deps: AppDeps): Promise<Fastif
     isClosing: () => closing,
   })
   await app.register(ledgerRoutes, { authenticate })
+  await app.register(holdRoutes, { authenticate })
   await app.register(batchRoutes, { authenticate, scopeOf: scoper(config), metrics, writerQueueMax: config.writerQueueMax })
   await app.register(backupRoutes, { authenticate, store: deps.store })
   await app.register(consoleRoutes, { scopeOf: scoper(config) })
@@ -234,7 +240,7 @@ function handleError(error: FastifyError, request: FastifyRequest, reply: Fastif
   if (isLedgerError(error)) {
     const statusCode = statusOf(error.code)
     if (statusCode === 503) reply.header('retry-after', retryAfterText)
-    return reply.code(statusCode).send(errorBody(error.code, error.message, error.tot))
+    return reply.code(statusCode).send(errorBody(error.code, error.message, error.tot, error.avail))
   }
   if (error.code === 'FST_UNDER_PRESSURE') {
     reply.header('retry-after', retryAfterText)

@@ -34,12 +34,18 @@ export interface ErrorBody {
   message: string
   /** The balance, on ACCMAN_INSUFFICIENT_FUNDS. */
   tot?: string
+  /** The balance less its active holds, on ACCMAN_INSUFFICIENT_FUNDS. */
+  avail?: string
 }
 
-export function errorBody(code: ApiErrorCode, message: string, tot?: bigint): ErrorBody {
+/** Every 402 carries `tot` and `avail` (avail defaults to tot: no holds). */
+export function errorBody(code: ApiErrorCode, message: string, tot?: bigint, avail?: bigint): ErrorBody {
   const statusCode = statusOf(code)
   const body: ErrorBody = { statusCode, code, error: STATUS_CODES[statusCode] ?? 'Error', message }
-  if (tot !== undefined) body.tot = tot.toString()
+  if (tot !== undefined) {
+    body.tot = tot.toString()
+    body.avail = (avail ?? tot).toString()
+  }
   return body
 }
 

@@ -65,8 +65,16 @@ export class Metrics {
     buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000],
     registers: [this.#registry],
   })
+  readonly #holds = new Counter({
+    name: 'accman_holds_total',
+    help: 'Holds opened, settled, voided and expired',
+    labelNames: ['event'] as const,
+    registers: [this.#registry],
+  })
   #credited = 0n
   #debited = 0n
+  /** Units of holds, exact: opened (reserved), settled (posted), voided and expired (released). */
+  readonly #holdUnits = { opened: 0n, settled: 0n, voided: 0n, expired: 0n }
 
   /** `poolStats`: the store's connection pool, for an engine that has one (PostgreSQL). */
   constructor(writerQueueDepth: () => number, poolStats?: () => StorePoolStats) {
@@ -93,6 +101,7 @@ export class Metrics {
       },
     })
     for (const outcome of modOutcomes) this.#mods.inc({ outcome }, 0)
+    for (const event of holdEvents) this.#holds.inc({ event }, 0)
   }
 
   readonly contentType = this.#registry.contentType
@@ -104,6 +113,14 @@ export class Metrics {
     if (report.accountsCreated > 0) this.#accountsCreated.inc(report.accountsCreated)
     this.#credited += report.credited
     this.#debited += report.debited
+    const holds = report.holds
+    if (holds !== undefined) {
+      for (const event of holdEvents) if (holds[event] > 0) this.#holds.inc({ event }, holds[event])
+      this.#holdUnits.opened += holds.openedUnits
+      this.#holdUnits.settled += holds.settledUnits
+      this.#holdUnits.voided += holds.voidedUnits
+      this.#holdUnits.expired += holds.expiredUnits
+    }
   }
 
   /** A request was answered (onResponse). */
@@ -129,9 +146,21 @@ export class Metrics {
 
   async text(): Promise<string> {
     const [own, process_] = await Promise.all([this.#registry.metrics(), processMetrics().metrics()])
-    return `${own}\n${exactCounter('accman_credited_units_total', 'Units credited by applied mods (exact)', this.#credited)}${exactCounter('accman_debited_units_total', 'Units debited by applied mods (exact)', this.#debited)}${process_}`
+    return `${own}\n${exactCounter('accman_credited_units_total', 'Units credited by applied mods (exact)', this.#credited)}${exactCounter('accman_debited_units_total', 'Units debited by applied mods (exact)', this.#debited)}${this.#holdUnitsText()}${process_}`
+  }
+
+  #holdUnitsText(): string {
+    const units = this.#holdUnits
+    return (
+      exactCounter('accman_hold_opened_units_total', 'Units reserved by holds opened (exact)', units.opened) +
+      exactCounter('accman_hold_settled_units_total', 'Units posted by settled holds (exact)', units.settled) +
+      exactCounter('accman_hold_voided_units_total', 'Units released by voided holds (exact)', units.voided) +
+      exactCounter('accman_hold_expired_units_total', 'Units released by expired holds (exact)', units.expired)
+    )
   }
 }
+
+const holdEvents = ['opened', 'settled', 'voided', 'expired'] as const
 
 const modOutcomes: readonly ModOutcome[] = [
   'credit',

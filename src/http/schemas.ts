@@ -4,6 +4,9 @@ import { z } from 'zod'
 import { amountPattern, balancePattern, credentialLengthMax, credentialLengthMin, credentialPattern, credentialSyntax } from '../contract/syntax.js'
 import {
   amountMax,
+  holdTtlSecondsDefault,
+  holdTtlSecondsMax,
+  holdTtlSecondsMin,
   characterCount,
   idempotencyKeyLengthMax,
   noteLengthMax,
@@ -36,6 +39,8 @@ export const parameterRules: Readonly<Record<string, ParameterRule>> = {
   order: { code: 'ACCMAN_INVALID_QUERY', message: 'order must be asc or desc' },
   from: { code: 'ACCMAN_INVALID_QUERY', message: 'from must be an ISO 8601 date or date-time, e.g. 2026-11-21T10:00:00.000Z' },
   to: { code: 'ACCMAN_INVALID_QUERY', message: 'to must be an ISO 8601 date or date-time, e.g. 2026-11-21T10:00:00.000Z' },
+  hold: { code: 'ACCMAN_INVALID_QUERY', message: 'hold must be a hold id: 16 to 64 characters of base64url' },
+  ttl: { code: 'ACCMAN_INVALID_QUERY', message: `ttl must be a whole number of seconds from ${holdTtlSecondsMin} to ${holdTtlSecondsMax}` },
   'idempotency-key': {
     code: 'ACCMAN_INVALID_QUERY',
     message: `header Idempotency-Key must be 1 to ${idempotencyKeyLengthMax} visible ASCII characters`,
@@ -99,6 +104,37 @@ export const modQuery = z.strictObject({
   note: note.optional().meta({ description: `Kept in the history entry; at most ${noteLengthMax} characters.`, examples: ['invoice 42'] }),
 })
 
+/** A positive amount: what a hold reserves, what a settle posts. */
+const positiveAmount = amount.refine((by) => by > 0n)
+const holdId = z.string().regex(/^[A-Za-z0-9_-]{16,64}$/)
+const ttlSeconds = z
+  .string()
+  .regex(/^[1-9][0-9]{0,5}$/)
+  .transform(Number)
+  .refine((seconds) => seconds >= holdTtlSecondsMin && seconds <= holdTtlSecondsMax)
+const holdParameter = holdId.meta({ description: 'The hold id /hold answered with.', examples: ['q3V1Yk9vX2hvbGRfaWQxMg'] })
+const holdNote = note.optional().meta({ description: `Kept in the history entry; at most ${noteLengthMax} characters.`, examples: ['request 7f3a'] })
+
+export const holdQuery = z.strictObject({
+  cred: credParameter,
+  by: positiveAmount.meta({ description: 'The amount to reserve: a positive decimal integer.', examples: ['50'] }),
+  ttl: ttlSeconds.default(holdTtlSecondsDefault).meta({
+    description: `Seconds the hold lasts, ${holdTtlSecondsMin} to ${holdTtlSecondsMax}; ${holdTtlSecondsDefault} when absent.`,
+  }),
+  note: holdNote,
+})
+
+export const settleQuery = z.strictObject({
+  cred: credParameter,
+  hold: holdParameter,
+  by: positiveAmount.optional().meta({ description: "The amount to post, 1 to the hold's amount; the whole hold when absent.", examples: ['42'] }),
+  note: holdNote,
+})
+
+export const voidQuery = z.strictObject({ cred: credParameter, hold: holdParameter, note: holdNote })
+
+export const holdsQuery = z.strictObject({ cred: credParameter })
+
 export const pastQuery = z.strictObject({
   cred: credParameter,
   limit: limit.default(pageSizeDefault).meta({ description: `Entries per page, 1 to ${pageSizeMax}; ${pageSizeDefault} when absent.` }),
@@ -134,8 +170,47 @@ export const balanceBody = z
   .strictObject({
     tot: balanceDecimalText.meta({ description: 'The balance, a decimal integer string.' }),
     seq: seqNumber.meta({ description: 'The number of history entries so far.' }),
+    held: balanceDecimalText.meta({ description: 'The sum of the active holds, as of the answer.' }),
+    avail: balanceDecimalText.meta({ description: 'tot - held: what a debit or a new hold may take.' }),
   })
-  .meta({ examples: [{ tot: '999', seq: 2 }] })
+  .meta({ examples: [{ tot: '999', seq: 2, held: '0', avail: '999' }] })
+
+const holdFigures = {
+  tot: balanceDecimalText,
+  held: balanceDecimalText,
+  avail: balanceDecimalText,
+  seq: seqNumber,
+}
+
+export const holdBody = z
+  .strictObject({
+    hold: holdId.meta({ description: 'The hold id: opaque, URL-safe, unguessable.' }),
+    by: balanceDecimalText,
+    expires: z.iso.datetime().meta({ description: 'The hold counts in held until this instant, not after.' }),
+    ...holdFigures,
+  })
+  .meta({ examples: [{ hold: 'q3V1Yk9vX2hvbGRfaWQxMg', by: '50', expires: '2026-11-30T12:05:00.000Z', tot: '999', held: '50', avail: '949', seq: 3 }] })
+
+export const settleBody = z
+  .strictObject({ hold: holdId, settled: balanceDecimalText.meta({ description: 'The amount posted as a debit.' }), ...holdFigures })
+  .meta({ examples: [{ hold: 'q3V1Yk9vX2hvbGRfaWQxMg', settled: '42', tot: '957', held: '0', avail: '957', seq: 4 }] })
+
+export const voidBody = z
+  .strictObject({ hold: holdId, ...holdFigures })
+  .meta({ examples: [{ hold: 'q3V1Yk9vX2hvbGRfaWQxMg', tot: '999', held: '0', avail: '999', seq: 4 }] })
+
+export const holdsBody = z
+  .strictObject({
+    held: balanceDecimalText,
+    holds: z.array(
+      z.strictObject({ hold: holdId, by: balanceDecimalText, at: z.iso.datetime(), expires: z.iso.datetime(), note: z.string().optional() }),
+    ),
+  })
+  .meta({
+    examples: [
+      { held: '50', holds: [{ hold: 'q3V1Yk9vX2hvbGRfaWQxMg', by: '50', at: '2026-11-30T12:00:00.000Z', expires: '2026-11-30T12:05:00.000Z', note: 'request 7f3a' }] },
+    ],
+  })
 
 export const balanceText = z
   .string()
@@ -144,23 +219,33 @@ export const balanceText = z
 
 export const entryBody = z.strictObject({
   seq: seqNumber,
-  by: amountText,
+  kind: z.enum(['mod', 'hold', 'settle', 'void', 'expire', 'rotate', 'move', 'freeze', 'unfreeze']).meta({ description: 'What the entry records.' }),
+  by: z.union([amountText, z.literal('0')]).meta({ description: 'The change of tot; "0" for a hold, void or expire.' }),
   tot: balanceDecimalText.meta({ description: 'The balance after this entry.' }),
+  hold: holdId.optional().meta({ description: 'The hold of a hold, settle, void or expire entry.' }),
+  heldBy: amountText.optional().meta({ description: 'The signed change of held: +A for a hold of A, -A for its settle, void or expire.' }),
+  held: balanceDecimalText.meta({ description: "The account's held after this entry." }),
   at: z.iso.datetime(),
   note: z.string().optional(),
   key: idempotencyKeyText.optional().meta({ description: 'The Idempotency-Key the mod carried.' }),
 })
 
 export const pastBody = z
-  .strictObject({ tot: balanceDecimalText, seq: seqNumber, entries: z.array(entryBody) })
+  .strictObject({
+    tot: balanceDecimalText,
+    seq: seqNumber,
+    held: balanceDecimalText.meta({ description: "The account's held as of now (may be below the last entry's held until due expiries are written)." }),
+    entries: z.array(entryBody),
+  })
   .meta({
     examples: [
       {
         tot: '999',
         seq: 2,
+        held: '0',
         entries: [
-          { seq: 1, by: '1000', tot: '1000', at: '2026-11-21T10:00:00.000Z', note: 'invoice 42' },
-          { seq: 2, by: '-1', tot: '999', at: '2026-11-21T10:00:01.250Z', key: 'order-7f3a-charge-1' },
+          { seq: 1, kind: 'mod', by: '1000', tot: '1000', held: '0', at: '2026-11-21T10:00:00.000Z', note: 'invoice 42' },
+          { seq: 2, kind: 'mod', by: '-1', tot: '999', held: '0', at: '2026-11-21T10:00:01.250Z', key: 'order-7f3a-charge-1' },
         ],
       },
     ],
@@ -172,6 +257,7 @@ export const errorBodySchema = z.strictObject({
   error: z.string(),
   message: z.string().meta({ description: 'For people; never carries a credential, a token or the URL.' }),
   tot: balanceDecimalText.optional().meta({ description: 'The balance, on ACCMAN_INSUFFICIENT_FUNDS.' }),
+  avail: balanceDecimalText.optional().meta({ description: 'The balance less its active holds, on ACCMAN_INSUFFICIENT_FUNDS.' }),
 })
 
 const batchOperation = z.union([
@@ -183,6 +269,16 @@ const batchOperation = z.union([
     key: z.string().optional().meta({ description: "The mod's Idempotency-Key." }),
   }),
   z.strictObject({ op: z.literal('tot'), cred: z.string() }),
+  z.strictObject({
+    op: z.literal('hold'),
+    cred: z.string(),
+    by: z.string(),
+    ttl: z.string().optional(),
+    note: z.string().optional(),
+    key: z.string().optional().meta({ description: "The hold's Idempotency-Key." }),
+  }),
+  z.strictObject({ op: z.literal('settle'), cred: z.string(), hold: z.string(), by: z.string().optional(), note: z.string().optional(), key: z.string().optional() }),
+  z.strictObject({ op: z.literal('void'), cred: z.string(), hold: z.string(), note: z.string().optional(), key: z.string().optional() }),
 ])
 
 export const batchBody = z
@@ -190,13 +286,23 @@ export const batchBody = z
   .meta({ examples: [{ ops: [{ op: 'mod', cred: exampleCredential, by: '-1', key: 'order-7f3a-charge-1' }, { op: 'tot', cred: exampleCredential }] }] })
 
 const batchResult = z.union([
-  z.strictObject({ status: z.literal(200), tot: balanceDecimalText, seq: seqNumber, replayed: z.literal(true).optional() }),
+  z.strictObject({
+    status: z.literal(200),
+    tot: balanceDecimalText,
+    seq: seqNumber,
+    held: balanceDecimalText,
+    avail: balanceDecimalText,
+    replayed: z.literal(true).optional(),
+  }),
+  holdBody.extend({ status: z.literal(200), replayed: z.literal(true).optional() }),
+  settleBody.extend({ status: z.literal(200), replayed: z.literal(true).optional() }),
+  voidBody.extend({ status: z.literal(200), replayed: z.literal(true).optional() }),
   errorBodySchema.extend({ status: z.int() }),
 ])
 
 export const batchResultsBody = z
   .strictObject({ results: z.array(batchResult) })
-  .meta({ examples: [{ results: [{ status: 200, tot: '999', seq: 2 }, { status: 200, tot: '999', seq: 2 }] }] })
+  .meta({ examples: [{ results: [{ status: 200, tot: '999', seq: 2, held: '0', avail: '999' }, { status: 200, tot: '999', seq: 2, held: '0', avail: '999' }] }] })
 
 export const healthBody = z.strictObject({ status: z.literal('ok') })
 

@@ -1,6 +1,7 @@
 // Export and import of a whole store as JSON Lines: a header, then each account (in key order)
-// followed by its entries (in seq order). Idempotency records are not written out: each is the
-// entry that carries its key, so import rebuilds them. The format holds no credential.
+// followed by its holds (open and closed, in id order) and its entries (in seq order).
+// Idempotency records are not written out: each is the entry that carries its key (and, for a
+// hold, settle or void, its hold), so import rebuilds them. The format holds no credential.
 import { z } from 'zod'
 import { limits } from '../config.js'
 import {
@@ -9,6 +10,8 @@ import {
   atMs,
   balance,
   idempotencyKeyOf,
+  holdIdPattern,
+  holdRecord,
   idempotencyKeyText,
   isAccountKey,
   metaKeys,
@@ -19,7 +22,8 @@ import {
 } from './codec.js'
 import { idempotencyTtlSecondsDefault } from './limits.js'
 import type { LedgerStore, RoundWrites, StoreSnapshot } from './store.js'
-import type { AccountKey, Entry } from './types.js'
+import type { AccountKey, Entry, HoldState } from './types.js'
+import { fingerprintOf, holdAnswer, settleAnswer, voidAnswer } from './holds.js'
 
 export const archiveHeader = '{"format":"accman-export","version":1}'
 
@@ -40,6 +44,12 @@ export async function* exportStore(
     if (accounts.length === 0) break
     for (const [accountKey, account] of accounts) {
       yield accountLine(accountKey, account)
+      for (let afterHold: string | undefined; ; ) {
+        const holds = await snapshot.holds(accountKey, afterHold, scanPageMax)
+        if (holds.length === 0) break
+        for (const hold of holds) yield holdLine(hold)
+        afterHold = holds.at(-1)?.id
+      }
       const inconsistent = () => new ArchiveError(`the store is inconsistent at account ${accountKey.slice(0, 12)}…; run accman verify`)
       let expected = 1
       while (expected <= account.seq) {
@@ -59,7 +69,15 @@ export async function* exportStore(
 }
 
 function accountLine(accountKey: AccountKey, account: AccountState): string {
-  return JSON.stringify({ account: accountKey, tot: account.tot.toString(), seq: account.seq, atMs: account.atMs })
+  return JSON.stringify({
+    account: accountKey,
+    tot: account.tot.toString(),
+    seq: account.seq,
+    atMs: account.atMs,
+    held: account.held?.toString(),
+    holdCount: account.holdCount,
+    nextExpiryMs: account.nextExpiryMs,
+  })
 }
 
 function entryLine(entry: Entry): string {
@@ -70,7 +88,41 @@ function entryLine(entry: Entry): string {
     atMs: entry.atMs,
     note: entry.note,
     key: entry.idempotencyKey,
+    kind: entry.kind,
+    hold: entry.hold,
+    heldBy: entry.heldBy?.toString(),
+    held: entry.held?.toString(),
   })
+}
+
+function holdLine(hold: HoldState): string {
+  return JSON.stringify({ holdId: hold.id, by: hold.by.toString(), atMs: hold.atMs, expiresMs: hold.expiresMs, note: hold.note, closed: hold.closed })
+}
+
+/** The idempotency record of a keyed entry, as the writer made it (see decide.ts and holds.ts). */
+function recordOf(entry: Entry, holds: Map<string, HoldState>): IdempotencyState {
+  const record: IdempotencyState = { by: entry.by, tot: entry.tot, seq: entry.seq, atMs: entry.atMs }
+  const kind = entry.kind ?? 'mod'
+  const held = entry.held ?? 0n
+  if (kind === 'mod') {
+    if (held > 0n) record.answer = `{"held":"${held}"}`
+    return record
+  }
+  const hold = entry.hold === undefined ? undefined : holds.get(entry.hold)
+  if (hold === undefined || (kind !== 'hold' && kind !== 'settle' && kind !== 'void')) throw new ArchiveError(`entry ${entry.seq}: a keyed ${kind} without its hold`)
+  const account: AccountState = { tot: entry.tot, seq: entry.seq, atMs: entry.atMs, ...(held > 0n ? { held } : {}) }
+  record.op = kind
+  if (kind === 'hold') {
+    record.fingerprint = fingerprintOf({ op: 'hold', holdId: hold.id, by: hold.by, ttlMs: hold.expiresMs - hold.atMs })
+    record.answer = holdAnswer(hold, account)
+  } else if (kind === 'settle') {
+    record.fingerprint = fingerprintOf({ op: 'settle', holdId: hold.id, by: -entry.by }, hold)
+    record.answer = settleAnswer(hold.id, -entry.by, account)
+  } else {
+    record.fingerprint = fingerprintOf({ op: 'void', holdId: hold.id })
+    record.answer = voidAnswer(hold.id, account)
+  }
+  return record
 }
 
 export class ArchiveError extends Error {
@@ -79,11 +131,24 @@ export class ArchiveError extends Error {
 
 const headerLine = z.strictObject({ format: z.literal('accman-export'), version: z.literal(1) })
 const accountLineSchema = accountRecord.extend({ account: z.string().refine(isAccountKey) })
-const entryLineSchema = z.strictObject({ seq, by: amount, tot: balance, atMs, note: noteText.optional(), key: idempotencyKeyText.optional() })
+const entryLineSchema = z.strictObject({
+  seq,
+  by: amount.or(z.literal('0').transform(() => 0n)),
+  tot: balance,
+  atMs,
+  note: noteText.optional(),
+  key: idempotencyKeyText.optional(),
+  kind: z.enum(['mod', 'hold', 'settle', 'void', 'expire', 'rotate', 'move', 'freeze', 'unfreeze']).optional(),
+  hold: z.string().regex(holdIdPattern).optional(),
+  heldBy: amount.optional(),
+  held: balance.optional(),
+})
+const holdLineSchema = holdRecord.extend({ holdId: z.string().regex(holdIdPattern) })
 
 type ArchiveItem =
   | { kind: 'account'; accountKey: AccountKey; account: AccountState }
-  | { kind: 'entry'; accountKey: AccountKey; entry: Entry }
+  | { kind: 'hold'; accountKey: AccountKey; hold: HoldState }
+  | { kind: 'entry'; accountKey: AccountKey; entry: Entry; record: IdempotencyState | undefined }
 
 /**
  * Parses and checks an export line by line, yielding its accounts and entries: accounts in
@@ -96,12 +161,18 @@ async function* parseArchive(lines: AsyncIterable<string>, idempotencyTtlMs: num
   const fail = (message: string): never => {
     throw new ArchiveError(`line ${lineNumber}: ${message}`)
   }
-  let current: { accountKey: AccountKey; account: AccountState; seq: number; tot: bigint; atMs: number; keys: KeyWindow } | undefined
+  let current:
+    | { accountKey: AccountKey; account: AccountState; seq: number; tot: bigint; held: bigint; atMs: number; keys: KeyWindow; holds: Map<string, HoldState> }
+    | undefined
   const finishAccount = () => {
     if (current === undefined) return
     if (current.seq !== current.account.seq) fail(`account has ${current.seq} entries, its line says ${current.account.seq}`)
     if (current.tot !== current.account.tot) fail(`entries end at ${current.tot}, the account line says ${current.account.tot}`)
     if (current.atMs !== current.account.atMs) fail(`the last entry's time differs from the account line's`)
+    if (current.held !== (current.account.held ?? 0n)) fail(`entries end at held ${current.held}, the account line says ${current.account.held ?? 0n}`)
+    const open = [...current.holds.values()].filter((hold) => hold.closed === undefined)
+    const openHeld = open.reduce((sum, hold) => sum + hold.by, 0n)
+    if (openHeld !== (current.account.held ?? 0n) || open.length !== (current.account.holdCount ?? 0)) fail('the open holds disagree with the account line')
   }
   for await (const line of lines) {
     lineNumber++
@@ -119,11 +190,25 @@ async function* parseArchive(lines: AsyncIterable<string>, idempotencyTtlMs: num
     if (typeof json === 'object' && json !== null && 'account' in json) {
       const parsed = accountLineSchema.safeParse(json)
       if (!parsed.success) fail('malformed account line')
-      const { account: accountKey, ...account } = parsed.data as z.output<typeof accountLineSchema>
+      const { account: accountKey, held, holdCount, nextExpiryMs, ...plain } = parsed.data as z.output<typeof accountLineSchema>
+      const account: AccountState = plain
+      if (held !== undefined) account.held = held
+      if (holdCount !== undefined) account.holdCount = holdCount
+      if (nextExpiryMs !== undefined) account.nextExpiryMs = nextExpiryMs
       finishAccount()
       if (current !== undefined && accountKey <= current.accountKey) fail('accounts out of order or repeated')
-      current = { accountKey: accountKey, account, seq: 0, tot: 0n, atMs: 0, keys: new KeyWindow(idempotencyTtlMs) }
+      current = { accountKey: accountKey, account, seq: 0, tot: 0n, held: 0n, atMs: 0, keys: new KeyWindow(idempotencyTtlMs), holds: new Map() }
       yield { kind: 'account', accountKey: accountKey, account }
+      continue
+    }
+    if (typeof json === 'object' && json !== null && 'holdId' in json) {
+      const parsed = holdLineSchema.safeParse(json)
+      if (!parsed.success || current === undefined || current.seq > 0) fail('malformed hold line, or not between its account and its entries')
+      const { holdId, note, closed, ...rest } = (parsed as { data: z.output<typeof holdLineSchema> }).data
+      const hold: HoldState = { id: holdId, ...rest, ...(note === undefined ? {} : { note }), ...(closed === undefined ? {} : { closed }) }
+      const owner = current as NonNullable<typeof current>
+      owner.holds.set(hold.id, hold)
+      yield { kind: 'hold', accountKey: owner.accountKey, hold }
       continue
     }
     const parsed = entryLineSchema.safeParse(json)
@@ -133,17 +218,30 @@ async function* parseArchive(lines: AsyncIterable<string>, idempotencyTtlMs: num
     const owner = current as NonNullable<typeof current>
     if (data.seq !== owner.seq + 1) fail(`entry ${data.seq} follows entry ${owner.seq}`)
     if (data.tot !== owner.tot + data.by) fail(`entry ${data.seq}: tot is not the previous tot plus by`)
+    if ((data.held ?? 0n) !== owner.held + (data.heldBy ?? 0n)) fail(`entry ${data.seq}: held is not the previous held plus heldBy`)
+    if (data.by === 0n && (data.kind ?? 'mod') === 'mod') fail(`entry ${data.seq}: a mod of 0`)
     if (data.atMs < owner.atMs) fail(`entry ${data.seq} is earlier than the one before`)
     if (data.key !== undefined && !owner.keys.admit(data.key, data.atMs)) {
       fail(`entry ${data.seq} repeats an idempotency key within its retention window`)
     }
     owner.seq = data.seq
     owner.tot = data.tot
+    owner.held = data.held ?? 0n
     owner.atMs = data.atMs
     const entry: Entry = { seq: data.seq, by: data.by, tot: data.tot, atMs: data.atMs }
     if (data.note !== undefined) entry.note = data.note
     if (data.key !== undefined) entry.idempotencyKey = data.key
-    yield { kind: 'entry', accountKey: owner.accountKey, entry }
+    if (data.kind !== undefined) entry.kind = data.kind
+    if (data.hold !== undefined) entry.hold = data.hold
+    if (data.heldBy !== undefined) entry.heldBy = data.heldBy
+    if (data.held !== undefined) entry.held = data.held
+    let record: IdempotencyState | undefined
+    try {
+      record = entry.idempotencyKey === undefined ? undefined : recordOf(entry, owner.holds)
+    } catch (error) {
+      fail(error instanceof Error ? error.message : String(error))
+    }
+    yield { kind: 'entry', accountKey: owner.accountKey, entry, record }
   }
   if (lineNumber === 0) fail('empty file')
   finishAccount()
@@ -229,13 +327,16 @@ export async function importStore(
       writes.accounts.push([item.accountKey, item.account])
       counts.accounts++
       records++
+    } else if (item.kind === 'hold') {
+      ;(writes.holds ??= []).push([item.accountKey, item.hold])
+      records++
     } else {
       const { accountKey, entry } = item
       writes.entries.push([accountKey, entry])
-      if (entry.idempotencyKey !== undefined) {
+      if (entry.idempotencyKey !== undefined && item.record !== undefined) {
         // A key used again after its window: the later entry's record replaces the earlier one.
         const key = idempotencyKeyOf(accountKey, entry.idempotencyKey)
-        const record: [string, IdempotencyState] = [key, { by: entry.by, tot: entry.tot, seq: entry.seq, atMs: entry.atMs }]
+        const record: [string, IdempotencyState] = [key, item.record]
         const index = idempotencyIndex.get(key)
         if (index === undefined) idempotencyIndex.set(key, writes.idempotency.push(record) - 1)
         else writes.idempotency[index] = record

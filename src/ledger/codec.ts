@@ -6,7 +6,7 @@ import { hash } from 'node:crypto'
 import { z } from 'zod'
 import { amountPattern, balancePattern } from '../contract/syntax.js'
 import { amountMax, characterCount, noteLengthMax, idempotencyKeyLengthMax, seqDigits, seqMax } from './limits.js'
-import type { AccountKey, Entry } from './types.js'
+import type { AccountKey, Entry, HoldState } from './types.js'
 
 /** Sublevel names: the store's tables. */
 export const tableNames = {
@@ -18,7 +18,31 @@ export const tableNames = {
   idempotency: 'idem',
   /** The ledger's own state across a clean stop: the key filters (see Ledger.load). */
   meta: 'meta',
+  /** AccountKey!holdId -> HoldRecord: every hold, open or closed (a closed one answers 409/410). */
+  holds: 'hold',
+  /** expiresMs!AccountKey!holdId -> '': the open holds by expiry, for the expiry pass. */
+  holdExpiries: 'hexp',
+  /** AccountKey!holdId -> '': each account's open holds, so finding them never reads closed ones. */
+  openHolds: 'hopn',
 } as const
+
+/** A hold id: 128 random bits, base64url without padding. */
+export const holdIdPattern = /^[A-Za-z0-9_-]{22}$/
+
+export function holdKeyOf(accountKey: AccountKey, holdId: string): string {
+  return `${accountKey}!${holdId}`
+}
+
+/** Expiry keys sort by time: the expiry zero-padded to seqDigits. */
+export function holdExpiryKeyOf(accountKey: AccountKey, holdId: string, expiresMs: number): string {
+  return `${String(expiresMs).padStart(seqDigits, '0')}!${accountKey}!${holdId}`
+}
+
+/** The account key of an expiry key. */
+export function accountKeyOfHoldExpiry(key: string): AccountKey | undefined {
+  const accountKey = key.slice(seqDigits + 1, seqDigits + 65)
+  return isAccountKey(accountKey) ? accountKey : undefined
+}
 
 const accountKeyPattern = /^[0-9a-f]{64}$/
 
@@ -69,26 +93,73 @@ export const amount = z
 export const seq = z.number().int().min(1).max(seqMax)
 export const atMs = z.number().int().min(0)
 
-export const accountRecord = z.strictObject({ tot: balance, seq, atMs })
+const change = z
+  .string()
+  .regex(new RegExp(`^(0|${amountPattern.source.slice(1, -1)})$`))
+  .transform((text) => BigInt(text))
+  .refine((by) => by >= -amountMax && by <= amountMax)
+const holdCount = z.number().int().min(1)
+const entryKind = z.enum(['mod', 'hold', 'settle', 'void', 'expire', 'rotate', 'move', 'freeze', 'unfreeze'])
+
+export const accountRecord = z.strictObject({
+  tot: balance,
+  seq,
+  atMs,
+  held: balance.optional(),
+  holdCount: holdCount.optional(),
+  nextExpiryMs: atMs.optional(),
+})
 export const noteText = z.string().refine((text) => characterCount(text) <= noteLengthMax)
 export const idempotencyKeyText = z.string().regex(new RegExp(`^[\\x21-\\x7e]{1,${idempotencyKeyLengthMax}}$`))
 
-export const entryRecord = z.strictObject({
-  by: amount,
-  tot: balance,
-  atMs,
-  note: noteText.optional(),
-  key: idempotencyKeyText.optional(),
-})
+export const entryRecord = z
+  .strictObject({
+    by: change,
+    tot: balance,
+    atMs,
+    note: noteText.optional(),
+    key: idempotencyKeyText.optional(),
+    kind: entryKind.optional(),
+    hold: z.string().regex(holdIdPattern).optional(),
+    heldBy: amount.optional(),
+    held: balance.optional(),
+  })
+  // A mod moves something; only the other kinds may have a by of 0.
+  .refine((record) => record.by !== 0n || (record.kind !== undefined && record.kind !== 'mod'))
 // `atMs` (the entry's time, which starts the key's retention window) is absent from records
 // written before the window existed; see Ledger.load for how they are treated.
-export const idempotencyRecord = z.strictObject({ by: amount, tot: balance, seq, atMs: atMs.optional() })
+export const idempotencyRecord = z
+  .strictObject({
+    by: change,
+    tot: balance,
+    seq,
+    atMs: atMs.optional(),
+    op: z.string().optional(),
+    fingerprint: z.string().optional(),
+    answer: z.string().optional(),
+  })
+  // A mod's record has a nonzero by; a hold's or void's entry moves nothing.
+  .refine((record) => record.by !== 0n || record.op !== undefined)
+
+export const holdRecord = z.strictObject({
+  by: balance.refine((by) => by > 0n),
+  atMs,
+  expiresMs: atMs,
+  note: noteText.optional(),
+  closed: z.enum(['settle', 'void', 'expire']).optional(),
+})
 
 export interface AccountState {
   tot: bigint
   seq: number
   /** Time of the last entry, so the next one never goes back in time. */
   atMs: number
+  /** The sum of the open holds as written (absent: 0); reads past nextExpiryMs leave out the expired. */
+  held?: bigint
+  /** The number of open holds (absent: 0). */
+  holdCount?: number
+  /** The earliest expiry among the open holds (absent: none open). */
+  nextExpiryMs?: number
 }
 
 export interface IdempotencyState {
@@ -97,12 +168,18 @@ export interface IdempotencyState {
   seq: number
   /** When the entry was written; undefined in records older than the retention window. */
   atMs: number | undefined
+  /** The operation that used the key: absent means 'mod'. */
+  op?: string
+  /** The operation's parameters, as a canonical string (ops other than mod). */
+  fingerprint?: string
+  /** The first answer's JSON body, replayed as is (ops other than mod; a mod on an account with holds). */
+  answer?: string
 }
 
 // The three records are decoded on every write (the store's round-trip check) and read, so they
 // are checked by hand, field by field, to exactly what the schemas above accept (the tests hold
 // the two to the same verdicts): the schemas cost several times more per record.
-type Field = 'balance' | 'amount' | 'seq' | 'atMs' | 'note' | 'key'
+type Field = 'balance' | 'amount' | 'change' | 'seq' | 'atMs' | 'note' | 'key' | 'count' | 'kind' | 'holdId' | 'text' | 'closed'
 type Shape = Readonly<Record<string, { field: Field; optional: boolean }>>
 
 function isBalanceText(value: unknown): value is string {
@@ -123,6 +200,18 @@ function fieldIsValid(field: Field, value: unknown): boolean {
       return isBalanceText(value)
     case 'amount':
       return isAmountText(value)
+    case 'change':
+      return value === '0' || isAmountText(value)
+    case 'count':
+      return typeof value === 'number' && Number.isSafeInteger(value) && value >= 1
+    case 'kind':
+      return typeof value === 'string' && entryKind.safeParse(value).success
+    case 'holdId':
+      return typeof value === 'string' && holdIdPattern.test(value)
+    case 'text':
+      return typeof value === 'string'
+    case 'closed':
+      return value === 'settle' || value === 'void' || value === 'expire'
     case 'seq':
       return typeof value === 'number' && Number.isSafeInteger(value) && value >= 1 && value <= seqMax
     case 'atMs':
@@ -165,19 +254,36 @@ const accountShape: Shape = {
   tot: { field: 'balance', optional: false },
   seq: { field: 'seq', optional: false },
   atMs: { field: 'atMs', optional: false },
+  held: { field: 'balance', optional: true },
+  holdCount: { field: 'count', optional: true },
+  nextExpiryMs: { field: 'atMs', optional: true },
 }
 const entryShape: Shape = {
-  by: { field: 'amount', optional: false },
+  by: { field: 'change', optional: false },
   tot: { field: 'balance', optional: false },
   atMs: { field: 'atMs', optional: false },
   note: { field: 'note', optional: true },
   key: { field: 'key', optional: true },
+  kind: { field: 'kind', optional: true },
+  hold: { field: 'holdId', optional: true },
+  heldBy: { field: 'amount', optional: true },
+  held: { field: 'balance', optional: true },
 }
 const idempotencyShape: Shape = {
-  by: { field: 'amount', optional: false },
+  by: { field: 'change', optional: false },
   tot: { field: 'balance', optional: false },
   seq: { field: 'seq', optional: false },
   atMs: { field: 'atMs', optional: true },
+  op: { field: 'text', optional: true },
+  fingerprint: { field: 'text', optional: true },
+  answer: { field: 'text', optional: true },
+}
+const holdShape: Shape = {
+  by: { field: 'balance', optional: false },
+  atMs: { field: 'atMs', optional: false },
+  expiresMs: { field: 'atMs', optional: false },
+  note: { field: 'note', optional: true },
+  closed: { field: 'closed', optional: true },
 }
 
 // The encoders write the JSON text directly, byte for byte what JSON.stringify of the record
@@ -185,12 +291,19 @@ const idempotencyShape: Shape = {
 // two or three records on the event loop. Numbers are integers (asserted on decode), strings
 // that may hold any character go through JSON.stringify.
 export function encodeAccount(state: AccountState): string {
-  return `{"tot":"${state.tot}","seq":${state.seq},"atMs":${state.atMs}}`
+  const held = state.held === undefined ? '' : `,"held":"${state.held}"`
+  const holdCount = state.holdCount === undefined ? '' : `,"holdCount":${state.holdCount}`
+  const nextExpiry = state.nextExpiryMs === undefined ? '' : `,"nextExpiryMs":${state.nextExpiryMs}`
+  return `{"tot":"${state.tot}","seq":${state.seq},"atMs":${state.atMs}${held}${holdCount}${nextExpiry}}`
 }
 
 export function decodeAccount(key: string, text: string): AccountState {
   const record = parseRecord(accountShape, tableNames.accounts, key, text)
-  return { tot: BigInt(record.tot as string), seq: record.seq as number, atMs: record.atMs as number }
+  const state: AccountState = { tot: BigInt(record.tot as string), seq: record.seq as number, atMs: record.atMs as number }
+  if (record.held !== undefined) state.held = BigInt(record.held as string)
+  if (record.holdCount !== undefined) state.holdCount = record.holdCount as number
+  if (record.nextExpiryMs !== undefined) state.nextExpiryMs = record.nextExpiryMs as number
+  return state
 }
 
 /** What the writer stages; optional fields may be undefined, which JSON omits. */
@@ -200,12 +313,20 @@ export interface EntryDraft {
   atMs: number
   note?: string | undefined
   idempotencyKey?: string | undefined
+  kind?: Entry['kind'] | undefined
+  hold?: string | undefined
+  heldBy?: bigint | undefined
+  held?: bigint | undefined
 }
 
 export function encodeEntry(entry: EntryDraft): string {
   const note = entry.note === undefined ? '' : `,"note":${JSON.stringify(entry.note)}`
   const key = entry.idempotencyKey === undefined ? '' : `,"key":${JSON.stringify(entry.idempotencyKey)}`
-  return `{"by":"${entry.by}","tot":"${entry.tot}","atMs":${entry.atMs}${note}${key}}`
+  const kind = entry.kind === undefined ? '' : `,"kind":"${entry.kind}"`
+  const hold = entry.hold === undefined ? '' : `,"hold":${JSON.stringify(entry.hold)}`
+  const heldBy = entry.heldBy === undefined ? '' : `,"heldBy":"${entry.heldBy}"`
+  const held = entry.held === undefined ? '' : `,"held":"${entry.held}"`
+  return `{"by":"${entry.by}","tot":"${entry.tot}","atMs":${entry.atMs}${note}${key}${kind}${hold}${heldBy}${held}}`
 }
 
 /** The seq is not stored in the value: the key carries it. */
@@ -215,17 +336,55 @@ export function decodeEntry(key: string, text: string): Entry {
   const entry: Entry = { seq: Number(seqText), by: BigInt(record.by as string), tot: BigInt(record.tot as string), atMs: record.atMs as number }
   if (record.note !== undefined) entry.note = record.note as string
   if (record.key !== undefined) entry.idempotencyKey = record.key as string
+  if (record.kind !== undefined) entry.kind = record.kind as NonNullable<Entry['kind']>
+  if (record.hold !== undefined) entry.hold = record.hold as string
+  if (record.heldBy !== undefined) entry.heldBy = BigInt(record.heldBy as string)
+  if (record.held !== undefined) entry.held = BigInt(record.held as string)
+  // A mod moves something; only the other kinds may have a by of 0.
+  assert.ok(entry.by !== 0n || (entry.kind !== undefined && entry.kind !== 'mod'), `corrupt record in ${tableNames.history} at ${key}`)
   return entry
 }
 
 export function encodeIdempotency(state: IdempotencyState): string {
   const atMs = state.atMs === undefined ? '' : `,"atMs":${state.atMs}`
-  return `{"by":"${state.by}","tot":"${state.tot}","seq":${state.seq}${atMs}}`
+  const op = state.op === undefined ? '' : `,"op":${JSON.stringify(state.op)}`
+  const fingerprint = state.fingerprint === undefined ? '' : `,"fingerprint":${JSON.stringify(state.fingerprint)}`
+  const answer = state.answer === undefined ? '' : `,"answer":${JSON.stringify(state.answer)}`
+  return `{"by":"${state.by}","tot":"${state.tot}","seq":${state.seq}${atMs}${op}${fingerprint}${answer}}`
 }
 
 export function decodeIdempotency(key: string, text: string): IdempotencyState {
   const record = parseRecord(idempotencyShape, tableNames.idempotency, key, text)
-  return { by: BigInt(record.by as string), tot: BigInt(record.tot as string), seq: record.seq as number, atMs: record.atMs as number | undefined }
+  const state: IdempotencyState = {
+    by: BigInt(record.by as string),
+    tot: BigInt(record.tot as string),
+    seq: record.seq as number,
+    atMs: record.atMs as number | undefined,
+  }
+  if (record.op !== undefined) state.op = record.op as string
+  if (record.fingerprint !== undefined) state.fingerprint = record.fingerprint as string
+  if (record.answer !== undefined) state.answer = record.answer as string
+  // Only a mod's record has a nonzero by for certain; a hold's or void's entry moves nothing.
+  assert.ok(state.by !== 0n || state.op !== undefined, `corrupt record in ${tableNames.idempotency} at ${key}`)
+  return state
+}
+
+/** A hold as stored: the id is in the key. */
+export function encodeHold(hold: HoldState): string {
+  const note = hold.note === undefined ? '' : `,"note":${JSON.stringify(hold.note)}`
+  const closed = hold.closed === undefined ? '' : `,"closed":"${hold.closed}"`
+  return `{"by":"${hold.by}","atMs":${hold.atMs},"expiresMs":${hold.expiresMs}${note}${closed}}`
+}
+
+export function decodeHold(key: string, text: string): HoldState {
+  const record = parseRecord(holdShape, tableNames.holds, key, text)
+  const id = key.slice(65)
+  assert.ok(holdIdPattern.test(id) && key[64] === '!', `corrupt key in ${tableNames.holds} at ${key}`)
+  const hold: HoldState = { id, by: BigInt(record.by as string), atMs: record.atMs as number, expiresMs: record.expiresMs as number }
+  assert.ok(hold.by > 0n, `corrupt record in ${tableNames.holds} at ${key}`)
+  if (record.note !== undefined) hold.note = record.note as string
+  if (record.closed !== undefined) hold.closed = record.closed as HoldState['closed'] & string
+  return hold
 }
 
 const filterSnapshot = z.strictObject({

@@ -57,14 +57,14 @@ export function decideMod(
   }
   const totBefore = account?.tot ?? 0n
   const tot = totBefore + input.by
-  if (tot < 0n) {
-    return {
-      refusal: new LedgerError(
-        'ACCMAN_INSUFFICIENT_FUNDS',
-        `insufficient funds: the balance is ${totBefore}, the amount is ${input.by}`,
-        totBefore,
-      ),
-    }
+  // Held funds are not spendable: a debit is checked against avail = tot - held.
+  const held = account?.held ?? 0n
+  if (tot < held) {
+    const message =
+      held === 0n
+        ? `insufficient funds: the balance is ${totBefore}, the amount is ${input.by}`
+        : `insufficient funds: avail is ${totBefore - held} (the balance ${totBefore} less ${held} held), the amount is ${input.by}`
+    return { refusal: new LedgerError('ACCMAN_INSUFFICIENT_FUNDS', message, totBefore, totBefore - held) }
   }
   if (tot > amountMax) {
     return {
@@ -83,10 +83,21 @@ export function decideMod(
   const entry: Entry = { seq, by: input.by, tot, atMs }
   if (input.note !== undefined) entry.note = input.note
   if (input.idempotencyKey !== undefined) entry.idempotencyKey = input.idempotencyKey
-  const record = input.idempotencyKey === undefined ? undefined : { by: input.by, tot, seq, atMs }
+  const record: IdempotencyState | undefined = input.idempotencyKey === undefined ? undefined : { by: input.by, tot, seq, atMs }
+  const state: AccountState = { tot, seq, atMs }
+  const result: ModResult = { tot, seq, replayed: false }
+  // The account's holds carry over; a mod changes none of them.
+  if (held > 0n) {
+    entry.held = held
+    result.held = held
+    if (record !== undefined) record.answer = `{"held":"${held}"}`
+  }
+  if (account?.held !== undefined) state.held = account.held
+  if (account?.holdCount !== undefined) state.holdCount = account.holdCount
+  if (account?.nextExpiryMs !== undefined) state.nextExpiryMs = account.nextExpiryMs
   return {
-    result: { tot, seq, replayed: false },
-    writes: { account: { tot, seq, atMs }, entry, idempotency: record },
+    result,
+    writes: { account: state, entry, idempotency: record },
   }
 }
 
@@ -96,6 +107,11 @@ export function isIdempotencyExpired(record: IdempotencyState, context: Decision
 }
 
 function replay(first: IdempotencyState, by: bigint): ModDecision {
+  if (first.op !== undefined && first.op !== 'mod') {
+    return {
+      refusal: new LedgerError('ACCMAN_IDEMPOTENCY_MISMATCH', `this idempotency key was first used by ${first.op}, not mod`),
+    }
+  }
   if (first.by !== by) {
     return {
       refusal: new LedgerError(
@@ -104,5 +120,11 @@ function replay(first: IdempotencyState, by: bigint): ModDecision {
       ),
     }
   }
-  return { result: { tot: first.tot, seq: first.seq, replayed: true }, writes: undefined }
+  const result: ModResult = { tot: first.tot, seq: first.seq, replayed: true }
+  // A mod on an account with holds keeps the held it answered with.
+  if (first.answer !== undefined) {
+    const held = BigInt((JSON.parse(first.answer) as { held: string }).held)
+    if (held > 0n) result.held = held
+  }
+  return { result, writes: undefined }
 }

@@ -12,8 +12,10 @@ export class LedgerError extends Error {
   readonly code: LedgerErrorCode
   /** The balance at the time of refusal, for ACCMAN_INSUFFICIENT_FUNDS. */
   readonly tot: bigint | undefined
+  /** The balance less the active holds at the time of refusal, for ACCMAN_INSUFFICIENT_FUNDS. */
+  readonly avail: bigint | undefined
 
-  constructor(code: LedgerErrorCode, message: string, tot?: bigint) {
+  constructor(code: LedgerErrorCode, message: string, tot?: bigint, avail?: bigint) {
     // An expected refusal: its stack would say nothing, and capturing it costs on a hot path.
     const stackTraceLimit = Error.stackTraceLimit
     Error.stackTraceLimit = 0
@@ -21,6 +23,7 @@ export class LedgerError extends Error {
     Error.stackTraceLimit = stackTraceLimit
     this.code = code
     this.tot = tot
+    this.avail = avail ?? tot
   }
 }
 

@@ -1,7 +1,7 @@
 // The ledger: tot, mod and past over a store (see store.ts). It knows nothing of HTTP, nor which
 // engine runs; the server, the CLI and the tests all share these checks.
 import assert from 'node:assert/strict'
-import { hash } from 'node:crypto'
+import { hash, randomBytes } from 'node:crypto'
 import { z } from 'zod'
 import { limits } from '../config.js'
 import { epochRecord, filtersRecord, metaKeys } from './codec.js'
@@ -16,7 +16,9 @@ import {
   noteLengthMax,
   pageSizeMax,
 } from './limits.js'
-import type { AccountKey, Balance, Entry, ModInput, ModResult, PastPage, PastQuery } from './types.js'
+import type { AccountKey, Balance, Entry, HoldState, ModInput, ModResult, PastPage, PastQuery } from './types.js'
+import { heldAsOf, type HoldInput, type HoldOpResult, type SettleInput, type VoidInput } from './holds.js'
+import { holdTtlSecondsMax, holdTtlSecondsMin } from './limits.js'
 import { AccountCache, KeyFilter, WindowedKeyFilter, type LedgerMemory } from './cache.js'
 import type { LedgerStore, StoreSnapshot } from './store.js'
 import { Writer, type RoundReport } from './writer.js'
@@ -39,6 +41,14 @@ export interface LedgerOptions {
   idempotencyTtlMs?: number
   /** Background pruning of expired idempotency records; without it, only pruneExpiredIdempotency prunes. */
   idempotencyPrune?: { intervalMs: number; batchMax: number }
+  /** The background pass that writes due hold expiries; limits' by default, false: only expireDueHolds does. */
+  holdExpiry?: { intervalMs: number; batchMax: number } | false
+}
+
+/** The active holds of an account as of an instant, oldest first, and their sum. */
+export interface HoldList {
+  held: bigint
+  holds: HoldState[]
 }
 
 /** A store an import has not finished writing: never served. */
@@ -57,6 +67,9 @@ export class Ledger {
   readonly #now: () => number
   readonly #prune: { intervalMs: number; batchMax: number } | undefined
   #pruneTimer: NodeJS.Timeout | undefined
+  readonly #holdExpiry: { intervalMs: number; batchMax: number } | false
+  #expiryTimer: NodeJS.Timeout | undefined
+  #expiring: Promise<number> | undefined
   #pruning: Promise<number> | undefined
   /** Where the next pruning pass starts in the idempotency table; undefined: at its start. */
   #pruneCursor: string | undefined
@@ -78,6 +91,7 @@ export class Ledger {
     this.#now = options.now ?? Date.now
     this.#legacyIdempotencyAtMs = this.#now()
     this.#prune = options.idempotencyPrune
+    this.#holdExpiry = options.holdExpiry ?? { intervalMs: limits.holdExpiryIntervalMs, batchMax: limits.holdExpiryBatchMax }
     this.#memory = {
       // Nothing to keep on a shared store: other nodes change it.
       accounts: new AccountCache(this.#shared ? 0 : (options.accountCacheMax ?? limits.accountCacheMax)),
@@ -271,12 +285,97 @@ export class Ledger {
     this.#pruneTimer.unref()
   }
 
-  /** The balance and its seq, or undefined for an unknown account. */
+  /**
+   * The balance and its seq, and `held` as of now (absent when 0), or undefined for an unknown
+   * account. Holds past their expiry count no more, whether or not their expiry is written yet.
+   */
   async tot(accountKey: AccountKey): Promise<Balance | undefined> {
     const state = this.#shared
       ? await this.#store.readAccount(accountKey)
       : (this.#memory.accounts.get(accountKey) ?? (await this.#readAccount(accountKey)))
-    return state === undefined ? undefined : { tot: state.tot, seq: state.seq }
+    if (state === undefined) return undefined
+    if (state.holdCount === undefined) return { tot: state.tot, seq: state.seq }
+    // Before the next expiry the stored held is exact; a shared store's clock is read with the holds.
+    if (!this.#shared && this.#now() < (state.nextExpiryMs ?? 0)) return withHeld({ tot: state.tot, seq: state.seq }, state.held ?? 0n)
+    const list = await this.holds(accountKey)
+    const holding = list.balance
+    return holding === undefined ? undefined : withHeld(holding, list.held)
+  }
+
+  /** The active holds of an account as of now, oldest first; ACCMAN_NO_ACCOUNT when unknown. */
+  async holds(accountKey: AccountKey): Promise<HoldList & { balance: Balance | undefined }> {
+    const holding = await this.#store.readHolding(accountKey)
+    if (holding.account === undefined) throw new LedgerError('ACCMAN_NO_ACCOUNT', 'no account for this credential')
+    const nowMs = holding.nowMs ?? this.#now()
+    const holds = holding.open.filter((hold) => hold.expiresMs > nowMs)
+    return { held: heldAsOf(holds, nowMs), holds, balance: { tot: holding.account.tot, seq: holding.account.seq } }
+  }
+
+  /** Reserves `by` for ttlMs: avail shrinks, tot stays. Answers the JSON body of PATCH /hold. */
+  hold(accountKey: AccountKey, input: Omit<HoldInput, 'holdId'>): Promise<HoldOpResult> {
+    assert.ok(input.by > 0n && input.by <= amountMax, 'by out of range')
+    assert.ok(Number.isInteger(input.ttlMs) && input.ttlMs >= holdTtlSecondsMin * 1000 && input.ttlMs <= holdTtlSecondsMax * 1000, 'ttl out of range')
+    this.#assertNoteAndKey(input)
+    // 128 random bits: an id reveals nothing of another hold or account.
+    const holdId = randomBytes(16).toString('base64url')
+    return this.#holdOp(accountKey, { op: 'hold', holdId, ...input })
+  }
+
+  /** Posts `by` of a hold (all of it by default) as a debit and releases the rest. */
+  settle(accountKey: AccountKey, input: SettleInput): Promise<HoldOpResult> {
+    assert.ok(input.by === undefined || (input.by > 0n && input.by <= amountMax), 'by out of range')
+    this.#assertNoteAndKey(input)
+    return this.#holdOp(accountKey, { op: 'settle', ...input })
+  }
+
+  /** Releases a whole hold. */
+  void(accountKey: AccountKey, input: VoidInput): Promise<HoldOpResult> {
+    this.#assertNoteAndKey(input)
+    return this.#holdOp(accountKey, { op: 'void', ...input })
+  }
+
+  async #holdOp(accountKey: AccountKey, op: Parameters<Writer['submitHoldOp']>[1]): Promise<HoldOpResult> {
+    const result = await this.#writer.submitHoldOp(accountKey, op)
+    assert.ok(result !== undefined)
+    return result
+  }
+
+  #assertNoteAndKey(input: { note?: string; idempotencyKey?: string }): void {
+    assert.ok(input.note === undefined || characterCount(input.note) <= noteLengthMax, 'note too long')
+    assert.ok(
+      input.idempotencyKey === undefined || (input.idempotencyKey.length >= 1 && input.idempotencyKey.length <= idempotencyKeyLengthMax),
+      'idempotency key length out of range',
+    )
+  }
+
+  /**
+   * One expiry pass: writes the due expiries of at most `batchMax` due holds' accounts, each in a
+   * round holding its account (which, on a shared store, locks it: one node writes each expiry).
+   * Resolves with the number of accounts looked at.
+   */
+  expireDueHolds(batchMax: number): Promise<number> {
+    assert.ok(Number.isInteger(batchMax) && batchMax >= 1)
+    this.#expiring ??= this.#expirePass(batchMax).finally(() => (this.#expiring = undefined))
+    return this.#expiring
+  }
+
+  async #expirePass(batchMax: number): Promise<number> {
+    const accounts = await this.#store.dueHoldAccounts(this.#now(), batchMax)
+    await Promise.all(accounts.map(async (accountKey) => await this.#writer.submitHoldOp(accountKey, { op: 'expire' })))
+    return accounts.length
+  }
+
+  /** Starts the background expiry pass, unless turned off. */
+  startExpiring(): void {
+    const expiry = this.#holdExpiry
+    if (expiry === false || this.#expiryTimer !== undefined) return
+    this.#expiryTimer = setInterval(() => {
+      if (this.#expiring === undefined && this.#writer.healthy) {
+        // A store that does not answer is tried again on the next pass; a fault stops the writer (onFatal).
+        this.expireDueHolds(expiry.batchMax).catch(() => {})
+      }
+    }, expiry.intervalMs)
+    this.#expiryTimer.unref()
   }
 
   async #readAccount(accountKey: AccountKey) {
@@ -327,7 +426,9 @@ export class Ledger {
   async close(): Promise<void> {
     this.#closed = true
     clearInterval(this.#pruneTimer)
+    clearInterval(this.#expiryTimer)
     await this.#pruning?.catch(() => {})
+    await this.#expiring?.catch(() => {})
     await this.#writer.close()
     // After a fault the filters may lack what the failed round created: the next start scans.
     if (this.#shared || this.#writer.failed || !(await this.#store.ping())) {
@@ -353,6 +454,10 @@ function filtersDigest(record: z.infer<typeof filtersRecord>): string {
   return hash('sha256', JSON.stringify([record.epoch, record.accounts, record.idempotency]), 'hex')
 }
 
+function withHeld(balance: Balance, held: bigint): Balance {
+  return held === 0n ? balance : { ...balance, held }
+}
+
 /** Entries read back in one page must chain: contiguous seq and tot = previous tot + by. */
 function assertChain(entries: Entry[], order: 'asc' | 'desc'): void {
   const ascending = order === 'asc' ? entries : [...entries].reverse()
@@ -362,6 +467,7 @@ function assertChain(entries: Entry[], order: 'asc' | 'desc'): void {
     assert.ok(previous !== undefined && entry !== undefined)
     assert.equal(entry.seq, previous.seq + 1, 'history seq not contiguous')
     assert.equal(entry.tot, previous.tot + entry.by, 'history tot does not chain')
+    assert.equal(entry.held ?? 0n, (previous.held ?? 0n) + (entry.heldBy ?? 0n), 'history held does not chain')
   }
 }
 
@@ -375,5 +481,6 @@ export async function openLedger(store: LedgerStore, options: LedgerOptions): Pr
     throw error
   }
   ledger.startPruning()
+  ledger.startExpiring()
   return ledger
 }

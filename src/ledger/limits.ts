@@ -34,3 +34,10 @@ if (String(seqMax).length > seqDigits) throw new Error('seqMax must fit seqDigit
 export const idempotencyTtlSecondsDefault = 86_400
 export const idempotencyTtlSecondsMin = 1
 export const idempotencyTtlSecondsMax = 2_592_000
+
+/** Active holds one account may have at once (more: ACCMAN_TOO_MANY_HOLDS). */
+export const holdCountMax = 1000
+/** A hold's ttl, in seconds: 1 to 7 days, 300 when not given. */
+export const holdTtlSecondsMin = 1
+export const holdTtlSecondsMax = 604_800
+export const holdTtlSecondsDefault = 300

@@ -10,7 +10,7 @@
 //   deadlock) and may be run again on a serialization failure, a deadlock or a concurrent
 //   creation of the same account.
 import type { AccountState, IdempotencyState } from './codec.js'
-import type { AccountKey, Entry } from './types.js'
+import type { AccountKey, Entry, HoldState } from './types.js'
 
 /** What one round stores, as plain data; the engine encodes it. */
 export interface RoundWrites {
@@ -25,6 +25,23 @@ export interface RoundWrites {
   idempotency: Array<[string, IdempotencyState]>
   /** Idempotency records deleted (expired), by their store key. */
   idempotencyDeletes: string[]
+  /** Holds created or closed, each once, as they are at the end of the round (absent: none). */
+  holds?: Array<[AccountKey, HoldState]>
+}
+
+/** The holds a round asked for: each account's open holds, and holds by id (open or closed). */
+export interface RoundHolds {
+  open: HoldState[][]
+  byId: Array<HoldState | undefined>
+}
+
+/** An account and its open holds, read together as of one instant. */
+export interface Holding {
+  account: AccountState | undefined
+  /** Open holds (no settle, void or expire written), oldest first; some may be past their expiry. */
+  open: HoldState[]
+  /** The store's clock at the read (shared engines); undefined on an exclusive engine. */
+  nowMs: number | undefined
 }
 
 /** The states a round asked for, in the order asked; undefined where there is none. */
@@ -46,6 +63,11 @@ export interface RoundTransaction {
    * the accounts that exist are locked until the round ends, so what is read stays current.
    */
   readRound(accountKeys: AccountKey[], idempotencyKeys: string[]): Promise<RoundStates>
+  /**
+   * The open holds of the given accounts (read after readRound, which locked them on a shared
+   * engine), and the given holds by account and id.
+   */
+  readHolds(openOf: AccountKey[], byId: Array<[AccountKey, string]>): Promise<RoundHolds>
 }
 
 /** What a round's body returns: the writes to store (undefined: nothing) and its own value. */
@@ -70,6 +92,8 @@ export interface StoreSnapshot {
   history(accountKey: AccountKey, seqLow: number, limit: number): Promise<Entry[]>
   /** Idempotency records in store-key order, after `after` (exclusive), at most `limit`. */
   idempotency(after: string | undefined, limit: number): Promise<Array<[string, IdempotencyState]>>
+  /** The holds of one account (open and closed) in id order, after `after` (exclusive), at most `limit`. */
+  holds(accountKey: AccountKey, after: string | undefined, limit: number): Promise<HoldState[]>
   close(): Promise<void>
 }
 
@@ -98,6 +122,13 @@ export interface LedgerStore {
   firstSeqAtOrAfter(accountKey: AccountKey, atMs: number, seqLow: number, seqHigh: number): Promise<number>
   /** A consistent view of the store as it is now. */
   snapshot(): Promise<StoreSnapshot>
+  /** An account and its open holds, consistent with each other (current, on a shared engine). */
+  readHolding(accountKey: AccountKey): Promise<Holding>
+  /**
+   * Accounts with an open hold whose expiry is at or before `nowMs` (shared engines: the store's
+   * clock; `nowMs` is ignored), at most `limit`, earliest expiry first.
+   */
+  dueHoldAccounts(nowMs: number, limit: number): Promise<AccountKey[]>
   /** The ledger's own small records (kept filters, epoch, import marker), by name. */
   readMeta(name: string): Promise<string | undefined>
   /** Writes (a string) or deletes (undefined) meta records, atomically and durably. */

@@ -6,7 +6,12 @@ export interface Balance {
   tot: bigint
   /** Number of history entries; the balance is the one valid after entry `seq`. */
   seq: number
+  /** The sum of the active holds, as of the answer (absent: none); avail = tot - held. */
+  held?: bigint
 }
+
+/** What an entry records: absent means 'mod'. The whole list is declared; holds use the first five. */
+export type EntryKind = 'mod' | 'hold' | 'settle' | 'void' | 'expire' | 'rotate' | 'move' | 'freeze' | 'unfreeze'
 
 /** One accepted mod, as the history holds it. */
 export interface Entry {
@@ -18,6 +23,14 @@ export interface Entry {
   atMs: number
   note?: string
   idempotencyKey?: string
+  /** Absent: 'mod'. */
+  kind?: EntryKind
+  /** The hold an entry of kind hold, settle, void or expire is about. */
+  hold?: string
+  /** The signed change of the account's held: +A for a hold of A, -A for its settle, void or expire. */
+  heldBy?: bigint
+  /** The account's held after this entry (absent: 0): the previous entry's held plus heldBy. */
+  held?: bigint
 }
 
 export interface ModInput {
@@ -46,4 +59,15 @@ export interface PastQuery {
 
 export interface PastPage extends Balance {
   entries: Entry[]
+}
+
+/** One hold of an account, as stored. Closed holds are kept, so a late settle or void is told why. */
+export interface HoldState {
+  id: string
+  by: bigint
+  atMs: number
+  expiresMs: number
+  note?: string
+  /** How it closed; absent while it is open. */
+  closed?: 'settle' | 'void' | 'expire'
 }

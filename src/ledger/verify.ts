@@ -172,6 +172,7 @@ async function checkHistory(
   let seq = 0
   /** Undefined after a corrupt entry: the next one cannot be chained. */
   let tot: bigint | undefined = 0n
+  let held: bigint | undefined = 0n
   let atMs = 0
   const keys = new KeyWindow(window.ttlMs)
   // A page with a corrupt entry is read again one entry at a time up to that entry, to report it
@@ -203,10 +204,18 @@ async function checkHistory(
       if (tot !== undefined && entry.tot !== tot + entry.by) {
         fault(`account ${short(accountKey)}: entry ${entry.seq} tot ${entry.tot} is not ${tot} + ${entry.by}`)
       }
+      if (held !== undefined && (entry.held ?? 0n) !== held + (entry.heldBy ?? 0n)) {
+        fault(`account ${short(accountKey)}: entry ${entry.seq} held ${entry.held ?? 0n} is not ${held} + ${entry.heldBy ?? 0n}`)
+      }
+      if ((entry.kind ?? 'mod') === 'mod' ? entry.hold !== undefined || entry.heldBy !== undefined : entry.hold === undefined || entry.heldBy === undefined) {
+        fault(`account ${short(accountKey)}: entry ${entry.seq} of kind ${entry.kind ?? 'mod'} has the wrong hold fields`)
+      }
+      if ((entry.held ?? 0n) > entry.tot) fault(`account ${short(accountKey)}: entry ${entry.seq} holds more than its balance`)
       if (entry.atMs < atMs) fault(`account ${short(accountKey)}: entry ${entry.seq} is earlier than the one before`)
       if (entry.idempotencyKey !== undefined) checkKeyedEntry(entry, entry.idempotencyKey, accountKey, records, keys, window, fault)
       seq = entry.seq
       tot = entry.tot
+      held = entry.held ?? 0n
       atMs = entry.atMs
       next = entry.seq + 1
       report.entries++
@@ -215,6 +224,29 @@ async function checkHistory(
   if (seq !== account.seq) fault(`account ${short(accountKey)}: ${seq} entries, the balance says ${account.seq}`)
   if (tot !== undefined && tot !== account.tot) fault(`account ${short(accountKey)}: history ends at ${tot}, the balance is ${account.tot}`)
   if (seq > 0 && atMs !== account.atMs) fault(`account ${short(accountKey)}: last entry time differs from the balance's`)
+  if (held !== undefined && held !== (account.held ?? 0n)) fault(`account ${short(accountKey)}: history ends at held ${held}, the account says ${account.held ?? 0n}`)
+  await checkHolds(snapshot, accountKey, account, fault)
+}
+
+/** The account's open holds add up to its held, count and next expiry. */
+async function checkHolds(snapshot: StoreSnapshot, accountKey: AccountKey, account: AccountState, fault: Fault): Promise<void> {
+  let held = 0n
+  let count = 0
+  let nextExpiryMs: number | undefined
+  for (let after: string | undefined; ; ) {
+    const page = await readOrFault(() => snapshot.holds(accountKey, after, scanPageMax), fault)
+    if (page === undefined || page.length === 0) break
+    for (const hold of page) {
+      if (hold.closed !== undefined) continue
+      held += hold.by
+      count++
+      nextExpiryMs = Math.min(nextExpiryMs ?? hold.expiresMs, hold.expiresMs)
+    }
+    after = page.at(-1)?.id
+  }
+  if (held !== (account.held ?? 0n) || count !== (account.holdCount ?? 0) || nextExpiryMs !== account.nextExpiryMs) {
+    fault(`account ${short(accountKey)}: its open holds (${count}, ${held} held) disagree with the account`)
+  }
 }
 
 /** The idempotency records of one account; not complete when a corrupt record ended their walk. */

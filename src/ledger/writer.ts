@@ -14,8 +14,9 @@ import { idempotencyKeyOf, type AccountState, type IdempotencyState } from './co
 import type { LedgerMemory } from './cache.js'
 import { decideMod, type DecisionContext, type ModDecision } from './decide.js'
 import { LedgerError } from './errors.js'
+import { decideHoldOp, decisionTimeOf, expireDue, hasDueHolds, type HoldOp, type HoldOpDecision, type HoldOpResult } from './holds.js'
 import type { LedgerStore, RoundTransaction, RoundWrites } from './store.js'
-import type { AccountKey, ModInput, ModResult } from './types.js'
+import type { AccountKey, HoldState, ModInput, ModResult } from './types.js'
 
 export interface WriterOptions {
   /** Mods decided and written in one batch at most. */
@@ -50,15 +51,43 @@ export interface RoundReport {
   accountsCreated: number
   credited: bigint
   debited: bigint
+  /** Holds opened, settled, voided and expired, and their amounts (settled: the amount posted). */
+  holds?: HoldCounts
   /** From the round's writes handed to the store (which encodes them) to their completion, with fsync when sync is on. */
   writeMs: number
 }
 
+export interface HoldCounts {
+  opened: number
+  openedUnits: bigint
+  settled: number
+  settledUnits: bigint
+  voided: number
+  voidedUnits: bigint
+  expired: number
+  expiredUnits: bigint
+}
+
+/** A hold, settle or void; or an expiry pass over one account (writes its due expiries, if any). */
+export type WriterOp = HoldOp | { op: 'expire' }
+
 interface PendingMod extends ModInput {
   accountKey: AccountKey
-  resolve: (result: ModResult) => void
+  /** Absent: a mod (by, note, idempotencyKey). Present: by is 0 and the op says what to do. */
+  holdOp?: WriterOp
+  resolve: (result: ModResult | HoldOpResult | undefined) => void
   reject: (error: Error) => void
 }
+
+/** What a round knows of one account's holds. */
+interface HoldsOfAccount {
+  /** Every open hold, by id; undefined when not read (a hold needs none of them). */
+  open: Map<string, HoldState> | undefined
+  /** Every hold the round has seen (read by id, or open), as it is now in the round. */
+  known: Map<string, HoldState>
+}
+
+type Decision = ModDecision | HoldOpDecision | { result: undefined }
 
 /** What one round knows: states read at its start, updated by each mod it decides. */
 interface Round {
@@ -77,6 +106,11 @@ interface Round {
   applied: number
   credited: bigint
   debited: bigint
+  /** Accounts' holds, for the accounts whose ops need them. */
+  holds: Map<AccountKey, HoldsOfAccount>
+  /** Holds written by the round, by account!id: each once, as it ends up. */
+  holdWrites: Map<string, [AccountKey, HoldState]>
+  holdCounts: HoldCounts
 }
 
 export class Writer {
@@ -121,14 +155,28 @@ export class Writer {
   }
 
   submit(accountKey: AccountKey, input: ModInput): Promise<ModResult> {
+    return this.#enqueue(accountKey, input, undefined) as Promise<ModResult>
+  }
+
+  /** Queues a hold, settle or void (resolves with its answer), or an expiry pass (resolves undefined). */
+  submitHoldOp(accountKey: AccountKey, op: WriterOp): Promise<HoldOpResult | undefined> {
+    const idempotencyKey = op.op === 'expire' ? undefined : op.idempotencyKey
+    return this.#enqueue(accountKey, { by: 0n, ...(idempotencyKey === undefined ? {} : { idempotencyKey }) }, op) as Promise<
+      HoldOpResult | undefined
+    >
+  }
+
+  #enqueue(accountKey: AccountKey, input: ModInput, holdOp: WriterOp | undefined): Promise<ModResult | HoldOpResult | undefined> {
     if (this.#failure !== undefined || this.#closing) {
       return Promise.reject(new LedgerError('ACCMAN_CLOSED', 'the ledger is not accepting mods'))
     }
     if (this.#queue.length >= this.#options.queueMax) {
       return Promise.reject(new LedgerError('ACCMAN_QUEUE_FULL', 'too many mods waiting; retry later'))
     }
-    return new Promise<ModResult>((resolve, reject) => {
-      this.#queue.push({ ...input, accountKey, resolve, reject })
+    return new Promise<ModResult | HoldOpResult | undefined>((resolve, reject) => {
+      const pending: PendingMod = { ...input, accountKey, resolve, reject }
+      if (holdOp !== undefined) pending.holdOp = holdOp
+      this.#queue.push(pending)
       if (!this.#pumpScheduled) {
         this.#pumpScheduled = true
         // On the next turn, so that every request parsed in this one joins the same round.
@@ -263,6 +311,7 @@ export class Writer {
     const { round, decisions } = await this.#store.runRound(async (transaction) => {
       const round = this.#planRound(mods, transaction.nowMs)
       if (round.toRead.accounts.length > 0 || round.toRead.idempotency.length > 0) await this.#read(round, transaction)
+      await this.#readHolds(round, mods, transaction)
       const context: DecisionContext = {
         atMs: round.atMs,
         // Exclusive: the filters' clock, read once per round after the reads (no await separates
@@ -359,7 +408,122 @@ export class Writer {
   #writesOf(round: Round): RoundWrites | undefined {
     if (round.applied === 0) return undefined
     for (const accountState of dirtyStates(round)) round.writes.accounts.push(accountState)
+    if (round.holdWrites.size > 0) round.writes.holds = [...round.holdWrites.values()]
     return round.writes
+  }
+
+  /**
+   * Reads the holds the round's ops need: an account's open holds when it has some and either
+   * some are due (their expiries are written first) or a settle or void closes one (the next
+   * expiry is recomputed); and each hold a settle or void names. On a shared store the accounts
+   * are locked by now, so their holds stay as read.
+   */
+  async #readHolds(round: Round, mods: PendingMod[], transaction: RoundTransaction): Promise<void> {
+    const openOf = new Set<AccountKey>()
+    const byId = new Map<string, [AccountKey, string]>()
+    for (const mod of mods) {
+      const state = round.accounts.get(mod.accountKey)
+      if (!round.holds.has(mod.accountKey)) {
+        // An account with no open hold in the store: the round knows all of them (none).
+        round.holds.set(mod.accountKey, { open: state?.holdCount === undefined ? new Map() : undefined, known: new Map() })
+      }
+      if (state?.holdCount === undefined) continue
+      const op = mod.holdOp?.op
+      const atMs = Math.max(round.atMs, state.atMs)
+      if (hasDueHolds(state, atMs) || op === 'settle' || op === 'void') openOf.add(mod.accountKey)
+      if ((op === 'settle' || op === 'void') && mod.holdOp !== undefined && 'holdId' in mod.holdOp) {
+        byId.set(`${mod.accountKey}!${mod.holdOp.holdId}`, [mod.accountKey, mod.holdOp.holdId])
+      }
+    }
+    for (const mod of mods) {
+      // A settle or void on an account the store shows no open hold for may still name a closed one.
+      if (mod.holdOp !== undefined && (mod.holdOp.op === 'settle' || mod.holdOp.op === 'void')) {
+        byId.set(`${mod.accountKey}!${mod.holdOp.holdId}`, [mod.accountKey, mod.holdOp.holdId])
+      }
+    }
+    if (openOf.size === 0 && byId.size === 0) return
+    const openKeys = [...openOf]
+    const ids = [...byId.values()]
+    const read = await transaction.readHolds(openKeys, ids)
+    for (const [index, accountKey] of openKeys.entries()) {
+      const view = round.holds.get(accountKey)
+      assert.ok(view !== undefined)
+      const open = read.open[index] ?? []
+      assert.equal(open.length, round.accounts.get(accountKey)?.holdCount, 'the open holds disagree with the account')
+      view.open = new Map(open.map((hold) => [hold.id, hold]))
+      for (const hold of open) view.known.set(hold.id, hold)
+    }
+    for (const [index, [accountKey]] of ids.entries()) {
+      const hold = read.byId[index]
+      if (hold !== undefined) round.holds.get(accountKey)?.known.set(hold.id, hold)
+    }
+  }
+
+  /** Writes the account's due expiries, before anything else of the account in the round. */
+  #expireDue(round: Round, accountKey: AccountKey, context: DecisionContext): void {
+    const state = round.accounts.get(accountKey)
+    if (state === undefined) return
+    const atMs = decisionTimeOf(state, context)
+    if (!hasDueHolds(state, atMs)) return
+    const view = round.holds.get(accountKey)
+    assert.ok(view?.open !== undefined, 'due holds not read')
+    const expired = expireDue(state, [...view.open.values()], atMs)
+    assert.equal(expired.entries.at(-1)?.seq, expired.account.seq, 'expiries do not end at the account seq')
+    for (const entry of expired.entries) round.writes.entries.push([accountKey, entry])
+    for (const hold of expired.closed) {
+      view.open.delete(hold.id)
+      view.known.set(hold.id, hold)
+      round.holdWrites.set(`${accountKey}!${hold.id}`, [accountKey, hold])
+      round.holdCounts.expired++
+      round.holdCounts.expiredUnits += hold.by
+    }
+    round.accounts.set(accountKey, expired.account)
+    round.dirtyAccounts.add(accountKey)
+    round.applied += expired.entries.length
+  }
+
+  /** Decides a hold, settle or void, or an expiry pass, and stages its writes. */
+  #decideHoldOp(round: Round, mod: PendingMod, op: WriterOp, context: DecisionContext): Decision {
+    if (op.op === 'expire') return { result: undefined }
+    const view = round.holds.get(mod.accountKey)
+    assert.ok(view !== undefined)
+    const idempotencyKey = mod.idempotencyKey === undefined ? undefined : idempotencyKeyOf(mod.accountKey, mod.idempotencyKey)
+    const before = round.accounts.get(mod.accountKey)
+    const first = idempotencyKey === undefined ? undefined : round.idempotency.get(idempotencyKey)
+    const target = op.op === 'hold' ? undefined : view.known.get(op.holdId)
+    if (op.op !== 'hold' && before !== undefined) assert.ok(view.open !== undefined, 'a settle or void without the open holds')
+    const decision = decideHoldOp(before, { open: [...(view.open?.values() ?? [])], target }, first, op, context)
+    if (!('writes' in decision) || decision.writes === undefined) return decision
+    const { account, entry, hold, idempotency } = decision.writes
+    assert.ok(before !== undefined, 'a hold op on no account')
+    assert.equal(account.seq, before.seq + 1, 'the new seq is not the old one plus one')
+    assert.equal(account.tot, before.tot + entry.by, 'the new balance is not the old one plus by')
+    assert.equal(account.held ?? 0n, (before.held ?? 0n) + (entry.heldBy ?? 0n), 'the new held is not the old one plus heldBy')
+    round.writes.entries.push([mod.accountKey, entry])
+    if (idempotency !== undefined) {
+      assert.ok(idempotencyKey !== undefined)
+      round.writes.idempotency.push([idempotencyKey, idempotency])
+      round.idempotency.set(idempotencyKey, idempotency)
+    }
+    view.known.set(hold.id, hold)
+    if (hold.closed === undefined) view.open?.set(hold.id, hold)
+    else view.open?.delete(hold.id)
+    round.holdWrites.set(`${mod.accountKey}!${hold.id}`, [mod.accountKey, hold])
+    round.accounts.set(mod.accountKey, account)
+    round.dirtyAccounts.add(mod.accountKey)
+    round.applied++
+    const counts = round.holdCounts
+    if (op.op === 'hold') {
+      counts.opened++
+      counts.openedUnits += hold.by
+    } else if (op.op === 'settle') {
+      counts.settled++
+      counts.settledUnits -= entry.by
+    } else {
+      counts.voided++
+      counts.voidedUnits += hold.by
+    }
+    return decision
   }
 
   /** The round is stored: from here on readers may see it, through the filters and the cache. */
@@ -391,6 +555,9 @@ export class Writer {
       applied: 0,
       credited: 0n,
       debited: 0n,
+      holds: new Map(),
+      holdWrites: new Map(),
+      holdCounts: { opened: 0, openedUnits: 0n, settled: 0, settledUnits: 0n, voided: 0, voidedUnits: 0n, expired: 0, expiredUnits: 0n },
     }
     if (this.#shared) {
       planSharedRound(round, mods)
@@ -448,7 +615,10 @@ export class Writer {
    * Decides one mod (see decideMod) against the states the previous mods of the round left,
    * and stages its writes.
    */
-  #decide(round: Round, mod: PendingMod, context: DecisionContext): ModDecision {
+  #decide(round: Round, mod: PendingMod, context: DecisionContext): Decision {
+    // Due expiries are written before any later entry of the account, on the round's clock.
+    this.#expireDue(round, mod.accountKey, context)
+    if (mod.holdOp !== undefined) return this.#decideHoldOp(round, mod, mod.holdOp, context)
     const idempotencyKey =
       mod.idempotencyKey === undefined ? undefined : idempotencyKeyOf(mod.accountKey, mod.idempotencyKey)
     const before = round.accounts.get(mod.accountKey)
@@ -482,7 +652,7 @@ export class Writer {
 
 interface StoredRound {
   round: Round
-  decisions: ModDecision[]
+  decisions: Decision[]
   /** False when the round had nothing to write (every mod refused or replayed). */
   written: boolean
   writeMs: number
@@ -535,11 +705,12 @@ function reportOf(round: Round, mods: number, writeMs: number): RoundReport {
     accountsCreated: round.createdAccounts.length,
     credited: round.credited,
     debited: round.debited,
+    holds: round.holdCounts,
     writeMs,
   }
 }
 
-function answer(mods: PendingMod[], decisions: ModDecision[]): void {
+function answer(mods: PendingMod[], decisions: Decision[]): void {
   assert.equal(mods.length, decisions.length)
   for (const [index, mod] of mods.entries()) {
     const decision = decisions[index]

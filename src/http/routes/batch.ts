@@ -9,10 +9,21 @@ import type { Authenticate, ScopeOf } from '../auth.js'
 import { ApiError, errorBody, retryAfterText, statusOf, type ApiErrorCode, type ErrorBody } from '../errors.js'
 import type { Metrics, ModOutcome } from '../metrics.js'
 import { answersOf } from '../openapi.js'
-import { amount, batchBody, batchResultsBody, credential, idempotencyKeyHeader, note as noteSchema, parameterRules } from '../schemas.js'
+import {
+  amount,
+  batchBody,
+  batchResultsBody,
+  credential,
+  holdQuery,
+  idempotencyKeyHeader,
+  note as noteSchema,
+  parameterRules,
+  settleQuery,
+  voidQuery,
+} from '../schemas.js'
 
 /** One result: the single endpoint's JSON answer plus its status. */
-type Result = ({ tot: string; seq: number; replayed?: true } | ErrorBody) & { status: number }
+type Result = ({ tot: string; seq: number; held: string; avail: string; replayed?: true } | Record<string, unknown> | ErrorBody) & { status: number }
 
 /** The shape of an operation, per `op`: wrong shapes are 400 for the whole batch. */
 const shapes = {
@@ -24,6 +35,9 @@ const shapes = {
     key: z.string().optional(),
   }),
   tot: z.strictObject({ op: z.literal('tot'), cred: z.string() }),
+  hold: z.strictObject({ op: z.literal('hold'), cred: z.string(), by: z.string(), ttl: z.string().optional(), note: z.string().optional(), key: z.string().optional() }),
+  settle: z.strictObject({ op: z.literal('settle'), cred: z.string(), hold: z.string(), by: z.string().optional(), note: z.string().optional(), key: z.string().optional() }),
+  void: z.strictObject({ op: z.literal('void'), cred: z.string(), hold: z.string(), note: z.string().optional(), key: z.string().optional() }),
 }
 type Shapes = typeof shapes
 type OpName = keyof Shapes
@@ -38,16 +52,17 @@ function fieldRefusal(parameter: string): Result {
   return { ...errorBody(rule.code, rule.message), status: statusOf(rule.code) }
 }
 
-function refusal(code: ApiErrorCode, message: string, tot?: bigint): Result {
-  return { ...errorBody(code, message, tot), status: statusOf(code) }
+function refusal(code: ApiErrorCode, message: string, tot?: bigint, avail?: bigint): Result {
+  return { ...errorBody(code, message, tot, avail), status: statusOf(code) }
 }
 
 function balanceResult(balance: Balance): Result {
-  return { tot: balance.tot.toString(), seq: balance.seq, status: 200 }
+  const held = balance.held ?? 0n
+  return { tot: balance.tot.toString(), seq: balance.seq, held: held.toString(), avail: (balance.tot - held).toString(), status: 200 }
 }
 
 function ledgerRefusal(error: unknown): Result {
-  if (isLedgerError(error)) return refusal(error.code, error.message, error.tot)
+  if (isLedgerError(error)) return refusal(error.code, error.message, error.tot, error.avail)
   throw error
 }
 
@@ -114,6 +129,41 @@ const handlers: { [Name in OpName]: OpHandler<Name> } = {
       )
     },
   },
+  hold: holdHandler('hold'),
+  settle: holdHandler('settle'),
+  void: holdHandler('void'),
+}
+
+/** A hold, settle or void: its query checked by its own endpoint's schema, then sent to the ledger. */
+function holdHandler<Name extends 'hold' | 'settle' | 'void'>(name: Name): OpHandler<Name> {
+  const schema = { hold: holdQuery, settle: settleQuery, void: voidQuery }[name]
+  return {
+    writes: true,
+    start(op, { ledger, mayWrite, pending }) {
+      if (!mayWrite) return refusal('ACCMAN_FORBIDDEN', 'this token may read but not write')
+      const { key, ...fields } = op
+      const query: Record<string, unknown> = { ...fields }
+      delete query.op
+      const parsed = schema.safeParse(query)
+      if (!parsed.success) return fieldRefusal(String(parsed.error.issues[0]?.path[0] ?? 'cred'))
+      if (key !== undefined && !idempotencyKeyHeader.safeParse(key).success) return fieldRefusal('idempotency-key')
+      const data = parsed.data as { cred: string; by?: bigint; ttl?: number; hold?: string; note?: string }
+      const options = { ...(data.note === undefined || data.note === '' ? {} : { note: data.note }), ...(key === undefined ? {} : { idempotencyKey: key }) }
+      const accountKey = accountKeyOf(data.cred)
+      const holdId = data.hold ?? ''
+      const running =
+        name === 'hold'
+          ? ledger.hold(accountKey, { by: data.by ?? 0n, ttlMs: (data.ttl ?? 0) * 1000, ...options })
+          : name === 'settle'
+            ? ledger.settle(accountKey, { holdId, ...(data.by === undefined ? {} : { by: data.by }), ...options })
+            : ledger.void(accountKey, { holdId, ...options })
+      pending.set(accountKey, running)
+      return running.then(
+        (result) => ({ ...(JSON.parse(result.answer) as Record<string, unknown>), status: 200, ...(result.replayed ? { replayed: true } : {}) }),
+        ledgerRefusal,
+      )
+    },
+  }
 }
 
 function parseMod(op: OpOf<'mod'>): { input: { by: bigint; note?: string; idempotencyKey?: string } } | Result {
@@ -138,7 +188,7 @@ function outcomeOfStatus(status: number): ModOutcome {
   return 'rejected'
 }
 
-type AnyOp = OpOf<'mod'> | OpOf<'tot'>
+type AnyOp = OpOf<'mod'> | OpOf<'tot'> | OpOf<'hold'> | OpOf<'settle'> | OpOf<'void'>
 
 /** The operations of a body, or the 400 naming the first bad one. Never quotes a value. */
 export function opsOf(body: unknown): AnyOp[] {

@@ -28,7 +28,10 @@ function sendNoAccount(reply: FastifyReply): FastifyReply {
 
 function sendBalance(reply: FastifyReply, representation: Representation, balance: Balance): FastifyReply {
   if (representation === 'json') {
-    return reply.type('application/json; charset=utf-8').send(`{"tot":"${balance.tot}","seq":${balance.seq}}`)
+    const held = balance.held ?? 0n
+    return reply
+      .type('application/json; charset=utf-8')
+      .send(`{"tot":"${balance.tot}","seq":${balance.seq},"held":"${held}","avail":"${balance.tot - held}"}`)
   }
   return reply.type('text/plain; charset=utf-8').send(balance.tot.toString())
 }
@@ -36,10 +39,14 @@ function sendBalance(reply: FastifyReply, representation: Representation, balanc
 function entryBody(entry: Entry): EntryBody {
   const body: EntryBody = {
     seq: entry.seq,
+    kind: entry.kind ?? 'mod',
     by: entry.by.toString(),
     tot: entry.tot.toString(),
+    held: (entry.held ?? 0n).toString(),
     at: new Date(entry.atMs).toISOString(),
   }
+  if (entry.hold !== undefined) body.hold = entry.hold
+  if (entry.heldBy !== undefined) body.heldBy = entry.heldBy.toString()
   if (entry.note !== undefined) body.note = entry.note
   if (entry.idempotencyKey !== undefined) body.key = entry.idempotencyKey
   return body
@@ -161,6 +168,6 @@ export const ledgerRoutes: FastifyPluginAsync<LedgerRoutesOptions> = async (plug
       ...(to === undefined ? {} : { toMs: to }),
     })
     reply.header('cache-control', 'no-store')
-    return { tot: page.tot.toString(), seq: page.seq, entries: page.entries.map(entryBody) }
+    return { tot: page.tot.toString(), seq: page.seq, held: (page.held ?? 0n).toString(), entries: page.entries.map(entryBody) }
   })
 }

@@ -6,19 +6,27 @@
 import assert from 'node:assert/strict'
 import type { AbstractChainedBatchWriteOptions, AbstractLevel, AbstractSnapshot, AbstractSublevel } from 'abstract-level'
 import {
+  accountKeyOfHoldExpiry,
   decodeAccount,
   decodeEntry,
+  decodeHold,
   decodeIdempotency,
   encodeAccount,
   encodeEntry,
+  encodeHold,
   encodeIdempotency,
   historyKeyOf,
+  holdExpiryKeyOf,
+  holdKeyOf,
   tableNames,
   type AccountState,
   type IdempotencyState,
 } from '../codec.js'
+import { holdCountMax, seqDigits } from '../limits.js'
 import type {
   HistoryRange,
+  Holding,
+  RoundHolds,
   LedgerStore,
   RoundOutcome,
   RoundStates,
@@ -26,7 +34,7 @@ import type {
   RoundWrites,
   StoreSnapshot,
 } from '../store.js'
-import type { AccountKey, Entry } from '../types.js'
+import type { AccountKey, Entry, HoldState } from '../types.js'
 
 // The root may itself be a sublevel (the test suite runs on one), hence the loose key type.
 export type RootDb = AbstractLevel<any, string, string> // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -37,6 +45,9 @@ export interface Tables {
   history: Table
   idempotency: Table
   meta: Table
+  holds: Table
+  holdExpiries: Table
+  openHolds: Table
 }
 
 /** The ledger's tables: sublevels of `db` with string keys and values. */
@@ -47,6 +58,9 @@ export function tablesOf(db: RootDb): Tables {
     history: table(tableNames.history),
     idempotency: table(tableNames.idempotency),
     meta: table(tableNames.meta),
+    holds: table(tableNames.holds),
+    holdExpiries: table(tableNames.holdExpiries),
+    openHolds: table(tableNames.openHolds),
   }
 }
 
@@ -65,7 +79,7 @@ export class LevelStore implements LedgerStore {
   readonly #tables: Tables
   readonly #sync: boolean
   /** Each table's key prefix within the root database. */
-  readonly #prefixes: { accounts: string; history: string; idempotency: string }
+  readonly #prefixes: { accounts: string; history: string; idempotency: string; holds: string; holdExpiries: string; openHolds: string }
   /** The one transaction every round is handed: plain reads, and the writer's clock. */
   readonly #transaction: RoundTransaction
 
@@ -75,7 +89,11 @@ export class LevelStore implements LedgerStore {
     this.#db = db
     this.#tables = tablesOf(db)
     this.#sync = options.sync
-    this.#transaction = { nowMs: undefined, readRound: (accountKeys, idempotencyKeys) => this.#readRound(accountKeys, idempotencyKeys) }
+    this.#transaction = {
+      nowMs: undefined,
+      readRound: (accountKeys, idempotencyKeys) => this.#readRound(accountKeys, idempotencyKeys),
+      readHolds: (openOf, byId) => this.#readHolds(openOf, byId),
+    }
     const tables = this.#tables
     // Writes go to the root with each table's prefix, as the sublevel would add it: one chained
     // batch of plain puts costs a fraction of a batch of sublevel operations on the event loop.
@@ -90,6 +108,9 @@ export class LevelStore implements LedgerStore {
       accounts: prefixOf(tables.accounts, tableNames.accounts),
       history: prefixOf(tables.history, tableNames.history),
       idempotency: prefixOf(tables.idempotency, tableNames.idempotency),
+      holds: prefixOf(tables.holds, tableNames.holds),
+      holdExpiries: prefixOf(tables.holdExpiries, tableNames.holdExpiries),
+      openHolds: prefixOf(tables.openHolds, tableNames.openHolds),
     }
   }
 
@@ -130,6 +151,38 @@ export class LevelStore implements LedgerStore {
     }
   }
 
+  async #readHolds(openOf: AccountKey[], byId: Array<[AccountKey, string]>): Promise<RoundHolds> {
+    const open = await Promise.all(openOf.map(async (accountKey) => await openHoldsOf(this.#tables, accountKey, undefined)))
+    const keys = byId.map(([accountKey, holdId]) => holdKeyOf(accountKey, holdId))
+    const values = keys.length === 0 ? [] : await this.#tables.holds.getMany(keys)
+    return { open, byId: keys.map((key, index) => (values[index] === undefined ? undefined : decodeHold(key, values[index]))) }
+  }
+
+  async readHolding(accountKey: AccountKey): Promise<Holding> {
+    // One snapshot: the account and its holds as of one instant.
+    const snapshot = this.#db.snapshot()
+    try {
+      const value = await this.#tables.accounts.get(accountKey, { snapshot })
+      const account = value === undefined ? undefined : decodeAccount(accountKey, value)
+      const open = account?.holdCount === undefined ? [] : await openHoldsOf(this.#tables, accountKey, snapshot)
+      return { account, open, nowMs: undefined }
+    } finally {
+      await snapshot.close()
+    }
+  }
+
+  async dueHoldAccounts(nowMs: number, limit: number): Promise<AccountKey[]> {
+    // '"' follows '!': every key whose expiry is at or before nowMs.
+    const keys = await this.#tables.holdExpiries.keys({ lt: `${String(nowMs).padStart(seqDigits, '0')}"`, limit }).all()
+    const accounts = new Set<AccountKey>()
+    for (const key of keys) {
+      const accountKey = accountKeyOfHoldExpiry(key)
+      assert.ok(accountKey !== undefined, `corrupt key in ${tableNames.holdExpiries}`)
+      accounts.add(accountKey)
+    }
+    return [...accounts]
+  }
+
   #writeRound(writes: RoundWrites): Promise<void> {
     const prefixes = this.#prefixes
     // Encoded before the batch opens: a failed round-trip check leaves no batch behind.
@@ -150,8 +203,19 @@ export class LevelStore implements LedgerStore {
       assert.deepEqual(decodeAccount(accountKey, value), state, 'an account record does not round-trip')
       puts.push([prefixes.accounts + accountKey, value])
     }
+    const deletes: string[] = []
+    for (const [accountKey, hold] of writes.holds ?? []) {
+      const key = holdKeyOf(accountKey, hold.id)
+      const value = encodeHold(hold)
+      assert.deepEqual(decodeHold(key, value), hold, 'a hold does not round-trip')
+      puts.push([prefixes.holds + key, value])
+      const indexKeys = [prefixes.openHolds + key, prefixes.holdExpiries + holdExpiryKeyOf(accountKey, hold.id, hold.expiresMs)]
+      if (hold.closed === undefined) for (const indexKey of indexKeys) puts.push([indexKey, ''])
+      else deletes.push(...indexKeys)
+    }
     const batch = this.#db.batch()
     for (const [key, value] of puts) batch.put(key, value)
+    for (const key of deletes) batch.del(key)
     for (const key of writes.idempotencyDeletes) batch.del(prefixes.idempotency + key)
     // `sync` is classic-level's (fsync before resolving); abstract-level passes it through.
     return batch.write({ sync: this.#sync } as AbstractChainedBatchWriteOptions)
@@ -247,7 +311,30 @@ class LevelSnapshot implements StoreSnapshot {
     return rows.map(([key, value]) => [key, decodeIdempotency(key, value)])
   }
 
+  async holds(accountKey: AccountKey, after: string | undefined, limit: number): Promise<HoldState[]> {
+    const range = { gt: after === undefined ? `${accountKey}!` : holdKeyOf(accountKey, after), lt: `${accountKey}"`, limit, snapshot: this.#snapshot }
+    const rows = await this.#tables.holds.iterator(range).all()
+    return rows.map(([key, value]) => decodeHold(key, value))
+  }
+
   close(): Promise<void> {
     return this.#snapshot.close()
   }
+}
+
+/** The open holds of an account, oldest first (at most holdCountMax exist). */
+async function openHoldsOf(tables: Tables, accountKey: AccountKey, snapshot: AbstractSnapshot | undefined): Promise<HoldState[]> {
+  const options = { gt: `${accountKey}!`, lt: `${accountKey}"`, limit: holdCountMax + 1, ...(snapshot === undefined ? {} : { snapshot }) }
+  const keys = await tables.openHolds.keys(options).all()
+  assert.ok(keys.length <= holdCountMax, 'more open holds than an account may have')
+  if (keys.length === 0) return []
+  const values = await tables.holds.getMany(keys, snapshot === undefined ? {} : { snapshot })
+  const open = keys.map((key, index) => {
+    const value = values[index]
+    assert.ok(value !== undefined, `an open hold missing at ${key}`)
+    const hold = decodeHold(key, value)
+    assert.ok(hold.closed === undefined, `a closed hold indexed as open at ${key}`)
+    return hold
+  })
+  return open.sort((a, b) => a.atMs - b.atMs || (a.id < b.id ? -1 : 1))
 }

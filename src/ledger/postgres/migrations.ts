@@ -54,6 +54,34 @@ export const migrations: readonly Migration[] = [
 )`,
     ],
   },
+  {
+    version: 2,
+    name: 'holds',
+    statements: [
+      'ALTER TABLE accounts ADD COLUMN IF NOT EXISTS held numeric(39,0), ADD COLUMN IF NOT EXISTS hold_count integer, ADD COLUMN IF NOT EXISTS next_expiry bigint',
+      // Shared with other kinds of entry: added only if another migration has not.
+      'ALTER TABLE entries ADD COLUMN IF NOT EXISTS kind text',
+      'ALTER TABLE entries ADD COLUMN IF NOT EXISTS hold text, ADD COLUMN IF NOT EXISTS held_by numeric(39,0), ADD COLUMN IF NOT EXISTS held numeric(39,0)',
+      'ALTER TABLE idempotency ADD COLUMN IF NOT EXISTS op text',
+      'ALTER TABLE idempotency ADD COLUMN IF NOT EXISTS fingerprint text',
+      'ALTER TABLE idempotency ADD COLUMN IF NOT EXISTS answer text',
+      // A hold's times are ms since the epoch; closed is settle, void or expire (NULL: open). Closed
+      // holds are kept: a late settle or void is told 409 or 410, not 404.
+      `CREATE TABLE holds (
+  account_key text NOT NULL,
+  hold_id text NOT NULL,
+  by numeric(39,0) NOT NULL,
+  at bigint NOT NULL,
+  expires bigint NOT NULL,
+  note text,
+  closed text,
+  PRIMARY KEY (account_key, hold_id)
+)`,
+      // The expiry pass finds due holds, and a round an account's open holds, without reading closed ones.
+      'CREATE INDEX holds_open_expires ON holds (expires) WHERE closed IS NULL',
+      'CREATE INDEX holds_open_account ON holds (account_key) WHERE closed IS NULL',
+    ],
+  },
 ]
 
 /** The lock every node takes while it migrates (an arbitrary constant: 'accman' in ASCII). */

@@ -26,6 +26,8 @@ import {
 import { LedgerError } from '../errors.js'
 import type {
   HistoryRange,
+  Holding,
+  RoundHolds,
   LedgerStore,
   RoundOutcome,
   RoundStates,
@@ -34,7 +36,7 @@ import type {
   StorePoolStats,
   StoreSnapshot,
 } from '../store.js'
-import type { AccountKey, Entry } from '../types.js'
+import type { AccountKey, Entry, HoldState } from '../types.js'
 import { migrate } from './migrations.js'
 
 // int8 and numeric arrive as text; the engine converts them itself (BigInt for money).
@@ -199,7 +201,7 @@ export class PostgresStore implements LedgerStore {
   }
 
   async readAccount(accountKey: AccountKey): Promise<AccountState | undefined> {
-    const rows = await this.#query<AccountRow>('SELECT account_key, tot::text, seq, at FROM accounts WHERE account_key = $1', [accountKey])
+    const rows = await this.#query<AccountRow>(`SELECT ${accountColumns} FROM accounts WHERE account_key = $1`, [accountKey])
     return rows[0] === undefined ? undefined : accountOf(rows[0])
   }
 
@@ -253,6 +255,14 @@ export class PostgresStore implements LedgerStore {
         readRound: async (accountKeys, idempotencyKeys) => {
           try {
             return await readRound(client, existing, accountKeys, idempotencyKeys)
+          } catch (error) {
+            if (typeof error === 'object' && error !== null) storeErrors.add(error)
+            throw error
+          }
+        },
+        readHolds: async (openOf, byId) => {
+          try {
+            return await readHolds(client, openOf, byId)
           } catch (error) {
             if (typeof error === 'object' && error !== null) storeErrors.add(error)
             throw error
@@ -324,7 +334,7 @@ export class PostgresStore implements LedgerStore {
   async pageHistory(accountKey: AccountKey, range: HistoryRange): Promise<Entry[]> {
     const order = range.order === 'asc' ? 'ASC' : 'DESC'
     const rows = await this.#query<EntryRow>(
-      `SELECT seq, by::text, tot::text, at, note, idempotency_key FROM entries
+      `SELECT ${entryColumns} FROM entries
        WHERE account_key = $1 AND seq BETWEEN $2 AND $3 ORDER BY seq ${order} LIMIT $4`,
       [accountKey, range.seqLow, range.seqHigh, range.limit],
     )
@@ -338,6 +348,35 @@ export class PostgresStore implements LedgerStore {
       [accountKey, atMs, seqLow, seqHigh],
     )
     return rows[0] === undefined ? seqHigh + 1 : Number(rows[0].seq)
+  }
+
+  async readHolding(accountKey: AccountKey): Promise<Holding> {
+    return await this.#withClient(async (client) => {
+      // One snapshot for the account, its holds and the clock.
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
+      try {
+        const clock = await client.query<{ now_ms: string }>('SELECT (extract(epoch FROM now()) * 1000)::bigint::text AS now_ms')
+        const rows = await client.query<AccountRow>(`SELECT ${accountColumns} FROM accounts WHERE account_key = $1`, [accountKey])
+        const account = rows.rows[0] === undefined ? undefined : accountOf(rows.rows[0])
+        const open = account?.holdCount === undefined ? [] : ((await readHolds(client, [accountKey], [])).open[0] ?? [])
+        await client.query('COMMIT')
+        return { account, open, nowMs: Number(clock.rows[0]?.now_ms) }
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => undefined)
+        throw error
+      }
+    })
+  }
+
+  async dueHoldAccounts(_nowMs: number, limit: number): Promise<AccountKey[]> {
+    // The database's clock, as the rounds that write the expiries use.
+    const rows = await this.#query<{ account_key: string }>(
+      `SELECT account_key FROM (SELECT account_key, expires FROM holds
+         WHERE closed IS NULL AND expires <= (extract(epoch FROM now()) * 1000)::bigint ORDER BY expires LIMIT $1) AS due
+       GROUP BY account_key ORDER BY min(expires)`,
+      [limit],
+    )
+    return rows.map((row) => row.account_key as AccountKey)
   }
 
   async snapshot(): Promise<StoreSnapshot> {
@@ -362,14 +401,14 @@ export class PostgresStore implements LedgerStore {
     return {
       accounts: async (after, limit) => {
         const rows = await run<AccountRow>(
-          'SELECT account_key, tot::text, seq, at FROM accounts WHERE account_key > $1 ORDER BY account_key LIMIT $2',
+          `SELECT ${accountColumns} FROM accounts WHERE account_key > $1 ORDER BY account_key LIMIT $2`,
           [after ?? '', limit],
         )
         return rows.map((row) => [row.account_key as AccountKey, accountOf(row)])
       },
       history: async (accountKey, seqLow, limit) => {
         const rows = await run<EntryRow>(
-          `SELECT seq, by::text, tot::text, at, note, idempotency_key FROM entries
+          `SELECT ${entryColumns} FROM entries
            WHERE account_key = $1 AND seq >= $2 ORDER BY seq LIMIT $3`,
           [accountKey, seqLow, limit],
         )
@@ -378,11 +417,18 @@ export class PostgresStore implements LedgerStore {
       idempotency: async (after, limit) => {
         const parsed = after === undefined ? undefined : parseIdempotencyKey(after)
         const rows = await run<IdempotencyRow>(
-          `SELECT account_key, key, by::text, tot::text, seq, at FROM idempotency
+          `SELECT ${idempotencyColumns} FROM idempotency
            WHERE (account_key, key) > ($1, $2) ORDER BY account_key, key LIMIT $3`,
           [parsed?.accountKey ?? '', parsed?.idempotencyKey ?? '', limit],
         )
         return rows.map((row) => [idempotencyKeyOf(row.account_key as AccountKey, row.key), idempotencyOf(row)])
+      },
+      holds: async (accountKey, after, limit) => {
+        const rows = await run<HoldRow>(
+          `SELECT ${holdColumns} FROM holds WHERE account_key = $1 AND hold_id > $2 ORDER BY hold_id LIMIT $3`,
+          [accountKey, after ?? '', limit],
+        )
+        return rows.map(holdOf)
       },
       close: async () => {
         if (closed) return
@@ -443,11 +489,20 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
   return await PostgresStore.open(url, options)
 }
 
+const accountColumns = 'account_key, tot::text, seq, at, held::text, hold_count, next_expiry'
+const entryColumns = 'seq, by::text, tot::text, at, note, idempotency_key, kind, hold, held_by::text, held::text'
+// Written without a leading table name: readRound prefixes each with its alias.
+const idempotencyColumns = 'account_key, key, by::text, tot::text, seq, at, op, fingerprint, answer'
+const holdColumns = 'hold_id, by::text, at, expires, note, closed'
+
 interface AccountRow {
   account_key: string
   tot: string
   seq: string
   at: string
+  held: string | null
+  hold_count: number | null
+  next_expiry: string | null
 }
 
 interface EntryRow {
@@ -457,6 +512,10 @@ interface EntryRow {
   at: string
   note: string | null
   idempotency_key: string | null
+  kind: string | null
+  hold: string | null
+  held_by: string | null
+  held: string | null
 }
 
 interface IdempotencyRow {
@@ -466,21 +525,74 @@ interface IdempotencyRow {
   tot: string
   seq: string
   at: string | null
+  op: string | null
+  fingerprint: string | null
+  answer: string | null
+}
+
+interface HoldRow {
+  hold_id: string
+  by: string
+  at: string
+  expires: string
+  note: string | null
+  closed: string | null
 }
 
 function accountOf(row: AccountRow): AccountState {
-  return { tot: BigInt(row.tot), seq: Number(row.seq), atMs: Number(row.at) }
+  const state: AccountState = { tot: BigInt(row.tot), seq: Number(row.seq), atMs: Number(row.at) }
+  if (row.held !== null) state.held = BigInt(row.held)
+  if (row.hold_count !== null) state.holdCount = row.hold_count
+  if (row.next_expiry !== null) state.nextExpiryMs = Number(row.next_expiry)
+  return state
 }
 
 function entryOf(row: EntryRow): Entry {
   const entry: Entry = { seq: Number(row.seq), by: BigInt(row.by), tot: BigInt(row.tot), atMs: Number(row.at) }
   if (row.note !== null) entry.note = row.note
   if (row.idempotency_key !== null) entry.idempotencyKey = row.idempotency_key
+  if (row.kind !== null) entry.kind = row.kind as NonNullable<Entry['kind']>
+  if (row.hold !== null) entry.hold = row.hold
+  if (row.held_by !== null) entry.heldBy = BigInt(row.held_by)
+  if (row.held !== null) entry.held = BigInt(row.held)
   return entry
 }
 
 function idempotencyOf(row: IdempotencyRow): IdempotencyState {
-  return { by: BigInt(row.by), tot: BigInt(row.tot), seq: Number(row.seq), atMs: row.at === null ? undefined : Number(row.at) }
+  const state: IdempotencyState = { by: BigInt(row.by), tot: BigInt(row.tot), seq: Number(row.seq), atMs: row.at === null ? undefined : Number(row.at) }
+  if (row.op !== null) state.op = row.op
+  if (row.fingerprint !== null) state.fingerprint = row.fingerprint
+  if (row.answer !== null) state.answer = row.answer
+  return state
+}
+
+function holdOf(row: HoldRow): HoldState {
+  const hold: HoldState = { id: row.hold_id, by: BigInt(row.by), atMs: Number(row.at), expiresMs: Number(row.expires) }
+  if (row.note !== null) hold.note = row.note
+  if (row.closed !== null) hold.closed = row.closed as NonNullable<HoldState['closed']>
+  return hold
+}
+
+/** The open holds of the given accounts, oldest first, and the given holds by id. */
+async function readHolds(client: pg.ClientBase, openOf: AccountKey[], byId: Array<[AccountKey, string]>): Promise<RoundHolds> {
+  const open = new Map<string, HoldState[]>(openOf.map((key) => [key, []]))
+  if (openOf.length > 0) {
+    const rows = await client.query<HoldRow & { account_key: string }>(
+      `SELECT account_key, ${holdColumns} FROM holds WHERE account_key = ANY($1::text[]) AND closed IS NULL ORDER BY account_key, at, hold_id`,
+      [openOf],
+    )
+    for (const row of rows.rows) open.get(row.account_key)?.push(holdOf(row))
+  }
+  const found = new Map<string, HoldState>()
+  if (byId.length > 0) {
+    const rows = await client.query<HoldRow & { account_key: string }>(
+      `SELECT h.account_key, ${holdColumns.replace(/(^|, )/g, '$1h.')} FROM holds h
+       JOIN unnest($1::text[], $2::text[]) AS wanted (account_key, hold_id) USING (account_key, hold_id)`,
+      [byId.map(([key]) => key), byId.map(([, id]) => id)],
+    )
+    for (const row of rows.rows) found.set(`${row.account_key}!${row.hold_id}`, holdOf(row))
+  }
+  return { open: openOf.map((key) => open.get(key) ?? []), byId: byId.map(([key, id]) => found.get(`${key}!${id}`)) }
 }
 
 function splitIdempotencyKey(storeKey: string): { accountKey: AccountKey; idempotencyKey: string } {
@@ -509,7 +621,7 @@ async function readRound(
 ): Promise<RoundStates> {
   const sortedKeys = [...new Set(accountKeys)].sort()
   const accountRows = await client.query<AccountRow>(
-    'SELECT account_key, tot::text, seq, at FROM accounts WHERE account_key = ANY($1::text[]) ORDER BY account_key FOR UPDATE',
+    `SELECT ${accountColumns} FROM accounts WHERE account_key = ANY($1::text[]) ORDER BY account_key FOR UPDATE`,
     [sortedKeys],
   )
   const accounts = new Map(accountRows.rows.map((row) => [row.account_key, accountOf(row)]))
@@ -518,7 +630,7 @@ async function readRound(
   if (idempotencyKeys.length > 0) {
     const parts = idempotencyKeys.map(splitIdempotencyKey)
     const rows = await client.query<IdempotencyRow>(
-      `SELECT i.account_key, i.key, i.by::text, i.tot::text, i.seq, i.at FROM idempotency i
+      `SELECT ${idempotencyColumns.replace(/(^|, )/g, '$1i.')} FROM idempotency i
        JOIN unnest($1::text[], $2::text[]) AS wanted (account_key, key) USING (account_key, key)`,
       [parts.map((part) => part.accountKey), parts.map((part) => part.idempotencyKey)],
     )
@@ -543,17 +655,22 @@ async function writeRound(client: pg.ClientBase, existing: Set<AccountKey>, roun
     rows.map(([, state]) => state.tot.toString()),
     rows.map(([, state]) => state.seq),
     rows.map(([, state]) => state.atMs),
+    rows.map(([, state]) => state.held?.toString() ?? null),
+    rows.map(([, state]) => state.holdCount ?? null),
+    rows.map(([, state]) => state.nextExpiryMs ?? null),
   ]
   if (created.length > 0) {
     await client.query(
-      'INSERT INTO accounts (account_key, tot, seq, at) SELECT * FROM unnest($1::text[], $2::numeric[], $3::bigint[], $4::bigint[])',
+      `INSERT INTO accounts (account_key, tot, seq, at, held, hold_count, next_expiry)
+       SELECT * FROM unnest($1::text[], $2::numeric[], $3::bigint[], $4::bigint[], $5::numeric[], $6::integer[], $7::bigint[])`,
       columns(created),
     )
   }
   if (updated.length > 0) {
     await client.query(
-      `UPDATE accounts SET tot = new.tot, seq = new.seq, at = new.at
-       FROM unnest($1::text[], $2::numeric[], $3::bigint[], $4::bigint[]) AS new (account_key, tot, seq, at)
+      `UPDATE accounts SET tot = new.tot, seq = new.seq, at = new.at, held = new.held, hold_count = new.hold_count, next_expiry = new.next_expiry
+       FROM unnest($1::text[], $2::numeric[], $3::bigint[], $4::bigint[], $5::numeric[], $6::integer[], $7::bigint[])
+         AS new (account_key, tot, seq, at, held, hold_count, next_expiry)
        WHERE accounts.account_key = new.account_key`,
       columns(updated),
     )
@@ -561,10 +678,11 @@ async function writeRound(client: pg.ClientBase, existing: Set<AccountKey>, roun
   if (writes.entries.length > 0) {
     const entries = writes.entries
     await client.query(
-      `INSERT INTO entries (account_key, seq, by, tot, at, note, idempotency_key, round_id)
-       SELECT account_key, seq, by, tot, at, note, idempotency_key, $8::uuid
-       FROM unnest($1::text[], $2::bigint[], $3::numeric[], $4::numeric[], $5::bigint[], $6::text[], $7::text[])
-         AS new (account_key, seq, by, tot, at, note, idempotency_key)`,
+      `INSERT INTO entries (account_key, seq, by, tot, at, note, idempotency_key, round_id, kind, hold, held_by, held)
+       SELECT account_key, seq, by, tot, at, note, idempotency_key, $8::uuid, kind, hold, held_by, held
+       FROM unnest($1::text[], $2::bigint[], $3::numeric[], $4::numeric[], $5::bigint[], $6::text[], $7::text[],
+                   $9::text[], $10::text[], $11::numeric[], $12::numeric[])
+         AS new (account_key, seq, by, tot, at, note, idempotency_key, kind, hold, held_by, held)`,
       [
         entries.map(([key]) => key),
         entries.map(([, entry]) => entry.seq),
@@ -574,15 +692,20 @@ async function writeRound(client: pg.ClientBase, existing: Set<AccountKey>, roun
         entries.map(([, entry]) => entry.note ?? null),
         entries.map(([, entry]) => entry.idempotencyKey ?? null),
         roundId,
+        entries.map(([, entry]) => entry.kind ?? null),
+        entries.map(([, entry]) => entry.hold ?? null),
+        entries.map(([, entry]) => entry.heldBy?.toString() ?? null),
+        entries.map(([, entry]) => entry.held?.toString() ?? null),
       ],
     )
   }
   if (writes.idempotency.length > 0) {
     const parts = writes.idempotency.map(([key, state]) => ({ ...splitIdempotencyKey(key), state }))
     await client.query(
-      `INSERT INTO idempotency (account_key, key, by, tot, seq, at)
-       SELECT * FROM unnest($1::text[], $2::text[], $3::numeric[], $4::numeric[], $5::bigint[], $6::bigint[])
-       ON CONFLICT (account_key, key) DO UPDATE SET by = excluded.by, tot = excluded.tot, seq = excluded.seq, at = excluded.at`,
+      `INSERT INTO idempotency (account_key, key, by, tot, seq, at, op, fingerprint, answer)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::numeric[], $4::numeric[], $5::bigint[], $6::bigint[], $7::text[], $8::text[], $9::text[])
+       ON CONFLICT (account_key, key) DO UPDATE SET by = excluded.by, tot = excluded.tot, seq = excluded.seq, at = excluded.at,
+         op = excluded.op, fingerprint = excluded.fingerprint, answer = excluded.answer`,
       [
         parts.map((part) => part.accountKey),
         parts.map((part) => part.idempotencyKey),
@@ -590,6 +713,27 @@ async function writeRound(client: pg.ClientBase, existing: Set<AccountKey>, roun
         parts.map((part) => part.state.tot.toString()),
         parts.map((part) => part.state.seq),
         parts.map((part) => part.state.atMs ?? null),
+        parts.map((part) => part.state.op ?? null),
+        parts.map((part) => part.state.fingerprint ?? null),
+        parts.map((part) => part.state.answer ?? null),
+      ],
+    )
+  }
+  const holds = writes.holds ?? []
+  if (holds.length > 0) {
+    // A hold is inserted open and later closed: only `closed` ever changes.
+    await client.query(
+      `INSERT INTO holds (account_key, hold_id, by, at, expires, note, closed)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::numeric[], $4::bigint[], $5::bigint[], $6::text[], $7::text[])
+       ON CONFLICT (account_key, hold_id) DO UPDATE SET closed = excluded.closed`,
+      [
+        holds.map(([key]) => key),
+        holds.map(([, hold]) => hold.id),
+        holds.map(([, hold]) => hold.by.toString()),
+        holds.map(([, hold]) => hold.atMs),
+        holds.map(([, hold]) => hold.expiresMs),
+        holds.map(([, hold]) => hold.note ?? null),
+        holds.map(([, hold]) => hold.closed ?? null),
       ],
     )
   }
