@@ -535,6 +535,7 @@ export function withOutage(store: LedgerStore): { store: LedgerStore; setDown: (
     readAccount: (accountKey) => (down ? Promise.reject(unavailable()) : store.readAccount(accountKey)),
     runRound: (body) => (down ? Promise.reject(unavailable()) : store.runRound(body)),
     pageHistory: (accountKey, range) => store.pageHistory(accountKey, range),
+    entriesWithKey: (accountKey, key, limit) => store.entriesWithKey(accountKey, key, limit),
     firstSeqAtOrAfter: (accountKey, atMs, seqLow, seqHigh) => store.firstSeqAtOrAfter(accountKey, atMs, seqLow, seqHigh),
     snapshot: () => store.snapshot(),
     readMeta: (name) => store.readMeta(name),
@@ -568,6 +569,7 @@ function asShared(store: LedgerStore, clockMs: () => number): LedgerStore {
       return run
     },
     pageHistory: (accountKey, range) => store.pageHistory(accountKey, range),
+    entriesWithKey: (accountKey, key, limit) => store.entriesWithKey(accountKey, key, limit),
     firstSeqAtOrAfter: (accountKey, atMs, seqLow, seqHigh) => store.firstSeqAtOrAfter(accountKey, atMs, seqLow, seqHigh),
     snapshot: () => store.snapshot(),
     readMeta: (name) => store.readMeta(name),

@@ -5,19 +5,23 @@ import { z } from 'zod'
 import { limits } from '../config.js'
 import {
   accountRecord,
-  amount,
+  actorPattern,
   atMs,
   balance,
+  entryAmount,
+  entryKinds,
   idempotencyKeyOf,
   idempotencyKeyText,
   isAccountKey,
   metaKeys,
+  moveIdPattern,
   noteText,
   seq,
   type AccountState,
   type IdempotencyState,
 } from './codec.js'
 import { idempotencyTtlSecondsDefault } from './limits.js'
+import { moveAnswer, moveFingerprint } from './move.js'
 import type { LedgerStore, RoundWrites, StoreSnapshot } from './store.js'
 import type { AccountKey, Entry } from './types.js'
 
@@ -59,7 +63,14 @@ export async function* exportStore(
 }
 
 function accountLine(accountKey: AccountKey, account: AccountState): string {
-  return JSON.stringify({ account: accountKey, tot: account.tot.toString(), seq: account.seq, atMs: account.atMs })
+  return JSON.stringify({
+    account: accountKey,
+    tot: account.tot.toString(),
+    seq: account.seq,
+    atMs: account.atMs,
+    expiresMs: account.expiresMs,
+    frozen: account.frozen === true ? true : undefined,
+  })
 }
 
 function entryLine(entry: Entry): string {
@@ -70,6 +81,11 @@ function entryLine(entry: Entry): string {
     atMs: entry.atMs,
     note: entry.note,
     key: entry.idempotencyKey,
+    kind: entry.kind,
+    move: entry.move,
+    peer: entry.peer?.accountKey,
+    peerSeq: entry.peer?.seq,
+    actor: entry.actor,
   })
 }
 
@@ -79,7 +95,19 @@ export class ArchiveError extends Error {
 
 const headerLine = z.strictObject({ format: z.literal('accman-export'), version: z.literal(1) })
 const accountLineSchema = accountRecord.extend({ account: z.string().refine(isAccountKey) })
-const entryLineSchema = z.strictObject({ seq, by: amount, tot: balance, atMs, note: noteText.optional(), key: idempotencyKeyText.optional() })
+const entryLineSchema = z.strictObject({
+  seq,
+  by: entryAmount,
+  tot: balance,
+  atMs,
+  note: noteText.optional(),
+  key: idempotencyKeyText.optional(),
+  kind: z.enum(entryKinds).optional(),
+  move: z.string().regex(moveIdPattern).optional(),
+  peer: z.string().refine(isAccountKey).optional(),
+  peerSeq: seq.optional(),
+  actor: z.string().regex(actorPattern).optional(),
+})
 
 type ArchiveItem =
   | { kind: 'account'; accountKey: AccountKey; account: AccountState }
@@ -119,7 +147,10 @@ async function* parseArchive(lines: AsyncIterable<string>, idempotencyTtlMs: num
     if (typeof json === 'object' && json !== null && 'account' in json) {
       const parsed = accountLineSchema.safeParse(json)
       if (!parsed.success) fail('malformed account line')
-      const { account: accountKey, ...account } = parsed.data as z.output<typeof accountLineSchema>
+      const { account: accountKey, expiresMs, frozen, ...required } = parsed.data as z.output<typeof accountLineSchema>
+      const account: AccountState = required
+      if (expiresMs !== undefined) account.expiresMs = expiresMs
+      if (frozen === true) account.frozen = true
       finishAccount()
       if (current !== undefined && accountKey <= current.accountKey) fail('accounts out of order or repeated')
       current = { accountKey: accountKey, account, seq: 0, tot: 0n, atMs: 0, keys: new KeyWindow(idempotencyTtlMs) }
@@ -143,6 +174,11 @@ async function* parseArchive(lines: AsyncIterable<string>, idempotencyTtlMs: num
     const entry: Entry = { seq: data.seq, by: data.by, tot: data.tot, atMs: data.atMs }
     if (data.note !== undefined) entry.note = data.note
     if (data.key !== undefined) entry.idempotencyKey = data.key
+    if (data.kind !== undefined) entry.kind = data.kind
+    if (data.move !== undefined) entry.move = data.move
+    if ((data.peer === undefined) !== (data.peerSeq === undefined)) fail(`entry ${data.seq}: peer and peerSeq go together`)
+    if (data.peer !== undefined && data.peerSeq !== undefined) entry.peer = { accountKey: data.peer as AccountKey, seq: data.peerSeq }
+    if (data.actor !== undefined) entry.actor = data.actor
     yield { kind: 'entry', accountKey: owner.accountKey, entry }
   }
   if (lineNumber === 0) fail('empty file')
@@ -235,7 +271,7 @@ export async function importStore(
       if (entry.idempotencyKey !== undefined) {
         // A key used again after its window: the later entry's record replaces the earlier one.
         const key = idempotencyKeyOf(accountKey, entry.idempotencyKey)
-        const record: [string, IdempotencyState] = [key, { by: entry.by, tot: entry.tot, seq: entry.seq, atMs: entry.atMs }]
+        const record: [string, IdempotencyState] = [key, idempotencyRecordOf(entry)]
         const index = idempotencyIndex.get(key)
         if (index === undefined) idempotencyIndex.set(key, writes.idempotency.push(record) - 1)
         else writes.idempotency[index] = record
@@ -263,4 +299,15 @@ async function isEmpty(store: LedgerStore): Promise<boolean> {
   } finally {
     await snapshot.close()
   }
+}
+
+/** The idempotency record a keyed entry implies: a mod's, or a move's (rebuilt from its out side). */
+function idempotencyRecordOf(entry: Entry): IdempotencyState {
+  const record: IdempotencyState = { by: entry.by, tot: entry.tot, seq: entry.seq, atMs: entry.atMs }
+  if (entry.kind === 'move' && entry.move !== undefined && entry.peer !== undefined) {
+    record.op = 'move'
+    record.fingerprint = moveFingerprint({ by: -entry.by, toAccountKey: entry.peer.accountKey })
+    record.answer = moveAnswer(entry.move)
+  }
+  return record
 }

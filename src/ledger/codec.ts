@@ -6,7 +6,7 @@ import { hash } from 'node:crypto'
 import { z } from 'zod'
 import { amountPattern, balancePattern } from '../contract/syntax.js'
 import { amountMax, characterCount, noteLengthMax, idempotencyKeyLengthMax, seqDigits, seqMax } from './limits.js'
-import type { AccountKey, Entry } from './types.js'
+import type { AccountKey, Entry, EntryKind } from './types.js'
 
 /** Sublevel names: the store's tables. */
 export const tableNames = {
@@ -18,7 +18,14 @@ export const tableNames = {
   idempotency: 'idem',
   /** The ledger's own state across a clean stop: the key filters (see Ledger.load). */
   meta: 'meta',
+  /** AccountKey!idempotencyKey!seq -> '': the entries that carry a key, past its record's window (LevelDB). */
+  keyIndex: 'kidx',
 } as const
+
+/** The index key of an entry that carries an idempotency key; its seq is the fixed-width tail. */
+export function keyIndexKeyOf(accountKey: AccountKey, idempotencyKey: string, seq: number): string {
+  return `${accountKey}!${idempotencyKey}!${String(seq).padStart(seqDigits, '0')}`
+}
 
 const accountKeyPattern = /^[0-9a-f]{64}$/
 
@@ -69,26 +76,55 @@ export const amount = z
 export const seq = z.number().int().min(1).max(seqMax)
 export const atMs = z.number().int().min(0)
 
-export const accountRecord = z.strictObject({ tot: balance, seq, atMs })
+/** The kinds an entry may record (absent: 'mod'). */
+export const entryKinds = ['mod', 'hold', 'settle', 'void', 'expire', 'rotate', 'move', 'freeze', 'unfreeze'] as const satisfies readonly EntryKind[]
+/** A move's id: random, URL-safe. */
+export const moveIdPattern = /^[A-Za-z0-9_-]{1,64}$/
+/** A token's name, as ACCMAN_TOKENS gives it (name:token). */
+export const actorPattern = /^[A-Za-z0-9_.-]{1,64}$/
+/** Idempotency records of ops other than mod: their parameters and their first answer, bounded. */
+const recordTextLengthMax = 4096
+
+export const accountRecord = z.strictObject({ tot: balance, seq, atMs, expiresMs: atMs.optional(), frozen: z.literal(true).optional() })
 export const noteText = z.string().refine((text) => characterCount(text) <= noteLengthMax)
 export const idempotencyKeyText = z.string().regex(new RegExp(`^[\\x21-\\x7e]{1,${idempotencyKeyLengthMax}}$`))
 
+/** An entry's by: an amount, or 0 on entries that change no balance (freeze, unfreeze). */
+export const entryAmount = z.union([amount, z.literal('0').transform(() => 0n)])
+
 export const entryRecord = z.strictObject({
-  by: amount,
+  by: entryAmount,
   tot: balance,
   atMs,
   note: noteText.optional(),
   key: idempotencyKeyText.optional(),
+  kind: z.enum(entryKinds).optional(),
+  move: z.string().regex(moveIdPattern).optional(),
+  peer: z.string().regex(accountKeyPattern).optional(),
+  peerSeq: seq.optional(),
+  actor: z.string().regex(actorPattern).optional(),
 })
 // `atMs` (the entry's time, which starts the key's retention window) is absent from records
 // written before the window existed; see Ledger.load for how they are treated.
-export const idempotencyRecord = z.strictObject({ by: amount, tot: balance, seq, atMs: atMs.optional() })
+export const idempotencyRecord = z.strictObject({
+  by: amount,
+  tot: balance,
+  seq,
+  atMs: atMs.optional(),
+  op: z.string().regex(/^[a-z]{1,16}$/).optional(),
+  fingerprint: z.string().max(recordTextLengthMax).optional(),
+  answer: z.string().max(recordTextLengthMax).optional(),
+})
 
 export interface AccountState {
   tot: bigint
   seq: number
   /** Time of the last entry, so the next one never goes back in time. */
   atMs: number
+  /** After this instant (ms since the epoch) the account refuses debits and moves out; absent: never. */
+  expiresMs?: number
+  /** Refuses debits and moves out while true; absent: not frozen. */
+  frozen?: boolean
 }
 
 export interface IdempotencyState {
@@ -97,12 +133,18 @@ export interface IdempotencyState {
   seq: number
   /** When the entry was written; undefined in records older than the retention window. */
   atMs: number | undefined
+  /** The op the key was first used for; absent: 'mod'. */
+  op?: string
+  /** The op's parameters, as a canonical string, for ops other than mod. */
+  fingerprint?: string
+  /** The first answer, as JSON, for ops other than mod. */
+  answer?: string
 }
 
 // The three records are decoded on every write (the store's round-trip check) and read, so they
 // are checked by hand, field by field, to exactly what the schemas above accept (the tests hold
 // the two to the same verdicts): the schemas cost several times more per record.
-type Field = 'balance' | 'amount' | 'seq' | 'atMs' | 'note' | 'key'
+type Field = 'balance' | 'amount' | 'entryAmount' | 'seq' | 'atMs' | 'note' | 'key' | 'kind' | 'move' | 'accountKey' | 'actor' | 'true' | 'op' | 'text'
 type Shape = Readonly<Record<string, { field: Field; optional: boolean }>>
 
 function isBalanceText(value: unknown): value is string {
@@ -123,6 +165,8 @@ function fieldIsValid(field: Field, value: unknown): boolean {
       return isBalanceText(value)
     case 'amount':
       return isAmountText(value)
+    case 'entryAmount':
+      return value === '0' || isAmountText(value)
     case 'seq':
       return typeof value === 'number' && Number.isSafeInteger(value) && value >= 1 && value <= seqMax
     case 'atMs':
@@ -131,6 +175,20 @@ function fieldIsValid(field: Field, value: unknown): boolean {
       return typeof value === 'string' && characterCount(value) <= noteLengthMax
     case 'key':
       return typeof value === 'string' && idempotencyKeyTextPattern.test(value)
+    case 'kind':
+      return typeof value === 'string' && (entryKinds as readonly string[]).includes(value)
+    case 'move':
+      return typeof value === 'string' && moveIdPattern.test(value)
+    case 'accountKey':
+      return typeof value === 'string' && accountKeyPattern.test(value)
+    case 'actor':
+      return typeof value === 'string' && actorPattern.test(value)
+    case 'true':
+      return value === true
+    case 'op':
+      return typeof value === 'string' && /^[a-z]{1,16}$/.test(value)
+    case 'text':
+      return typeof value === 'string' && value.length <= recordTextLengthMax
   }
 }
 
@@ -165,19 +223,29 @@ const accountShape: Shape = {
   tot: { field: 'balance', optional: false },
   seq: { field: 'seq', optional: false },
   atMs: { field: 'atMs', optional: false },
+  expiresMs: { field: 'atMs', optional: true },
+  frozen: { field: 'true', optional: true },
 }
 const entryShape: Shape = {
-  by: { field: 'amount', optional: false },
+  by: { field: 'entryAmount', optional: false },
   tot: { field: 'balance', optional: false },
   atMs: { field: 'atMs', optional: false },
   note: { field: 'note', optional: true },
   key: { field: 'key', optional: true },
+  kind: { field: 'kind', optional: true },
+  move: { field: 'move', optional: true },
+  peer: { field: 'accountKey', optional: true },
+  peerSeq: { field: 'seq', optional: true },
+  actor: { field: 'actor', optional: true },
 }
 const idempotencyShape: Shape = {
   by: { field: 'amount', optional: false },
   tot: { field: 'balance', optional: false },
   seq: { field: 'seq', optional: false },
   atMs: { field: 'atMs', optional: true },
+  op: { field: 'op', optional: true },
+  fingerprint: { field: 'text', optional: true },
+  answer: { field: 'text', optional: true },
 }
 
 // The encoders write the JSON text directly, byte for byte what JSON.stringify of the record
@@ -185,12 +253,17 @@ const idempotencyShape: Shape = {
 // two or three records on the event loop. Numbers are integers (asserted on decode), strings
 // that may hold any character go through JSON.stringify.
 export function encodeAccount(state: AccountState): string {
-  return `{"tot":"${state.tot}","seq":${state.seq},"atMs":${state.atMs}}`
+  const expires = state.expiresMs === undefined ? '' : `,"expiresMs":${state.expiresMs}`
+  const frozen = state.frozen === true ? ',"frozen":true' : ''
+  return `{"tot":"${state.tot}","seq":${state.seq},"atMs":${state.atMs}${expires}${frozen}}`
 }
 
 export function decodeAccount(key: string, text: string): AccountState {
   const record = parseRecord(accountShape, tableNames.accounts, key, text)
-  return { tot: BigInt(record.tot as string), seq: record.seq as number, atMs: record.atMs as number }
+  const state: AccountState = { tot: BigInt(record.tot as string), seq: record.seq as number, atMs: record.atMs as number }
+  if (record.expiresMs !== undefined) state.expiresMs = record.expiresMs as number
+  if (record.frozen === true) state.frozen = true
+  return state
 }
 
 /** What the writer stages; optional fields may be undefined, which JSON omits. */
@@ -200,12 +273,24 @@ export interface EntryDraft {
   atMs: number
   note?: string | undefined
   idempotencyKey?: string | undefined
+  kind?: EntryKind | undefined
+  move?: string | undefined
+  peer?: { accountKey: AccountKey; seq: number } | undefined
+  actor?: string | undefined
 }
 
 export function encodeEntry(entry: EntryDraft): string {
   const note = entry.note === undefined ? '' : `,"note":${JSON.stringify(entry.note)}`
   const key = entry.idempotencyKey === undefined ? '' : `,"key":${JSON.stringify(entry.idempotencyKey)}`
-  return `{"by":"${entry.by}","tot":"${entry.tot}","atMs":${entry.atMs}${note}${key}}`
+  if (entry.kind === undefined && entry.move === undefined && entry.peer === undefined && entry.actor === undefined) {
+    return `{"by":"${entry.by}","tot":"${entry.tot}","atMs":${entry.atMs}${note}${key}}`
+  }
+  // Kinds, move ids, account keys and actor names are checked patterns without quotes or escapes.
+  const kind = entry.kind === undefined ? '' : `,"kind":"${entry.kind}"`
+  const move = entry.move === undefined ? '' : `,"move":"${entry.move}"`
+  const peer = entry.peer === undefined ? '' : `,"peer":"${entry.peer.accountKey}","peerSeq":${entry.peer.seq}`
+  const actor = entry.actor === undefined ? '' : `,"actor":${JSON.stringify(entry.actor)}`
+  return `{"by":"${entry.by}","tot":"${entry.tot}","atMs":${entry.atMs}${note}${key}${kind}${move}${peer}${actor}}`
 }
 
 /** The seq is not stored in the value: the key carries it. */
@@ -215,17 +300,30 @@ export function decodeEntry(key: string, text: string): Entry {
   const entry: Entry = { seq: Number(seqText), by: BigInt(record.by as string), tot: BigInt(record.tot as string), atMs: record.atMs as number }
   if (record.note !== undefined) entry.note = record.note as string
   if (record.key !== undefined) entry.idempotencyKey = record.key as string
+  if (record.kind !== undefined) entry.kind = record.kind as EntryKind
+  if (record.move !== undefined) entry.move = record.move as string
+  // A peer is stored with its seq, or not at all.
+  assert.ok((record.peer === undefined) === (record.peerSeq === undefined), `corrupt record in ${tableNames.history} at ${key}: peer without peerSeq`)
+  if (record.peer !== undefined) entry.peer = { accountKey: record.peer as AccountKey, seq: record.peerSeq as number }
+  if (record.actor !== undefined) entry.actor = record.actor as string
   return entry
 }
 
 export function encodeIdempotency(state: IdempotencyState): string {
   const atMs = state.atMs === undefined ? '' : `,"atMs":${state.atMs}`
-  return `{"by":"${state.by}","tot":"${state.tot}","seq":${state.seq}${atMs}}`
+  const op = state.op === undefined ? '' : `,"op":"${state.op}"`
+  const fingerprint = state.fingerprint === undefined ? '' : `,"fingerprint":${JSON.stringify(state.fingerprint)}`
+  const answer = state.answer === undefined ? '' : `,"answer":${JSON.stringify(state.answer)}`
+  return `{"by":"${state.by}","tot":"${state.tot}","seq":${state.seq}${atMs}${op}${fingerprint}${answer}}`
 }
 
 export function decodeIdempotency(key: string, text: string): IdempotencyState {
   const record = parseRecord(idempotencyShape, tableNames.idempotency, key, text)
-  return { by: BigInt(record.by as string), tot: BigInt(record.tot as string), seq: record.seq as number, atMs: record.atMs as number | undefined }
+  const state: IdempotencyState = { by: BigInt(record.by as string), tot: BigInt(record.tot as string), seq: record.seq as number, atMs: record.atMs as number | undefined }
+  if (record.op !== undefined) state.op = record.op as string
+  if (record.fingerprint !== undefined) state.fingerprint = record.fingerprint as string
+  if (record.answer !== undefined) state.answer = record.answer as string
+  return state
 }
 
 const filterSnapshot = z.strictObject({

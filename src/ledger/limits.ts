@@ -34,3 +34,10 @@ if (String(seqMax).length > seqDigits) throw new Error('seqMax must fit seqDigit
 export const idempotencyTtlSecondsDefault = 86_400
 export const idempotencyTtlSecondsMin = 1
 export const idempotencyTtlSecondsMax = 2_592_000
+
+/** An account's ttl (`ttl` on a credit), in seconds: 1 s to 10 years. */
+export const accountTtlSecondsMin = 1
+export const accountTtlSecondsMax = 315_360_000
+
+/** Entries /past?key= returns at most: a key is on one entry per retention window. */
+export const entriesWithKeyMax = 100

@@ -14,6 +14,7 @@ import { idempotencyKeyOf, type AccountState, type IdempotencyState } from './co
 import type { LedgerMemory } from './cache.js'
 import { decideMod, type DecisionContext, type ModDecision } from './decide.js'
 import { LedgerError } from './errors.js'
+import { decideFreeze, decideMove, type FreezeDecision, type MoveDecision } from './move.js'
 import type { LedgerStore, RoundTransaction, RoundWrites } from './store.js'
 import type { AccountKey, ModInput, ModResult } from './types.js'
 
@@ -50,14 +51,36 @@ export interface RoundReport {
   accountsCreated: number
   credited: bigint
   debited: bigint
+  /** Moves applied, and the amount they moved. */
+  moves: number
+  moved: bigint
+  /** Freezes and unfreezes applied. */
+  freezes: number
   /** From the round's writes handed to the store (which encodes them) to their completion, with fsync when sync is on. */
   writeMs: number
 }
 
-interface PendingMod extends ModInput {
+/** What the writer queues besides a mod's input: absent op, a mod; 'move' and 'freeze' carry their own fields. */
+export interface OpFields {
+  op?: 'move' | 'freeze'
+  /** A move's other account: the round holds both. */
+  toAccountKey?: AccountKey
+  moveId?: string
+  /** A freeze's target state. */
+  frozen?: boolean
+}
+
+interface PendingMod extends ModInput, OpFields {
   accountKey: AccountKey
   resolve: (result: ModResult) => void
   reject: (error: Error) => void
+}
+
+type Decision = ModDecision | MoveDecision | FreezeDecision
+
+/** The accounts an op holds while its round is in flight: one, or a move's two. */
+function accountsOf(mod: PendingMod): AccountKey[] {
+  return mod.toAccountKey === undefined ? [mod.accountKey] : [mod.accountKey, mod.toAccountKey]
 }
 
 /** What one round knows: states read at its start, updated by each mod it decides. */
@@ -77,6 +100,9 @@ interface Round {
   applied: number
   credited: bigint
   debited: bigint
+  moves: number
+  moved: bigint
+  freezes: number
 }
 
 export class Writer {
@@ -120,7 +146,7 @@ export class Writer {
     return this.#failure !== undefined
   }
 
-  submit(accountKey: AccountKey, input: ModInput): Promise<ModResult> {
+  submit(accountKey: AccountKey, input: ModInput & OpFields): Promise<ModResult> {
     if (this.#failure !== undefined || this.#closing) {
       return Promise.reject(new LedgerError('ACCMAN_CLOSED', 'the ledger is not accepting mods'))
     }
@@ -198,16 +224,25 @@ export class Writer {
     const taken: PendingMod[] = []
     const waiting: PendingMod[] = []
     const claimed = new Set<AccountKey>()
+    // Accounts of ops left behind: a later op of any of them waits too (a move left behind for
+    // its other account must not be overtaken by a mod of its first).
+    const leftBehind = new Set<AccountKey>()
     // Look a bounded way ahead, so a long queue for one busy account costs little per round.
     const horizon = Math.min(this.#queue.length, this.#options.batchMax * this.#options.lookAheadBatchesMax)
     for (let index = 0; index < horizon && taken.length < this.#options.batchMax; index++) {
       const mod = this.#queue[index]
       assert.ok(mod !== undefined)
-      if (this.#busyAccounts.has(mod.accountKey) || this.#prune?.accounts.has(mod.accountKey) === true) {
+      const accounts = accountsOf(mod)
+      if (
+        accounts.some(
+          (accountKey) => this.#busyAccounts.has(accountKey) || leftBehind.has(accountKey) || this.#prune?.accounts.has(accountKey) === true,
+        )
+      ) {
         waiting.push(mod)
+        for (const accountKey of accounts) leftBehind.add(accountKey)
       } else {
         taken.push(mod)
-        claimed.add(mod.accountKey)
+        for (const accountKey of accounts) claimed.add(accountKey)
       }
     }
     if (taken.length === 0) return taken
@@ -341,7 +376,7 @@ export class Writer {
   }
 
   #release(mods: PendingMod[]): void {
-    for (const mod of mods) this.#busyAccounts.delete(mod.accountKey)
+    for (const mod of mods) for (const accountKey of accountsOf(mod)) this.#busyAccounts.delete(accountKey)
     this.#roundsInFlight--
   }
 
@@ -391,27 +426,18 @@ export class Writer {
       applied: 0,
       credited: 0n,
       debited: 0n,
+      moves: 0,
+      moved: 0n,
+      freezes: 0,
     }
     if (this.#shared) {
       planSharedRound(round, mods)
       return round
     }
     for (const mod of mods) {
-      if (!round.accounts.has(mod.accountKey)) {
-        const cached = this.#memory.accounts.get(mod.accountKey)
-        round.accounts.set(mod.accountKey, cached)
-        if (cached !== undefined) round.lookedUp.add(mod.accountKey)
-      }
-      // An unknown account is read when the filter says maybe, and always before a credit
-      // creates it: a filter that lies must not make the writer overwrite an account's history.
-      if (
-        round.accounts.get(mod.accountKey) === undefined &&
-        !round.lookedUp.has(mod.accountKey) &&
-        (mod.by > 0n || this.#memory.accountKeys.mightContain(mod.accountKey))
-      ) {
-        round.toRead.accounts.push(mod.accountKey)
-        round.lookedUp.add(mod.accountKey)
-      }
+      // Only a credit creates an account; a move or a freeze needs its accounts to exist.
+      const creates = mod.op === undefined && mod.by > 0n
+      for (const accountKey of accountsOf(mod)) this.#planAccount(round, accountKey, creates)
       if (mod.idempotencyKey === undefined) continue
       const key = idempotencyKeyOf(mod.accountKey, mod.idempotencyKey)
       if (round.idempotency.has(key)) continue
@@ -419,6 +445,24 @@ export class Writer {
       if (this.#memory.idempotencyKeys.mightContain(key)) round.toRead.idempotency.push(key)
     }
     return round
+  }
+
+  /** The account's state from the cache, or a read when the filter says maybe (always before a credit creates it). */
+  #planAccount(round: Round, accountKey: AccountKey, creates: boolean): void {
+    if (!round.accounts.has(accountKey)) {
+      const cached = this.#memory.accounts.get(accountKey)
+      round.accounts.set(accountKey, cached)
+      if (cached !== undefined) round.lookedUp.add(accountKey)
+    }
+    // A filter that lies must not make the writer overwrite an account's history.
+    if (
+      round.accounts.get(accountKey) === undefined &&
+      !round.lookedUp.has(accountKey) &&
+      (creates || this.#memory.accountKeys.mightContain(accountKey))
+    ) {
+      round.toRead.accounts.push(accountKey)
+      round.lookedUp.add(accountKey)
+    }
   }
 
   /**
@@ -448,7 +492,9 @@ export class Writer {
    * Decides one mod (see decideMod) against the states the previous mods of the round left,
    * and stages its writes.
    */
-  #decide(round: Round, mod: PendingMod, context: DecisionContext): ModDecision {
+  #decide(round: Round, mod: PendingMod, context: DecisionContext): Decision {
+    if (mod.op === 'move') return this.#decideMove(round, mod, context)
+    if (mod.op === 'freeze') return this.#decideFreeze(round, mod, context)
     const idempotencyKey =
       mod.idempotencyKey === undefined ? undefined : idempotencyKeyOf(mod.accountKey, mod.idempotencyKey)
     const before = round.accounts.get(mod.accountKey)
@@ -478,11 +524,63 @@ export class Writer {
     if (before === undefined) round.createdAccounts.push(mod.accountKey)
     return decision
   }
+
+  /** Decides one move against the states the round's earlier ops left, and stages both sides. */
+  #decideMove(round: Round, mod: PendingMod, context: DecisionContext): MoveDecision {
+    const toAccountKey = mod.toAccountKey
+    assert.ok(toAccountKey !== undefined && mod.moveId !== undefined && toAccountKey !== mod.accountKey, 'a move names two accounts and an id')
+    const idempotencyKey = mod.idempotencyKey === undefined ? undefined : idempotencyKeyOf(mod.accountKey, mod.idempotencyKey)
+    const from = round.accounts.get(mod.accountKey)
+    const to = round.accounts.get(toAccountKey)
+    const first = idempotencyKey === undefined ? undefined : round.idempotency.get(idempotencyKey)
+    const input = { by: mod.by, toAccountKey, fromAccountKey: mod.accountKey, moveId: mod.moveId, note: mod.note, idempotencyKey: mod.idempotencyKey, actor: mod.actor }
+    const decision = decideMove(from, to, first, dropUndefined(input), context)
+    if (!('writes' in decision) || decision.writes === undefined) return decision
+    const writes = decision.writes
+    assert.ok(from !== undefined && to !== undefined)
+    // Paired checks: both sides change by the amount, in opposite directions, one entry each.
+    assert.equal(writes.from.tot, from.tot - mod.by, 'a move out does not take its amount')
+    assert.equal(writes.to.tot, to.tot + mod.by, 'a move in does not add its amount')
+    assert.equal(writes.from.seq, from.seq + 1, 'the new seq is not the old one plus one')
+    assert.equal(writes.to.seq, to.seq + 1, 'the new seq is not the old one plus one')
+    assert.ok(writes.fromEntry.by === -writes.toEntry.by && writes.fromEntry.move === writes.toEntry.move, 'the two sides of a move differ')
+
+    round.writes.entries.push([mod.accountKey, writes.fromEntry], [toAccountKey, writes.toEntry])
+    if (writes.idempotency !== undefined) {
+      assert.ok(idempotencyKey !== undefined, 'an idempotency record for a move without a key')
+      round.writes.idempotency.push([idempotencyKey, writes.idempotency])
+      round.idempotency.set(idempotencyKey, writes.idempotency)
+    }
+    round.accounts.set(mod.accountKey, writes.from)
+    round.accounts.set(toAccountKey, writes.to)
+    round.dirtyAccounts.add(mod.accountKey)
+    round.dirtyAccounts.add(toAccountKey)
+    round.applied += 2
+    round.moves++
+    round.moved += mod.by
+    return decision
+  }
+
+  /** Decides one freeze or unfreeze; a no-op (already in that state) stages nothing. */
+  #decideFreeze(round: Round, mod: PendingMod, context: DecisionContext): FreezeDecision {
+    assert.ok(mod.frozen !== undefined, 'a freeze names its state')
+    const before = round.accounts.get(mod.accountKey)
+    const decision = decideFreeze(before, dropUndefined({ frozen: mod.frozen, actor: mod.actor }), context)
+    if (!('writes' in decision) || decision.writes === undefined) return decision
+    assert.ok(before !== undefined)
+    assert.ok(decision.writes.account.tot === before.tot && decision.writes.account.seq === before.seq + 1, 'a freeze changes only the seq')
+    round.writes.entries.push([mod.accountKey, decision.writes.entry])
+    round.accounts.set(mod.accountKey, decision.writes.account)
+    round.dirtyAccounts.add(mod.accountKey)
+    round.applied++
+    round.freezes++
+    return decision
+  }
 }
 
 interface StoredRound {
   round: Round
-  decisions: ModDecision[]
+  decisions: Decision[]
   /** False when the round had nothing to write (every mod refused or replayed). */
   written: boolean
   writeMs: number
@@ -498,10 +596,11 @@ interface PendingPrune {
 /** Every account and every idempotency key of the round, read through its transaction. */
 function planSharedRound(round: Round, mods: PendingMod[]): void {
   for (const mod of mods) {
-    if (!round.lookedUp.has(mod.accountKey)) {
-      round.accounts.set(mod.accountKey, undefined)
-      round.lookedUp.add(mod.accountKey)
-      round.toRead.accounts.push(mod.accountKey)
+    for (const accountKey of accountsOf(mod)) {
+      if (round.lookedUp.has(accountKey)) continue
+      round.accounts.set(accountKey, undefined)
+      round.lookedUp.add(accountKey)
+      round.toRead.accounts.push(accountKey)
     }
     if (mod.idempotencyKey === undefined) continue
     const key = idempotencyKeyOf(mod.accountKey, mod.idempotencyKey)
@@ -535,11 +634,14 @@ function reportOf(round: Round, mods: number, writeMs: number): RoundReport {
     accountsCreated: round.createdAccounts.length,
     credited: round.credited,
     debited: round.debited,
+    moves: round.moves,
+    moved: round.moved,
+    freezes: round.freezes,
     writeMs,
   }
 }
 
-function answer(mods: PendingMod[], decisions: ModDecision[]): void {
+function answer(mods: PendingMod[], decisions: Decision[]): void {
   assert.equal(mods.length, decisions.length)
   for (const [index, mod] of mods.entries()) {
     const decision = decisions[index]
@@ -547,4 +649,9 @@ function answer(mods: PendingMod[], decisions: ModDecision[]): void {
     if ('refusal' in decision) mod.reject(decision.refusal)
     else mod.resolve(decision.result)
   }
+}
+
+/** The object without its undefined fields (optional fields are absent, never undefined). */
+function dropUndefined<T extends object>(value: T): { [K in keyof T]: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(value).filter(([, field]) => field !== undefined)) as { [K in keyof T]: Exclude<T[K], undefined> }
 }

@@ -21,7 +21,7 @@ import type {
   RoundWrites,
   StoreSnapshot,
 } from '../store.js'
-import type { AccountKey, Entry } from '../types.js'
+import type { AccountKey, Entry, EntryKind } from '../types.js'
 import { migrate } from './migrations.js'
 
 // int8 and numeric arrive as text; the engine converts them itself (BigInt for money).
@@ -177,7 +177,7 @@ export class PostgresStore implements LedgerStore {
   }
 
   async readAccount(accountKey: AccountKey): Promise<AccountState | undefined> {
-    const rows = await this.#query<AccountRow>('SELECT account_key, tot::text, seq, at FROM accounts WHERE account_key = $1', [accountKey])
+    const rows = await this.#query<AccountRow>('SELECT account_key, tot::text, seq, at, expires, frozen FROM accounts WHERE account_key = $1', [accountKey])
     return rows[0] === undefined ? undefined : accountOf(rows[0])
   }
 
@@ -274,9 +274,18 @@ export class PostgresStore implements LedgerStore {
   async pageHistory(accountKey: AccountKey, range: HistoryRange): Promise<Entry[]> {
     const order = range.order === 'asc' ? 'ASC' : 'DESC'
     const rows = await this.#query<EntryRow>(
-      `SELECT seq, by::text, tot::text, at, note, idempotency_key FROM entries
+      `SELECT seq, by::text, tot::text, at, note, idempotency_key, kind, move, peer, peer_seq, actor FROM entries
        WHERE account_key = $1 AND seq BETWEEN $2 AND $3 ORDER BY seq ${order} LIMIT $4`,
       [accountKey, range.seqLow, range.seqHigh, range.limit],
+    )
+    return rows.map(entryOf)
+  }
+
+  async entriesWithKey(accountKey: AccountKey, idempotencyKey: string, limit: number): Promise<Entry[]> {
+    const rows = await this.#query<EntryRow>(
+      `SELECT seq, by::text, tot::text, at, note, idempotency_key, kind, move, peer, peer_seq, actor FROM entries
+       WHERE account_key = $1 AND idempotency_key = $2 ORDER BY seq LIMIT $3`,
+      [accountKey, idempotencyKey, limit],
     )
     return rows.map(entryOf)
   }
@@ -312,14 +321,14 @@ export class PostgresStore implements LedgerStore {
     return {
       accounts: async (after, limit) => {
         const rows = await run<AccountRow>(
-          'SELECT account_key, tot::text, seq, at FROM accounts WHERE account_key > $1 ORDER BY account_key LIMIT $2',
+          'SELECT account_key, tot::text, seq, at, expires, frozen FROM accounts WHERE account_key > $1 ORDER BY account_key LIMIT $2',
           [after ?? '', limit],
         )
         return rows.map((row) => [row.account_key as AccountKey, accountOf(row)])
       },
       history: async (accountKey, seqLow, limit) => {
         const rows = await run<EntryRow>(
-          `SELECT seq, by::text, tot::text, at, note, idempotency_key FROM entries
+          `SELECT seq, by::text, tot::text, at, note, idempotency_key, kind, move, peer, peer_seq, actor FROM entries
            WHERE account_key = $1 AND seq >= $2 ORDER BY seq LIMIT $3`,
           [accountKey, seqLow, limit],
         )
@@ -328,7 +337,7 @@ export class PostgresStore implements LedgerStore {
       idempotency: async (after, limit) => {
         const parsed = after === undefined ? undefined : parseIdempotencyKey(after)
         const rows = await run<IdempotencyRow>(
-          `SELECT account_key, key, by::text, tot::text, seq, at FROM idempotency
+          `SELECT account_key, key, by::text, tot::text, seq, at, op, fingerprint, answer FROM idempotency
            WHERE (account_key, key) > ($1, $2) ORDER BY account_key, key LIMIT $3`,
           [parsed?.accountKey ?? '', parsed?.idempotencyKey ?? '', limit],
         )
@@ -398,6 +407,8 @@ interface AccountRow {
   tot: string
   seq: string
   at: string
+  expires: string | null
+  frozen: boolean | null
 }
 
 interface EntryRow {
@@ -407,6 +418,11 @@ interface EntryRow {
   at: string
   note: string | null
   idempotency_key: string | null
+  kind: string | null
+  move: string | null
+  peer: string | null
+  peer_seq: string | null
+  actor: string | null
 }
 
 interface IdempotencyRow {
@@ -416,21 +432,35 @@ interface IdempotencyRow {
   tot: string
   seq: string
   at: string | null
+  op: string | null
+  fingerprint: string | null
+  answer: string | null
 }
 
 function accountOf(row: AccountRow): AccountState {
-  return { tot: BigInt(row.tot), seq: Number(row.seq), atMs: Number(row.at) }
+  const state: AccountState = { tot: BigInt(row.tot), seq: Number(row.seq), atMs: Number(row.at) }
+  if (row.expires !== null) state.expiresMs = Number(row.expires)
+  if (row.frozen === true) state.frozen = true
+  return state
 }
 
 function entryOf(row: EntryRow): Entry {
   const entry: Entry = { seq: Number(row.seq), by: BigInt(row.by), tot: BigInt(row.tot), atMs: Number(row.at) }
   if (row.note !== null) entry.note = row.note
   if (row.idempotency_key !== null) entry.idempotencyKey = row.idempotency_key
+  if (row.kind !== null) entry.kind = row.kind as EntryKind
+  if (row.move !== null) entry.move = row.move
+  if (row.peer !== null && row.peer_seq !== null) entry.peer = { accountKey: row.peer as AccountKey, seq: Number(row.peer_seq) }
+  if (row.actor !== null) entry.actor = row.actor
   return entry
 }
 
 function idempotencyOf(row: IdempotencyRow): IdempotencyState {
-  return { by: BigInt(row.by), tot: BigInt(row.tot), seq: Number(row.seq), atMs: row.at === null ? undefined : Number(row.at) }
+  const state: IdempotencyState = { by: BigInt(row.by), tot: BigInt(row.tot), seq: Number(row.seq), atMs: row.at === null ? undefined : Number(row.at) }
+  if (row.op !== null) state.op = row.op
+  if (row.fingerprint !== null) state.fingerprint = row.fingerprint
+  if (row.answer !== null) state.answer = row.answer
+  return state
 }
 
 function splitIdempotencyKey(storeKey: string): { accountKey: AccountKey; idempotencyKey: string } {
@@ -448,7 +478,7 @@ async function readRound(
 ): Promise<RoundStates> {
   const sortedKeys = [...new Set(accountKeys)].sort()
   const accountRows = await client.query<AccountRow>(
-    'SELECT account_key, tot::text, seq, at FROM accounts WHERE account_key = ANY($1::text[]) ORDER BY account_key FOR UPDATE',
+    'SELECT account_key, tot::text, seq, at, expires, frozen FROM accounts WHERE account_key = ANY($1::text[]) ORDER BY account_key FOR UPDATE',
     [sortedKeys],
   )
   const accounts = new Map(accountRows.rows.map((row) => [row.account_key, accountOf(row)]))
@@ -457,7 +487,7 @@ async function readRound(
   if (idempotencyKeys.length > 0) {
     const parts = idempotencyKeys.map(splitIdempotencyKey)
     const rows = await client.query<IdempotencyRow>(
-      `SELECT i.account_key, i.key, i.by::text, i.tot::text, i.seq, i.at FROM idempotency i
+      `SELECT i.account_key, i.key, i.by::text, i.tot::text, i.seq, i.at, i.op, i.fingerprint, i.answer FROM idempotency i
        JOIN unnest($1::text[], $2::text[]) AS wanted (account_key, key) USING (account_key, key)`,
       [parts.map((part) => part.accountKey), parts.map((part) => part.idempotencyKey)],
     )
@@ -482,17 +512,20 @@ async function writeRound(client: pg.ClientBase, existing: Set<AccountKey>, roun
     rows.map(([, state]) => state.tot.toString()),
     rows.map(([, state]) => state.seq),
     rows.map(([, state]) => state.atMs),
+    rows.map(([, state]) => state.expiresMs ?? null),
+    rows.map(([, state]) => (state.frozen === true ? true : null)),
   ]
   if (created.length > 0) {
     await client.query(
-      'INSERT INTO accounts (account_key, tot, seq, at) SELECT * FROM unnest($1::text[], $2::numeric[], $3::bigint[], $4::bigint[])',
+      `INSERT INTO accounts (account_key, tot, seq, at, expires, frozen)
+       SELECT * FROM unnest($1::text[], $2::numeric[], $3::bigint[], $4::bigint[], $5::bigint[], $6::boolean[])`,
       columns(created),
     )
   }
   if (updated.length > 0) {
     await client.query(
-      `UPDATE accounts SET tot = new.tot, seq = new.seq, at = new.at
-       FROM unnest($1::text[], $2::numeric[], $3::bigint[], $4::bigint[]) AS new (account_key, tot, seq, at)
+      `UPDATE accounts SET tot = new.tot, seq = new.seq, at = new.at, expires = new.expires, frozen = new.frozen
+       FROM unnest($1::text[], $2::numeric[], $3::bigint[], $4::bigint[], $5::bigint[], $6::boolean[]) AS new (account_key, tot, seq, at, expires, frozen)
        WHERE accounts.account_key = new.account_key`,
       columns(updated),
     )
@@ -500,10 +533,11 @@ async function writeRound(client: pg.ClientBase, existing: Set<AccountKey>, roun
   if (writes.entries.length > 0) {
     const entries = writes.entries
     await client.query(
-      `INSERT INTO entries (account_key, seq, by, tot, at, note, idempotency_key, round_id)
-       SELECT account_key, seq, by, tot, at, note, idempotency_key, $8::uuid
-       FROM unnest($1::text[], $2::bigint[], $3::numeric[], $4::numeric[], $5::bigint[], $6::text[], $7::text[])
-         AS new (account_key, seq, by, tot, at, note, idempotency_key)`,
+      `INSERT INTO entries (account_key, seq, by, tot, at, note, idempotency_key, round_id, kind, move, peer, peer_seq, actor)
+       SELECT account_key, seq, by, tot, at, note, idempotency_key, $8::uuid, kind, move, peer, peer_seq, actor
+       FROM unnest($1::text[], $2::bigint[], $3::numeric[], $4::numeric[], $5::bigint[], $6::text[], $7::text[],
+                   $9::text[], $10::text[], $11::text[], $12::bigint[], $13::text[])
+         AS new (account_key, seq, by, tot, at, note, idempotency_key, kind, move, peer, peer_seq, actor)`,
       [
         entries.map(([key]) => key),
         entries.map(([, entry]) => entry.seq),
@@ -513,15 +547,21 @@ async function writeRound(client: pg.ClientBase, existing: Set<AccountKey>, roun
         entries.map(([, entry]) => entry.note ?? null),
         entries.map(([, entry]) => entry.idempotencyKey ?? null),
         roundId,
+        entries.map(([, entry]) => entry.kind ?? null),
+        entries.map(([, entry]) => entry.move ?? null),
+        entries.map(([, entry]) => entry.peer?.accountKey ?? null),
+        entries.map(([, entry]) => entry.peer?.seq ?? null),
+        entries.map(([, entry]) => entry.actor ?? null),
       ],
     )
   }
   if (writes.idempotency.length > 0) {
     const parts = writes.idempotency.map(([key, state]) => ({ ...splitIdempotencyKey(key), state }))
     await client.query(
-      `INSERT INTO idempotency (account_key, key, by, tot, seq, at)
-       SELECT * FROM unnest($1::text[], $2::text[], $3::numeric[], $4::numeric[], $5::bigint[], $6::bigint[])
-       ON CONFLICT (account_key, key) DO UPDATE SET by = excluded.by, tot = excluded.tot, seq = excluded.seq, at = excluded.at`,
+      `INSERT INTO idempotency (account_key, key, by, tot, seq, at, op, fingerprint, answer)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::numeric[], $4::numeric[], $5::bigint[], $6::bigint[], $7::text[], $8::text[], $9::text[])
+       ON CONFLICT (account_key, key) DO UPDATE SET by = excluded.by, tot = excluded.tot, seq = excluded.seq, at = excluded.at,
+         op = excluded.op, fingerprint = excluded.fingerprint, answer = excluded.answer`,
       [
         parts.map((part) => part.accountKey),
         parts.map((part) => part.idempotencyKey),
@@ -529,6 +569,9 @@ async function writeRound(client: pg.ClientBase, existing: Set<AccountKey>, roun
         parts.map((part) => part.state.tot.toString()),
         parts.map((part) => part.state.seq),
         parts.map((part) => part.state.atMs ?? null),
+        parts.map((part) => part.state.op ?? null),
+        parts.map((part) => part.state.fingerprint ?? null),
+        parts.map((part) => part.state.answer ?? null),
       ],
     )
   }
