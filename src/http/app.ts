@@ -18,6 +18,7 @@ import type { Logger } from 'pino'
 import { limits, type Config } from '../config.js'
 import { idempotencyTtlSecondsDefault, isLedgerError, type LedgerStore } from '../ledger/index.js'
 import { authenticator, scoper } from './auth.js'
+import { lifecycleRoutes } from './routes/lifecycle.js'
 import {
   hasBody,
   headerBytesOf,
@@ -219,6 +220,7 @@ export async function buildApp(config: AppConfig, deps: AppDeps): Promise<Fastif
     isClosing: () => closing,
   })
   await app.register(ledgerRoutes, { authenticate })
+  await app.register(lifecycleRoutes, { authenticate })
   await app.register(batchRoutes, { authenticate, scopeOf: scoper(config), metrics, writerQueueMax: config.writerQueueMax })
   await app.register(backupRoutes, { authenticate, store: deps.store })
   await app.register(consoleRoutes, { scopeOf: scoper(config) })

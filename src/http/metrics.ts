@@ -64,8 +64,19 @@ export class Metrics {
     buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000],
     registers: [this.#registry],
   })
+  readonly #moves = new Counter({
+    name: 'accman_moves_total',
+    help: 'Moves applied (each writes two entries)',
+    registers: [this.#registry],
+  })
+  readonly #freezes = new Counter({
+    name: 'accman_freezes_total',
+    help: 'Freezes and unfreezes applied',
+    registers: [this.#registry],
+  })
   #credited = 0n
   #debited = 0n
+  #moved = 0n
 
   constructor(writerQueueDepth: () => number) {
     new Gauge({
@@ -88,6 +99,9 @@ export class Metrics {
     if (report.accountsCreated > 0) this.#accountsCreated.inc(report.accountsCreated)
     this.#credited += report.credited
     this.#debited += report.debited
+    if (report.moves > 0) this.#moves.inc(report.moves)
+    if (report.freezes > 0) this.#freezes.inc(report.freezes)
+    this.#moved += report.moved
   }
 
   /** A request was answered (onResponse). */
@@ -113,7 +127,7 @@ export class Metrics {
 
   async text(): Promise<string> {
     const [own, process_] = await Promise.all([this.#registry.metrics(), processMetrics().metrics()])
-    return `${own}\n${exactCounter('accman_credited_units_total', 'Units credited by applied mods (exact)', this.#credited)}${exactCounter('accman_debited_units_total', 'Units debited by applied mods (exact)', this.#debited)}${process_}`
+    return `${own}\n${exactCounter('accman_credited_units_total', 'Units credited by applied mods (exact)', this.#credited)}${exactCounter('accman_debited_units_total', 'Units debited by applied mods (exact)', this.#debited)}${exactCounter('accman_moved_units_total', 'Units moved between accounts by applied moves (exact)', this.#moved)}${process_}`
   }
 }
 

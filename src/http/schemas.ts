@@ -3,6 +3,8 @@
 import { z } from 'zod'
 import { amountPattern, balancePattern, credentialLengthMax, credentialLengthMin, credentialPattern, credentialSyntax } from '../contract/syntax.js'
 import {
+  accountTtlSecondsMax,
+  accountTtlSecondsMin,
   amountMax,
   characterCount,
   idempotencyKeyLengthMax,
@@ -36,6 +38,8 @@ export const parameterRules: Readonly<Record<string, ParameterRule>> = {
   order: { code: 'ACCMAN_INVALID_QUERY', message: 'order must be asc or desc' },
   from: { code: 'ACCMAN_INVALID_QUERY', message: 'from must be an ISO 8601 date or date-time, e.g. 2026-11-21T10:00:00.000Z' },
   to: { code: 'ACCMAN_INVALID_QUERY', message: 'to must be an ISO 8601 date or date-time, e.g. 2026-11-21T10:00:00.000Z' },
+  ttl: { code: 'ACCMAN_INVALID_QUERY', message: `ttl must be a whole number of seconds from ${accountTtlSecondsMin} to ${accountTtlSecondsMax}` },
+  key: { code: 'ACCMAN_INVALID_QUERY', message: `key must be 1 to ${idempotencyKeyLengthMax} visible ASCII characters` },
   'idempotency-key': {
     code: 'ACCMAN_INVALID_QUERY',
     message: `header Idempotency-Key must be 1 to ${idempotencyKeyLengthMax} visible ASCII characters`,
@@ -90,6 +94,13 @@ const credParameter = credential.meta({
 
 export const totQuery = z.strictObject({ cred: credParameter })
 
+/** An account's ttl in seconds: digits only, no sign, no leading zero. */
+export const ttlSeconds = z
+  .string()
+  .regex(/^[1-9][0-9]{0,8}$/)
+  .transform(Number)
+  .refine((value) => value >= accountTtlSecondsMin && value <= accountTtlSecondsMax)
+
 export const modQuery = z.strictObject({
   cred: credParameter,
   by: amount.meta({
@@ -97,7 +108,25 @@ export const modQuery = z.strictObject({
     examples: ['-1', '1000'],
   }),
   note: note.optional().meta({ description: `Kept in the history entry; at most ${noteLengthMax} characters.`, examples: ['invoice 42'] }),
+  ttl: ttlSeconds.optional().meta({
+    description: `On a credit only: the account expires no earlier than now + ttl seconds (${accountTtlSecondsMin} to ${accountTtlSecondsMax}); an expired account refuses debits and moves out until a credit with ttl reopens it.`,
+    examples: ['2592000'],
+  }),
 })
+
+export const moveQuery = z.strictObject({
+  cred: credParameter.meta({ description: 'The credential of the account the amount leaves (FROM).' }),
+  to: credential.meta({ description: 'The credential of the account the amount goes to (TO); it must exist.', examples: ['dG8tZXhhbXBsZS1jcmVkZW50aWFs'] }),
+  by: amount.meta({ description: 'The amount moved, a positive decimal integer.', examples: ['250'] }),
+  note: note.optional().meta({ description: `Kept in both history entries; at most ${noteLengthMax} characters.` }),
+})
+
+export const freezeQuery = z.strictObject({ cred: credParameter })
+
+/** Rules of one endpoint's parameters where a name means something else than elsewhere (/move's `to` is a credential). */
+export const endpointParameterRules = new WeakMap<z.ZodType, Readonly<Record<string, ParameterRule>>>([
+  [moveQuery, { to: { code: 'ACCMAN_INVALID_CRED', message: `to must be ${credentialSyntax}` } }],
+])
 
 export const pastQuery = z.strictObject({
   cred: credParameter,
@@ -112,6 +141,10 @@ export const pastQuery = z.strictObject({
   to: toInstant.optional().meta({
     description: 'Only entries at or before this instant; a bare date means its last millisecond (UTC).',
     examples: ['2026-11-30T23:59:59.999Z'],
+  }),
+  key: idempotencyKeyText.optional().meta({
+    description: 'Only the entries that carry this Idempotency-Key ("was request X charged?"), oldest first, also after the key is past its retention window; the paging parameters do not apply.',
+    examples: ['order-7f3a-charge-1'],
   }),
 })
 
@@ -134,6 +167,7 @@ export const balanceBody = z
   .strictObject({
     tot: balanceDecimalText.meta({ description: 'The balance, a decimal integer string.' }),
     seq: seqNumber.meta({ description: 'The number of history entries so far.' }),
+    expires: z.iso.datetime().optional().meta({ description: 'When the account expires (set by a credit with ttl); absent: never.' }),
   })
   .meta({ examples: [{ tot: '999', seq: 2 }] })
 
@@ -144,11 +178,16 @@ export const balanceText = z
 
 export const entryBody = z.strictObject({
   seq: seqNumber,
-  by: amountText,
+  kind: z.enum(['mod', 'hold', 'settle', 'void', 'expire', 'rotate', 'move', 'freeze', 'unfreeze']).meta({
+    description: 'What the entry records: mod (a credit or debit), move (one side of a move), freeze, unfreeze (by "0").',
+  }),
+  by: z.union([amountText, z.literal('0')]),
   tot: balanceDecimalText.meta({ description: 'The balance after this entry.' }),
   at: z.iso.datetime(),
   note: z.string().optional(),
   key: idempotencyKeyText.optional().meta({ description: 'The Idempotency-Key the mod carried.' }),
+  move: z.string().optional().meta({ description: "The move's id, the same on both of its entries." }),
+  actor: z.string().optional().meta({ description: 'The name of the named token that wrote the entry.' }),
 })
 
 export const pastBody = z
@@ -159,8 +198,8 @@ export const pastBody = z
         tot: '999',
         seq: 2,
         entries: [
-          { seq: 1, by: '1000', tot: '1000', at: '2026-11-21T10:00:00.000Z', note: 'invoice 42' },
-          { seq: 2, by: '-1', tot: '999', at: '2026-11-21T10:00:01.250Z', key: 'order-7f3a-charge-1' },
+          { seq: 1, kind: 'mod', by: '1000', tot: '1000', at: '2026-11-21T10:00:00.000Z', note: 'invoice 42' },
+          { seq: 2, kind: 'mod', by: '-1', tot: '999', at: '2026-11-21T10:00:01.250Z', key: 'order-7f3a-charge-1' },
         ],
       },
     ],
@@ -207,3 +246,18 @@ export const whoamiBody = z
     }),
   })
   .meta({ examples: [{ scope: 'write' }] })
+
+export const moveBody = z
+  .strictObject({
+    move: z.string().meta({ description: "The move's id, on both history entries." }),
+    tot: balanceDecimalText.meta({ description: "FROM's balance after the move." }),
+    held: balanceDecimalText.meta({ description: 'Held by open holds ("0" where holds are not built).' }),
+    avail: balanceDecimalText.meta({ description: 'tot - held.' }),
+    seq: seqNumber,
+    expires: z.iso.datetime().optional(),
+  })
+  .meta({ examples: [{ move: 'Zb3c9Q2xR0mW4yTt1uVv8A', tot: '750', held: '0', avail: '750', seq: 3 }] })
+
+export const freezeBody = z
+  .strictObject({ tot: balanceDecimalText, seq: seqNumber, frozen: z.boolean(), expires: z.iso.datetime().optional() })
+  .meta({ examples: [{ tot: '750', seq: 4, frozen: true }] })

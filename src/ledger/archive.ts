@@ -177,7 +177,7 @@ async function* parseArchive(lines: AsyncIterable<string>, idempotencyTtlMs: num
     if (data.kind !== undefined) entry.kind = data.kind
     if (data.move !== undefined) entry.move = data.move
     if ((data.peer === undefined) !== (data.peerSeq === undefined)) fail(`entry ${data.seq}: peer and peerSeq go together`)
-    if (data.peer !== undefined && data.peerSeq !== undefined) entry.peer = { accountKey: data.peer as AccountKey, seq: data.peerSeq }
+    if (data.peer !== undefined && data.peerSeq !== undefined) entry.peer = { accountKey: data.peer, seq: data.peerSeq }
     if (data.actor !== undefined) entry.actor = data.actor
     yield { kind: 'entry', accountKey: owner.accountKey, entry }
   }
