@@ -61,7 +61,7 @@ export type AppConfig = Pick<
   | 'readTokens'
   | 'metricsPublic'
 > &
-  Partial<Pick<Config, 'idempotencyTtlMs' | 'idempotencyPruneIntervalMs' | 'idempotencyPruneBatchMax'>>
+  Partial<Pick<Config, 'idempotencyTtlMs' | 'idempotencyPruneIntervalMs' | 'idempotencyPruneBatchMax' | 'tokenNames' | 'readTokenNames'>>
 
 export interface AppDeps {
   /** The ledger's store, open; the app owns it (closes it when it closes). */

@@ -34,12 +34,17 @@ export interface ErrorBody {
   message: string
   /** The balance, on ACCMAN_INSUFFICIENT_FUNDS. */
   tot?: string
+  /** What may be spent, on ACCMAN_INSUFFICIENT_FUNDS: tot, as nothing is held. */
+  avail?: string
 }
 
 export function errorBody(code: ApiErrorCode, message: string, tot?: bigint): ErrorBody {
   const statusCode = statusOf(code)
   const body: ErrorBody = { statusCode, code, error: STATUS_CODES[statusCode] ?? 'Error', message }
-  if (tot !== undefined) body.tot = tot.toString()
+  if (tot !== undefined) {
+    body.tot = tot.toString()
+    body.avail = body.tot
+  }
   return body
 }
 

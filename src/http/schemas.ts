@@ -211,6 +211,7 @@ export const errorBodySchema = z.strictObject({
   error: z.string(),
   message: z.string().meta({ description: 'For people; never carries a credential, a token or the URL.' }),
   tot: balanceDecimalText.optional().meta({ description: 'The balance, on ACCMAN_INSUFFICIENT_FUNDS.' }),
+  avail: balanceDecimalText.optional().meta({ description: 'What may be spent (tot less holds), on ACCMAN_INSUFFICIENT_FUNDS.' }),
 })
 
 const batchOperation = z.union([
