@@ -223,6 +223,14 @@ const batchOperation = z.union([
     key: z.string().optional().meta({ description: "The mod's Idempotency-Key." }),
   }),
   z.strictObject({ op: z.literal('tot'), cred: z.string() }),
+  z.strictObject({
+    op: z.literal('move'),
+    cred: z.string().meta({ description: 'As /move: FROM.' }),
+    to: z.string(),
+    by: z.string(),
+    note: z.string().optional(),
+    key: z.string().optional().meta({ description: "The move's Idempotency-Key (FROM's key space)." }),
+  }),
 ])
 
 export const batchBody = z
@@ -231,6 +239,15 @@ export const batchBody = z
 
 const batchResult = z.union([
   z.strictObject({ status: z.literal(200), tot: balanceDecimalText, seq: seqNumber, replayed: z.literal(true).optional() }),
+  z.strictObject({
+    status: z.literal(200),
+    move: z.string(),
+    tot: balanceDecimalText,
+    held: balanceDecimalText,
+    avail: balanceDecimalText,
+    seq: seqNumber,
+    replayed: z.literal(true).optional(),
+  }),
   errorBodySchema.extend({ status: z.int() }),
 ])
 

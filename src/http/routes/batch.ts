@@ -12,7 +12,9 @@ import { answersOf } from '../openapi.js'
 import { amount, batchBody, batchResultsBody, credential, idempotencyKeyHeader, note as noteSchema, parameterRules } from '../schemas.js'
 
 /** One result: the single endpoint's JSON answer plus its status. */
-type Result = ({ tot: string; seq: number; replayed?: true } | ErrorBody) & { status: number }
+type Result = ({ tot: string; seq: number; replayed?: true } | { move: string; tot: string; held: string; avail: string; seq: number; replayed?: true } | ErrorBody) & {
+  status: number
+}
 
 /** The shape of an operation, per `op`: wrong shapes are 400 for the whole batch. */
 const shapes = {
@@ -24,6 +26,14 @@ const shapes = {
     key: z.string().optional(),
   }),
   tot: z.strictObject({ op: z.literal('tot'), cred: z.string() }),
+  move: z.strictObject({
+    op: z.literal('move'),
+    cred: z.string(),
+    to: z.string(),
+    by: z.string(),
+    note: z.string().optional(),
+    key: z.string().optional(),
+  }),
 }
 type Shapes = typeof shapes
 type OpName = keyof Shapes
@@ -59,6 +69,8 @@ interface OpContext {
   mayWrite: boolean
   pending: Pending
   observeMod: (outcome: ModOutcome) => void
+  /** The name of the request's named token: entries it writes carry it. */
+  actor: string | undefined
 }
 
 /**
@@ -71,6 +83,7 @@ interface OpHandler<Name extends OpName> {
 }
 
 const handlers: { [Name in OpName]: OpHandler<Name> } = {
+  move: { writes: true, start: (op, context) => startMove(op, context) },
   tot: {
     writes: false,
     start(op, { ledger, pending }) {
@@ -87,7 +100,7 @@ const handlers: { [Name in OpName]: OpHandler<Name> } = {
   },
   mod: {
     writes: true,
-    start(op, { ledger, mayWrite, pending, observeMod }) {
+    start(op, { ledger, mayWrite, pending, observeMod, actor }) {
       if (!mayWrite) {
         observeMod('unauthorized')
         return refusal('ACCMAN_FORBIDDEN', 'this token may read but not write')
@@ -98,7 +111,7 @@ const handlers: { [Name in OpName]: OpHandler<Name> } = {
         return parsed
       }
       const accountKey = accountKeyOf(op.cred)
-      const modding = ledger.mod(accountKey, parsed.input)
+      const modding = ledger.mod(accountKey, { ...parsed.input, ...(actor === undefined ? {} : { actor }) })
       pending.set(accountKey, modding)
       return modding.then(
         (result: ModResult) => {
@@ -114,6 +127,34 @@ const handlers: { [Name in OpName]: OpHandler<Name> } = {
       )
     },
   },
+}
+
+/** As PATCH /move: both accounts wait for it in the batch; it answers for FROM. */
+function startMove(op: OpOf<'move'>, { ledger, mayWrite, pending, actor }: OpContext): Promise<Result> | Result {
+  if (!mayWrite) return refusal('ACCMAN_FORBIDDEN', 'this token may read but not write')
+  if (!credential.safeParse(op.cred).success) return fieldRefusal('cred')
+  if (!credential.safeParse(op.to).success) return refusal('ACCMAN_INVALID_CRED', 'to must be a credential: base64url with padding')
+  const by = amount.safeParse(op.by)
+  if (!by.success || by.data <= 0n) return refusal('ACCMAN_INVALID_AMOUNT', 'by must be a positive integer: the amount moved')
+  if (op.note !== undefined && !noteSchema.safeParse(op.note).success) return fieldRefusal('note')
+  if (op.key !== undefined && !idempotencyKeyHeader.safeParse(op.key).success) return fieldRefusal('idempotency-key')
+  const fromKey = accountKeyOf(op.cred)
+  const toKey = accountKeyOf(op.to)
+  if (fromKey === toKey) return refusal('ACCMAN_INVALID_QUERY', 'to must be another account than cred')
+  const moving = ledger.move(fromKey, {
+    by: by.data,
+    toAccountKey: toKey,
+    ...(op.note === undefined || op.note === '' ? {} : { note: op.note }),
+    ...(op.key === undefined ? {} : { idempotencyKey: op.key }),
+    ...(actor === undefined ? {} : { actor }),
+  })
+  pending.set(fromKey, moving)
+  pending.set(toKey, moving)
+  return moving.then((result): Result => {
+    const tot = result.tot.toString()
+    const answer: Result = { move: result.move, tot, held: '0', avail: tot, seq: result.seq, status: 200 }
+    return result.replayed ? { ...answer, replayed: true } : answer
+  }, ledgerRefusal)
 }
 
 function parseMod(op: OpOf<'mod'>): { input: { by: bigint; note?: string; idempotencyKey?: string } } | Result {
@@ -138,7 +179,7 @@ function outcomeOfStatus(status: number): ModOutcome {
   return 'rejected'
 }
 
-type AnyOp = OpOf<'mod'> | OpOf<'tot'>
+type AnyOp = OpOf<'mod'> | OpOf<'tot'> | OpOf<'move'>
 
 /** The operations of a body, or the 400 naming the first bad one. Never quotes a value. */
 export function opsOf(body: unknown): AnyOp[] {
@@ -230,7 +271,7 @@ export const batchRoutes: FastifyPluginAsync<BatchRoutesOptions> = async (app, {
       reply.header('retry-after', retryAfterText)
       throw new ApiError('ACCMAN_QUEUE_FULL', `the writer's queue has no room for ${writes} mods; retry shortly`)
     }
-    const context: OpContext = { ledger, mayWrite, pending: new Map(), observeMod: (outcome) => metrics.observeMod(outcome) }
+    const context: OpContext = { ledger, mayWrite, pending: new Map(), observeMod: (outcome) => metrics.observeMod(outcome), actor: request.actor }
     // Started in batch order, synchronously: the writer keeps each account's order of submission.
     const started = ops.map((op) => Promise.resolve((handlers[op.op] as OpHandler<OpName>).start(op as never, context)))
     const results = await Promise.all(started)
