@@ -3,14 +3,15 @@
 import { MemoryLevel } from 'memory-level'
 import { ClassicLevel } from 'classic-level'
 import type { FastifyInstance } from 'fastify'
-import { afterAll, afterEach, describe, expect, test } from 'vitest'
+import { afterAll, afterEach, describe, expect, test, vi } from 'vitest'
+import { AccManClient } from '../src/client/index.js'
 import { parseConfig } from '../src/config.js'
 import { accountKeyOf, type LedgerStore } from '../src/ledger/index.js'
 import { openLevelStore } from '../src/ledger/level/store.js'
 import { openPostgresStore } from '../src/ledger/postgres/store.js'
 import { verifyStore } from '../src/ledger/verify.js'
 import { freshDatabase } from './postgres-support.js'
-import { Client, killLeftoverServers, listenOnLoopback, query, ServerProcess, temporaryDirectories, testApp, waitFor, type Reply } from './support.js'
+import { Client, killLeftoverServers, listenOnLoopback, query, runHere, ServerProcess, temporaryDirectories, testApp, waitFor, type Reply } from './support.js'
 
 const temporaryDirectory = temporaryDirectories('accman-lifecycle-')
 afterEach(killLeftoverServers)
@@ -289,6 +290,56 @@ describe.each([
       console.log(`kill -9 on ${engine}: ${acknowledged.length} moves acknowledged, ${sides.size} in the store, all whole`)
     } finally {
       await store.close()
+    }
+  })
+})
+
+describe('the client and the CLI', () => {
+  test('client: move, freeze, unfreeze, pastByKey, and history entries with their kinds', async () => {
+    const { url } = await serve(await engines[0][1]())
+    const client = new AccManClient({ url, batch: false })
+    await client.mod(alice, 100n)
+    await client.mod(bob, 1n, { ttlSeconds: 3600 })
+    const moved = await client.move(alice, bob, 40n, { note: 'merge', idempotencyKey: 'c-move' })
+    expect(moved).toEqual({ move: matching(/^[A-Za-z0-9_-]{22}$/), tot: 60n, seq: 2, replayed: false })
+    expect(await client.move(alice, bob, 40n, { note: 'merge', idempotencyKey: 'c-move' })).toEqual({ ...moved, replayed: true })
+    expect(await client.freeze(alice)).toEqual({ tot: 60n, seq: 3, frozen: true })
+    await expect(client.mod(alice, -1n)).rejects.toMatchObject({ code: 'ACCMAN_FROZEN', status: 423 })
+    await expect(client.move(alice, bob, 1n)).rejects.toMatchObject({ code: 'ACCMAN_FROZEN' })
+    expect(await client.unfreeze(alice)).toEqual({ tot: 60n, seq: 4, frozen: false })
+    const page = await client.past(alice)
+    expect(page.entries.map((entry) => [entry.kind, entry.by, entry.move])).toEqual([
+      ['mod', 100n, undefined],
+      ['move', -40n, moved.move],
+      ['freeze', 0n, undefined],
+      ['unfreeze', 0n, undefined],
+    ])
+    expect((await client.pastByKey(alice, 'c-move')).entries.map((entry) => entry.seq)).toEqual([2])
+    const refused = await client.move(alice, 'dW5rbm93bi10bw==', 1n).then(() => new Error('accepted'), (error: unknown) => error as Error)
+    expect(refused).toMatchObject({ code: 'ACCMAN_NO_ACCOUNT' })
+    expect(refused.message).not.toContain('dW5rbm93bi10bw==')
+  })
+
+  test('CLI: accman move, freeze and unfreeze', async () => {
+    const { url } = await serve(await engines[0][1]())
+    vi.stubEnv('ACCMAN_URL', url)
+    vi.stubEnv('ACCMAN_TOKEN', undefined)
+    try {
+      expect((await runHere(['mod', alice, '100'])).code).toBe(0)
+      expect((await runHere(['mod', bob, '1'])).code).toBe(0)
+      expect(await runHere(['move', alice, bob, '30', '--key', 'cli-m'])).toEqual({ code: 0, stdout: '70\n', stderr: '' })
+      const again = await runHere(['move', alice, bob, '30', '--key', 'cli-m', '--json'])
+      expect(JSON.parse(again.stdout)).toEqual({ move: matching(/^[A-Za-z0-9_-]{22}$/), tot: '70', held: '0', avail: '70', seq: 2 })
+      expect(await runHere(['freeze', alice])).toEqual({ code: 0, stdout: 'frozen\n', stderr: '' })
+      const refused = await runHere(['move', alice, bob, '1'])
+      expect(refused.code).toBe(1)
+      expect(refused.stderr).toContain('ACCMAN_FROZEN')
+      expect(refused.stderr).not.toContain(bob)
+      expect(await runHere(['unfreeze', alice, '--json'])).toEqual({ code: 0, stdout: '{"tot":"70","seq":4,"frozen":false}\n', stderr: '' })
+      expect((await runHere(['move', alice, 'bad cred', '1'])).code).toBe(2)
+      expect((await runHere(['move', alice, bob, '-1'])).code).toBe(2)
+    } finally {
+      vi.unstubAllEnvs()
     }
   })
 })

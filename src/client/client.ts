@@ -53,15 +53,39 @@ export interface ModOptions {
   note?: string | undefined
   /** 1 to 255 visible ASCII characters; a random UUID when not given. */
   idempotencyKey?: string | undefined
+  /** On a credit: the account expires no earlier than this many seconds from now (1 to 315360000). */
+  ttlSeconds?: number | undefined
+}
+
+export interface MoveOptions {
+  /** Free text kept with both history entries, at most 256 characters. */
+  note?: string | undefined
+  /** In the sending account's key space; a random UUID when not given. */
+  idempotencyKey?: string | undefined
+}
+
+export interface MoveResult extends ModResult {
+  /** The move's id, on both history entries. */
+  move: string
+}
+
+export interface FreezeResult extends Balance {
+  frozen: boolean
 }
 
 export interface HistoryEntry {
   seq: number
+  /** mod, move, freeze, unfreeze (and the kinds newer servers add). */
+  kind: string
   by: bigint
   tot: bigint
   at: Date
   note?: string
   idempotencyKey?: string
+  /** The move's id, on both of its entries. */
+  move?: string
+  /** The name of the named token that wrote the entry. */
+  actor?: string
 }
 
 export interface HistoryPage extends Balance {
@@ -96,12 +120,18 @@ const seq = z.number().int().min(0)
 const balanceBody = z.object({ tot: balanceText, seq })
 const entryBody = z.object({
   seq: seq.min(1),
-  by: amountText,
+  kind: z.string().default('mod'),
+  // "0" on entries that change no balance (freeze, unfreeze).
+  by: z.union([amountText, z.literal('0').transform(() => 0n)]),
   tot: balanceText,
   at: z.iso.datetime().transform((text) => new Date(text)),
   note: z.string().optional(),
   key: z.string().optional(),
+  move: z.string().optional(),
+  actor: z.string().optional(),
 })
+const moveBody = z.object({ move: z.string(), tot: balanceText, seq })
+const freezeBody = z.object({ tot: balanceText, seq, frozen: z.boolean() })
 const pastBody = z.object({ tot: balanceText, seq, entries: z.array(entryBody) })
 const errorBody = z.object({ code: z.string(), message: z.string(), tot: balanceText.optional() })
 
@@ -121,13 +151,15 @@ interface Queued {
 /** What one call needs to build its request and explain its failure. */
 interface Call {
   method: Method
-  path: 'tot' | 'mod' | 'past' | 'batch'
+  path: 'tot' | 'mod' | 'past' | 'batch' | 'move' | 'freeze' | 'unfreeze'
   /** A JSON body (POST /batch only). */
   body?: string
   parameters: Record<string, string | undefined>
   headers?: Record<string, string>
   /** The credential, to keep it out of every message. */
   credential: string
+  /** A move's other credential, kept out of every message too. */
+  otherCredential?: string
   /** The amount of a mod, for InsufficientFundsError. */
   by?: bigint
 }
@@ -187,19 +219,61 @@ export class AccManClient {
     const idempotencyKey = options.idempotencyKey ?? randomUUID()
     const op: Record<string, string> = { op: 'mod', cred: credential, by: by.toString(), key: idempotencyKey }
     if (options.note !== undefined) op.note = options.note
-    const answer = await this.#submit(
-      {
-        method: 'PATCH',
-        path: 'mod',
-        parameters: { cred: credential, by: by.toString(), note: options.note },
-        headers: { 'idempotency-key': idempotencyKey },
-        credential,
-        by,
-      },
-      op,
-    )
+    const call: Call = {
+      method: 'PATCH',
+      path: 'mod',
+      parameters: { cred: credential, by: by.toString(), note: options.note, ttl: options.ttlSeconds?.toString() },
+      headers: { 'idempotency-key': idempotencyKey },
+      credential,
+      by,
+    }
+    // /batch takes no ttl: a credit with one goes alone.
+    const answer = options.ttlSeconds === undefined ? await this.#submit(call, op) : await this.#send(call)
     const { tot, seq } = parse(balanceBody, answer)
     return { tot, seq, replayed: answer.headers.get('idempotent-replayed') === 'true' }
+  }
+
+  /**
+   * Moves `by` (positive) from the account of `credential` to the account of `to`, both in one
+   * atomic write; returns the sender's balance and the move's id. Always sent with an idempotency
+   * key (in the sender's key space), so a retry after a lost answer moves once.
+   */
+  async move(credential: string, to: string, by: bigint, options: MoveOptions = {}): Promise<MoveResult> {
+    if (typeof by !== 'bigint') throw new TypeError('by must be a bigint')
+    const idempotencyKey = options.idempotencyKey ?? randomUUID()
+    const answer = await this.#send({
+      method: 'PATCH',
+      path: 'move',
+      parameters: { cred: credential, to, by: by.toString(), note: options.note },
+      headers: { 'idempotency-key': idempotencyKey },
+      credential,
+      otherCredential: to,
+      by: -by,
+    })
+    const { move, tot, seq } = parse(moveBody, answer)
+    return { move, tot, seq, replayed: answer.headers.get('idempotent-replayed') === 'true' }
+  }
+
+  /** Freezes the account: debits and moves out are refused (an AccManError with code ACCMAN_FROZEN) until unfreeze. */
+  async freeze(credential: string): Promise<FreezeResult> {
+    return this.#freeze(credential, 'freeze')
+  }
+
+  async unfreeze(credential: string): Promise<FreezeResult> {
+    return this.#freeze(credential, 'unfreeze')
+  }
+
+  async #freeze(credential: string, path: 'freeze' | 'unfreeze'): Promise<FreezeResult> {
+    const answer = await this.#send({ method: 'PATCH', path, parameters: { cred: credential }, credential })
+    const { tot, seq, frozen } = parse(freezeBody, answer)
+    return { tot, seq, frozen }
+  }
+
+  /** The entries that carry `idempotencyKey` ("was request X charged?"), oldest first. */
+  async pastByKey(credential: string, idempotencyKey: string): Promise<HistoryPage> {
+    const answer = await this.#send({ method: 'GET', path: 'past', parameters: { cred: credential, key: idempotencyKey }, credential })
+    const body = parse(pastBody, answer)
+    return { tot: body.tot, seq: body.seq, entries: body.entries.map(historyEntry) }
   }
 
   /** One page of the account's history; page forward with `after` set to the last `seq`. */
@@ -321,7 +395,7 @@ export class AccManClient {
         continue
       }
       if (answer.status >= 200 && answer.status < 300) return answer
-      throw refusal(answer, call, [call.credential, this.#token])
+      throw refusal(answer, call, [call.credential, call.otherCredential, this.#token])
     }
   }
 
@@ -348,9 +422,11 @@ function instantText(instant: Date | string | undefined): string | undefined {
 }
 
 function historyEntry(body: z.infer<typeof entryBody>): HistoryEntry {
-  const entry: HistoryEntry = { seq: body.seq, by: body.by, tot: body.tot, at: body.at }
+  const entry: HistoryEntry = { seq: body.seq, kind: body.kind, by: body.by, tot: body.tot, at: body.at }
   if (body.note !== undefined) entry.note = body.note
   if (body.key !== undefined) entry.idempotencyKey = body.key
+  if (body.move !== undefined) entry.move = body.move
+  if (body.actor !== undefined) entry.actor = body.actor
   return entry
 }
 

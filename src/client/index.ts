@@ -5,8 +5,11 @@ export {
   type Balance,
   type HistoryEntry,
   type HistoryPage,
+  type FreezeResult,
   type ModOptions,
   type ModResult,
+  type MoveOptions,
+  type MoveResult,
   type PastOptions,
 } from './client.js'
 export { isCredential } from '../contract/syntax.js'
