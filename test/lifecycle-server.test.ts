@@ -296,7 +296,7 @@ describe.each([
 
 describe('the client and the CLI', () => {
   test('client: move, freeze, unfreeze, pastByKey, and history entries with their kinds', async () => {
-    const { url } = await serve(await engines[0][1]())
+    const { url } = await serve(await openLevelStore(new MemoryLevel<string, string>(), { sync: false }))
     const client = new AccManClient({ url, batch: false })
     await client.mod(alice, 100n)
     await client.mod(bob, 1n, { ttlSeconds: 3600 })
@@ -321,7 +321,7 @@ describe('the client and the CLI', () => {
   })
 
   test('CLI: accman move, freeze and unfreeze', async () => {
-    const { url } = await serve(await engines[0][1]())
+    const { url } = await serve(await openLevelStore(new MemoryLevel<string, string>(), { sync: false }))
     vi.stubEnv('ACCMAN_URL', url)
     vi.stubEnv('ACCMAN_TOKEN', undefined)
     try {
