@@ -186,6 +186,10 @@ describe.each(engines)('on %s, through a listening server', (_engine, makeStore)
       ['mod', '-20'],
     ])
     expect((await client.send('PATCH', `/freeze?${query({ cred: carol })}`)).status).toBe(404)
+    for (const path of ['/move', '/freeze', '/unfreeze']) {
+      const wrongMethod = await client.send('GET', `${path}?${query({ cred: alice })}`)
+      expect([wrongMethod.status, wrongMethod.headers.allow, json(wrongMethod).code]).toEqual([405, 'PATCH', 'ACCMAN_METHOD_NOT_ALLOWED'])
+    }
   })
 
   test('expiry: ttl on a credit, 410 once it passes, reads still answer, a credit with ttl reopens', async () => {

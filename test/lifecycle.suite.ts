@@ -2,6 +2,8 @@
 // ledger.test.ts (LevelDB backends) and ledger-postgres.test.ts (PostgreSQL).
 import { describe, expect, test } from 'vitest'
 import { exportStore, importStore } from '../src/ledger/archive.js'
+import { encodeEntry, historyKeyOf } from '../src/ledger/codec.js'
+import { tablesOf } from '../src/ledger/level/store.js'
 import { verifyStore } from '../src/ledger/verify.js'
 import { accountKeyOf, openLedger, type Ledger, type LedgerOptions, type LedgerStore } from '../src/ledger/index.js'
 import { codeOf, type Backend } from './ledger.suite.js'
@@ -165,6 +167,23 @@ export function lifecycleSuite(name: string, backend: Backend): void {
       expect((a?.seq ?? 0) + (b?.seq ?? 0)).toBe(2002)
       const report = await verifyClean(store)
       expect(report.entries).toBe(2002)
+      await ledger.close()
+    })
+
+    // LevelDB only: the test writes behind the ledger's back into the database under the store.
+    if (backend.dbOf !== undefined) test('verify finds a move whose two sides disagree', async () => {
+      const { ledger, store } = await open()
+      await ledger.mod(alice, { by: 10n })
+      await ledger.mod(bob, { by: 10n })
+      const moved = await ledger.move(alice, { by: 3n, toAccountKey: bob })
+      const [into] = (await ledger.past(bob, { limit: 1, order: 'desc' })).entries
+      expect(into?.move).toBe(moved.move)
+      // Behind the ledger's back: the receiving side now names another move (its chain still holds).
+      const db = backend.dbOf?.(store)
+      if (db === undefined || into === undefined) throw new Error('a LevelDB backend')
+      await tablesOf(db).history.put(historyKeyOf(bob, into.seq), encodeEntry({ ...into, move: 'another-move-id' }))
+      const report = await verifyStore(store)
+      expect(report.faults.some((fault) => fault.includes('not the same move'))).toBe(true)
       await ledger.close()
     })
 

@@ -76,6 +76,9 @@ export interface AppDeps {
 const routeMethods: Readonly<Record<string, string>> = {
   '/tot': 'GET, HEAD',
   '/mod': 'PATCH',
+  '/move': 'PATCH',
+  '/freeze': 'PATCH',
+  '/unfreeze': 'PATCH',
   '/batch': 'POST',
   '/past': 'GET, HEAD',
   '/healthz': 'GET, HEAD',
