@@ -44,6 +44,21 @@ tot cred=env_var_or_default("ACCMAN_CRED", ""): _built
 mod cred by: _built
     @{{ accman }} mod -- {{ quote(cred) }} {{ quote(by) }}
 
+# Move BY from the account of CRED to the account of TO, atomically (TO must exist)
+[no-exit-message]
+move cred to by: _built
+    @{{ accman }} move -- {{ quote(cred) }} {{ quote(to) }} {{ quote(by) }}
+
+# Freeze CRED: debits and moves out are refused until unfreeze
+[no-exit-message]
+freeze cred: _built
+    @{{ accman }} freeze -- {{ quote(cred) }}
+
+# Lift the freeze of CRED
+[no-exit-message]
+unfreeze cred: _built
+    @{{ accman }} unfreeze -- {{ quote(cred) }}
+
 # Print the history of CRED as a table (default: ACCMAN_CRED); extra flags such as --desc pass through
 [no-exit-message]
 past cred=env_var_or_default("ACCMAN_CRED", "") *flags: _built

@@ -21,9 +21,29 @@ const booleanText = z
 /** Bearer tokens: long, visible ASCII, no commas (the list separator) and no spaces. */
 export const tokenLengthMin = 16
 export const tokenLengthMax = 256
+/** A token's name, as it appears in history entries (`actor`): never the token itself. */
+export const tokenNamePattern = /^[A-Za-z0-9_.-]{1,64}$/
+/** `name:token`: a list item with a name before its first ':' is a named token. */
+const namedTokenPattern = /^([A-Za-z0-9_.-]{1,64}):(.+)$/
+
+export interface NamedToken {
+  token: string
+  /** Absent: an unnamed token (its entries carry no actor). */
+  name?: string
+}
+
+/** Splits `name:token` items; the rest are unnamed tokens. */
+function namedTokensOf(items: string[]): NamedToken[] {
+  return items.map((item) => {
+    const match = namedTokenPattern.exec(item)
+    return match === null ? { token: item } : { token: match[2] ?? '', name: match[1] ?? '' }
+  })
+}
+
 const tokenList = z
   .string()
-  .transform((text) => text.split(',').map((token) => token.trim()).filter((token) => token !== ''))
+  .transform((text) => namedTokensOf(text.split(',').map((token) => token.trim()).filter((token) => token !== '')))
+  .transform((named) => named.map((entry) => entry.token))
   .refine(
     (tokens) => tokens.every((token) => /^[\x21-\x2b\x2d-\x7e]+$/.test(token)),
     'tokens must be visible ASCII without spaces, separated by commas',
@@ -247,6 +267,10 @@ export interface Config extends Limits {
   tokens: readonly string[]
   /** Bearer tokens allowed tot and past only. */
   readTokens: readonly string[]
+  /** The name of each token of `tokens` (same order), where ACCMAN_TOKENS gave one as name:token. */
+  tokenNames?: readonly (string | undefined)[]
+  /** The same for `readTokens`. */
+  readTokenNames?: readonly (string | undefined)[]
   /** /metrics without a token even when tokens are configured. */
   metricsPublic: boolean
   /** How long an idempotency key is replayed; past it, the key counts as new. */
@@ -266,6 +290,12 @@ function parseEnv<T>(schema: z.ZodType<T>, env: NodeJS.ProcessEnv): T {
   if (result.success) return result.data
   const issue = result.error.issues[0]
   throw new ConfigError(`${String(issue?.path[0] ?? 'environment')} ${issue?.message ?? 'is invalid'}`)
+}
+
+/** The names of a token list's items, in order (undefined for unnamed ones); the list is valid by now. */
+function namesOf(text: string | undefined): (string | undefined)[] {
+  const items = (text ?? '').split(',').map((token) => token.trim()).filter((token) => token !== '')
+  return namedTokensOf(items).map((entry) => entry.name)
 }
 
 /** Parses the environment; a bad value throws a ConfigError naming the variable. */
@@ -290,6 +320,8 @@ export function parseConfig(env: NodeJS.ProcessEnv): Readonly<Config> {
     sync: env_.ACCMAN_SYNC,
     tokens: Object.freeze(env_.ACCMAN_TOKENS),
     readTokens: Object.freeze(env_.ACCMAN_READ_TOKENS),
+    tokenNames: Object.freeze(namesOf(env.ACCMAN_TOKENS)),
+    readTokenNames: Object.freeze(namesOf(env.ACCMAN_READ_TOKENS)),
     metricsPublic: env_.ACCMAN_METRICS_PUBLIC,
     idempotencyTtlMs: env_.ACCMAN_IDEMPOTENCY_TTL * 1000,
     dbTimeoutMs: env_.ACCMAN_DB_TIMEOUT_MS,

@@ -40,7 +40,7 @@ describe.runIf(just !== undefined)('justfile recipes', () => {
     const list = await runJust(['--list'], env)
     expect(list.code).toBe(0)
     const lines = list.stdout.split('\n')
-    const recipes = ['start', 'dev', 'test', 'check', 'bench', 'tot', 'mod', 'past', 'new', 'verify', 'export', 'import']
+    const recipes = ['start', 'dev', 'test', 'check', 'bench', 'tot', 'mod', 'move', 'freeze', 'unfreeze', 'past', 'new', 'verify', 'export', 'import']
     for (const recipe of recipes) {
       const index = lines.findIndex((line) => line.trimStart().startsWith(`${recipe} `) || line.trim() === recipe)
       expect(index, recipe).toBeGreaterThan(0)
@@ -61,6 +61,17 @@ describe.runIf(just !== undefined)('justfile recipes', () => {
     const past = (await runJust(['past', cred], env)).stdout.split('\n').filter(Boolean)
     expect(past).toHaveLength(3)
     expect(past[2]).toMatch(/^ {2}2 .* -1 {3}999$/)
+  })
+
+  test('move, freeze and unfreeze through just', async () => {
+    const from = (await runJust(['new', '100'], env)).stdout.trim()
+    const to = (await runJust(['new', '1'], env)).stdout.trim()
+    expect((await runJust(['move', from, to, '40'], env)).stdout).toBe('60\n')
+    expect((await runJust(['tot', to], env)).stdout).toBe('41\n')
+    expect((await runJust(['freeze', from], env)).stdout).toBe('frozen\n')
+    expect((await runJust(['mod', from, '-1'], env)).code).toBe(1)
+    expect((await runJust(['unfreeze', from], env)).stdout).toBe('unfrozen\n')
+    expect((await runJust(['mod', from, '-1'], env)).stdout).toBe('59\n')
   })
 
   test('a mistake is one line with the CLI exit code', async () => {

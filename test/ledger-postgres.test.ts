@@ -4,6 +4,7 @@ import assert from 'node:assert/strict'
 import type { LedgerStore } from '../src/ledger/index.js'
 import { openPostgresStore } from '../src/ledger/postgres/store.js'
 import { ledgerSuite } from './ledger.suite.js'
+import { lifecycleSuite } from './lifecycle.suite.js'
 import { freshDatabase } from './postgres-support.js'
 
 const urls = new WeakMap<LedgerStore, string>()
@@ -23,3 +24,5 @@ ledgerSuite('PostgreSQL', {
     return open(url)
   },
 })
+
+lifecycleSuite('PostgreSQL', { storeClock: true, makeStore: async () => open(await freshDatabase()) })

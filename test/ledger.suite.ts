@@ -537,6 +537,7 @@ export function withOutage(store: LedgerStore): { store: LedgerStore; setDown: (
     readAccount: (accountKey) => (down ? Promise.reject(unavailable()) : store.readAccount(accountKey)),
     runRound: (body) => (down ? Promise.reject(unavailable()) : store.runRound(body)),
     pageHistory: (accountKey, range) => store.pageHistory(accountKey, range),
+    entriesWithKey: (accountKey, key, limit) => store.entriesWithKey(accountKey, key, limit),
     firstSeqAtOrAfter: (accountKey, atMs, seqLow, seqHigh) => store.firstSeqAtOrAfter(accountKey, atMs, seqLow, seqHigh),
     snapshot: () => store.snapshot(),
     readHolding: (accountKey) => store.readHolding(accountKey),
@@ -576,6 +577,7 @@ function asShared(store: LedgerStore, clockMs: () => number): LedgerStore {
       return run
     },
     pageHistory: (accountKey, range) => store.pageHistory(accountKey, range),
+    entriesWithKey: (accountKey, key, limit) => store.entriesWithKey(accountKey, key, limit),
     firstSeqAtOrAfter: (accountKey, atMs, seqLow, seqHigh) => store.firstSeqAtOrAfter(accountKey, atMs, seqLow, seqHigh),
     snapshot: () => store.snapshot(),
     readHolding: (accountKey) => store.readHolding(accountKey),

@@ -7,6 +7,7 @@ import { afterAll } from 'vitest'
 import type { LedgerStore, RootDb } from '../src/ledger/index.js'
 import { LevelStore, openLevelStore } from '../src/ledger/level/store.js'
 import { ledgerSuite } from './ledger.suite.js'
+import { lifecycleSuite } from './lifecycle.suite.js'
 
 const directories: string[] = []
 const locations = new WeakMap<RootDb, string>()
@@ -51,3 +52,6 @@ ledgerSuite('a classic-level sublevel', {
   },
   dbOf,
 })
+
+lifecycleSuite('memory-level', { makeStore: () => level(new MemoryLevel<string, string>()), dbOf })
+lifecycleSuite('classic-level', { makeStore: () => level(classicLevel()), dbOf })

@@ -27,7 +27,8 @@ interface ModelEntry {
 }
 interface ModelAccount {
   entries: ModelEntry[]
-  keys: Map<string, { by: bigint; tot: bigint; seq: number }>
+  keys: Map<string, { by: bigint; tot: bigint; seq: number; move?: { to: string } }>
+  frozen?: boolean
 }
 type Model = Map<string, ModelAccount>
 type Outcome = { tot: bigint; seq: number; replayed: boolean } | { code: string }
@@ -39,16 +40,36 @@ interface Mod {
   idempotencyKey?: string
 }
 
+/** A move of `by` (positive) from `cred` to `to`, or a freeze (frozen) of `cred`. */
+interface Move {
+  cred: string
+  to: string
+  by: bigint
+  note?: string
+  idempotencyKey?: string
+}
+interface Freeze {
+  cred: string
+  frozen: boolean
+}
+type Op = Mod | Move | Freeze
+const isMove = (op: Op): op is Move => 'to' in op
+const isFreeze = (op: Op): op is Freeze => 'frozen' in op
+
 /** The specification, as plainly as it can be written. */
-function applyToModel(model: Model, mod: Mod): Outcome {
+function applyToModel(model: Model, op: Op): Outcome {
+  if (isMove(op)) return applyMoveToModel(model, op)
+  if (isFreeze(op)) return applyFreezeToModel(model, op)
+  const mod = op
   const account = model.get(mod.cred)
   if (mod.idempotencyKey !== undefined) {
     const first = account?.keys.get(mod.idempotencyKey)
     if (first !== undefined) {
-      return first.by === mod.by ? { tot: first.tot, seq: first.seq, replayed: true } : { code: 'ACCMAN_IDEMPOTENCY_MISMATCH' }
+      return first.by === mod.by && first.move === undefined ? { tot: first.tot, seq: first.seq, replayed: true } : { code: 'ACCMAN_IDEMPOTENCY_MISMATCH' }
     }
   }
   if (account === undefined && mod.by < 0n) return { code: 'ACCMAN_NO_ACCOUNT' }
+  if (account?.frozen === true && mod.by < 0n) return { code: 'ACCMAN_FROZEN' }
   const before = account?.entries.at(-1)?.tot ?? 0n
   const tot = before + mod.by
   if (tot < 0n) return { code: 'ACCMAN_INSUFFICIENT_FUNDS' }
@@ -61,8 +82,57 @@ function applyToModel(model: Model, mod: Mod): Outcome {
   return { tot, seq, replayed: false }
 }
 
-async function applyToLedger(ledger: Ledger, mod: Mod): Promise<Outcome> {
+/** A move: both sides or neither; the key is in FROM's key space, on FROM's entry only. */
+function applyMoveToModel(model: Model, move: Move): Outcome {
+  const from = model.get(move.cred)
+  const first = move.idempotencyKey === undefined ? undefined : from?.keys.get(move.idempotencyKey)
+  if (first !== undefined) {
+    return first.move?.to === move.to && first.by === -move.by
+      ? { tot: first.tot, seq: first.seq, replayed: true }
+      : { code: 'ACCMAN_IDEMPOTENCY_MISMATCH' }
+  }
+  const to = model.get(move.to)
+  if (from === undefined || to === undefined) return { code: 'ACCMAN_NO_ACCOUNT' }
+  if (from.frozen === true) return { code: 'ACCMAN_FROZEN' }
+  const fromTot = (from.entries.at(-1)?.tot ?? 0n) - move.by
+  if (fromTot < 0n) return { code: 'ACCMAN_INSUFFICIENT_FUNDS' }
+  const toTot = (to.entries.at(-1)?.tot ?? 0n) + move.by
+  if (toTot > amountMax) return { code: 'ACCMAN_OVERFLOW' }
+  const seq = from.entries.length + 1
+  from.entries.push({ seq, by: -move.by, tot: fromTot, note: move.note, idempotencyKey: move.idempotencyKey })
+  to.entries.push({ seq: to.entries.length + 1, by: move.by, tot: toTot, note: move.note, idempotencyKey: undefined })
+  if (move.idempotencyKey !== undefined) from.keys.set(move.idempotencyKey, { by: -move.by, tot: fromTot, seq, move: { to: move.to } })
+  return { tot: fromTot, seq, replayed: false }
+}
+
+/** A freeze or unfreeze: an entry with by 0, or nothing when the account already is so. */
+function applyFreezeToModel(model: Model, freeze: Freeze): Outcome {
+  const account = model.get(freeze.cred)
+  if (account === undefined) return { code: 'ACCMAN_NO_ACCOUNT' }
+  const tot = account.entries.at(-1)?.tot ?? 0n
+  if ((account.frozen === true) !== freeze.frozen) {
+    account.frozen = freeze.frozen
+    account.entries.push({ seq: account.entries.length + 1, by: 0n, tot, note: undefined, idempotencyKey: undefined })
+  }
+  return { tot, seq: account.entries.length, replayed: false }
+}
+
+async function applyToLedger(ledger: Ledger, op: Op): Promise<Outcome> {
   try {
+    if (isFreeze(op)) {
+      const { tot, seq, replayed } = await ledger.freeze(accountKeyOf(op.cred), { frozen: op.frozen })
+      return { tot, seq, replayed }
+    }
+    if (isMove(op)) {
+      const { tot, seq, replayed } = await ledger.move(accountKeyOf(op.cred), {
+        by: op.by,
+        toAccountKey: accountKeyOf(op.to),
+        ...(op.note === undefined ? {} : { note: op.note }),
+        ...(op.idempotencyKey === undefined ? {} : { idempotencyKey: op.idempotencyKey }),
+      })
+      return { tot, seq, replayed }
+    }
+    const mod = op
     return await ledger.mod(accountKeyOf(mod.cred), {
       by: mod.by,
       ...(mod.note === undefined ? {} : { note: mod.note }),
@@ -77,23 +147,23 @@ async function applyToLedger(ledger: Ledger, mod: Mod): Promise<Outcome> {
 type Real = { ledger: Ledger }
 
 class ModCommand implements fc.AsyncCommand<Model, Real> {
-  constructor(readonly mod: Mod) {}
+  constructor(readonly mod: Op) {}
   check = () => true
   async run(model: Model, real: Real) {
     expect(await applyToLedger(real.ledger, this.mod)).toEqual(applyToModel(model, this.mod))
   }
-  toString = () => `mod(${JSON.stringify({ ...this.mod, by: String(this.mod.by) })})`
+  toString = () => `op(${JSON.stringify(this.mod, (_key, value: unknown) => (typeof value === 'bigint' ? String(value) : value))})`
 }
 
-/** Mods submitted in one turn, as concurrent requests are: decided in submission order. */
+/** Mods, moves and freezes submitted in one turn, as concurrent requests are: decided in submission order. */
 class BurstCommand implements fc.AsyncCommand<Model, Real> {
-  constructor(readonly mods: Mod[]) {}
+  constructor(readonly mods: Op[]) {}
   check = () => true
   async run(model: Model, real: Real) {
     const outcomes = await Promise.all(this.mods.map((mod) => applyToLedger(real.ledger, mod)))
     expect(outcomes).toEqual(this.mods.map((mod) => applyToModel(model, mod)))
   }
-  toString = () => `burst(${this.mods.map((mod) => `${mod.cred}:${mod.by}${mod.idempotencyKey ?? ''}`).join(',')})`
+  toString = () => `burst(${this.mods.map((op) => (isFreeze(op) ? `${op.cred}:frozen=${op.frozen}` : `${op.cred}${isMove(op) ? `->${op.to}` : ''}:${op.by}${op.idempotencyKey ?? ''}`)).join(',')})`
 }
 
 class TotCommand implements fc.AsyncCommand<Model, Real> {
@@ -153,10 +223,24 @@ const modArb: fc.Arbitrary<Mod> = fc.record(
   },
   { requiredKeys: ['cred', 'by'] },
 )
+const moveArb: fc.Arbitrary<Move> = fc
+  .record(
+    {
+      cred: credArb,
+      to: credArb,
+      by: fc.oneof(fc.bigInt({ min: 1n, max: 1000n }), fc.bigInt({ min: amountMax - 10n, max: amountMax })),
+      note: fc.string({ maxLength: 8 }),
+      idempotencyKey: fc.constantFrom('k1', 'k2', 'order-7'),
+    },
+    { requiredKeys: ['cred', 'to', 'by'] },
+  )
+  .filter((move) => move.cred !== move.to)
+const freezeArb: fc.Arbitrary<Freeze> = fc.record({ cred: credArb, frozen: fc.boolean() })
+const opArb: fc.Arbitrary<Op> = fc.oneof({ arbitrary: modArb, weight: 6 }, { arbitrary: moveArb, weight: 3 }, { arbitrary: freezeArb, weight: 1 })
 const commandsArb = fc.commands(
   [
-    modArb.map((mod) => new ModCommand(mod)),
-    fc.array(modArb, { minLength: 2, maxLength: 12 }).map((mods) => new BurstCommand(mods)),
+    opArb.map((op) => new ModCommand(op)),
+    fc.array(opArb, { minLength: 2, maxLength: 12 }).map((mods) => new BurstCommand(mods)),
     credArb.map((cred) => new TotCommand(cred)),
     fc
       .tuple(credArb, fc.integer({ min: 1, max: 20 }), fc.option(fc.integer({ min: 0, max: 30 }), { nil: undefined }), fc.constantFrom('asc' as const, 'desc' as const))

@@ -76,14 +76,35 @@ test('every route of the server is in the document, and nothing else', () => {
   }
   const documented = new Map(Object.entries(doc.paths).map(([path, operations]) => [path, Object.keys(operations).sort()]))
   expect(documented).toEqual(routes)
-  expect([...documented.keys()].sort()).toEqual(['/backup', '/batch', '/console', '/healthz', '/hold', '/holds', '/metrics', '/mod', '/past', '/readyz', '/settle', '/tot', '/void', '/whoami'])
+  expect([...documented.keys()].sort()).toEqual([
+    '/backup',
+    '/batch',
+    '/console',
+    '/freeze',
+    '/healthz',
+    '/hold',
+    '/holds',
+    '/metrics',
+    '/mod',
+    '/move',
+    '/past',
+    '/readyz',
+    '/settle',
+    '/tot',
+    '/unfreeze',
+    '/void',
+    '/whoami',
+  ])
 })
 
 test('every parameter of the contract is documented', () => {
   const names = (path: string, method: string) =>
     (doc.paths[path]?.[method]?.parameters ?? []).map((parameter) => `${parameter.in}:${parameter.name}`)
   expect(names('/tot', 'get')).toEqual(['query:cred'])
-  expect(names('/mod', 'patch')).toEqual(['query:cred', 'query:by', 'query:note', 'header:idempotency-key'])
+  expect(names('/mod', 'patch')).toEqual(['query:cred', 'query:by', 'query:note', 'query:ttl', 'header:idempotency-key'])
+  expect(names('/move', 'patch')).toEqual(['query:cred', 'query:to', 'query:by', 'query:note', 'header:idempotency-key'])
+  expect(names('/freeze', 'patch')).toEqual(['query:cred'])
+  expect(names('/unfreeze', 'patch')).toEqual(['query:cred'])
   expect(names('/past', 'get')).toEqual([
     'query:cred',
     'query:limit',
@@ -92,6 +113,7 @@ test('every parameter of the contract is documented', () => {
     'query:order',
     'query:from',
     'query:to',
+    'query:key',
   ])
 })
 
@@ -199,6 +221,43 @@ describe('answers match the document', () => {
     expect(await check(guarded, get('/backup', read))).toBe(403)
     expect(await check(guarded, patch(`/mod?${query({ cred, by: '1' })}`, write))).toBe(200)
 
+    // /move, /freeze, /unfreeze, and the refusals of frozen and expired accounts.
+    const mover = 'bW92ZXItYWNjb3VudC0wMDE='
+    expect(await check(open, patch(`/mod?${query({ cred: mover, by: '100' })}`))).toBe(200)
+    expect(await check(open, patch(`/move?${query({ cred: mover, to: poor, by: '10' })}`, { 'idempotency-key': 'm-1' }))).toBe(200)
+    expect(await check(open, patch(`/move?${query({ cred: mover, to: 'x', by: '1' })}`))).toBe(400)
+    expect(await check(open, patch(`/move?${query({ cred: mover, to: poor, by: '1000' })}`))).toBe(402)
+    expect(await check(open, patch(`/move?${query({ cred: mover, to: unknown, by: '1' })}`))).toBe(404)
+    expect(await check(open, patch(`/move?${query({ cred: mover, to: poor, by: '1' })}`, { accept: 'text/plain' }))).toBe(406)
+    expect(await check(open, patch(`/move?${query({ cred: mover, to: poor, by: '11' })}`, { 'idempotency-key': 'm-1' }))).toBe(422)
+    for (const path of ['/freeze', '/unfreeze']) {
+      expect(await check(open, patch(`${path}?${query({ cred: mover })}`))).toBe(200)
+      expect(await check(open, patch(`${path}?cred=*`))).toBe(400)
+      expect(await check(open, patch(`${path}?${query({ cred: unknown })}`))).toBe(404)
+      expect(await check(open, patch(`${path}?${query({ cred: mover })}`, { accept: 'text/plain' }))).toBe(406)
+    }
+    expect(await check(open, patch(`/freeze?${query({ cred: mover })}`))).toBe(200)
+    expect(await check(open, patch(`/mod?${query({ cred: mover, by: '-1' })}`))).toBe(423)
+    expect(await check(open, patch(`/move?${query({ cred: mover, to: poor, by: '1' })}`))).toBe(423)
+    let expiryClockMs = Date.now()
+    const clocked = await testApp({ now: () => expiryClockMs })
+    expect(await check(clocked, patch(`/mod?${query({ cred: mover, by: '100', ttl: '1' })}`, json))).toBe(200)
+    expect(await check(clocked, patch(`/mod?${query({ cred: poor, by: '1' })}`))).toBe(200)
+    expiryClockMs += 2000
+    expect(await check(clocked, patch(`/mod?${query({ cred: mover, by: '-1' })}`))).toBe(410)
+    expect(await check(clocked, patch(`/move?${query({ cred: mover, to: poor, by: '1' })}`))).toBe(410)
+    expect(await check(clocked, patch(`/mod?${query({ cred: poor, by: '170141183460469231731687303715884105720' })}`))).toBe(200)
+    expect(await check(clocked, patch(`/mod?${query({ cred: mover, by: '1', ttl: '60' })}`))).toBe(200)
+    expect(await check(clocked, patch(`/move?${query({ cred: mover, to: poor, by: '50' })}`))).toBe(422)
+    await clocked.close()
+    for (const request of [patch(`/move?${query({ cred: mover, to: poor, by: '1' })}`), patch(`/freeze?${query({ cred: mover })}`), patch(`/unfreeze?${query({ cred: mover })}`)]) {
+      expect(await check(open, { ...request, payload: 'x', headers: { 'content-type': 'text/plain' } })).toBe(413)
+      expect(await check(open, { ...request, url: `${request.url}&${'x'.repeat(5000)}` })).toBe(414)
+      expect(await check(open, { ...request, headers: tooManyHeaders })).toBe(431)
+      expect(await check(guarded, request)).toBe(401)
+      expect(await check(guarded, { ...request, headers: read })).toBe(403)
+    }
+
     // 503 on every route while the server shuts down.
     let release = () => {}
     const held = new Promise<void>((resolve) => (release = resolve))
@@ -212,6 +271,9 @@ describe('answers match the document', () => {
       get(`/tot?${query({ cred })}`),
       get(`/past?${query({ cred })}`),
       patch(`/mod?${query({ cred, by: '1' })}`),
+      patch(`/move?${query({ cred, to: poor, by: '1' })}`),
+      patch(`/freeze?${query({ cred })}`),
+      patch(`/unfreeze?${query({ cred })}`),
       { method: 'POST', url: '/batch', headers: {} },
       get('/healthz'),
       get('/readyz'),

@@ -10,6 +10,7 @@ import { CliError, exitCodes } from './exit-codes.js'
 import { commanderMessage, oneLine } from './format.js'
 import { migrateStore } from './migrate.js'
 import { exportTo, importFrom, verify } from './offline.js'
+import { move, setFrozen } from './lifecycle.js'
 import { backup, createAccount, mod, past, tot } from './online.js'
 import { hold, holds, settle, voidHold } from './holds.js'
 
@@ -77,6 +78,27 @@ A credential that starts with '-' goes after '--': accman tot -- -abc`,
     .option('--json', 'print the server JSON {"tot","seq","held","avail"}', false)
     .addHelpText('after', '\nExamples:\n  accman mod abcdefghijklmnopqrstuvwxyz0123456789-_== 1000 --note "invoice 42"\n  accman mod abcdefghijklmnopqrstuvwxyz0123456789-_== -1 --key req-7f3a')
     .action((cred: string, by: string, options: { json: boolean; note?: string; key?: string }) => mod(context, cred, by, options))
+
+  root
+    .command('move')
+    .description("move an amount from one account to another, atomically, and print the sender's new balance")
+    .argument('<cred>', 'the credential of the account the amount leaves')
+    .argument('<to>', 'the credential of the account it goes to (it must exist)')
+    .argument('<by>', 'a positive integer')
+    .option('--note <text>', `kept with both history entries (at most ${noteLengthMax} characters)`)
+    .option('--key <idempotency-key>', "retries with the same key are applied once (in the sender's key space)")
+    .option('--json', 'print the server JSON {"move","tot","held","avail","seq"}', false)
+    .addHelpText('after', '\nExample:\n  accman move abcdefghijklmnopqrstuvwxyz0123456789-_== dG8tYWNjb3VudA== 250 --note "merge accounts"')
+    .action((cred: string, to: string, by: string, options: { json: boolean; note?: string; key?: string }) => move(context, cred, to, by, options))
+
+  for (const frozen of [true, false]) {
+    root
+      .command(frozen ? 'freeze' : 'unfreeze')
+      .description(frozen ? 'freeze an account: debits and moves out are refused until unfreeze' : 'lift the freeze of an account')
+      .argument('<cred>', 'the account credential')
+      .option('--json', 'print the server JSON {"tot","seq","frozen"}', false)
+      .action((cred: string, options: { json: boolean }) => setFrozen(context, cred, frozen, options))
+  }
 
   root
     .command('past')

@@ -101,22 +101,44 @@ export interface ModOptions {
   note?: string | undefined
   /** 1 to 255 visible ASCII characters; a random UUID when not given. */
   idempotencyKey?: string | undefined
+  /** On a credit: the account expires no earlier than this many seconds from now (1 to 315360000). */
+  ttlSeconds?: number | undefined
+}
+
+export interface MoveOptions {
+  /** Free text kept with both history entries, at most 256 characters. */
+  note?: string | undefined
+  /** In the sending account's key space; a random UUID when not given. */
+  idempotencyKey?: string | undefined
+}
+
+export interface MoveResult extends ModResult {
+  /** The move's id, on both history entries. */
+  move: string
+}
+
+export interface FreezeResult extends Balance {
+  frozen: boolean
 }
 
 export interface HistoryEntry {
   seq: number
+  /** mod, hold, settle, void, expire, rotate, move, freeze, unfreeze (and the kinds newer servers add). */
+  kind: string
   by: bigint
   tot: bigint
   at: Date
   note?: string
   idempotencyKey?: string
-  /** mod, hold, settle, void or expire (absent from an AccMan that predates holds: mod). */
-  kind?: string
   hold?: string
   /** The signed change of held: +A for a hold of A, -A for its settle, void or expire. */
   heldBy?: bigint
   /** The account's held after the entry. */
   held?: bigint
+  /** The move's id, on both of its entries. */
+  move?: string
+  /** The name of the named token that wrote the entry. */
+  actor?: string
 }
 
 export interface HistoryPage extends Balance {
@@ -161,6 +183,8 @@ const entryBody = z.object({
   hold: z.string().optional(),
   heldBy: amountText.optional(),
   held: balanceText.optional(),
+  move: z.string().optional(),
+  actor: z.string().optional(),
 })
 const pastBody = z.object({ tot: balanceText, seq, held: balanceText.optional(), entries: z.array(entryBody) })
 const errorBody = z.object({ code: z.string(), message: z.string(), tot: balanceText.optional(), avail: balanceText.optional() })
@@ -190,6 +214,8 @@ function balanceOf(body: z.infer<typeof balanceBody>): Balance {
   }
   return balance
 }
+const moveBody = z.object({ move: z.string(), tot: balanceText, seq })
+const freezeBody = z.object({ tot: balanceText, seq, frozen: z.boolean() })
 
 type Method = 'GET' | 'PATCH' | 'POST'
 
@@ -207,13 +233,15 @@ interface Queued {
 /** What one call needs to build its request and explain its failure. */
 interface Call {
   method: Method
-  path: 'tot' | 'mod' | 'past' | 'batch' | 'hold' | 'settle' | 'void' | 'holds'
+  path: 'tot' | 'mod' | 'past' | 'batch' | 'hold' | 'settle' | 'void' | 'holds' | 'move' | 'freeze' | 'unfreeze'
   /** A JSON body (POST /batch only). */
   body?: string
   parameters: Record<string, string | undefined>
   headers?: Record<string, string>
   /** The credential, to keep it out of every message. */
   credential: string
+  /** A move's other credential, kept out of every message too. */
+  otherCredential?: string
   /** The amount of a mod, for InsufficientFundsError. */
   by?: bigint
 }
@@ -272,17 +300,16 @@ export class AccManClient {
     const idempotencyKey = options.idempotencyKey ?? randomUUID()
     const op: Record<string, string> = { op: 'mod', cred: credential, by: by.toString(), key: idempotencyKey }
     if (options.note !== undefined) op.note = options.note
-    const answer = await this.#submit(
-      {
-        method: 'PATCH',
-        path: 'mod',
-        parameters: { cred: credential, by: by.toString(), note: options.note },
-        headers: { 'idempotency-key': idempotencyKey },
-        credential,
-        by,
-      },
-      op,
-    )
+    const call: Call = {
+      method: 'PATCH',
+      path: 'mod',
+      parameters: { cred: credential, by: by.toString(), note: options.note, ttl: options.ttlSeconds?.toString() },
+      headers: { 'idempotency-key': idempotencyKey },
+      credential,
+      by,
+    }
+    // /batch takes no ttl: a credit with one goes alone.
+    const answer = options.ttlSeconds === undefined ? await this.#submit(call, op) : await this.#send(call)
     return { ...balanceOf(parse(balanceBody, answer)), replayed: answer.headers.get('idempotent-replayed') === 'true' }
   }
 
@@ -336,6 +363,49 @@ export class AccManClient {
       held: body.held,
       holds: body.holds.map(({ note, ...hold }) => (note === undefined ? hold : { ...hold, note })),
     }
+  }
+
+  /**
+   * Moves `by` (positive) from the account of `credential` to the account of `to`, both in one
+   * atomic write; returns the sender's balance and the move's id. Always sent with an idempotency
+   * key (in the sender's key space), so a retry after a lost answer moves once.
+   */
+  async move(credential: string, to: string, by: bigint, options: MoveOptions = {}): Promise<MoveResult> {
+    if (typeof by !== 'bigint') throw new TypeError('by must be a bigint')
+    const idempotencyKey = options.idempotencyKey ?? randomUUID()
+    const answer = await this.#send({
+      method: 'PATCH',
+      path: 'move',
+      parameters: { cred: credential, to, by: by.toString(), note: options.note },
+      headers: { 'idempotency-key': idempotencyKey },
+      credential,
+      otherCredential: to,
+      by: -by,
+    })
+    const { move, tot, seq } = parse(moveBody, answer)
+    return { move, tot, seq, replayed: answer.headers.get('idempotent-replayed') === 'true' }
+  }
+
+  /** Freezes the account: debits and moves out are refused (an AccManError with code ACCMAN_FROZEN) until unfreeze. */
+  async freeze(credential: string): Promise<FreezeResult> {
+    return this.#freeze(credential, 'freeze')
+  }
+
+  async unfreeze(credential: string): Promise<FreezeResult> {
+    return this.#freeze(credential, 'unfreeze')
+  }
+
+  async #freeze(credential: string, path: 'freeze' | 'unfreeze'): Promise<FreezeResult> {
+    const answer = await this.#send({ method: 'PATCH', path, parameters: { cred: credential }, credential })
+    const { tot, seq, frozen } = parse(freezeBody, answer)
+    return { tot, seq, frozen }
+  }
+
+  /** The entries that carry `idempotencyKey` ("was request X charged?"), oldest first. */
+  async pastByKey(credential: string, idempotencyKey: string): Promise<HistoryPage> {
+    const answer = await this.#send({ method: 'GET', path: 'past', parameters: { cred: credential, key: idempotencyKey }, credential })
+    const body = parse(pastBody, answer)
+    return { tot: body.tot, seq: body.seq, entries: body.entries.map(historyEntry) }
   }
 
   /** One page of the account's history; page forward with `after` set to the last `seq`. */
@@ -462,7 +532,7 @@ export class AccManClient {
         continue
       }
       if (answer.status >= 200 && answer.status < 300) return answer
-      throw refusal(answer, call, [call.credential, this.#token])
+      throw refusal(answer, call, [call.credential, call.otherCredential, this.#token])
     }
   }
 
@@ -489,13 +559,14 @@ function instantText(instant: Date | string | undefined): string | undefined {
 }
 
 function historyEntry(body: z.infer<typeof entryBody>): HistoryEntry {
-  const entry: HistoryEntry = { seq: body.seq, by: body.by, tot: body.tot, at: body.at }
+  const entry: HistoryEntry = { seq: body.seq, kind: body.kind ?? 'mod', by: body.by, tot: body.tot, at: body.at }
   if (body.note !== undefined) entry.note = body.note
   if (body.key !== undefined) entry.idempotencyKey = body.key
-  if (body.kind !== undefined) entry.kind = body.kind
   if (body.hold !== undefined) entry.hold = body.hold
   if (body.heldBy !== undefined) entry.heldBy = body.heldBy
   if (body.held !== undefined && body.held > 0n) entry.held = body.held
+  if (body.move !== undefined) entry.move = body.move
+  if (body.actor !== undefined) entry.actor = body.actor
   return entry
 }
 

@@ -12,8 +12,11 @@ export {
   type SettleResult,
   type HistoryEntry,
   type HistoryPage,
+  type FreezeResult,
   type ModOptions,
   type ModResult,
+  type MoveOptions,
+  type MoveResult,
   type PastOptions,
 } from './client.js'
 export { isCredential } from '../contract/syntax.js'

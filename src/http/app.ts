@@ -18,6 +18,7 @@ import type { Logger } from 'pino'
 import { limits, type Config } from '../config.js'
 import { idempotencyTtlSecondsDefault, isLedgerError, type LedgerStore } from '../ledger/index.js'
 import { authenticator, scoper } from './auth.js'
+import { lifecycleRoutes } from './routes/lifecycle.js'
 import {
   hasBody,
   headerBytesOf,
@@ -61,7 +62,7 @@ export type AppConfig = Pick<
   | 'readTokens'
   | 'metricsPublic'
 > &
-  Partial<Pick<Config, 'idempotencyTtlMs' | 'idempotencyPruneIntervalMs' | 'idempotencyPruneBatchMax'>>
+  Partial<Pick<Config, 'idempotencyTtlMs' | 'idempotencyPruneIntervalMs' | 'idempotencyPruneBatchMax' | 'tokenNames' | 'readTokenNames'>>
 
 export interface AppDeps {
   /** The ledger's store, open; the app owns it (closes it when it closes). */
@@ -80,6 +81,9 @@ const routeMethods: Readonly<Record<string, string>> = {
   '/settle': 'PATCH',
   '/void': 'PATCH',
   '/holds': 'GET, HEAD',
+  '/move': 'PATCH',
+  '/freeze': 'PATCH',
+  '/unfreeze': 'PATCH',
   '/batch': 'POST',
   '/past': 'GET, HEAD',
   '/healthz': 'GET, HEAD',
@@ -226,6 +230,7 @@ export async function buildApp(config: AppConfig, deps: AppDeps): Promise<Fastif
   })
   await app.register(ledgerRoutes, { authenticate })
   await app.register(holdRoutes, { authenticate })
+  await app.register(lifecycleRoutes, { authenticate })
   await app.register(batchRoutes, { authenticate, scopeOf: scoper(config), metrics, writerQueueMax: config.writerQueueMax })
   await app.register(backupRoutes, { authenticate, store: deps.store })
   await app.register(consoleRoutes, { scopeOf: scoper(config) })

@@ -12,11 +12,18 @@ declare module 'fastify' {
     /** What a route needs of the bearer token, when tokens are configured. */
     access?: Access
   }
+  interface FastifyRequest {
+    /** The name of the named token the request came with (ACCMAN_TOKENS=name:token); entries it writes carry it. */
+    actor?: string | undefined
+  }
 }
 
 export interface TokenSets {
   tokens: readonly string[]
   readTokens: readonly string[]
+  /** Names of `tokens`, same order; undefined where a token has none. */
+  tokenNames?: readonly (string | undefined)[] | undefined
+  readTokenNames?: readonly (string | undefined)[] | undefined
 }
 
 const digest = (token: string) => createHash('sha256').update(token).digest()
@@ -25,9 +32,31 @@ const digest = (token: string) => createHash('sha256').update(token).digest()
 const bearerPattern = /^bearer +([\x21-\x7e]+) *$/i
 
 function anyEqual(presented: Buffer, allowed: readonly Buffer[]): boolean {
-  let found = false
-  for (const candidate of allowed) found = timingSafeEqual(presented, candidate) || found
+  return matchIndex(presented, allowed) >= 0
+}
+
+/** The index of the matching digest, or -1; every candidate is compared, whichever matches. */
+function matchIndex(presented: Buffer, allowed: readonly Buffer[]): number {
+  let found = -1
+  for (const [index, candidate] of allowed.entries()) if (timingSafeEqual(presented, candidate) && found < 0) found = index
   return found
+}
+
+/** The name of the token an Authorization header presents, when it is a named one. */
+export type ActorOf = (authorization: string | undefined) => string | undefined
+
+export function actorFinder(sets: TokenSets): ActorOf {
+  const named = [
+    ...sets.tokens.map((token, index) => ({ token, name: sets.tokenNames?.[index] })),
+    ...sets.readTokens.map((token, index) => ({ token, name: sets.readTokenNames?.[index] })),
+  ]
+  if (named.every((entry) => entry.name === undefined)) return () => undefined
+  const digests = named.map((entry) => digest(entry.token))
+  return (authorization) => {
+    const match = bearerPattern.exec(authorization ?? '')
+    const index = matchIndex(digest(match?.[1] ?? ''), digests)
+    return index < 0 ? undefined : named[index]?.name
+  }
 }
 
 /** What a request may do: `open` when no token is configured, else what its token allows. */
@@ -57,11 +86,14 @@ export type Authenticate = (request: FastifyRequest) => Promise<void>
 export function authenticator(sets: TokenSets): Authenticate | undefined {
   if (sets.tokens.length === 0 && sets.readTokens.length === 0) return undefined
   const scopeOf = scoper(sets)
+  const actorOf = actorFinder(sets)
   return async function authenticate(request: FastifyRequest) {
     const access = request.routeOptions.config.access
     if (access === undefined) return
     const scope = scopeOf(request.headers.authorization)
     if (scope === undefined) throw new ApiError('ACCMAN_UNAUTHORIZED', 'a valid bearer token is required: Authorization: Bearer <token>')
     if (access === 'write' && scope !== 'write') throw new ApiError('ACCMAN_FORBIDDEN', 'this token may read but not write')
+    const actor = actorOf(request.headers.authorization)
+    if (actor !== undefined) request.actor = actor
   }
 }

@@ -71,10 +71,21 @@ export class Metrics {
     labelNames: ['event'] as const,
     registers: [this.#registry],
   })
+  readonly #moves = new Counter({
+    name: 'accman_moves_total',
+    help: 'Moves applied (each writes two entries)',
+    registers: [this.#registry],
+  })
+  readonly #freezes = new Counter({
+    name: 'accman_freezes_total',
+    help: 'Freezes and unfreezes applied',
+    registers: [this.#registry],
+  })
   #credited = 0n
   #debited = 0n
   /** Units of holds, exact: opened (reserved), settled (posted), voided and expired (released). */
   readonly #holdUnits = { opened: 0n, settled: 0n, voided: 0n, expired: 0n }
+  #moved = 0n
 
   /** `poolStats`: the store's connection pool, for an engine that has one (PostgreSQL). */
   constructor(writerQueueDepth: () => number, poolStats?: () => StorePoolStats) {
@@ -121,6 +132,9 @@ export class Metrics {
       this.#holdUnits.voided += holds.voidedUnits
       this.#holdUnits.expired += holds.expiredUnits
     }
+    if (report.moves > 0) this.#moves.inc(report.moves)
+    if (report.freezes > 0) this.#freezes.inc(report.freezes)
+    this.#moved += report.moved
   }
 
   /** A request was answered (onResponse). */
@@ -146,7 +160,7 @@ export class Metrics {
 
   async text(): Promise<string> {
     const [own, process_] = await Promise.all([this.#registry.metrics(), processMetrics().metrics()])
-    return `${own}\n${exactCounter('accman_credited_units_total', 'Units credited by applied mods (exact)', this.#credited)}${exactCounter('accman_debited_units_total', 'Units debited by applied mods (exact)', this.#debited)}${this.#holdUnitsText()}${process_}`
+    return `${own}\n${exactCounter('accman_credited_units_total', 'Units credited by applied mods (exact)', this.#credited)}${exactCounter('accman_debited_units_total', 'Units debited by applied mods (exact)', this.#debited)}${exactCounter('accman_moved_units_total', 'Units moved between accounts by applied moves (exact)', this.#moved)}${this.#holdUnitsText()}${process_}`
   }
 
   #holdUnitsText(): string {

@@ -3,6 +3,8 @@
 import { z } from 'zod'
 import { amountPattern, balancePattern, credentialLengthMax, credentialLengthMin, credentialPattern, credentialSyntax } from '../contract/syntax.js'
 import {
+  accountTtlSecondsMax,
+  accountTtlSecondsMin,
   amountMax,
   holdTtlSecondsDefault,
   holdTtlSecondsMax,
@@ -40,7 +42,11 @@ export const parameterRules: Readonly<Record<string, ParameterRule>> = {
   from: { code: 'ACCMAN_INVALID_QUERY', message: 'from must be an ISO 8601 date or date-time, e.g. 2026-11-21T10:00:00.000Z' },
   to: { code: 'ACCMAN_INVALID_QUERY', message: 'to must be an ISO 8601 date or date-time, e.g. 2026-11-21T10:00:00.000Z' },
   hold: { code: 'ACCMAN_INVALID_QUERY', message: 'hold must be a hold id: 16 to 64 characters of base64url' },
-  ttl: { code: 'ACCMAN_INVALID_QUERY', message: `ttl must be a whole number of seconds from ${holdTtlSecondsMin} to ${holdTtlSecondsMax}` },
+  ttl: {
+    code: 'ACCMAN_INVALID_QUERY',
+    message: `ttl must be a whole number of seconds: ${holdTtlSecondsMin} to ${holdTtlSecondsMax} on /hold, ${accountTtlSecondsMin} to ${accountTtlSecondsMax} on a credit`,
+  },
+  key: { code: 'ACCMAN_INVALID_QUERY', message: `key must be 1 to ${idempotencyKeyLengthMax} visible ASCII characters` },
   'idempotency-key': {
     code: 'ACCMAN_INVALID_QUERY',
     message: `header Idempotency-Key must be 1 to ${idempotencyKeyLengthMax} visible ASCII characters`,
@@ -95,6 +101,13 @@ const credParameter = credential.meta({
 
 export const totQuery = z.strictObject({ cred: credParameter })
 
+/** An account's ttl in seconds: digits only, no sign, no leading zero. */
+export const ttlSeconds = z
+  .string()
+  .regex(/^[1-9][0-9]{0,8}$/)
+  .transform(Number)
+  .refine((value) => value >= accountTtlSecondsMin && value <= accountTtlSecondsMax)
+
 export const modQuery = z.strictObject({
   cred: credParameter,
   by: amount.meta({
@@ -102,12 +115,16 @@ export const modQuery = z.strictObject({
     examples: ['-1', '1000'],
   }),
   note: note.optional().meta({ description: `Kept in the history entry; at most ${noteLengthMax} characters.`, examples: ['invoice 42'] }),
+  ttl: ttlSeconds.optional().meta({
+    description: `On a credit only: the account expires no earlier than now + ttl seconds (${accountTtlSecondsMin} to ${accountTtlSecondsMax}); an expired account refuses debits and moves out until a credit with ttl reopens it.`,
+    examples: ['2592000'],
+  }),
 })
 
 /** A positive amount: what a hold reserves, what a settle posts. */
 const positiveAmount = amount.refine((by) => by > 0n)
 const holdId = z.string().regex(/^[A-Za-z0-9_-]{16,64}$/)
-const ttlSeconds = z
+const holdTtlSeconds = z
   .string()
   .regex(/^[1-9][0-9]{0,5}$/)
   .transform(Number)
@@ -118,7 +135,7 @@ const holdNote = note.optional().meta({ description: `Kept in the history entry;
 export const holdQuery = z.strictObject({
   cred: credParameter,
   by: positiveAmount.meta({ description: 'The amount to reserve: a positive decimal integer.', examples: ['50'] }),
-  ttl: ttlSeconds.default(holdTtlSecondsDefault).meta({
+  ttl: holdTtlSeconds.default(holdTtlSecondsDefault).meta({
     description: `Seconds the hold lasts, ${holdTtlSecondsMin} to ${holdTtlSecondsMax}; ${holdTtlSecondsDefault} when absent.`,
   }),
   note: holdNote,
@@ -134,6 +151,19 @@ export const settleQuery = z.strictObject({
 export const voidQuery = z.strictObject({ cred: credParameter, hold: holdParameter, note: holdNote })
 
 export const holdsQuery = z.strictObject({ cred: credParameter })
+export const moveQuery = z.strictObject({
+  cred: credParameter.meta({ description: 'The credential of the account the amount leaves (FROM).' }),
+  to: credential.meta({ description: 'The credential of the account the amount goes to (TO); it must exist.', examples: ['dG8tZXhhbXBsZS1jcmVkZW50aWFs'] }),
+  by: amount.meta({ description: 'The amount moved, a positive decimal integer.', examples: ['250'] }),
+  note: note.optional().meta({ description: `Kept in both history entries; at most ${noteLengthMax} characters.` }),
+})
+
+export const freezeQuery = z.strictObject({ cred: credParameter })
+
+/** Rules of one endpoint's parameters where a name means something else than elsewhere (/move's `to` is a credential). */
+export const endpointParameterRules = new WeakMap<z.ZodType, Readonly<Record<string, ParameterRule>>>([
+  [moveQuery, { to: { code: 'ACCMAN_INVALID_CRED', message: `to must be ${credentialSyntax}` } }],
+])
 
 export const pastQuery = z.strictObject({
   cred: credParameter,
@@ -148,6 +178,10 @@ export const pastQuery = z.strictObject({
   to: toInstant.optional().meta({
     description: 'Only entries at or before this instant; a bare date means its last millisecond (UTC).',
     examples: ['2026-11-30T23:59:59.999Z'],
+  }),
+  key: idempotencyKeyText.optional().meta({
+    description: 'Only the entries that carry this Idempotency-Key ("was request X charged?"), oldest first, also after the key is past its retention window; the paging parameters do not apply.',
+    examples: ['order-7f3a-charge-1'],
   }),
 })
 
@@ -172,6 +206,7 @@ export const balanceBody = z
     seq: seqNumber.meta({ description: 'The number of history entries so far.' }),
     held: balanceDecimalText.meta({ description: 'The sum of the active holds, as of the answer.' }),
     avail: balanceDecimalText.meta({ description: 'tot - held: what a debit or a new hold may take.' }),
+    expires: z.iso.datetime().optional().meta({ description: 'When the account expires (set by a credit with ttl); absent: never.' }),
   })
   .meta({ examples: [{ tot: '999', seq: 2, held: '0', avail: '999' }] })
 
@@ -228,6 +263,8 @@ export const entryBody = z.strictObject({
   at: z.iso.datetime(),
   note: z.string().optional(),
   key: idempotencyKeyText.optional().meta({ description: 'The Idempotency-Key the mod carried.' }),
+  move: z.string().optional().meta({ description: "The move's id, the same on both of its entries." }),
+  actor: z.string().optional().meta({ description: 'The name of the named token that wrote the entry.' }),
 })
 
 export const pastBody = z
@@ -279,6 +316,14 @@ const batchOperation = z.union([
   }),
   z.strictObject({ op: z.literal('settle'), cred: z.string(), hold: z.string(), by: z.string().optional(), note: z.string().optional(), key: z.string().optional() }),
   z.strictObject({ op: z.literal('void'), cred: z.string(), hold: z.string(), note: z.string().optional(), key: z.string().optional() }),
+  z.strictObject({
+    op: z.literal('move'),
+    cred: z.string().meta({ description: 'As /move: FROM.' }),
+    to: z.string(),
+    by: z.string(),
+    note: z.string().optional(),
+    key: z.string().optional().meta({ description: "The move's Idempotency-Key (FROM's key space)." }),
+  }),
 ])
 
 export const batchBody = z
@@ -297,6 +342,15 @@ const batchResult = z.union([
   holdBody.extend({ status: z.literal(200), replayed: z.literal(true).optional() }),
   settleBody.extend({ status: z.literal(200), replayed: z.literal(true).optional() }),
   voidBody.extend({ status: z.literal(200), replayed: z.literal(true).optional() }),
+  z.strictObject({
+    status: z.literal(200),
+    move: z.string(),
+    tot: balanceDecimalText,
+    held: balanceDecimalText,
+    avail: balanceDecimalText,
+    seq: seqNumber,
+    replayed: z.literal(true).optional(),
+  }),
   errorBodySchema.extend({ status: z.int() }),
 ])
 
@@ -313,3 +367,18 @@ export const whoamiBody = z
     }),
   })
   .meta({ examples: [{ scope: 'write' }] })
+
+export const moveBody = z
+  .strictObject({
+    move: z.string().meta({ description: "The move's id, on both history entries." }),
+    tot: balanceDecimalText.meta({ description: "FROM's balance after the move." }),
+    held: balanceDecimalText.meta({ description: 'Held by open holds ("0" where holds are not built).' }),
+    avail: balanceDecimalText.meta({ description: 'tot - held.' }),
+    seq: seqNumber,
+    expires: z.iso.datetime().optional(),
+  })
+  .meta({ examples: [{ move: 'Zb3c9Q2xR0mW4yTt1uVv8A', tot: '750', held: '0', avail: '750', seq: 3 }] })
+
+export const freezeBody = z
+  .strictObject({ tot: balanceDecimalText, seq: seqNumber, frozen: z.boolean(), expires: z.iso.datetime().optional() })
+  .meta({ examples: [{ tot: '750', seq: 4, frozen: true }] })

@@ -4,7 +4,7 @@ import type { FastifySchemaCompiler, FastifyTypeProvider } from 'fastify'
 import { z } from 'zod'
 import { ApiError } from './errors.js'
 import { isMalformed } from './query.js'
-import { parameterRules } from './schemas.js'
+import { endpointParameterRules, parameterRules, type ParameterRule } from './schemas.js'
 
 export interface ZodTypeProvider extends FastifyTypeProvider {
   validator: this['schema'] extends z.ZodType ? z.output<this['schema']> : unknown
@@ -16,7 +16,7 @@ export const zodValidatorCompiler: FastifySchemaCompiler<z.ZodType> = ({ schema,
   return (data: unknown) => {
     const result = schema.safeParse(data)
     if (result.success) return { value: result.data }
-    return { error: rejectionOf(result.error, data, names, httpPart ?? 'request') }
+    return { error: rejectionOf(result.error, data, names, httpPart ?? 'request', endpointParameterRules.get(schema)) }
   }
 }
 
@@ -25,7 +25,13 @@ export const zodValidatorCompiler: FastifySchemaCompiler<z.ZodType> = ({ schema,
  * first, then repeated ones, then the first named parameter (in schema order) that is missing
  * or malformed (its percent-encoding first). Unknown names are not echoed: a credential pasted as a name must not come back.
  */
-function rejectionOf(error: z.ZodError, data: unknown, names: string[], part: string): ApiError {
+function rejectionOf(
+  error: z.ZodError,
+  data: unknown,
+  names: string[],
+  part: string,
+  endpointRules: Readonly<Record<string, ParameterRule>> | undefined,
+): ApiError {
   const values = (typeof data === 'object' && data !== null ? data : {}) as Record<string, unknown>
   const noun = part === 'headers' ? 'header' : 'parameter'
   if (error.issues.some((issue) => issue.code === 'unrecognized_keys')) {
@@ -38,10 +44,10 @@ function rejectionOf(error: z.ZodError, data: unknown, names: string[], part: st
   if (name === undefined) return new ApiError('ACCMAN_INVALID_QUERY', `invalid ${part}`)
   if (values[name] === undefined) return new ApiError('ACCMAN_INVALID_QUERY', `missing ${noun} ${name}`)
   // A malformed credential keeps its own code, whatever is wrong with it.
-  if (isMalformed(values[name]) && name !== 'cred') {
+  const rule = endpointRules?.[name] ?? parameterRules[name]
+  if (isMalformed(values[name]) && rule?.code !== 'ACCMAN_INVALID_CRED') {
     return new ApiError('ACCMAN_INVALID_QUERY', `${noun} ${name} is not valid percent-encoded UTF-8`)
   }
-  const rule = parameterRules[name]
   return rule === undefined
     ? new ApiError('ACCMAN_INVALID_QUERY', `invalid ${noun} ${name}`)
     : new ApiError(rule.code, rule.message)

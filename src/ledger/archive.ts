@@ -6,21 +6,26 @@ import { z } from 'zod'
 import { limits } from '../config.js'
 import {
   accountRecord,
-  amount,
+  actorPattern,
   atMs,
   balance,
+  amount,
+  entryAmount,
+  entryKinds,
   idempotencyKeyOf,
   holdIdPattern,
   holdRecord,
   idempotencyKeyText,
   isAccountKey,
   metaKeys,
+  moveIdPattern,
   noteText,
   seq,
   type AccountState,
   type IdempotencyState,
 } from './codec.js'
 import { idempotencyTtlSecondsDefault } from './limits.js'
+import { moveAnswer, moveFingerprint } from './move.js'
 import type { LedgerStore, RoundWrites, StoreSnapshot } from './store.js'
 import type { AccountKey, Entry, HoldState } from './types.js'
 import { fingerprintOf, holdAnswer, settleAnswer, voidAnswer } from './holds.js'
@@ -77,6 +82,8 @@ function accountLine(accountKey: AccountKey, account: AccountState): string {
     held: account.held?.toString(),
     holdCount: account.holdCount,
     nextExpiryMs: account.nextExpiryMs,
+    expiresMs: account.expiresMs,
+    frozen: account.frozen === true ? true : undefined,
   })
 }
 
@@ -92,6 +99,10 @@ function entryLine(entry: Entry): string {
     hold: entry.hold,
     heldBy: entry.heldBy?.toString(),
     held: entry.held?.toString(),
+    move: entry.move,
+    peer: entry.peer?.accountKey,
+    peerSeq: entry.peer?.seq,
+    actor: entry.actor,
   })
 }
 
@@ -106,6 +117,12 @@ function recordOf(entry: Entry, holds: Map<string, HoldState>): IdempotencyState
   const held = entry.held ?? 0n
   if (kind === 'mod') {
     if (held > 0n) record.answer = `{"held":"${held}"}`
+    return record
+  }
+  if (kind === 'move' && entry.move !== undefined && entry.peer !== undefined) {
+    record.op = 'move'
+    record.fingerprint = moveFingerprint({ by: -entry.by, toAccountKey: entry.peer.accountKey })
+    record.answer = moveAnswer(entry.move)
     return record
   }
   const hold = entry.hold === undefined ? undefined : holds.get(entry.hold)
@@ -133,15 +150,19 @@ const headerLine = z.strictObject({ format: z.literal('accman-export'), version:
 const accountLineSchema = accountRecord.extend({ account: z.string().refine(isAccountKey) })
 const entryLineSchema = z.strictObject({
   seq,
-  by: amount.or(z.literal('0').transform(() => 0n)),
+  by: entryAmount,
   tot: balance,
   atMs,
   note: noteText.optional(),
   key: idempotencyKeyText.optional(),
-  kind: z.enum(['mod', 'hold', 'settle', 'void', 'expire', 'rotate', 'move', 'freeze', 'unfreeze']).optional(),
+  kind: z.enum(entryKinds).optional(),
   hold: z.string().regex(holdIdPattern).optional(),
   heldBy: amount.optional(),
   held: balance.optional(),
+  move: z.string().regex(moveIdPattern).optional(),
+  peer: z.string().refine(isAccountKey).optional(),
+  peerSeq: seq.optional(),
+  actor: z.string().regex(actorPattern).optional(),
 })
 const holdLineSchema = holdRecord.extend({ holdId: z.string().regex(holdIdPattern) })
 
@@ -190,11 +211,13 @@ async function* parseArchive(lines: AsyncIterable<string>, idempotencyTtlMs: num
     if (typeof json === 'object' && json !== null && 'account' in json) {
       const parsed = accountLineSchema.safeParse(json)
       if (!parsed.success) fail('malformed account line')
-      const { account: accountKey, held, holdCount, nextExpiryMs, ...plain } = parsed.data as z.output<typeof accountLineSchema>
+      const { account: accountKey, held, holdCount, nextExpiryMs, expiresMs, frozen, ...plain } = parsed.data as z.output<typeof accountLineSchema>
       const account: AccountState = plain
       if (held !== undefined) account.held = held
       if (holdCount !== undefined) account.holdCount = holdCount
       if (nextExpiryMs !== undefined) account.nextExpiryMs = nextExpiryMs
+      if (expiresMs !== undefined) account.expiresMs = expiresMs
+      if (frozen === true) account.frozen = true
       finishAccount()
       if (current !== undefined && accountKey <= current.accountKey) fail('accounts out of order or repeated')
       current = { accountKey: accountKey, account, seq: 0, tot: 0n, held: 0n, atMs: 0, keys: new KeyWindow(idempotencyTtlMs), holds: new Map() }
@@ -235,6 +258,10 @@ async function* parseArchive(lines: AsyncIterable<string>, idempotencyTtlMs: num
     if (data.hold !== undefined) entry.hold = data.hold
     if (data.heldBy !== undefined) entry.heldBy = data.heldBy
     if (data.held !== undefined) entry.held = data.held
+    if (data.move !== undefined) entry.move = data.move
+    if ((data.peer === undefined) !== (data.peerSeq === undefined)) fail(`entry ${data.seq}: peer and peerSeq go together`)
+    if (data.peer !== undefined && data.peerSeq !== undefined) entry.peer = { accountKey: data.peer, seq: data.peerSeq }
+    if (data.actor !== undefined) entry.actor = data.actor
     let record: IdempotencyState | undefined
     try {
       record = entry.idempotencyKey === undefined ? undefined : recordOf(entry, owner.holds)

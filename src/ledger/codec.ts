@@ -6,7 +6,7 @@ import { hash } from 'node:crypto'
 import { z } from 'zod'
 import { amountPattern, balancePattern } from '../contract/syntax.js'
 import { amountMax, characterCount, noteLengthMax, idempotencyKeyLengthMax, seqDigits, seqMax } from './limits.js'
-import type { AccountKey, Entry, HoldState } from './types.js'
+import type { AccountKey, Entry, EntryKind, HoldState } from './types.js'
 
 /** Sublevel names: the store's tables. */
 export const tableNames = {
@@ -24,6 +24,8 @@ export const tableNames = {
   holdExpiries: 'hexp',
   /** AccountKey!holdId -> '': each account's open holds, so finding them never reads closed ones. */
   openHolds: 'hopn',
+  /** AccountKey!idempotencyKey!seq -> '': the entries that carry a key, past its record's window (LevelDB). */
+  keyIndex: 'kidx',
 } as const
 
 /** A hold id: 128 random bits, base64url without padding. */
@@ -42,6 +44,11 @@ export function holdExpiryKeyOf(accountKey: AccountKey, holdId: string, expiresM
 export function accountKeyOfHoldExpiry(key: string): AccountKey | undefined {
   const accountKey = key.slice(seqDigits + 1, seqDigits + 65)
   return isAccountKey(accountKey) ? accountKey : undefined
+}
+
+/** The index key of an entry that carries an idempotency key; its seq is the fixed-width tail. */
+export function keyIndexKeyOf(accountKey: AccountKey, idempotencyKey: string, seq: number): string {
+  return `${accountKey}!${idempotencyKey}!${String(seq).padStart(seqDigits, '0')}`
 }
 
 const accountKeyPattern = /^[0-9a-f]{64}$/
@@ -93,13 +100,22 @@ export const amount = z
 export const seq = z.number().int().min(1).max(seqMax)
 export const atMs = z.number().int().min(0)
 
-const change = z
+/** An entry's by: an amount, or 0 on entries that change no balance (hold, void, expire, rotate, freeze, unfreeze). */
+export const entryAmount = z
   .string()
   .regex(new RegExp(`^(0|${amountPattern.source.slice(1, -1)})$`))
   .transform((text) => BigInt(text))
   .refine((by) => by >= -amountMax && by <= amountMax)
 const holdCount = z.number().int().min(1)
-const entryKind = z.enum(['mod', 'hold', 'settle', 'void', 'expire', 'rotate', 'move', 'freeze', 'unfreeze'])
+/** The kinds an entry may record (absent: 'mod'). */
+export const entryKinds = ['mod', 'hold', 'settle', 'void', 'expire', 'rotate', 'move', 'freeze', 'unfreeze'] as const satisfies readonly EntryKind[]
+const entryKind = z.enum(entryKinds)
+/** A move's id: random, URL-safe. */
+export const moveIdPattern = /^[A-Za-z0-9_-]{1,64}$/
+/** A token's name, as ACCMAN_TOKENS gives it (name:token). */
+export const actorPattern = /^[A-Za-z0-9_.-]{1,64}$/
+/** Idempotency records of ops other than mod: their parameters and their first answer, bounded. */
+const recordTextLengthMax = 4096
 
 export const accountRecord = z.strictObject({
   tot: balance,
@@ -108,13 +124,15 @@ export const accountRecord = z.strictObject({
   held: balance.optional(),
   holdCount: holdCount.optional(),
   nextExpiryMs: atMs.optional(),
+  expiresMs: atMs.optional(),
+  frozen: z.literal(true).optional(),
 })
 export const noteText = z.string().refine((text) => characterCount(text) <= noteLengthMax)
 export const idempotencyKeyText = z.string().regex(new RegExp(`^[\\x21-\\x7e]{1,${idempotencyKeyLengthMax}}$`))
 
 export const entryRecord = z
   .strictObject({
-    by: change,
+    by: entryAmount,
     tot: balance,
     atMs,
     note: noteText.optional(),
@@ -123,6 +141,10 @@ export const entryRecord = z
     hold: z.string().regex(holdIdPattern).optional(),
     heldBy: amount.optional(),
     held: balance.optional(),
+    move: z.string().regex(moveIdPattern).optional(),
+    peer: z.string().regex(accountKeyPattern).optional(),
+    peerSeq: seq.optional(),
+    actor: z.string().regex(actorPattern).optional(),
   })
   // A mod moves something; only the other kinds may have a by of 0.
   .refine((record) => record.by !== 0n || (record.kind !== undefined && record.kind !== 'mod'))
@@ -130,13 +152,13 @@ export const entryRecord = z
 // written before the window existed; see Ledger.load for how they are treated.
 export const idempotencyRecord = z
   .strictObject({
-    by: change,
+    by: entryAmount,
     tot: balance,
     seq,
     atMs: atMs.optional(),
-    op: z.string().optional(),
-    fingerprint: z.string().optional(),
-    answer: z.string().optional(),
+    op: z.string().regex(/^[a-z]{1,16}$/).optional(),
+    fingerprint: z.string().max(recordTextLengthMax).optional(),
+    answer: z.string().max(recordTextLengthMax).optional(),
   })
   // A mod's record has a nonzero by; a hold's or void's entry moves nothing.
   .refine((record) => record.by !== 0n || record.op !== undefined)
@@ -160,6 +182,10 @@ export interface AccountState {
   holdCount?: number
   /** The earliest expiry among the open holds (absent: none open). */
   nextExpiryMs?: number
+  /** After this instant (ms since the epoch) the account refuses debits and moves out; absent: never. */
+  expiresMs?: number
+  /** Refuses debits and moves out while true; absent: not frozen. */
+  frozen?: boolean
 }
 
 export interface IdempotencyState {
@@ -179,7 +205,7 @@ export interface IdempotencyState {
 // The three records are decoded on every write (the store's round-trip check) and read, so they
 // are checked by hand, field by field, to exactly what the schemas above accept (the tests hold
 // the two to the same verdicts): the schemas cost several times more per record.
-type Field = 'balance' | 'amount' | 'change' | 'seq' | 'atMs' | 'note' | 'key' | 'count' | 'kind' | 'holdId' | 'text' | 'closed'
+type Field = 'balance' | 'amount' | 'change' | 'seq' | 'atMs' | 'note' | 'key' | 'count' | 'kind' | 'holdId' | 'text' | 'closed' | 'move' | 'accountKey' | 'actor' | 'true' | 'op'
 type Shape = Readonly<Record<string, { field: Field; optional: boolean }>>
 
 function isBalanceText(value: unknown): value is string {
@@ -204,12 +230,8 @@ function fieldIsValid(field: Field, value: unknown): boolean {
       return value === '0' || isAmountText(value)
     case 'count':
       return typeof value === 'number' && Number.isSafeInteger(value) && value >= 1
-    case 'kind':
-      return typeof value === 'string' && entryKind.safeParse(value).success
     case 'holdId':
       return typeof value === 'string' && holdIdPattern.test(value)
-    case 'text':
-      return typeof value === 'string'
     case 'closed':
       return value === 'settle' || value === 'void' || value === 'expire'
     case 'seq':
@@ -220,6 +242,20 @@ function fieldIsValid(field: Field, value: unknown): boolean {
       return typeof value === 'string' && characterCount(value) <= noteLengthMax
     case 'key':
       return typeof value === 'string' && idempotencyKeyTextPattern.test(value)
+    case 'kind':
+      return typeof value === 'string' && (entryKinds as readonly string[]).includes(value)
+    case 'move':
+      return typeof value === 'string' && moveIdPattern.test(value)
+    case 'accountKey':
+      return typeof value === 'string' && accountKeyPattern.test(value)
+    case 'actor':
+      return typeof value === 'string' && actorPattern.test(value)
+    case 'true':
+      return value === true
+    case 'op':
+      return typeof value === 'string' && /^[a-z]{1,16}$/.test(value)
+    case 'text':
+      return typeof value === 'string' && value.length <= recordTextLengthMax
   }
 }
 
@@ -257,6 +293,8 @@ const accountShape: Shape = {
   held: { field: 'balance', optional: true },
   holdCount: { field: 'count', optional: true },
   nextExpiryMs: { field: 'atMs', optional: true },
+  expiresMs: { field: 'atMs', optional: true },
+  frozen: { field: 'true', optional: true },
 }
 const entryShape: Shape = {
   by: { field: 'change', optional: false },
@@ -268,13 +306,17 @@ const entryShape: Shape = {
   hold: { field: 'holdId', optional: true },
   heldBy: { field: 'amount', optional: true },
   held: { field: 'balance', optional: true },
+  move: { field: 'move', optional: true },
+  peer: { field: 'accountKey', optional: true },
+  peerSeq: { field: 'seq', optional: true },
+  actor: { field: 'actor', optional: true },
 }
 const idempotencyShape: Shape = {
   by: { field: 'change', optional: false },
   tot: { field: 'balance', optional: false },
   seq: { field: 'seq', optional: false },
   atMs: { field: 'atMs', optional: true },
-  op: { field: 'text', optional: true },
+  op: { field: 'op', optional: true },
   fingerprint: { field: 'text', optional: true },
   answer: { field: 'text', optional: true },
 }
@@ -294,7 +336,9 @@ export function encodeAccount(state: AccountState): string {
   const held = state.held === undefined ? '' : `,"held":"${state.held}"`
   const holdCount = state.holdCount === undefined ? '' : `,"holdCount":${state.holdCount}`
   const nextExpiry = state.nextExpiryMs === undefined ? '' : `,"nextExpiryMs":${state.nextExpiryMs}`
-  return `{"tot":"${state.tot}","seq":${state.seq},"atMs":${state.atMs}${held}${holdCount}${nextExpiry}}`
+  const expires = state.expiresMs === undefined ? '' : `,"expiresMs":${state.expiresMs}`
+  const frozen = state.frozen === true ? ',"frozen":true' : ''
+  return `{"tot":"${state.tot}","seq":${state.seq},"atMs":${state.atMs}${held}${holdCount}${nextExpiry}${expires}${frozen}}`
 }
 
 export function decodeAccount(key: string, text: string): AccountState {
@@ -303,6 +347,8 @@ export function decodeAccount(key: string, text: string): AccountState {
   if (record.held !== undefined) state.held = BigInt(record.held as string)
   if (record.holdCount !== undefined) state.holdCount = record.holdCount as number
   if (record.nextExpiryMs !== undefined) state.nextExpiryMs = record.nextExpiryMs as number
+  if (record.expiresMs !== undefined) state.expiresMs = record.expiresMs as number
+  if (record.frozen === true) state.frozen = true
   return state
 }
 
@@ -313,20 +359,30 @@ export interface EntryDraft {
   atMs: number
   note?: string | undefined
   idempotencyKey?: string | undefined
-  kind?: Entry['kind'] | undefined
+  kind?: EntryKind | undefined
   hold?: string | undefined
   heldBy?: bigint | undefined
   held?: bigint | undefined
+  move?: string | undefined
+  peer?: { accountKey: AccountKey; seq: number } | undefined
+  actor?: string | undefined
 }
 
 export function encodeEntry(entry: EntryDraft): string {
   const note = entry.note === undefined ? '' : `,"note":${JSON.stringify(entry.note)}`
   const key = entry.idempotencyKey === undefined ? '' : `,"key":${JSON.stringify(entry.idempotencyKey)}`
+  if (entry.kind === undefined && entry.move === undefined && entry.peer === undefined && entry.actor === undefined && entry.hold === undefined && entry.held === undefined) {
+    return `{"by":"${entry.by}","tot":"${entry.tot}","atMs":${entry.atMs}${note}${key}}`
+  }
+  // Kinds, hold and move ids, account keys and actor names are checked patterns; the actor is quoted anyway.
   const kind = entry.kind === undefined ? '' : `,"kind":"${entry.kind}"`
   const hold = entry.hold === undefined ? '' : `,"hold":${JSON.stringify(entry.hold)}`
   const heldBy = entry.heldBy === undefined ? '' : `,"heldBy":"${entry.heldBy}"`
   const held = entry.held === undefined ? '' : `,"held":"${entry.held}"`
-  return `{"by":"${entry.by}","tot":"${entry.tot}","atMs":${entry.atMs}${note}${key}${kind}${hold}${heldBy}${held}}`
+  const move = entry.move === undefined ? '' : `,"move":"${entry.move}"`
+  const peer = entry.peer === undefined ? '' : `,"peer":"${entry.peer.accountKey}","peerSeq":${entry.peer.seq}`
+  const actor = entry.actor === undefined ? '' : `,"actor":${JSON.stringify(entry.actor)}`
+  return `{"by":"${entry.by}","tot":"${entry.tot}","atMs":${entry.atMs}${note}${key}${kind}${hold}${heldBy}${held}${move}${peer}${actor}}`
 }
 
 /** The seq is not stored in the value: the key carries it. */
@@ -336,10 +392,15 @@ export function decodeEntry(key: string, text: string): Entry {
   const entry: Entry = { seq: Number(seqText), by: BigInt(record.by as string), tot: BigInt(record.tot as string), atMs: record.atMs as number }
   if (record.note !== undefined) entry.note = record.note as string
   if (record.key !== undefined) entry.idempotencyKey = record.key as string
-  if (record.kind !== undefined) entry.kind = record.kind as NonNullable<Entry['kind']>
+  if (record.kind !== undefined) entry.kind = record.kind as EntryKind
   if (record.hold !== undefined) entry.hold = record.hold as string
   if (record.heldBy !== undefined) entry.heldBy = BigInt(record.heldBy as string)
   if (record.held !== undefined) entry.held = BigInt(record.held as string)
+  if (record.move !== undefined) entry.move = record.move as string
+  // A peer is stored with its seq, or not at all.
+  assert.ok((record.peer === undefined) === (record.peerSeq === undefined), `corrupt record in ${tableNames.history} at ${key}: peer without peerSeq`)
+  if (record.peer !== undefined) entry.peer = { accountKey: record.peer as AccountKey, seq: record.peerSeq as number }
+  if (record.actor !== undefined) entry.actor = record.actor as string
   // A mod moves something; only the other kinds may have a by of 0.
   assert.ok(entry.by !== 0n || (entry.kind !== undefined && entry.kind !== 'mod'), `corrupt record in ${tableNames.history} at ${key}`)
   return entry

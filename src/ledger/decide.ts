@@ -6,6 +6,7 @@ import assert from 'node:assert/strict'
 import type { AccountState, IdempotencyState } from './codec.js'
 import { LedgerError } from './errors.js'
 import { amountMax, seqMax } from './limits.js'
+import { expiryAfterCredit, nextState, outgoingRefusal } from './move.js'
 import type { Entry, ModInput, ModResult } from './types.js'
 
 /** What a decision needs besides the states: the time, read once per round by the caller. */
@@ -55,6 +56,9 @@ export function decideMod(
   if (account === undefined && input.by < 0n) {
     return { refusal: new LedgerError('ACCMAN_NO_ACCOUNT', 'no account for this credential') }
   }
+  assert.ok(input.ttlSeconds === undefined || input.by > 0n, 'ttl only on a credit')
+  const lifecycleRefusal = account !== undefined && input.by < 0n ? outgoingRefusal(account, context) : undefined
+  if (lifecycleRefusal !== undefined) return { refusal: lifecycleRefusal }
   const totBefore = account?.tot ?? 0n
   const tot = totBefore + input.by
   // Held funds are not spendable: a debit is checked against avail = tot - held.
@@ -83,22 +87,19 @@ export function decideMod(
   const entry: Entry = { seq, by: input.by, tot, atMs }
   if (input.note !== undefined) entry.note = input.note
   if (input.idempotencyKey !== undefined) entry.idempotencyKey = input.idempotencyKey
+  if (input.actor !== undefined) entry.actor = input.actor
   const record: IdempotencyState | undefined = input.idempotencyKey === undefined ? undefined : { by: input.by, tot, seq, atMs }
-  const state: AccountState = { tot, seq, atMs }
+  const state = nextState(account, tot, seq, atMs)
+  if (input.ttlSeconds !== undefined) state.expiresMs = expiryAfterCredit(account, input.ttlSeconds, context)
   const result: ModResult = { tot, seq, replayed: false }
-  // The account's holds carry over; a mod changes none of them.
+  if (state.expiresMs !== undefined) result.expiresMs = state.expiresMs
+  // The account's holds carry over (nextState keeps them); a mod changes none of them.
   if (held > 0n) {
     entry.held = held
     result.held = held
     if (record !== undefined) record.answer = `{"held":"${held}"}`
   }
-  if (account?.held !== undefined) state.held = account.held
-  if (account?.holdCount !== undefined) state.holdCount = account.holdCount
-  if (account?.nextExpiryMs !== undefined) state.nextExpiryMs = account.nextExpiryMs
-  return {
-    result,
-    writes: { account: state, entry, idempotency: record },
-  }
+  return { result, writes: { account: state, entry, idempotency: record } }
 }
 
 /** A record is replayed within its window; past it, its key counts as new. */
@@ -108,9 +109,7 @@ export function isIdempotencyExpired(record: IdempotencyState, context: Decision
 
 function replay(first: IdempotencyState, by: bigint): ModDecision {
   if (first.op !== undefined && first.op !== 'mod') {
-    return {
-      refusal: new LedgerError('ACCMAN_IDEMPOTENCY_MISMATCH', `this idempotency key was first used by ${first.op}, not mod`),
-    }
+    return { refusal: new LedgerError('ACCMAN_IDEMPOTENCY_MISMATCH', `this idempotency key was first used for a ${first.op}, not a mod`) }
   }
   if (first.by !== by) {
     return {

@@ -4,10 +4,13 @@ import assert from 'node:assert/strict'
 import { hash, randomBytes } from 'node:crypto'
 import { z } from 'zod'
 import { limits } from '../config.js'
-import { epochRecord, filtersRecord, metaKeys } from './codec.js'
+import { actorPattern, epochRecord, filtersRecord, metaKeys, type AccountState } from './codec.js'
 import { LedgerError } from './errors.js'
 import {
+  accountTtlSecondsMax,
+  accountTtlSecondsMin,
   amountMax,
+  entriesWithKeyMax,
   characterCount,
   idempotencyKeyLengthMax,
   idempotencyTtlSecondsDefault,
@@ -16,7 +19,20 @@ import {
   noteLengthMax,
   pageSizeMax,
 } from './limits.js'
-import type { AccountKey, Balance, Entry, HoldState, ModInput, ModResult, PastPage, PastQuery } from './types.js'
+import type {
+  AccountKey,
+  Balance,
+  Entry,
+  FreezeInput,
+  FreezeResult,
+  HoldState,
+  ModInput,
+  ModResult,
+  MoveInput,
+  MoveResult,
+  PastPage,
+  PastQuery,
+} from './types.js'
 import { heldAsOf, type HoldInput, type HoldOpResult, type SettleInput, type VoidInput } from './holds.js'
 import { holdTtlSecondsMax, holdTtlSecondsMin } from './limits.js'
 import { AccountCache, KeyFilter, WindowedKeyFilter, type LedgerMemory } from './cache.js'
@@ -378,6 +394,13 @@ export class Ledger {
     this.#expiryTimer.unref()
   }
 
+  /** The account's whole state (balance, expiry, frozen), or undefined for an unknown account. */
+  async account(accountKey: AccountKey): Promise<AccountState | undefined> {
+    return this.#shared
+      ? await this.#store.readAccount(accountKey)
+      : (this.#memory.accounts.get(accountKey) ?? (await this.#readAccount(accountKey)))
+  }
+
   async #readAccount(accountKey: AccountKey) {
     if (!this.#memory.accountKeys.mightContain(accountKey)) return undefined
     const commitsBeforeRead = this.#memory.accounts.commits
@@ -397,7 +420,52 @@ export class Ledger {
         (input.idempotencyKey.length >= 1 && input.idempotencyKey.length <= idempotencyKeyLengthMax),
       'idempotency key length out of range',
     )
+    assert.ok(
+      input.ttlSeconds === undefined ||
+        (input.by > 0n && Number.isInteger(input.ttlSeconds) && input.ttlSeconds >= accountTtlSecondsMin && input.ttlSeconds <= accountTtlSecondsMax),
+      'ttl only on a credit, within its range',
+    )
+    assert.ok(input.actor === undefined || actorPattern.test(input.actor), 'malformed actor name')
     return this.#writer.submit(accountKey, input)
+  }
+
+  /**
+   * Moves `input.by` (positive) to another account: both sides in one atomic write, or neither
+   * (see decideMove). The move's id is random, URL-safe.
+   */
+  move(accountKey: AccountKey, input: Omit<MoveInput, 'moveId' | 'fromAccountKey'>): Promise<MoveResult> {
+    assert.ok(input.by > 0n && input.by <= amountMax, 'a move amount is positive and in range')
+    assert.ok(input.toAccountKey !== accountKey, 'a move names two different accounts')
+    assert.ok(input.note === undefined || characterCount(input.note) <= noteLengthMax, 'note too long')
+    assert.ok(
+      input.idempotencyKey === undefined ||
+        (input.idempotencyKey.length >= 1 && input.idempotencyKey.length <= idempotencyKeyLengthMax),
+      'idempotency key length out of range',
+    )
+    assert.ok(input.actor === undefined || actorPattern.test(input.actor), 'malformed actor name')
+    const moveId = randomBytes(moveIdBytes).toString('base64url')
+    return this.#writer.submit(accountKey, { ...input, op: 'move', moveId }) as Promise<MoveResult>
+  }
+
+  /** Freezes (frozen: true) or unfreezes an account; answered without an entry when already so. */
+  freeze(accountKey: AccountKey, input: FreezeInput): Promise<FreezeResult> {
+    assert.ok(input.actor === undefined || actorPattern.test(input.actor), 'malformed actor name')
+    // `by` is unused by a freeze; 1 keeps the queue's mod shape.
+    const { frozen, actor } = input
+    return this.#writer.submit(accountKey, { by: 1n, op: 'freeze', frozen, ...(actor === undefined ? {} : { actor }) }) as Promise<FreezeResult>
+  }
+
+  /**
+   * The entries that carry `idempotencyKey` ("was request X charged?"), oldest first, with the
+   * balance; throws ACCMAN_NO_ACCOUNT when unknown. Found through the store's index, so also once
+   * the key's idempotency record has expired and been pruned.
+   */
+  async pastByKey(accountKey: AccountKey, idempotencyKey: string): Promise<PastPage> {
+    const balance = await this.tot(accountKey)
+    if (balance === undefined) throw new LedgerError('ACCMAN_NO_ACCOUNT', 'no account for this credential')
+    // Entries above the balance's seq are not stored yet as far as this answer goes.
+    const entries = (await this.#store.entriesWithKey(accountKey, idempotencyKey, entriesWithKeyMax)).filter((entry) => entry.seq <= balance.seq)
+    return { ...balance, entries }
   }
 
   /** One page of history with the account's current balance; throws ACCMAN_NO_ACCOUNT when unknown. */
@@ -448,6 +516,9 @@ export class Ledger {
 }
 
 const { scanPageMax, filterSampleMax: sampleMax } = limits
+
+/** A move's id: 16 random bytes, 22 characters of base64url. */
+const moveIdBytes = 16
 
 /** SHA-256 of the kept filters' content, in a fixed order, so a damaged or shuffled copy is not taken. */
 function filtersDigest(record: z.infer<typeof filtersRecord>): string {

@@ -41,3 +41,9 @@ export const holdCountMax = 1000
 export const holdTtlSecondsMin = 1
 export const holdTtlSecondsMax = 604_800
 export const holdTtlSecondsDefault = 300
+/** An account's ttl (`ttl` on a credit), in seconds: 1 s to 10 years. */
+export const accountTtlSecondsMin = 1
+export const accountTtlSecondsMax = 315_360_000
+
+/** Entries /past?key= returns at most: a key is on one entry per retention window. */
+export const entriesWithKeyMax = 100

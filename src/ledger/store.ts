@@ -118,6 +118,8 @@ export interface LedgerStore {
    * Every seq in the range exists: callers bound it by the account's seq.
    */
   pageHistory(accountKey: AccountKey, range: HistoryRange): Promise<Entry[]>
+  /** The entries of the account that carry `idempotencyKey`, in seq order, at most `limit`. */
+  entriesWithKey(accountKey: AccountKey, idempotencyKey: string, limit: number): Promise<Entry[]>
   /** The first seq in [seqLow, seqHigh] whose entry is at or after atMs, or seqHigh + 1 if none. */
   firstSeqAtOrAfter(accountKey: AccountKey, atMs: number, seqLow: number, seqHigh: number): Promise<number>
   /** A consistent view of the store as it is now. */

@@ -10,7 +10,7 @@ export interface Balance {
   held?: bigint
 }
 
-/** What an entry records: absent means 'mod'. The whole list is declared; holds use the first five. */
+/** What an entry records: absent on an entry means 'mod'. */
 export type EntryKind = 'mod' | 'hold' | 'settle' | 'void' | 'expire' | 'rotate' | 'move' | 'freeze' | 'unfreeze'
 
 /** One accepted mod, as the history holds it. */
@@ -31,17 +31,59 @@ export interface Entry {
   heldBy?: bigint
   /** The account's held after this entry (absent: 0): the previous entry's held plus heldBy. */
   held?: bigint
+  /** The move's id, on both entries of a move (kind 'move'). */
+  move?: string
+  /** The other side of a move: its account and the seq of its entry there. Stored, never on the wire. */
+  peer?: { accountKey: AccountKey; seq: number }
+  /** The name of the token that wrote the entry, when it was a named one. */
+  actor?: string
 }
 
 export interface ModInput {
   by: bigint
   note?: string
   idempotencyKey?: string
+  /** On a credit: the account's expiry becomes at least now + ttlSeconds. */
+  ttlSeconds?: number
+  /** The name of the token the request came with, when named. */
+  actor?: string
 }
 
 export interface ModResult extends Balance {
   /** True when an earlier mod with the same idempotency key answered this one. */
   replayed: boolean
+  /** The account's expiry after the mod, when it has one (ms since the epoch). */
+  expiresMs?: number
+}
+
+export interface MoveInput {
+  /** Positive: the amount taken from the account and given to `toAccountKey`. */
+  by: bigint
+  toAccountKey: AccountKey
+  /** The account moved from (the one the move is submitted on). */
+  fromAccountKey: AccountKey
+  /** The move's id, chosen by the caller (random, URL-safe). */
+  moveId: string
+  note?: string
+  idempotencyKey?: string
+  actor?: string
+}
+
+export interface MoveResult extends ModResult {
+  /** The move's id; on a replay, the first one's. */
+  move: string
+}
+
+/** Freezing or unfreezing an account. */
+export interface FreezeInput {
+  frozen: boolean
+  actor?: string
+}
+
+export interface FreezeResult extends ModResult {
+  frozen: boolean
+  /** False when the account already was in that state: nothing was written. */
+  changed: boolean
 }
 
 export interface PastQuery {

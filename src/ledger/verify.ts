@@ -213,6 +213,7 @@ async function checkHistory(
       if ((entry.held ?? 0n) > entry.tot) fault(`account ${short(accountKey)}: entry ${entry.seq} holds more than its balance`)
       if (entry.atMs < atMs) fault(`account ${short(accountKey)}: entry ${entry.seq} is earlier than the one before`)
       if (entry.idempotencyKey !== undefined) checkKeyedEntry(entry, entry.idempotencyKey, accountKey, records, keys, window, fault)
+      if (entry.kind === 'move' || entry.peer !== undefined) await checkMoveEntry(snapshot, accountKey, entry, fault)
       seq = entry.seq
       tot = entry.tot
       held = entry.held ?? 0n
@@ -275,4 +276,27 @@ function checkKeyedEntry(
   const record = owned?.record
   if (record === undefined || record.seq !== entry.seq) return
   record.matched = record.by === entry.by && record.tot === entry.tot && (record.atMs === undefined || record.atMs === entry.atMs)
+}
+
+/**
+ * A move's two entries name each other: the other side must exist, be a move with the same id
+ * and the opposite amount, and name this entry back. One point read per move entry; no memory.
+ */
+async function checkMoveEntry(snapshot: StoreSnapshot, accountKey: AccountKey, entry: Entry, fault: Fault): Promise<void> {
+  const where = `account ${short(accountKey)}: move entry ${entry.seq}`
+  if (entry.kind !== 'move' || entry.move === undefined || entry.peer === undefined) {
+    fault(`${where} lacks its kind, id or other side`)
+    return
+  }
+  const peer = entry.peer
+  const found = await readOrFault(() => snapshot.history(peer.accountKey, peer.seq, 1), fault)
+  const other = found?.[0]
+  if (other === undefined || other.seq !== peer.seq) {
+    fault(`${where}: its other side is missing`)
+    return
+  }
+  if (other.kind !== 'move' || other.move !== entry.move || other.by !== -entry.by) {
+    fault(`${where}: its other side is not the same move with the opposite amount`)
+  }
+  if (other.peer?.accountKey !== accountKey || other.peer.seq !== entry.seq) fault(`${where}: its other side does not name it back`)
 }

@@ -15,6 +15,7 @@ import type { LedgerMemory } from './cache.js'
 import { decideMod, type DecisionContext, type ModDecision } from './decide.js'
 import { LedgerError } from './errors.js'
 import { decideHoldOp, decisionTimeOf, expireDue, hasDueHolds, type HoldOp, type HoldOpDecision, type HoldOpResult } from './holds.js'
+import { decideFreeze, decideMove, type FreezeDecision, type MoveDecision } from './move.js'
 import type { LedgerStore, RoundTransaction, RoundWrites } from './store.js'
 import type { AccountKey, HoldState, ModInput, ModResult } from './types.js'
 
@@ -53,6 +54,11 @@ export interface RoundReport {
   debited: bigint
   /** Holds opened, settled, voided and expired, and their amounts (settled: the amount posted). */
   holds?: HoldCounts
+  /** Moves applied, and the amount they moved. */
+  moves: number
+  moved: bigint
+  /** Freezes and unfreezes applied. */
+  freezes: number
   /** From the round's writes handed to the store (which encodes them) to their completion, with fsync when sync is on. */
   writeMs: number
 }
@@ -71,7 +77,17 @@ export interface HoldCounts {
 /** A hold, settle or void; or an expiry pass over one account (writes its due expiries, if any). */
 export type WriterOp = HoldOp | { op: 'expire' }
 
-interface PendingMod extends ModInput {
+/** What the writer queues besides a mod's input: absent op, a mod; 'move' and 'freeze' carry their own fields. */
+export interface OpFields {
+  op?: 'move' | 'freeze'
+  /** A move's other account: the round holds both. */
+  toAccountKey?: AccountKey
+  moveId?: string
+  /** A freeze's target state. */
+  frozen?: boolean
+}
+
+interface PendingMod extends ModInput, OpFields {
   accountKey: AccountKey
   /** Absent: a mod (by, note, idempotencyKey). Present: by is 0 and the op says what to do. */
   holdOp?: WriterOp
@@ -87,8 +103,11 @@ interface HoldsOfAccount {
   known: Map<string, HoldState>
 }
 
-type Decision = ModDecision | HoldOpDecision | { result: undefined }
-
+type Decision = ModDecision | HoldOpDecision | MoveDecision | FreezeDecision | { result: undefined }
+/** The accounts an op holds while its round is in flight: one, or a move's two. */
+function accountsOf(mod: PendingMod): AccountKey[] {
+  return mod.toAccountKey === undefined ? [mod.accountKey] : [mod.accountKey, mod.toAccountKey]
+}
 /** What one round knows: states read at its start, updated by each mod it decides. */
 interface Round {
   accounts: Map<AccountKey, AccountState | undefined>
@@ -111,6 +130,9 @@ interface Round {
   /** Holds written by the round, by account!id: each once, as it ends up. */
   holdWrites: Map<string, [AccountKey, HoldState]>
   holdCounts: HoldCounts
+  moves: number
+  moved: bigint
+  freezes: number
 }
 
 export class Writer {
@@ -154,7 +176,7 @@ export class Writer {
     return this.#failure !== undefined
   }
 
-  submit(accountKey: AccountKey, input: ModInput): Promise<ModResult> {
+  submit(accountKey: AccountKey, input: ModInput & OpFields): Promise<ModResult> {
     return this.#enqueue(accountKey, input, undefined) as Promise<ModResult>
   }
 
@@ -166,7 +188,7 @@ export class Writer {
     >
   }
 
-  #enqueue(accountKey: AccountKey, input: ModInput, holdOp: WriterOp | undefined): Promise<ModResult | HoldOpResult | undefined> {
+  #enqueue(accountKey: AccountKey, input: ModInput & OpFields, holdOp: WriterOp | undefined): Promise<ModResult | HoldOpResult | undefined> {
     if (this.#failure !== undefined || this.#closing) {
       return Promise.reject(new LedgerError('ACCMAN_CLOSED', 'the ledger is not accepting mods'))
     }
@@ -246,16 +268,25 @@ export class Writer {
     const taken: PendingMod[] = []
     const waiting: PendingMod[] = []
     const claimed = new Set<AccountKey>()
+    // Accounts of ops left behind: a later op of any of them waits too (a move left behind for
+    // its other account must not be overtaken by a mod of its first).
+    const leftBehind = new Set<AccountKey>()
     // Look a bounded way ahead, so a long queue for one busy account costs little per round.
     const horizon = Math.min(this.#queue.length, this.#options.batchMax * this.#options.lookAheadBatchesMax)
     for (let index = 0; index < horizon && taken.length < this.#options.batchMax; index++) {
       const mod = this.#queue[index]
       assert.ok(mod !== undefined)
-      if (this.#busyAccounts.has(mod.accountKey) || this.#prune?.accounts.has(mod.accountKey) === true) {
+      const accounts = accountsOf(mod)
+      if (
+        accounts.some(
+          (accountKey) => this.#busyAccounts.has(accountKey) || leftBehind.has(accountKey) || this.#prune?.accounts.has(accountKey) === true,
+        )
+      ) {
         waiting.push(mod)
+        for (const accountKey of accounts) leftBehind.add(accountKey)
       } else {
         taken.push(mod)
-        claimed.add(mod.accountKey)
+        for (const accountKey of accounts) claimed.add(accountKey)
       }
     }
     if (taken.length === 0) return taken
@@ -390,7 +421,7 @@ export class Writer {
   }
 
   #release(mods: PendingMod[]): void {
-    for (const mod of mods) this.#busyAccounts.delete(mod.accountKey)
+    for (const mod of mods) for (const accountKey of accountsOf(mod)) this.#busyAccounts.delete(accountKey)
     this.#roundsInFlight--
   }
 
@@ -422,20 +453,18 @@ export class Writer {
     const openOf = new Set<AccountKey>()
     const byId = new Map<string, [AccountKey, string]>()
     for (const mod of mods) {
-      const state = round.accounts.get(mod.accountKey)
-      if (!round.holds.has(mod.accountKey)) {
-        // An account with no open hold in the store: the round knows all of them (none).
-        round.holds.set(mod.accountKey, { open: state?.holdCount === undefined ? new Map() : undefined, known: new Map() })
+      // A move's other account too: its due expiries are written before its move entry.
+      for (const accountKey of accountsOf(mod)) {
+        const state = round.accounts.get(accountKey)
+        if (!round.holds.has(accountKey)) {
+          // An account with no open hold in the store: the round knows all of them (none).
+          round.holds.set(accountKey, { open: state?.holdCount === undefined ? new Map() : undefined, known: new Map() })
+        }
+        if (state?.holdCount === undefined) continue
+        const op = accountKey === mod.accountKey ? mod.holdOp?.op : undefined
+        const atMs = Math.max(round.atMs, state.atMs)
+        if (hasDueHolds(state, atMs) || op === 'settle' || op === 'void') openOf.add(accountKey)
       }
-      if (state?.holdCount === undefined) continue
-      const op = mod.holdOp?.op
-      const atMs = Math.max(round.atMs, state.atMs)
-      if (hasDueHolds(state, atMs) || op === 'settle' || op === 'void') openOf.add(mod.accountKey)
-      if ((op === 'settle' || op === 'void') && mod.holdOp !== undefined && 'holdId' in mod.holdOp) {
-        byId.set(`${mod.accountKey}!${mod.holdOp.holdId}`, [mod.accountKey, mod.holdOp.holdId])
-      }
-    }
-    for (const mod of mods) {
       // A settle or void on an account the store shows no open hold for may still name a closed one.
       if (mod.holdOp !== undefined && (mod.holdOp.op === 'settle' || mod.holdOp.op === 'void')) {
         byId.set(`${mod.accountKey}!${mod.holdOp.holdId}`, [mod.accountKey, mod.holdOp.holdId])
@@ -558,27 +587,18 @@ export class Writer {
       holds: new Map(),
       holdWrites: new Map(),
       holdCounts: { opened: 0, openedUnits: 0n, settled: 0, settledUnits: 0n, voided: 0, voidedUnits: 0n, expired: 0, expiredUnits: 0n },
+      moves: 0,
+      moved: 0n,
+      freezes: 0,
     }
     if (this.#shared) {
       planSharedRound(round, mods)
       return round
     }
     for (const mod of mods) {
-      if (!round.accounts.has(mod.accountKey)) {
-        const cached = this.#memory.accounts.get(mod.accountKey)
-        round.accounts.set(mod.accountKey, cached)
-        if (cached !== undefined) round.lookedUp.add(mod.accountKey)
-      }
-      // An unknown account is read when the filter says maybe, and always before a credit
-      // creates it: a filter that lies must not make the writer overwrite an account's history.
-      if (
-        round.accounts.get(mod.accountKey) === undefined &&
-        !round.lookedUp.has(mod.accountKey) &&
-        (mod.by > 0n || this.#memory.accountKeys.mightContain(mod.accountKey))
-      ) {
-        round.toRead.accounts.push(mod.accountKey)
-        round.lookedUp.add(mod.accountKey)
-      }
+      // Only a credit creates an account; a move or a freeze needs its accounts to exist.
+      const creates = mod.op === undefined && mod.by > 0n
+      for (const accountKey of accountsOf(mod)) this.#planAccount(round, accountKey, creates)
       if (mod.idempotencyKey === undefined) continue
       const key = idempotencyKeyOf(mod.accountKey, mod.idempotencyKey)
       if (round.idempotency.has(key)) continue
@@ -586,6 +606,24 @@ export class Writer {
       if (this.#memory.idempotencyKeys.mightContain(key)) round.toRead.idempotency.push(key)
     }
     return round
+  }
+
+  /** The account's state from the cache, or a read when the filter says maybe (always before a credit creates it). */
+  #planAccount(round: Round, accountKey: AccountKey, creates: boolean): void {
+    if (!round.accounts.has(accountKey)) {
+      const cached = this.#memory.accounts.get(accountKey)
+      round.accounts.set(accountKey, cached)
+      if (cached !== undefined) round.lookedUp.add(accountKey)
+    }
+    // A filter that lies must not make the writer overwrite an account's history.
+    if (
+      round.accounts.get(accountKey) === undefined &&
+      !round.lookedUp.has(accountKey) &&
+      (creates || this.#memory.accountKeys.mightContain(accountKey))
+    ) {
+      round.toRead.accounts.push(accountKey)
+      round.lookedUp.add(accountKey)
+    }
   }
 
   /**
@@ -616,9 +654,11 @@ export class Writer {
    * and stages its writes.
    */
   #decide(round: Round, mod: PendingMod, context: DecisionContext): Decision {
-    // Due expiries are written before any later entry of the account, on the round's clock.
-    this.#expireDue(round, mod.accountKey, context)
+    // Due expiries are written before any later entry of the account (both of a move's), on the round's clock.
+    for (const accountKey of accountsOf(mod)) this.#expireDue(round, accountKey, context)
     if (mod.holdOp !== undefined) return this.#decideHoldOp(round, mod, mod.holdOp, context)
+    if (mod.op === 'move') return this.#decideMove(round, mod, context)
+    if (mod.op === 'freeze') return this.#decideFreeze(round, mod, context)
     const idempotencyKey =
       mod.idempotencyKey === undefined ? undefined : idempotencyKeyOf(mod.accountKey, mod.idempotencyKey)
     const before = round.accounts.get(mod.accountKey)
@@ -648,6 +688,58 @@ export class Writer {
     if (before === undefined) round.createdAccounts.push(mod.accountKey)
     return decision
   }
+
+  /** Decides one move against the states the round's earlier ops left, and stages both sides. */
+  #decideMove(round: Round, mod: PendingMod, context: DecisionContext): MoveDecision {
+    const toAccountKey = mod.toAccountKey
+    assert.ok(toAccountKey !== undefined && mod.moveId !== undefined && toAccountKey !== mod.accountKey, 'a move names two accounts and an id')
+    const idempotencyKey = mod.idempotencyKey === undefined ? undefined : idempotencyKeyOf(mod.accountKey, mod.idempotencyKey)
+    const from = round.accounts.get(mod.accountKey)
+    const to = round.accounts.get(toAccountKey)
+    const first = idempotencyKey === undefined ? undefined : round.idempotency.get(idempotencyKey)
+    const input = { by: mod.by, toAccountKey, fromAccountKey: mod.accountKey, moveId: mod.moveId, note: mod.note, idempotencyKey: mod.idempotencyKey, actor: mod.actor }
+    const decision = decideMove(from, to, first, dropUndefined(input), context)
+    if (!('writes' in decision) || decision.writes === undefined) return decision
+    const writes = decision.writes
+    assert.ok(from !== undefined && to !== undefined)
+    // Paired checks: both sides change by the amount, in opposite directions, one entry each.
+    assert.equal(writes.from.tot, from.tot - mod.by, 'a move out does not take its amount')
+    assert.equal(writes.to.tot, to.tot + mod.by, 'a move in does not add its amount')
+    assert.equal(writes.from.seq, from.seq + 1, 'the new seq is not the old one plus one')
+    assert.equal(writes.to.seq, to.seq + 1, 'the new seq is not the old one plus one')
+    assert.ok(writes.fromEntry.by === -writes.toEntry.by && writes.fromEntry.move === writes.toEntry.move, 'the two sides of a move differ')
+
+    round.writes.entries.push([mod.accountKey, writes.fromEntry], [toAccountKey, writes.toEntry])
+    if (writes.idempotency !== undefined) {
+      assert.ok(idempotencyKey !== undefined, 'an idempotency record for a move without a key')
+      round.writes.idempotency.push([idempotencyKey, writes.idempotency])
+      round.idempotency.set(idempotencyKey, writes.idempotency)
+    }
+    round.accounts.set(mod.accountKey, writes.from)
+    round.accounts.set(toAccountKey, writes.to)
+    round.dirtyAccounts.add(mod.accountKey)
+    round.dirtyAccounts.add(toAccountKey)
+    round.applied += 2
+    round.moves++
+    round.moved += mod.by
+    return decision
+  }
+
+  /** Decides one freeze or unfreeze; a no-op (already in that state) stages nothing. */
+  #decideFreeze(round: Round, mod: PendingMod, context: DecisionContext): FreezeDecision {
+    assert.ok(mod.frozen !== undefined, 'a freeze names its state')
+    const before = round.accounts.get(mod.accountKey)
+    const decision = decideFreeze(before, dropUndefined({ frozen: mod.frozen, actor: mod.actor }), context)
+    if (!('writes' in decision) || decision.writes === undefined) return decision
+    assert.ok(before !== undefined)
+    assert.ok(decision.writes.account.tot === before.tot && decision.writes.account.seq === before.seq + 1, 'a freeze changes only the seq')
+    round.writes.entries.push([mod.accountKey, decision.writes.entry])
+    round.accounts.set(mod.accountKey, decision.writes.account)
+    round.dirtyAccounts.add(mod.accountKey)
+    round.applied++
+    round.freezes++
+    return decision
+  }
 }
 
 interface StoredRound {
@@ -668,10 +760,11 @@ interface PendingPrune {
 /** Every account and every idempotency key of the round, read through its transaction. */
 function planSharedRound(round: Round, mods: PendingMod[]): void {
   for (const mod of mods) {
-    if (!round.lookedUp.has(mod.accountKey)) {
-      round.accounts.set(mod.accountKey, undefined)
-      round.lookedUp.add(mod.accountKey)
-      round.toRead.accounts.push(mod.accountKey)
+    for (const accountKey of accountsOf(mod)) {
+      if (round.lookedUp.has(accountKey)) continue
+      round.accounts.set(accountKey, undefined)
+      round.lookedUp.add(accountKey)
+      round.toRead.accounts.push(accountKey)
     }
     if (mod.idempotencyKey === undefined) continue
     const key = idempotencyKeyOf(mod.accountKey, mod.idempotencyKey)
@@ -706,6 +799,9 @@ function reportOf(round: Round, mods: number, writeMs: number): RoundReport {
     credited: round.credited,
     debited: round.debited,
     holds: round.holdCounts,
+    moves: round.moves,
+    moved: round.moved,
+    freezes: round.freezes,
     writeMs,
   }
 }
@@ -718,4 +814,9 @@ function answer(mods: PendingMod[], decisions: Decision[]): void {
     if ('refusal' in decision) mod.reject(decision.refusal)
     else mod.resolve(decision.result)
   }
+}
+
+/** The object without its undefined fields (optional fields are absent, never undefined). */
+function dropUndefined<T extends object>(value: T): { [K in keyof T]: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(value).filter(([, field]) => field !== undefined)) as { [K in keyof T]: Exclude<T[K], undefined> }
 }

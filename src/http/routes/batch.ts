@@ -38,6 +38,14 @@ const shapes = {
   hold: z.strictObject({ op: z.literal('hold'), cred: z.string(), by: z.string(), ttl: z.string().optional(), note: z.string().optional(), key: z.string().optional() }),
   settle: z.strictObject({ op: z.literal('settle'), cred: z.string(), hold: z.string(), by: z.string().optional(), note: z.string().optional(), key: z.string().optional() }),
   void: z.strictObject({ op: z.literal('void'), cred: z.string(), hold: z.string(), note: z.string().optional(), key: z.string().optional() }),
+  move: z.strictObject({
+    op: z.literal('move'),
+    cred: z.string(),
+    to: z.string(),
+    by: z.string(),
+    note: z.string().optional(),
+    key: z.string().optional(),
+  }),
 }
 type Shapes = typeof shapes
 type OpName = keyof Shapes
@@ -74,6 +82,8 @@ interface OpContext {
   mayWrite: boolean
   pending: Pending
   observeMod: (outcome: ModOutcome) => void
+  /** The name of the request's named token: entries it writes carry it. */
+  actor: string | undefined
 }
 
 /**
@@ -86,6 +96,7 @@ interface OpHandler<Name extends OpName> {
 }
 
 const handlers: { [Name in OpName]: OpHandler<Name> } = {
+  move: { writes: true, start: (op, context) => startMove(op, context) },
   tot: {
     writes: false,
     start(op, { ledger, pending }) {
@@ -102,7 +113,7 @@ const handlers: { [Name in OpName]: OpHandler<Name> } = {
   },
   mod: {
     writes: true,
-    start(op, { ledger, mayWrite, pending, observeMod }) {
+    start(op, { ledger, mayWrite, pending, observeMod, actor }) {
       if (!mayWrite) {
         observeMod('unauthorized')
         return refusal('ACCMAN_FORBIDDEN', 'this token may read but not write')
@@ -113,7 +124,7 @@ const handlers: { [Name in OpName]: OpHandler<Name> } = {
         return parsed
       }
       const accountKey = accountKeyOf(op.cred)
-      const modding = ledger.mod(accountKey, parsed.input)
+      const modding = ledger.mod(accountKey, { ...parsed.input, ...(actor === undefined ? {} : { actor }) })
       pending.set(accountKey, modding)
       return modding.then(
         (result: ModResult) => {
@@ -166,6 +177,34 @@ function holdHandler<Name extends 'hold' | 'settle' | 'void'>(name: Name): OpHan
   }
 }
 
+/** As PATCH /move: both accounts wait for it in the batch; it answers for FROM. */
+function startMove(op: OpOf<'move'>, { ledger, mayWrite, pending, actor }: OpContext): Promise<Result> | Result {
+  if (!mayWrite) return refusal('ACCMAN_FORBIDDEN', 'this token may read but not write')
+  if (!credential.safeParse(op.cred).success) return fieldRefusal('cred')
+  if (!credential.safeParse(op.to).success) return refusal('ACCMAN_INVALID_CRED', 'to must be a credential: base64url with padding')
+  const by = amount.safeParse(op.by)
+  if (!by.success || by.data <= 0n) return refusal('ACCMAN_INVALID_AMOUNT', 'by must be a positive integer: the amount moved')
+  if (op.note !== undefined && !noteSchema.safeParse(op.note).success) return fieldRefusal('note')
+  if (op.key !== undefined && !idempotencyKeyHeader.safeParse(op.key).success) return fieldRefusal('idempotency-key')
+  const fromKey = accountKeyOf(op.cred)
+  const toKey = accountKeyOf(op.to)
+  if (fromKey === toKey) return refusal('ACCMAN_INVALID_QUERY', 'to must be another account than cred')
+  const moving = ledger.move(fromKey, {
+    by: by.data,
+    toAccountKey: toKey,
+    ...(op.note === undefined || op.note === '' ? {} : { note: op.note }),
+    ...(op.key === undefined ? {} : { idempotencyKey: op.key }),
+    ...(actor === undefined ? {} : { actor }),
+  })
+  pending.set(fromKey, moving)
+  pending.set(toKey, moving)
+  return moving.then((result): Result => {
+    const tot = result.tot.toString()
+    const answer: Result = { move: result.move, tot, held: '0', avail: tot, seq: result.seq, status: 200 }
+    return result.replayed ? { ...answer, replayed: true } : answer
+  }, ledgerRefusal)
+}
+
 function parseMod(op: OpOf<'mod'>): { input: { by: bigint; note?: string; idempotencyKey?: string } } | Result {
   if (!credential.safeParse(op.cred).success) return fieldRefusal('cred')
   const by = amount.safeParse(op.by)
@@ -188,7 +227,7 @@ function outcomeOfStatus(status: number): ModOutcome {
   return 'rejected'
 }
 
-type AnyOp = OpOf<'mod'> | OpOf<'tot'> | OpOf<'hold'> | OpOf<'settle'> | OpOf<'void'>
+type AnyOp = OpOf<'mod'> | OpOf<'tot'> | OpOf<'hold'> | OpOf<'settle'> | OpOf<'void'> | OpOf<'move'>
 
 /** The operations of a body, or the 400 naming the first bad one. Never quotes a value. */
 export function opsOf(body: unknown): AnyOp[] {
@@ -280,7 +319,7 @@ export const batchRoutes: FastifyPluginAsync<BatchRoutesOptions> = async (app, {
       reply.header('retry-after', retryAfterText)
       throw new ApiError('ACCMAN_QUEUE_FULL', `the writer's queue has no room for ${writes} mods; retry shortly`)
     }
-    const context: OpContext = { ledger, mayWrite, pending: new Map(), observeMod: (outcome) => metrics.observeMod(outcome) }
+    const context: OpContext = { ledger, mayWrite, pending: new Map(), observeMod: (outcome) => metrics.observeMod(outcome), actor: request.actor }
     // Started in batch order, synchronously: the writer keeps each account's order of submission.
     const started = ops.map((op) => Promise.resolve((handlers[op.op] as OpHandler<OpName>).start(op as never, context)))
     const results = await Promise.all(started)

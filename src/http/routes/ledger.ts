@@ -3,7 +3,7 @@ import type { FastifyPluginAsync, FastifyReply } from 'fastify'
 import type { z } from 'zod'
 import { accountKeyOf, type Balance, type Entry } from '../../ledger/index.js'
 import type { Authenticate } from '../auth.js'
-import { errorBody } from '../errors.js'
+import { ApiError, errorBody } from '../errors.js'
 import { representationOf, requireJson, type Representation } from '../negotiate.js'
 import { answersOf } from '../openapi.js'
 import {
@@ -26,17 +26,18 @@ function sendNoAccount(reply: FastifyReply): FastifyReply {
   return reply.code(404).type('application/json; charset=utf-8').send(noAccountBody)
 }
 
-function sendBalance(reply: FastifyReply, representation: Representation, balance: Balance): FastifyReply {
+function sendBalance(reply: FastifyReply, representation: Representation, balance: Balance & { expiresMs?: number | undefined }): FastifyReply {
   if (representation === 'json') {
     const held = balance.held ?? 0n
+    const expires = balance.expiresMs === undefined ? '' : `,"expires":"${new Date(balance.expiresMs).toISOString()}"`
     return reply
       .type('application/json; charset=utf-8')
-      .send(`{"tot":"${balance.tot}","seq":${balance.seq},"held":"${held}","avail":"${balance.tot - held}"}`)
+      .send(`{"tot":"${balance.tot}","seq":${balance.seq},"held":"${held}","avail":"${balance.tot - held}"${expires}}`)
   }
   return reply.type('text/plain; charset=utf-8').send(balance.tot.toString())
 }
 
-function entryBody(entry: Entry): EntryBody {
+export function entryBody(entry: Entry): EntryBody {
   const body: EntryBody = {
     seq: entry.seq,
     kind: entry.kind ?? 'mod',
@@ -49,6 +50,8 @@ function entryBody(entry: Entry): EntryBody {
   if (entry.heldBy !== undefined) body.heldBy = entry.heldBy.toString()
   if (entry.note !== undefined) body.note = entry.note
   if (entry.idempotencyKey !== undefined) body.key = entry.idempotencyKey
+  if (entry.move !== undefined) body.move = entry.move
+  if (entry.actor !== undefined) body.actor = entry.actor
   return body
 }
 
@@ -107,6 +110,8 @@ const modSchema = {
       'ACCMAN_INSUFFICIENT_FUNDS',
       'ACCMAN_OVERFLOW',
       'ACCMAN_IDEMPOTENCY_MISMATCH',
+      'ACCMAN_EXPIRED',
+      'ACCMAN_FROZEN',
       'ACCMAN_QUEUE_FULL',
     ],
   ),
@@ -136,7 +141,7 @@ export const ledgerRoutes: FastifyPluginAsync<LedgerRoutesOptions> = async (plug
   // Balances and histories are account data: no browser or proxy may keep a copy.
   app.get('/tot', { schema: totSchema, config: { access: 'read' } }, async (request, reply) => {
     const representation = representationOf(request.headers.accept)
-    const balance = await app.ledger.tot(accountKeyOf(request.query.cred))
+    const balance = await app.ledger.account(accountKeyOf(request.query.cred))
     reply.header('cache-control', 'no-store')
     if (balance === undefined) return sendNoAccount(reply)
     return sendBalance(reply, representation, balance)
@@ -144,12 +149,15 @@ export const ledgerRoutes: FastifyPluginAsync<LedgerRoutesOptions> = async (plug
 
   app.patch('/mod', { schema: modSchema, config: { access: 'write' } }, async (request, reply) => {
     const representation = representationOf(request.headers.accept)
-    const { cred, by, note } = request.query
+    const { cred, by, note, ttl } = request.query
+    if (ttl !== undefined && by < 0n) throw new ApiError('ACCMAN_INVALID_QUERY', 'ttl is for credits only (a positive by)')
     const idempotencyKey = request.headers['idempotency-key']
     const result = await app.ledger.mod(accountKeyOf(cred), {
       by,
       ...(note === undefined || note === '' ? {} : { note }),
       ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
+      ...(ttl === undefined ? {} : { ttlSeconds: ttl }),
+      ...(request.actor === undefined ? {} : { actor: request.actor }),
     })
     if (result.replayed) reply.header('idempotent-replayed', 'true')
     reply.header('cache-control', 'no-store')
@@ -158,7 +166,12 @@ export const ledgerRoutes: FastifyPluginAsync<LedgerRoutesOptions> = async (plug
 
   app.get('/past', { schema: pastSchema, config: { access: 'read' } }, async (request, reply) => {
     requireJson(request.headers.accept)
-    const { cred, limit, order, after, before, from, to } = request.query
+    const { cred, limit, order, after, before, from, to, key } = request.query
+    if (key !== undefined) {
+      const found = await app.ledger.pastByKey(accountKeyOf(cred), key)
+      reply.header('cache-control', 'no-store')
+      return { tot: found.tot.toString(), seq: found.seq, entries: found.entries.map(entryBody) }
+    }
     const page = await app.ledger.past(accountKeyOf(cred), {
       limit,
       order,

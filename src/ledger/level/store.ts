@@ -18,6 +18,7 @@ import {
   historyKeyOf,
   holdExpiryKeyOf,
   holdKeyOf,
+  keyIndexKeyOf,
   tableNames,
   type AccountState,
   type IdempotencyState,
@@ -48,6 +49,7 @@ export interface Tables {
   holds: Table
   holdExpiries: Table
   openHolds: Table
+  keyIndex: Table
 }
 
 /** The ledger's tables: sublevels of `db` with string keys and values. */
@@ -61,6 +63,7 @@ export function tablesOf(db: RootDb): Tables {
     holds: table(tableNames.holds),
     holdExpiries: table(tableNames.holdExpiries),
     openHolds: table(tableNames.openHolds),
+    keyIndex: table(tableNames.keyIndex),
   }
 }
 
@@ -79,7 +82,7 @@ export class LevelStore implements LedgerStore {
   readonly #tables: Tables
   readonly #sync: boolean
   /** Each table's key prefix within the root database. */
-  readonly #prefixes: { accounts: string; history: string; idempotency: string; holds: string; holdExpiries: string; openHolds: string }
+  readonly #prefixes: { accounts: string; history: string; idempotency: string; holds: string; holdExpiries: string; openHolds: string; keyIndex: string }
   /** The one transaction every round is handed: plain reads, and the writer's clock. */
   readonly #transaction: RoundTransaction
 
@@ -111,6 +114,7 @@ export class LevelStore implements LedgerStore {
       holds: prefixOf(tables.holds, tableNames.holds),
       holdExpiries: prefixOf(tables.holdExpiries, tableNames.holdExpiries),
       openHolds: prefixOf(tables.openHolds, tableNames.openHolds),
+      keyIndex: prefixOf(tables.keyIndex, tableNames.keyIndex),
     }
   }
 
@@ -192,6 +196,8 @@ export class LevelStore implements LedgerStore {
       const value = encodeEntry(entry)
       assert.deepEqual(decodeEntry(key, value), entry, 'a history entry does not round-trip')
       puts.push([prefixes.history + key, value])
+      // Found by its key after the idempotency record is pruned (see entriesWithKey).
+      if (entry.idempotencyKey !== undefined) puts.push([prefixes.keyIndex + keyIndexKeyOf(accountKey, entry.idempotencyKey, entry.seq), ''])
     }
     for (const [key, record] of writes.idempotency) {
       const value = encodeIdempotency(record)
@@ -236,6 +242,32 @@ export class LevelStore implements LedgerStore {
       const value = values[index]
       assert.ok(value !== undefined, `history entry missing at ${key}`)
       return decodeEntry(key, value)
+    })
+  }
+
+  /**
+   * The index holds every keyed entry written since it exists; the idempotency record adds the
+   * entry of its key for stores written before (while the record is kept: one retention window).
+   */
+  async entriesWithKey(accountKey: AccountKey, idempotencyKey: string, limit: number): Promise<Entry[]> {
+    const prefix = `${accountKey}!${idempotencyKey}!`
+    // A key may itself hold '!': only a tail of exactly seqDigits digits is this key's.
+    const indexKeys = await this.#tables.keyIndex.keys({ gte: prefix, lt: `${prefix}\x7f`, limit: limit * 4 }).all()
+    const seqs = new Set<number>()
+    for (const key of indexKeys) {
+      const tail = key.slice(prefix.length)
+      if (/^[0-9]{16}$/.test(tail)) seqs.add(Number(tail))
+    }
+    const recordValue = await this.#tables.idempotency.get(`${accountKey}!${idempotencyKey}`)
+    if (recordValue !== undefined) seqs.add(decodeIdempotency(`${accountKey}!${idempotencyKey}`, recordValue).seq)
+    const keys = [...seqs].sort((a, b) => a - b).slice(0, limit).map((seq) => historyKeyOf(accountKey, seq))
+    if (keys.length === 0) return []
+    const values = await this.#tables.history.getMany(keys)
+    return keys.flatMap((key, index) => {
+      const value = values[index]
+      assert.ok(value !== undefined, `history entry missing at ${key}`)
+      const entry = decodeEntry(key, value)
+      return entry.idempotencyKey === idempotencyKey ? [entry] : []
     })
   }
 

@@ -82,6 +82,24 @@ export const migrations: readonly Migration[] = [
       'CREATE INDEX holds_open_account ON holds (account_key) WHERE closed IS NULL',
     ],
   },
+  {
+    version: 4,
+    name: 'moves, expiry, freezing, entry kinds and actors, entries by idempotency key',
+    statements: [
+      'ALTER TABLE accounts ADD COLUMN IF NOT EXISTS expires bigint',
+      'ALTER TABLE accounts ADD COLUMN IF NOT EXISTS frozen boolean',
+      'ALTER TABLE entries ADD COLUMN IF NOT EXISTS kind text',
+      'ALTER TABLE entries ADD COLUMN IF NOT EXISTS move text',
+      'ALTER TABLE entries ADD COLUMN IF NOT EXISTS peer text',
+      'ALTER TABLE entries ADD COLUMN IF NOT EXISTS peer_seq bigint',
+      'ALTER TABLE entries ADD COLUMN IF NOT EXISTS actor text',
+      'ALTER TABLE idempotency ADD COLUMN IF NOT EXISTS op text',
+      'ALTER TABLE idempotency ADD COLUMN IF NOT EXISTS fingerprint text',
+      'ALTER TABLE idempotency ADD COLUMN IF NOT EXISTS answer text',
+      // /past?key=K, after the idempotency record has been pruned too.
+      'CREATE INDEX IF NOT EXISTS entries_account_key_idempotency_key ON entries (account_key, idempotency_key) WHERE idempotency_key IS NOT NULL',
+    ],
+  },
 ]
 
 /** The lock every node takes while it migrates (an arbitrary constant: 'accman' in ASCII). */

@@ -36,7 +36,7 @@ import type {
   StorePoolStats,
   StoreSnapshot,
 } from '../store.js'
-import type { AccountKey, Entry, HoldState } from '../types.js'
+import type { AccountKey, Entry, EntryKind, HoldState } from '../types.js'
 import { migrate } from './migrations.js'
 
 // int8 and numeric arrive as text; the engine converts them itself (BigInt for money).
@@ -341,6 +341,15 @@ export class PostgresStore implements LedgerStore {
     return rows.map(entryOf)
   }
 
+  async entriesWithKey(accountKey: AccountKey, idempotencyKey: string, limit: number): Promise<Entry[]> {
+    const rows = await this.#query<EntryRow>(
+      `SELECT ${entryColumns} FROM entries
+       WHERE account_key = $1 AND idempotency_key = $2 ORDER BY seq LIMIT $3`,
+      [accountKey, idempotencyKey, limit],
+    )
+    return rows.map(entryOf)
+  }
+
   async firstSeqAtOrAfter(accountKey: AccountKey, atMs: number, seqLow: number, seqHigh: number): Promise<number> {
     const rows = await this.#query<{ seq: string }>(
       `SELECT seq FROM entries WHERE account_key = $1 AND at >= $2 AND seq BETWEEN $3 AND $4
@@ -489,8 +498,8 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
   return await PostgresStore.open(url, options)
 }
 
-const accountColumns = 'account_key, tot::text, seq, at, held::text, hold_count, next_expiry'
-const entryColumns = 'seq, by::text, tot::text, at, note, idempotency_key, kind, hold, held_by::text, held::text'
+const accountColumns = 'account_key, tot::text, seq, at, held::text, hold_count, next_expiry, expires, frozen'
+const entryColumns = 'seq, by::text, tot::text, at, note, idempotency_key, kind, hold, held_by::text, held::text, move, peer, peer_seq, actor'
 // Written without a leading table name: readRound prefixes each with its alias.
 const idempotencyColumns = 'account_key, key, by::text, tot::text, seq, at, op, fingerprint, answer'
 const holdColumns = 'hold_id, by::text, at, expires, note, closed'
@@ -503,6 +512,8 @@ interface AccountRow {
   held: string | null
   hold_count: number | null
   next_expiry: string | null
+  expires: string | null
+  frozen: boolean | null
 }
 
 interface EntryRow {
@@ -516,6 +527,10 @@ interface EntryRow {
   hold: string | null
   held_by: string | null
   held: string | null
+  move: string | null
+  peer: string | null
+  peer_seq: string | null
+  actor: string | null
 }
 
 interface IdempotencyRow {
@@ -544,6 +559,8 @@ function accountOf(row: AccountRow): AccountState {
   if (row.held !== null) state.held = BigInt(row.held)
   if (row.hold_count !== null) state.holdCount = row.hold_count
   if (row.next_expiry !== null) state.nextExpiryMs = Number(row.next_expiry)
+  if (row.expires !== null) state.expiresMs = Number(row.expires)
+  if (row.frozen === true) state.frozen = true
   return state
 }
 
@@ -551,10 +568,13 @@ function entryOf(row: EntryRow): Entry {
   const entry: Entry = { seq: Number(row.seq), by: BigInt(row.by), tot: BigInt(row.tot), atMs: Number(row.at) }
   if (row.note !== null) entry.note = row.note
   if (row.idempotency_key !== null) entry.idempotencyKey = row.idempotency_key
-  if (row.kind !== null) entry.kind = row.kind as NonNullable<Entry['kind']>
+  if (row.kind !== null) entry.kind = row.kind as EntryKind
   if (row.hold !== null) entry.hold = row.hold
   if (row.held_by !== null) entry.heldBy = BigInt(row.held_by)
   if (row.held !== null) entry.held = BigInt(row.held)
+  if (row.move !== null) entry.move = row.move
+  if (row.peer !== null && row.peer_seq !== null) entry.peer = { accountKey: row.peer as AccountKey, seq: Number(row.peer_seq) }
+  if (row.actor !== null) entry.actor = row.actor
   return entry
 }
 
@@ -658,19 +678,22 @@ async function writeRound(client: pg.ClientBase, existing: Set<AccountKey>, roun
     rows.map(([, state]) => state.held?.toString() ?? null),
     rows.map(([, state]) => state.holdCount ?? null),
     rows.map(([, state]) => state.nextExpiryMs ?? null),
+    rows.map(([, state]) => state.expiresMs ?? null),
+    rows.map(([, state]) => (state.frozen === true ? true : null)),
   ]
   if (created.length > 0) {
     await client.query(
-      `INSERT INTO accounts (account_key, tot, seq, at, held, hold_count, next_expiry)
-       SELECT * FROM unnest($1::text[], $2::numeric[], $3::bigint[], $4::bigint[], $5::numeric[], $6::integer[], $7::bigint[])`,
+      `INSERT INTO accounts (account_key, tot, seq, at, held, hold_count, next_expiry, expires, frozen)
+       SELECT * FROM unnest($1::text[], $2::numeric[], $3::bigint[], $4::bigint[], $5::numeric[], $6::integer[], $7::bigint[], $8::bigint[], $9::boolean[])`,
       columns(created),
     )
   }
   if (updated.length > 0) {
     await client.query(
-      `UPDATE accounts SET tot = new.tot, seq = new.seq, at = new.at, held = new.held, hold_count = new.hold_count, next_expiry = new.next_expiry
-       FROM unnest($1::text[], $2::numeric[], $3::bigint[], $4::bigint[], $5::numeric[], $6::integer[], $7::bigint[])
-         AS new (account_key, tot, seq, at, held, hold_count, next_expiry)
+      `UPDATE accounts SET tot = new.tot, seq = new.seq, at = new.at, held = new.held, hold_count = new.hold_count, next_expiry = new.next_expiry,
+         expires = new.expires, frozen = new.frozen
+       FROM unnest($1::text[], $2::numeric[], $3::bigint[], $4::bigint[], $5::numeric[], $6::integer[], $7::bigint[], $8::bigint[], $9::boolean[])
+         AS new (account_key, tot, seq, at, held, hold_count, next_expiry, expires, frozen)
        WHERE accounts.account_key = new.account_key`,
       columns(updated),
     )
@@ -678,11 +701,11 @@ async function writeRound(client: pg.ClientBase, existing: Set<AccountKey>, roun
   if (writes.entries.length > 0) {
     const entries = writes.entries
     await client.query(
-      `INSERT INTO entries (account_key, seq, by, tot, at, note, idempotency_key, round_id, kind, hold, held_by, held)
-       SELECT account_key, seq, by, tot, at, note, idempotency_key, $8::uuid, kind, hold, held_by, held
+      `INSERT INTO entries (account_key, seq, by, tot, at, note, idempotency_key, round_id, kind, hold, held_by, held, move, peer, peer_seq, actor)
+       SELECT account_key, seq, by, tot, at, note, idempotency_key, $8::uuid, kind, hold, held_by, held, move, peer, peer_seq, actor
        FROM unnest($1::text[], $2::bigint[], $3::numeric[], $4::numeric[], $5::bigint[], $6::text[], $7::text[],
-                   $9::text[], $10::text[], $11::numeric[], $12::numeric[])
-         AS new (account_key, seq, by, tot, at, note, idempotency_key, kind, hold, held_by, held)`,
+                   $9::text[], $10::text[], $11::numeric[], $12::numeric[], $13::text[], $14::text[], $15::bigint[], $16::text[])
+         AS new (account_key, seq, by, tot, at, note, idempotency_key, kind, hold, held_by, held, move, peer, peer_seq, actor)`,
       [
         entries.map(([key]) => key),
         entries.map(([, entry]) => entry.seq),
@@ -696,6 +719,10 @@ async function writeRound(client: pg.ClientBase, existing: Set<AccountKey>, roun
         entries.map(([, entry]) => entry.hold ?? null),
         entries.map(([, entry]) => entry.heldBy?.toString() ?? null),
         entries.map(([, entry]) => entry.held?.toString() ?? null),
+        entries.map(([, entry]) => entry.move ?? null),
+        entries.map(([, entry]) => entry.peer?.accountKey ?? null),
+        entries.map(([, entry]) => entry.peer?.seq ?? null),
+        entries.map(([, entry]) => entry.actor ?? null),
       ],
     )
   }
