@@ -526,6 +526,18 @@ export async function expectHistoryChain(ledger: Ledger, accountKey: ReturnType<
   expect((await ledger.tot(accountKey))?.tot).toBe(previousTot)
 }
 
+/** The refs and outbox methods of `store`, passed through. */
+function outboxOf(store: LedgerStore): Pick<LedgerStore, 'readRef' | 'claimOutbox' | 'updateOutbox' | 'pageOutbox' | 'trimOutbox' | 'countOutbox'> {
+  return {
+    readRef: (ref) => store.readRef(ref),
+    claimOutbox: (nowMs, limit, leaseMs) => store.claimOutbox(nowMs, limit, leaseMs),
+    updateOutbox: (saves, deletes) => store.updateOutbox(saves, deletes),
+    pageOutbox: (after, limit) => store.pageOutbox(after, limit),
+    trimOutbox: (max) => store.trimOutbox(max),
+    countOutbox: () => store.countOutbox(),
+  }
+}
+
 /** `store` with a switch that makes it answer as a shared store does while it cannot be reached. */
 export function withOutage(store: LedgerStore): { store: LedgerStore; setDown: (down: boolean) => void } {
   let down = false
@@ -539,6 +551,7 @@ export function withOutage(store: LedgerStore): { store: LedgerStore; setDown: (
     snapshot: () => store.snapshot(),
     readMeta: (name) => store.readMeta(name),
     writeMeta: (records) => store.writeMeta(records),
+    ...outboxOf(store),
     ping: async () => !down && (await store.ping()),
     close: () => store.close(),
   }
@@ -559,7 +572,11 @@ function asShared(store: LedgerStore, clockMs: () => number): LedgerStore {
     runRound<T>(body: (transaction: RoundTransaction) => Promise<RoundOutcome<T>>): Promise<T> {
       const run = tail.then(() =>
         store.runRound(async (transaction) => {
-          const shared: RoundTransaction = { nowMs: clockMs(), readRound: (...keys) => transaction.readRound(...keys) }
+          const shared: RoundTransaction = {
+            nowMs: clockMs(),
+            readRound: (...keys) => transaction.readRound(...keys),
+            readRefs: (refs) => transaction.readRefs(refs),
+          }
           await body(shared)
           return body(shared)
         }),
@@ -572,6 +589,7 @@ function asShared(store: LedgerStore, clockMs: () => number): LedgerStore {
     snapshot: () => store.snapshot(),
     readMeta: (name) => store.readMeta(name),
     writeMeta: (records) => store.writeMeta(records),
+    ...outboxOf(store),
     ping: () => store.ping(),
     close: async () => {},
   }

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 import { hash } from 'node:crypto'
 import { z } from 'zod'
 import { amountPattern, balancePattern } from '../contract/syntax.js'
-import { amountMax, characterCount, noteLengthMax, idempotencyKeyLengthMax, seqDigits, seqMax } from './limits.js'
+import { amountMax, characterCount, noteLengthMax, idempotencyKeyLengthMax, refLengthMax, seqDigits, seqMax } from './limits.js'
 import type { AccountKey, Entry } from './types.js'
 
 /** Sublevel names: the store's tables. */
@@ -18,6 +18,12 @@ export const tableNames = {
   idempotency: 'idem',
   /** The ledger's own state across a clean stop: the key filters (see Ledger.load). */
   meta: 'meta',
+  /** Ref -> AccountKey: the operators' own references (see PATCH /ref). */
+  refs: 'refs',
+  /** Event key (time!id) -> OutboxRecord: events waiting for delivery (see outbox.ts). */
+  outbox: 'outbox',
+  /** Due key (dueAtMs!event key) -> '': the outbox's events by when they are next due. */
+  outboxDue: 'outbox-due',
 } as const
 
 const accountKeyPattern = /^[0-9a-f]{64}$/
@@ -89,6 +95,10 @@ export interface AccountState {
   seq: number
   /** Time of the last entry, so the next one never goes back in time. */
   atMs: number
+  /** The account's own low-balance threshold (PATCH /alert); absent: the default, if any. */
+  alertBelow?: bigint
+  /** The operator's own reference to the account (PATCH /ref); absent: none. */
+  ref?: string
 }
 
 export interface IdempotencyState {
@@ -102,7 +112,7 @@ export interface IdempotencyState {
 // The three records are decoded on every write (the store's round-trip check) and read, so they
 // are checked by hand, field by field, to exactly what the schemas above accept (the tests hold
 // the two to the same verdicts): the schemas cost several times more per record.
-type Field = 'balance' | 'amount' | 'seq' | 'atMs' | 'note' | 'key'
+type Field = 'balance' | 'amount' | 'seq' | 'atMs' | 'note' | 'key' | 'ref'
 type Shape = Readonly<Record<string, { field: Field; optional: boolean }>>
 
 function isBalanceText(value: unknown): value is string {
@@ -131,6 +141,8 @@ function fieldIsValid(field: Field, value: unknown): boolean {
       return typeof value === 'string' && characterCount(value) <= noteLengthMax
     case 'key':
       return typeof value === 'string' && idempotencyKeyTextPattern.test(value)
+    case 'ref':
+      return typeof value === 'string' && isRefText(value)
   }
 }
 
@@ -165,6 +177,8 @@ const accountShape: Shape = {
   tot: { field: 'balance', optional: false },
   seq: { field: 'seq', optional: false },
   atMs: { field: 'atMs', optional: false },
+  alertBelow: { field: 'balance', optional: true },
+  ref: { field: 'ref', optional: true },
 }
 const entryShape: Shape = {
   by: { field: 'amount', optional: false },
@@ -185,12 +199,23 @@ const idempotencyShape: Shape = {
 // two or three records on the event loop. Numbers are integers (asserted on decode), strings
 // that may hold any character go through JSON.stringify.
 export function encodeAccount(state: AccountState): string {
-  return `{"tot":"${state.tot}","seq":${state.seq},"atMs":${state.atMs}}`
+  const alertBelow = state.alertBelow === undefined ? '' : `,"alertBelow":"${state.alertBelow}"`
+  const ref = state.ref === undefined ? '' : `,"ref":${JSON.stringify(state.ref)}`
+  return `{"tot":"${state.tot}","seq":${state.seq},"atMs":${state.atMs}${alertBelow}${ref}}`
 }
 
 export function decodeAccount(key: string, text: string): AccountState {
   const record = parseRecord(accountShape, tableNames.accounts, key, text)
-  return { tot: BigInt(record.tot as string), seq: record.seq as number, atMs: record.atMs as number }
+  const state: AccountState = { tot: BigInt(record.tot as string), seq: record.seq as number, atMs: record.atMs as number }
+  if (record.alertBelow !== undefined) state.alertBelow = BigInt(record.alertBelow as string)
+  if (record.ref !== undefined) state.ref = record.ref as string
+  return state
+}
+
+/** A ref: 1 to refLengthMax characters, none of them a control character. */
+export function isRefText(value: string): boolean {
+  const length = characterCount(value)
+  return length >= 1 && length <= refLengthMax && !/[\u0000-\u001f\u007f]/.test(value)
 }
 
 /** What the writer stages; optional fields may be undefined, which JSON omits. */

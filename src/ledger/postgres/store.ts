@@ -23,6 +23,7 @@ import type {
 } from '../store.js'
 import type { AccountKey, Entry } from '../types.js'
 import { migrate } from './migrations.js'
+import type { OutboxRecord } from '../outbox.js'
 
 // int8 and numeric arrive as text; the engine converts them itself (BigInt for money).
 export interface PostgresStoreOptions {
@@ -177,7 +178,7 @@ export class PostgresStore implements LedgerStore {
   }
 
   async readAccount(accountKey: AccountKey): Promise<AccountState | undefined> {
-    const rows = await this.#query<AccountRow>('SELECT account_key, tot::text, seq, at FROM accounts WHERE account_key = $1', [accountKey])
+    const rows = await this.#query<AccountRow>(`SELECT ${accountColumns} FROM accounts WHERE account_key = $1`, [accountKey])
     return rows[0] === undefined ? undefined : accountOf(rows[0])
   }
 
@@ -217,6 +218,7 @@ export class PostgresStore implements LedgerStore {
       const transaction: RoundTransaction = {
         nowMs: Number(row.now_ms),
         readRound: async (accountKeys, idempotencyKeys) => await readRound(client, existing, accountKeys, idempotencyKeys),
+        readRefs: async (refs) => await readRefs(client, refs),
       }
       const outcome = await body(transaction)
       value = outcome.value
@@ -312,7 +314,7 @@ export class PostgresStore implements LedgerStore {
     return {
       accounts: async (after, limit) => {
         const rows = await run<AccountRow>(
-          'SELECT account_key, tot::text, seq, at FROM accounts WHERE account_key > $1 ORDER BY account_key LIMIT $2',
+          `SELECT ${accountColumns} FROM accounts WHERE account_key > $1 ORDER BY account_key LIMIT $2`,
           [after ?? '', limit],
         )
         return rows.map((row) => [row.account_key as AccountKey, accountOf(row)])
@@ -374,6 +376,60 @@ export class PostgresStore implements LedgerStore {
     })
   }
 
+  async readRef(ref: string): Promise<AccountKey | undefined> {
+    const rows = await this.#query<{ account_key: string }>('SELECT account_key FROM account_refs WHERE ref = $1', [ref])
+    return rows[0]?.account_key as AccountKey | undefined
+  }
+
+  async claimOutbox(nowMs: number, limit: number, leaseMs: number): Promise<OutboxRecord[]> {
+    // SKIP LOCKED and the lease: a node never waits for, nor sends, what another node holds.
+    const rows = await this.#query<OutboxRow>(
+      `WITH due AS (
+         SELECT id FROM outbox WHERE due_at <= $1 AND (lease_until IS NULL OR lease_until <= $1)
+         ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+       UPDATE outbox SET lease_until = $1 + $3 FROM due WHERE outbox.id = due.id
+       RETURNING outbox.id, outbox.type, outbox.at, outbox.body, outbox.deliveries, outbox.due_at`,
+      [nowMs, limit, leaseMs],
+    )
+    return rows.map(outboxRecordOf).sort((a, b) => (a.dueAtMs ?? 0) - (b.dueAtMs ?? 0))
+  }
+
+  async updateOutbox(saves: OutboxRecord[], deletes: OutboxRecord[]): Promise<void> {
+    if (saves.length > 0) {
+      await this.#query(
+        `UPDATE outbox SET deliveries = new.deliveries, due_at = new.due_at, lease_until = NULL
+         FROM unnest($1::text[], $2::jsonb[], $3::bigint[]) AS new (id, deliveries, due_at) WHERE outbox.id = new.id`,
+        [saves.map((record) => record.id), saves.map((record) => JSON.stringify(record.deliveries)), saves.map((record) => record.dueAtMs ?? null)],
+      )
+    }
+    if (deletes.length > 0) await this.#query('DELETE FROM outbox WHERE id = ANY($1::text[])', [deletes.map((record) => record.id)])
+  }
+
+  async pageOutbox(after: OutboxRecord | undefined, limit: number): Promise<OutboxRecord[]> {
+    const rows = await this.#query<OutboxRow>(
+      `SELECT id, type, at, body, deliveries, due_at FROM outbox WHERE (at, id) > ($1, $2) ORDER BY at, id LIMIT $3`,
+      [after?.atMs ?? -1, after?.id ?? '', limit],
+    )
+    return rows.map(outboxRecordOf)
+  }
+
+  async trimOutbox(max: number): Promise<number> {
+    const rows = await this.#query<{ dropped: string }>(
+      `WITH oldest AS (
+         SELECT id FROM outbox ORDER BY at, id
+         LIMIT GREATEST((SELECT count(*) FROM outbox) - $1, 0) FOR UPDATE SKIP LOCKED),
+       gone AS (DELETE FROM outbox USING oldest WHERE outbox.id = oldest.id RETURNING 1)
+       SELECT count(*)::text AS dropped FROM gone`,
+      [max],
+    )
+    return Number(rows[0]?.dropped ?? 0)
+  }
+
+  async countOutbox(): Promise<number> {
+    const rows = await this.#query<{ count: string }>('SELECT count(*)::text AS count FROM outbox', [])
+    return Number(rows[0]?.count ?? 0)
+  }
+
   async ping(): Promise<boolean> {
     try {
       await this.#pool.query('SELECT 1')
@@ -398,6 +454,31 @@ interface AccountRow {
   tot: string
   seq: string
   at: string
+  alert_below: string | null
+  ref: string | null
+}
+
+const accountColumns = 'account_key, tot::text, seq, at, alert_below::text, ref'
+
+interface OutboxRow {
+  id: string
+  type: string
+  at: string
+  body: string
+  deliveries: OutboxRecord['deliveries']
+  due_at: string | null
+}
+
+function outboxRecordOf(row: OutboxRow): OutboxRecord {
+  assert.ok(row.type === 'balance.low' || row.type === 'balance.depleted', 'an outbox row of an unknown type')
+  return {
+    id: row.id,
+    type: row.type,
+    atMs: Number(row.at),
+    body: row.body,
+    deliveries: row.deliveries,
+    dueAtMs: row.due_at === null ? undefined : Number(row.due_at),
+  }
 }
 
 interface EntryRow {
@@ -419,7 +500,21 @@ interface IdempotencyRow {
 }
 
 function accountOf(row: AccountRow): AccountState {
-  return { tot: BigInt(row.tot), seq: Number(row.seq), atMs: Number(row.at) }
+  const state: AccountState = { tot: BigInt(row.tot), seq: Number(row.seq), atMs: Number(row.at) }
+  if (row.alert_below !== null) state.alertBelow = BigInt(row.alert_below)
+  if (row.ref !== null) state.ref = row.ref
+  return state
+}
+
+/** The owners of refs, locked until the round ends (a ref set meanwhile elsewhere is a 23505: the round runs again). */
+async function readRefs(client: pg.ClientBase, refs: string[]): Promise<Array<AccountKey | undefined>> {
+  if (refs.length === 0) return []
+  const rows = await client.query<{ ref: string; account_key: string }>(
+    'SELECT ref, account_key FROM account_refs WHERE ref = ANY($1::text[]) ORDER BY ref FOR UPDATE',
+    [refs],
+  )
+  const owners = new Map(rows.rows.map((row) => [row.ref, row.account_key as AccountKey]))
+  return refs.map((ref) => owners.get(ref))
 }
 
 function entryOf(row: EntryRow): Entry {
@@ -448,7 +543,7 @@ async function readRound(
 ): Promise<RoundStates> {
   const sortedKeys = [...new Set(accountKeys)].sort()
   const accountRows = await client.query<AccountRow>(
-    'SELECT account_key, tot::text, seq, at FROM accounts WHERE account_key = ANY($1::text[]) ORDER BY account_key FOR UPDATE',
+    `SELECT ${accountColumns} FROM accounts WHERE account_key = ANY($1::text[]) ORDER BY account_key FOR UPDATE`,
     [sortedKeys],
   )
   const accounts = new Map(accountRows.rows.map((row) => [row.account_key, accountOf(row)]))
@@ -482,19 +577,40 @@ async function writeRound(client: pg.ClientBase, existing: Set<AccountKey>, roun
     rows.map(([, state]) => state.tot.toString()),
     rows.map(([, state]) => state.seq),
     rows.map(([, state]) => state.atMs),
+    rows.map(([, state]) => state.alertBelow?.toString() ?? null),
+    rows.map(([, state]) => state.ref ?? null),
   ]
   if (created.length > 0) {
     await client.query(
-      'INSERT INTO accounts (account_key, tot, seq, at) SELECT * FROM unnest($1::text[], $2::numeric[], $3::bigint[], $4::bigint[])',
+      'INSERT INTO accounts (account_key, tot, seq, at, alert_below, ref) SELECT * FROM unnest($1::text[], $2::numeric[], $3::bigint[], $4::bigint[], $5::numeric[], $6::text[])',
       columns(created),
     )
   }
   if (updated.length > 0) {
     await client.query(
-      `UPDATE accounts SET tot = new.tot, seq = new.seq, at = new.at
-       FROM unnest($1::text[], $2::numeric[], $3::bigint[], $4::bigint[]) AS new (account_key, tot, seq, at)
+      `UPDATE accounts SET tot = new.tot, seq = new.seq, at = new.at, alert_below = new.alert_below, ref = new.ref
+       FROM unnest($1::text[], $2::numeric[], $3::bigint[], $4::bigint[], $5::numeric[], $6::text[]) AS new (account_key, tot, seq, at, alert_below, ref)
        WHERE accounts.account_key = new.account_key`,
       columns(updated),
+    )
+  }
+  const refs = writes.refs ?? []
+  const released = refs.filter(([, accountKey]) => accountKey === undefined).map(([ref]) => ref)
+  if (released.length > 0) await client.query('DELETE FROM account_refs WHERE ref = ANY($1::text[])', [released])
+  const claimed = refs.filter((pair): pair is [string, AccountKey] => pair[1] !== undefined)
+  if (claimed.length > 0) {
+    await client.query('INSERT INTO account_refs (ref, account_key) SELECT * FROM unnest($1::text[], $2::text[])', [
+      claimed.map(([ref]) => ref),
+      claimed.map(([, accountKey]) => accountKey),
+    ])
+  }
+  const outbox = writes.outbox ?? []
+  if (outbox.length > 0) {
+    // ON CONFLICT: a round whose COMMIT was lost and that is decided again gives the same ids.
+    await client.query(
+      `INSERT INTO outbox (id, type, at, body, due_at) SELECT id, type, at, body, at
+       FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[]) AS new (id, type, at, body) ON CONFLICT (id) DO NOTHING`,
+      [outbox.map((event) => event.id), outbox.map((event) => event.type), outbox.map((event) => event.atMs), outbox.map((event) => event.body)],
     )
   }
   if (writes.entries.length > 0) {
