@@ -107,6 +107,7 @@ export const apiErrorTable = [
     ledger: true,
     reserved: true,
   }),
+  row('ACCMAN_REF_TAKEN', 409, '`PATCH /ref` with a ref that already names another account; nothing is changed', { ledger: true }),
   row(
     'ACCMAN_PAYLOAD_TOO_LARGE',
     413,

@@ -86,7 +86,8 @@ export function decideMod(
   const record = input.idempotencyKey === undefined ? undefined : { by: input.by, tot, seq, atMs }
   return {
     result: { tot, seq, replayed: false },
-    writes: { account: { tot, seq, atMs }, entry, idempotency: record },
+    // The account's settings (threshold, ref) go on unchanged.
+    writes: { account: account === undefined ? { tot, seq, atMs } : { ...account, tot, seq, atMs }, entry, idempotency: record },
   }
 }
 

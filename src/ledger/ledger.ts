@@ -4,7 +4,8 @@ import assert from 'node:assert/strict'
 import { hash } from 'node:crypto'
 import { z } from 'zod'
 import { limits } from '../config.js'
-import { epochRecord, filtersRecord, metaKeys } from './codec.js'
+import { epochRecord, filtersRecord, isRefText, metaKeys, type AccountState } from './codec.js'
+import type { AccountChange } from './account-settings.js'
 import { LedgerError } from './errors.js'
 import {
   amountMax,
@@ -39,6 +40,10 @@ export interface LedgerOptions {
   idempotencyTtlMs?: number
   /** Background pruning of expired idempotency records; without it, only pruneExpiredIdempotency prunes. */
   idempotencyPrune?: { intervalMs: number; batchMax: number }
+  /** Write low-balance events to the outbox (webhooks are configured); off by default. */
+  outboxEnabled?: boolean
+  /** The low-balance threshold of accounts without their own (ACCMAN_ALERT_BELOW). */
+  alertBelowDefault?: bigint
 }
 
 /** A store an import has not finished writing: never served. */
@@ -63,6 +68,7 @@ export class Ledger {
   /** This run's start count; a clean stop tags the filters it keeps with it. */
   #epoch = 0
   #closed = false
+  readonly #alertBelowDefault: bigint | undefined
 
   /** Use openLedger, which also loads the filters and warms the cache. */
   constructor(store: LedgerStore, options: LedgerOptions) {
@@ -94,7 +100,10 @@ export class Ledger {
       legacyIdempotencyAtMs: this.#legacyIdempotencyAtMs,
       onFatal: options.onFatal ?? (() => {}),
       onRound: options.onRound,
+      outboxEnabled: options.outboxEnabled,
+      alertBelowDefault: options.alertBelowDefault,
     })
+    this.#alertBelowDefault = options.alertBelowDefault
   }
 
   /** Until close(): the process serves (liveness), whether or not the store answers now. */
@@ -277,6 +286,30 @@ export class Ledger {
       ? await this.#store.readAccount(accountKey)
       : (this.#memory.accounts.get(accountKey) ?? (await this.#readAccount(accountKey)))
     return state === undefined ? undefined : { tot: state.tot, seq: state.seq }
+  }
+
+  /** The account's state with its settings, or undefined for an unknown account. */
+  async account(accountKey: AccountKey): Promise<AccountState | undefined> {
+    return this.#shared
+      ? await this.#store.readAccount(accountKey)
+      : (this.#memory.accounts.get(accountKey) ?? (await this.#readAccount(accountKey)))
+  }
+
+  /** The low-balance threshold in force for an account: its own, else the default. */
+  alertBelowOf(account: AccountState): bigint | undefined {
+    return account.alertBelow ?? this.#alertBelowDefault
+  }
+
+  /** Changes an account's settings (no history entry); ACCMAN_NO_ACCOUNT, ACCMAN_REF_TAKEN. */
+  updateAccount(accountKey: AccountKey, change: AccountChange): Promise<AccountState> {
+    assert.ok(change.alertBelow == null || (change.alertBelow >= 0n && change.alertBelow <= amountMax), 'alertBelow out of range')
+    assert.ok(change.ref == null || isRefText(change.ref), 'ref out of range')
+    return this.#writer.update(accountKey, change)
+  }
+
+  /** The account a ref names, or undefined. */
+  accountKeyOfRef(ref: string): Promise<AccountKey | undefined> {
+    return this.#store.readRef(ref)
   }
 
   async #readAccount(accountKey: AccountKey) {

@@ -15,6 +15,8 @@ import type { LedgerMemory } from './cache.js'
 import { decideMod, type DecisionContext, type ModDecision } from './decide.js'
 import { LedgerError } from './errors.js'
 import type { LedgerStore, RoundTransaction, RoundWrites } from './store.js'
+import { alertEvents } from './alerts.js'
+import { decideAccountChange, type AccountChange } from './account-settings.js'
 import type { AccountKey, ModInput, ModResult } from './types.js'
 
 export interface WriterOptions {
@@ -39,6 +41,10 @@ export interface WriterOptions {
   onFatal: (error: Error) => void
   /** Called after each round is stored, for metrics. */
   onRound?: ((report: RoundReport) => void) | undefined
+  /** Write low-balance events to the outbox (webhooks are configured); off by default. */
+  outboxEnabled?: boolean | undefined
+  /** The threshold of accounts without their own (ACCMAN_ALERT_BELOW); undefined: none. */
+  alertBelowDefault?: bigint | undefined
 }
 
 /** What one stored round did; amounts are exact. */
@@ -95,6 +101,9 @@ export class Writer {
   #closing = false
   #failure: Error | undefined
   #drained: Array<() => void> = []
+  /** Settings changes waiting, in order; one runs at a time (a ref names one account). */
+  #updates: PendingUpdate[] = []
+  #updateInFlight = false
 
   constructor(store: LedgerStore, memory: LedgerMemory, options: WriterOptions) {
     assert.ok(options.batchMax >= 1)
@@ -158,6 +167,73 @@ export class Writer {
     })
   }
 
+  /**
+   * Changes an account's settings (threshold, ref) without a history entry, in a round of its own
+   * holding the account, so no mod of it is decided meanwhile. Resolves with the account's state.
+   */
+  update(accountKey: AccountKey, change: AccountChange): Promise<AccountState> {
+    if (this.#failure !== undefined || this.#closing) {
+      return Promise.reject(new LedgerError('ACCMAN_CLOSED', 'the ledger is not accepting changes'))
+    }
+    if (this.#updates.length >= this.#options.queueMax) {
+      return Promise.reject(new LedgerError('ACCMAN_QUEUE_FULL', 'too many changes waiting; retry later'))
+    }
+    return new Promise<AccountState>((resolve, reject) => {
+      this.#updates.push({ accountKey, change, resolve, reject })
+      this.#pump()
+    })
+  }
+
+  /** Starts the first waiting settings change once no round holds its account. */
+  #startUpdate(): void {
+    const update = this.#updates[0]
+    if (update === undefined || this.#updateInFlight || this.#roundsInFlight >= this.#options.roundsInFlightMax) return
+    if (this.#failure !== undefined) {
+      for (const waiting of this.#updates.splice(0)) waiting.reject(new LedgerError('ACCMAN_CLOSED', 'the ledger stopped after a storage fault'))
+      return
+    }
+    if (this.#busyAccounts.has(update.accountKey)) return
+    this.#updates.shift()
+    this.#busyAccounts.add(update.accountKey)
+    this.#roundsInFlight++
+    this.#updateInFlight = true
+    void this.#runUpdate(update)
+  }
+
+  async #runUpdate(update: PendingUpdate): Promise<void> {
+    const { accountKey, change } = update
+    type Outcome = { state: AccountState } | { refusal: LedgerError }
+    let outcome: Outcome | undefined
+    let failure: Error | undefined
+    try {
+      outcome = await this.#store.runRound<Outcome>(async (transaction) => {
+        const { accounts } = await transaction.readRound([accountKey], [])
+        const owners = typeof change.ref === 'string' ? await transaction.readRefs([change.ref]) : []
+        const decision = decideAccountChange(accountKey, accounts[0], change, owners[0])
+        if ('refusal' in decision) return { writes: undefined, value: { refusal: decision.refusal } }
+        const writes: RoundWrites = { accounts: [[accountKey, decision.account]], entries: [], idempotency: [], idempotencyDeletes: [], refs: decision.refs }
+        return { writes, value: { state: decision.account } }
+      })
+      if (!this.#shared && outcome !== undefined && 'state' in outcome) this.#memory.accounts.commit([[accountKey, outcome.state]])
+    } catch (error) {
+      failure = asError(error)
+    }
+    this.#busyAccounts.delete(accountKey)
+    this.#roundsInFlight--
+    this.#updateInFlight = false
+    if (outcome !== undefined) {
+      if ('refusal' in outcome) update.reject(outcome.refusal)
+      else update.resolve(outcome.state)
+      this.#pump()
+    } else if (failure !== undefined && isStoreUnavailable(failure)) {
+      update.reject(failure)
+      this.#pump()
+    } else {
+      update.reject(failure ?? new Error('a settings change failed'))
+      this.#fail(failure ?? new Error('a settings change failed'), [])
+    }
+  }
+
   /** Stops taking mods and resolves once every queued mod is written and answered. */
   close(): Promise<void> {
     this.#closing = true
@@ -169,6 +245,7 @@ export class Writer {
     return (
       this.#roundsInFlight === 0 &&
       this.#prune === undefined &&
+      (this.#updates.length === 0 || this.#failure !== undefined) &&
       (this.#queue.length === 0 || this.#failure !== undefined)
     )
   }
@@ -176,6 +253,7 @@ export class Writer {
   /** Starts rounds while there are mods whose accounts are free, up to the rounds-in-flight bound. */
   #pump(): void {
     this.#startPrune()
+    this.#startUpdate()
     while (
       this.#failure === undefined &&
       this.#queue.length > 0 &&
@@ -203,7 +281,11 @@ export class Writer {
     for (let index = 0; index < horizon && taken.length < this.#options.batchMax; index++) {
       const mod = this.#queue[index]
       assert.ok(mod !== undefined)
-      if (this.#busyAccounts.has(mod.accountKey) || this.#prune?.accounts.has(mod.accountKey) === true) {
+      if (
+        this.#busyAccounts.has(mod.accountKey) ||
+        this.#prune?.accounts.has(mod.accountKey) === true ||
+        this.#updates[0]?.accountKey === mod.accountKey
+      ) {
         waiting.push(mod)
       } else {
         taken.push(mod)
@@ -465,6 +547,10 @@ export class Writer {
     if (before === undefined) assert.ok(round.lookedUp.has(mod.accountKey), 'an account created without reading the store')
 
     round.writes.entries.push([mod.accountKey, entry])
+    if (this.#options.outboxEnabled === true) {
+      const events = alertEvents(mod.accountKey, before, account, this.#options.alertBelowDefault)
+      if (events.length > 0) (round.writes.outbox ??= []).push(...events)
+    }
     if (idempotency !== undefined) {
       assert.ok(idempotencyKey !== undefined, 'an idempotency record for a mod without a key')
       round.writes.idempotency.push([idempotencyKey, idempotency])
@@ -486,6 +572,13 @@ interface StoredRound {
   /** False when the round had nothing to write (every mod refused or replayed). */
   written: boolean
   writeMs: number
+}
+
+interface PendingUpdate {
+  accountKey: AccountKey
+  change: AccountChange
+  resolve: (state: AccountState) => void
+  reject: (error: Error) => void
 }
 
 interface PendingPrune {
