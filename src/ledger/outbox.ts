@@ -12,6 +12,8 @@ export interface DeliveryState {
   attempts: number
   /** When the next attempt is due (pending only). */
   nextAtMs: number
+  /** When the first attempt (or the first after an operator's retry) was made: the retry window's start. */
+  sinceMs?: number
   /** The last failure, for operators: a status or an error code, never a URL or a secret. */
   lastError?: string
 }
