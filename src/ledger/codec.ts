@@ -215,7 +215,12 @@ export function decodeAccount(key: string, text: string): AccountState {
 /** A ref: 1 to refLengthMax characters, none of them a control character. */
 export function isRefText(value: string): boolean {
   const length = characterCount(value)
-  return length >= 1 && length <= refLengthMax && !/[\u0000-\u001f\u007f]/.test(value)
+  if (length < 1 || length > refLengthMax) return false
+  for (let index = 0; index < value.length; index++) {
+    const code = value.charCodeAt(index)
+    if (code < 0x20 || code === 0x7f) return false
+  }
+  return true
 }
 
 /** What the writer stages; optional fields may be undefined, which JSON omits. */

@@ -247,10 +247,15 @@ export class Deliverer {
     await this.#options.store.writeMeta([[disabledMetaKey, ids.size === 0 ? undefined : JSON.stringify([...ids].sort())]])
   }
 
-  /** Re-enables an endpoint a 410 disabled; false when no configured endpoint has this URL. */
-  async enable(url: string): Promise<boolean> {
+  /** Events in the outbox. */
+  outboxDepth(): Promise<number> {
+    return this.#options.store.countOutbox()
+  }
+
+  /** Re-enables an endpoint a 410 disabled; undefined when no configured endpoint has this URL. */
+  async enable(url: string): Promise<Endpoint | undefined> {
     const endpoint = this.#endpoints.find((candidate) => candidate.id === endpointIdOf(url))
-    if (endpoint === undefined) return false
+    if (endpoint === undefined) return undefined
     const disabled = await this.#disabled()
     disabled.delete(endpoint.id)
     await this.#setDisabled(disabled)
@@ -262,7 +267,7 @@ export class Deliverer {
       if (state !== undefined && state.status !== 'pending') return undefined
       return { ...record, deliveries: { ...record.deliveries, [endpoint.id]: { ...(state ?? { status: 'pending', attempts: 0 }), nextAtMs: nowMs } }, dueAtMs: nowMs }
     })
-    return true
+    return endpoint
   }
 
   /** Stores `change(record)` for every record of the outbox it changes (returns a record for). */

@@ -307,7 +307,7 @@ export class LevelStore implements LedgerStore {
     if (this.#outboxCount === undefined) {
       // Once per open, before this process writes (the outbox is bounded, see limits.outboxMax).
       let count = 0
-      for await (const _key of this.#tables.outbox.keys()) count++
+      for await (const key of this.#tables.outbox.keys()) if (key !== '') count++
       this.#outboxCount = count
     }
     return this.#outboxCount
