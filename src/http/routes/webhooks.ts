@@ -17,11 +17,9 @@ export interface WebhookRoutesOptions {
 }
 
 const security = [{}, { bearer: [] }]
+/** What every route here may answer besides its own refusals. */
 const commonErrors = [
-  'ACCMAN_INVALID_QUERY',
   'ACCMAN_UNAUTHORIZED',
-  'ACCMAN_FORBIDDEN',
-  'ACCMAN_BAD_REQUEST',
   'ACCMAN_PAYLOAD_TOO_LARGE',
   'ACCMAN_URL_TOO_LONG',
   'ACCMAN_HEADERS_TOO_LARGE',
@@ -41,7 +39,8 @@ const alertSchema = {
   tags: ['webhooks'],
   security,
   querystring: alertQuery,
-  response: answersOf(settingsAnswer, [...commonErrors, 'ACCMAN_INVALID_CRED', 'ACCMAN_NO_ACCOUNT', 'ACCMAN_QUEUE_FULL']),
+  response: answersOf(settingsAnswer, [...commonErrors, 'ACCMAN_INVALID_CRED', 'ACCMAN_INVALID_QUERY',
+    'ACCMAN_BAD_REQUEST', 'ACCMAN_FORBIDDEN', 'ACCMAN_NO_ACCOUNT', 'ACCMAN_QUEUE_FULL']),
 }
 
 const refSchema = {
@@ -51,7 +50,16 @@ const refSchema = {
   tags: ['webhooks'],
   security,
   querystring: refQuery,
-  response: answersOf(settingsAnswer, [...commonErrors, 'ACCMAN_INVALID_CRED', 'ACCMAN_NO_ACCOUNT', 'ACCMAN_REF_TAKEN', 'ACCMAN_QUEUE_FULL']),
+  response: answersOf(settingsAnswer, [
+    ...commonErrors,
+    'ACCMAN_INVALID_CRED',
+    'ACCMAN_INVALID_QUERY',
+    'ACCMAN_BAD_REQUEST',
+    'ACCMAN_FORBIDDEN',
+    'ACCMAN_NO_ACCOUNT',
+    'ACCMAN_REF_TAKEN',
+    'ACCMAN_QUEUE_FULL',
+  ]),
 }
 
 const webhooksSchema = {
@@ -68,7 +76,7 @@ const retrySchema = {
   security,
   response: answersOf(
     { 200: { description: 'How many.', content: { 'application/json': { schema: z.strictObject({ retried: z.int().min(0) }) } } } },
-    commonErrors,
+    [...commonErrors, 'ACCMAN_FORBIDDEN'],
   ),
 }
 
@@ -79,7 +87,8 @@ const enableSchema = {
   querystring: webhookUrlQuery,
   response: answersOf(
     { 200: { description: 'Enabled.', content: { 'application/json': { schema: z.strictObject({ enabled: z.string() }) } } } },
-    [...commonErrors, 'ACCMAN_NOT_FOUND'],
+    [...commonErrors, 'ACCMAN_INVALID_QUERY',
+    'ACCMAN_BAD_REQUEST', 'ACCMAN_FORBIDDEN', 'ACCMAN_NOT_FOUND'],
   ),
 }
 
