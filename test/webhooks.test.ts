@@ -4,7 +4,6 @@
 import { MemoryLevel } from 'memory-level'
 import type { FastifyInstance } from 'fastify'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { limits } from '../src/config.js'
 import type { AppConfig } from '../src/http/app.js'
 import { accountKeyOf, publicAccountId, type LedgerStore } from '../src/ledger/index.js'
 import { openLevelStore } from '../src/ledger/level/store.js'
@@ -209,7 +208,8 @@ describe.each(engines)('webhooks on %s', (_engine, makeStore) => {
     await mod(client, cred, -6n)
     await waitFor('the 410', () => receiver.attempts.size === 1, 10_000)
     await eventually('the endpoint disabled', async () => (await webhooksStatus(client)).endpoints[0]?.disabled === true, 10_000)
-    expect((await webhooksStatus(client)).endpoints[0]).toMatchObject({ disabled: true, pending: 1, lastError: expect.stringContaining('HTTP 410') })
+    expect((await webhooksStatus(client)).endpoints[0]).toMatchObject({ disabled: true, pending: 1 })
+    expect((await webhooksStatus(client)).endpoints[0]?.lastError).toContain('HTTP 410')
     const listed = await runHere(['webhooks'])
     expect(listed.stdout).toContain(`${url}  disabled`)
     expect(listed.stdout).toContain('HTTP 410')
