@@ -2,7 +2,11 @@
 // change was acknowledged survives kill -9 with the receiver down, on both engines; a webhook URL
 // that is not http(s) stops the start, named by its variable, never quoted.
 import { afterEach, describe, expect, it } from 'vitest'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { spawn } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:http'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { freshDatabase } from './postgres-support.js'
@@ -16,6 +20,7 @@ afterEach(async () => {
 })
 
 const cred = 'a2lsbC05LXRlc3QtYWNjb3VudA=='
+const repositoryRoot = fileURLToPath(new URL('../', import.meta.url))
 
 const databases: Array<[string, () => Promise<string>]> = [
   [
@@ -91,3 +96,52 @@ describe('webhook configuration', () => {
     expect(server.stderr.join('\n')).toContain('ACCMAN_WEBHOOK_SECRET is required when ACCMAN_WEBHOOK_URL is set')
   })
 })
+
+describe('the receiver example of docs/webhooks.md', () => {
+  it('runs as written and verifies a real delivery', async () => {
+    const page = readFileSync(join(repositoryRoot, 'docs/webhooks.md'), 'utf8')
+    const example = /## A receiver[\s\S]*?```js\n([\s\S]*?)```/.exec(page)?.[1]
+    expect(example).toContain("from 'standardwebhooks'")
+    // Beside the repository's node_modules, so that its import resolves as in a project.
+    const file = join(repositoryRoot, `.docs-receiver-${process.pid}.mjs`)
+    writeFileSync(file, example ?? '')
+    cleanups.push(() => rmSync(file, { force: true }))
+    const port = await freePort()
+    const receiver = spawn(process.execPath, [file], { env: { PATH: process.env.PATH ?? '', PORT: String(port), ACCMAN_WEBHOOK_SECRET: testSecret }, stdio: 'pipe' })
+    const exited = new Promise((resolve) => receiver.on('exit', resolve))
+    cleanups.push(async () => {
+      receiver.kill('SIGTERM')
+      await exited
+    })
+    const lines: string[] = []
+    createInterface({ input: receiver.stdout }).on('line', (line) => lines.push(line))
+    const directory = mkdtempSync(join(tmpdir(), 'accman-webhooks-'))
+    cleanups.push(() => rmSync(directory, { recursive: true, force: true }))
+    const server = new ServerProcess({
+      ACCMAN_DB: join(directory, 'data'),
+      ACCMAN_WEBHOOK_URL: `http://127.0.0.1:${port}/hooks`,
+      ACCMAN_WEBHOOK_SECRET: testSecret,
+      ACCMAN_ALERT_BELOW: '500',
+      ACCMAN_WEBHOOK_RETRY_BASE_MS: '50',
+    })
+    const client = new Client(await server.url(), 2)
+    expect((await client.send('PATCH', `/mod?${query({ cred, by: '1000' })}`)).status).toBe(200)
+    expect((await client.send('PATCH', `/mod?${query({ cred, by: '-600' })}`)).status).toBe(200)
+    client.close()
+    await waitFor('the example to print the event', () => lines.length > 0, 30_000)
+    const [id, json] = (lines[0] ?? '').split(' ', 2)
+    expect(id).toMatch(/^evt_/)
+    expect(JSON.parse(json ?? '')).toMatchObject({ type: 'balance.low', data: { tot: '400', avail: '400', seq: 2, threshold: '500' } })
+    await server.kill('SIGTERM')
+  })
+})
+
+/** A port free a moment ago on 127.0.0.1. */
+async function freePort(): Promise<number> {
+  const probe = createServer()
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
+  const address = probe.address()
+  await new Promise((resolve) => probe.close(resolve))
+  if (typeof address !== 'object' || address === null) throw new Error('no address')
+  return address.port
+}
