@@ -50,10 +50,20 @@ async function startReceiver(): Promise<{ receiver: Receiver; url: string }> {
   return { receiver, url }
 }
 
+let modKeys = 0
+
+/** A mod as a careful client sends it: with an idempotency key, sent again after a 503 (overload, full queue). */
 async function mod(client: Client, cred: string, by: bigint): Promise<{ tot: string; seq: number }> {
-  const reply = await client.send('PATCH', `/mod?${query({ cred, by: by.toString() })}`, { accept: 'application/json' })
-  expect(reply.status, reply.body).toBe(200)
-  return JSON.parse(reply.body) as { tot: string; seq: number }
+  const headers = { accept: 'application/json', 'idempotency-key': `webhook-test-${process.pid}-${modKeys++}` }
+  for (let attempt = 1; ; attempt++) {
+    const reply = await client.send('PATCH', `/mod?${query({ cred, by: by.toString() })}`, headers)
+    if (reply.status === 503 && attempt < 20) {
+      await new Promise((resolve) => setTimeout(resolve, 100 * attempt))
+      continue
+    }
+    expect(reply.status, reply.body).toBe(200)
+    return JSON.parse(reply.body) as { tot: string; seq: number }
+  }
 }
 
 /** The seqs whose entry took tot from at or above `threshold` to below it, from the account's history. */
