@@ -16,6 +16,7 @@ import { ClassicLevel } from 'classic-level'
 import { accountKeyOf, openLedger } from '../src/ledger/index.js'
 import { openLevelStore } from '../src/ledger/level/store.js'
 import { batchBench, batchScenarioNames } from './batch.js'
+import { webhooksBench, webhooksScenarioName } from './webhooks.js'
 import { benchCredential, bulkLoad } from './bulk-load.js'
 import { postgresBench } from './postgres.js'
 
@@ -548,8 +549,24 @@ if (batchScenarioNames.some(selected)) {
     rmSync(batchDb, { recursive: true, force: true })
   }
 }
+// Webhooks' cost to mods (bench/webhooks.ts), each run on a fresh store of its own.
+let webhooks: Awaited<ReturnType<typeof webhooksBench>> | undefined
+if (selected(webhooksScenarioName)) {
+  const directories: string[] = []
+  const startFresh = (env: Record<string, string>) => {
+    const db = mkdtempSync(join(tmpdir(), 'accman-bench-webhooks-'))
+    directories.push(db)
+    return startProcess([process.execPath, 'dist/cli/main.js', 'serve'], { ACCMAN_DB: db, ACCMAN_PORT: '0', ...env })
+  }
+  console.log('\nwebhooks, fsync on (ACCMAN_SYNC=true):')
+  try {
+    webhooks = await webhooksBench(startFresh, (server) => stop(server as Server), durationS)
+  } finally {
+    for (const directory of directories) rmSync(directory, { recursive: true, force: true })
+  }
+}
 if (!httpScenarioNames.some(selected)) {
-  if (args.out !== undefined) writeFileSync(args.out, `${JSON.stringify({ node: process.version, cores: cpus().length, idempotencyWindow, batched }, null, 2)}\n`)
+  if (args.out !== undefined) writeFileSync(args.out, `${JSON.stringify({ node: process.version, cores: cpus().length, idempotencyWindow, batched, webhooks }, null, 2)}\n`)
   process.exit(process.exitCode ?? 0)
 }
 

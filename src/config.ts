@@ -4,6 +4,7 @@ import { isIP } from 'node:net'
 import { z } from 'zod'
 import { credentialLengthMax } from './contract/syntax.js'
 import {
+  amountMax,
   amountDigitsMax,
   idempotencyKeyLengthMax,
   idempotencyTtlSecondsDefault,
@@ -53,6 +54,29 @@ const tokenList = z
     `each token must be ${tokenLengthMin} to ${tokenLengthMax} characters; make them with: openssl rand -hex 32`,
   )
 
+/** Webhook endpoints: http(s) URLs, comma-separated. A bad one is reported without echoing it (it may carry a password). */
+const webhookUrlList = z
+  .string()
+  .transform((text) => text.split(',').map((url) => url.trim()).filter((url) => url !== ''))
+  .refine(
+    (urls) => urls.every((url) => URL.canParse(url) && ['http:', 'https:'].includes(new URL(url).protocol)),
+    'must be one or more http:// or https:// URLs, separated by commas',
+  )
+
+/** Standard Webhooks secrets: `whsec_` and base64 (24 to 64 bytes), comma-separated; all sign. */
+const webhookSecretList = z
+  .string()
+  .transform((text) => text.split(',').map((secret) => secret.trim()).filter((secret) => secret !== ''))
+  .refine(
+    (secrets) =>
+      secrets.every((secret) => {
+        const key = secret.slice('whsec_'.length)
+        const bytes = Buffer.from(key, 'base64').length
+        return secret.startsWith('whsec_') && /^[A-Za-z0-9+/]+={0,2}$/.test(key) && bytes >= 24 && bytes <= 64
+      }),
+    'must be one or more whsec_ secrets (whsec_ then 24 to 64 bytes in base64), separated by commas',
+  )
+
 const idempotencyTtlText = z
   .string()
   .regex(/^[0-9]{1,10}$/, `must be a whole number of seconds from ${idempotencyTtlSecondsMin} to ${idempotencyTtlSecondsMax} (30 days)`)
@@ -84,6 +108,20 @@ const envSchema = z.object({
     .min(1, 'must be at least 1')
     .max(600_000, 'must be at most 600000')
     .default(5000), // limits.storeTimeoutMsDefault: declared below, checked equal there
+  ACCMAN_ALERT_BELOW: z
+    .string()
+    .regex(new RegExp(`^(0|[1-9][0-9]{0,${amountDigitsMax - 1}})$`), 'must be a whole number of units, 0 or more')
+    .transform((text) => BigInt(text))
+    .refine((units) => units <= amountMax, 'must be at most 2^127-1')
+    .optional(),
+  ACCMAN_WEBHOOK_URL: webhookUrlList.default([]),
+  ACCMAN_WEBHOOK_SECRET: webhookSecretList.default([]),
+  ACCMAN_WEBHOOK_RETRY_BASE_MS: z.coerce
+    .number({ error: 'must be a whole number of milliseconds' })
+    .int('must be a whole number of milliseconds')
+    .min(1, 'must be at least 1')
+    .max(5000, 'must be at most 5000 (the first retry comes within 5 s)')
+    .default(2000),
 })
 
 /**
@@ -169,6 +207,24 @@ export interface Limits {
   holdExpiryIntervalMs: number
   /** Due holds one expiry pass looks at, at most. */
   holdExpiryBatchMax: number
+  /** Events kept in the outbox at most; past it the oldest undelivered are dropped (logged, counted). */
+  outboxMax: number
+  /** One webhook attempt (connect, send, answer) takes at most this long. */
+  webhookAttemptTimeoutMs: number
+  /** Webhook attempts in flight at once, per node. */
+  webhookConcurrencyMax: number
+  /** Events a node takes from the outbox per pass. */
+  webhookClaimBatchMax: number
+  /** How often a node looks for due events. */
+  webhookPollIntervalMs: number
+  /** The longest pause between two attempts (exponential growth from the base stops here). */
+  webhookRetryDelayMsMax: number
+  /** An event an endpoint keeps refusing is marked failed once this long has passed since its first attempt. */
+  webhookRetryWindowMs: number
+  /** A receiver's Retry-After is honoured up to this. */
+  webhookRetryAfterMsMax: number
+  /** Events waiting for a disabled endpoint are looked at again this often (to see it re-enabled). */
+  webhookDisabledRecheckMs: number
 }
 
 export const limits: Readonly<Limits> = Object.freeze({
@@ -207,6 +263,15 @@ export const limits: Readonly<Limits> = Object.freeze({
   storeTimeoutMsDefault: 5000,
   holdExpiryIntervalMs: 500,
   holdExpiryBatchMax: 1000,
+  outboxMax: 100_000,
+  webhookAttemptTimeoutMs: 10_000,
+  webhookConcurrencyMax: 8,
+  webhookClaimBatchMax: 64,
+  webhookPollIntervalMs: 200,
+  webhookRetryDelayMsMax: 3_600_000,
+  webhookRetryWindowMs: 90_000_000,
+  webhookRetryAfterMsMax: 3_600_000,
+  webhookDisabledRecheckMs: 600_000,
 })
 
 /**
@@ -226,6 +291,9 @@ export function limitsProblem(candidate: Readonly<Limits>): string | undefined {
     'idempotencyPruneBatchMax',
     'holdExpiryBatchMax',
     'storeRoundAttemptsMax',
+    'outboxMax',
+    'webhookConcurrencyMax',
+    'webhookClaimBatchMax',
   ] as const
   const notPositive = counts.find((name) => !Number.isInteger(candidate[name]) || candidate[name] < 1)
   if (notPositive !== undefined) return `${notPositive} must be a whole number of at least 1`
@@ -236,6 +304,8 @@ export function limitsProblem(candidate: Readonly<Limits>): string | undefined {
   if (candidate.headersTimeoutMs > candidate.requestTimeoutMs) return 'headersTimeoutMs must not exceed requestTimeoutMs'
   // Expiries are recorded within 5 s: the pass runs at least once a second.
   if (!(candidate.holdExpiryIntervalMs >= 1 && candidate.holdExpiryIntervalMs <= 1000)) return 'holdExpiryIntervalMs must be 1 to 1000'
+  // "Over at least a day": the window must outlast a day of retries.
+  if (candidate.webhookRetryWindowMs < 86_400_000) return 'webhookRetryWindowMs must be at least a day'
   return undefined
 }
 
@@ -277,6 +347,14 @@ export interface Config extends Limits {
   idempotencyTtlMs: number
   /** Bound of every connection attempt and query to a PostgreSQL store (ACCMAN_DB_TIMEOUT_MS). */
   dbTimeoutMs: number
+  /** The low-balance threshold of accounts without their own (ACCMAN_ALERT_BELOW). */
+  alertBelowDefault: bigint | undefined
+  /** Webhook endpoints (ACCMAN_WEBHOOK_URL); empty: webhooks are off. Never logged. */
+  webhookUrls: readonly string[]
+  /** Signing secrets (ACCMAN_WEBHOOK_SECRET), every one signs. Never logged. */
+  webhookSecrets: readonly string[]
+  /** The first retry's delay; each next one doubles, with jitter (ACCMAN_WEBHOOK_RETRY_BASE_MS). */
+  webhookRetryBaseMs: number
 }
 
 export class ConfigError extends Error {
@@ -304,6 +382,9 @@ export function parseConfig(env: NodeJS.ProcessEnv): Readonly<Config> {
   if (env_.ACCMAN_READ_TOKENS.some((token) => env_.ACCMAN_TOKENS.includes(token))) {
     throw new ConfigError('ACCMAN_READ_TOKENS repeats a token of ACCMAN_TOKENS; give each token one role')
   }
+  if (env_.ACCMAN_WEBHOOK_URL.length > 0 && env_.ACCMAN_WEBHOOK_SECRET.length === 0) {
+    throw new ConfigError('ACCMAN_WEBHOOK_SECRET is required when ACCMAN_WEBHOOK_URL is set (every delivery is signed)')
+  }
   const open = env_.ACCMAN_TOKENS.length === 0 && env_.ACCMAN_READ_TOKENS.length === 0
   if (open && !isLoopback(env_.ACCMAN_HOST)) {
     // Whoever reaches /mod can mint balance: off the loopback interface, tokens are required.
@@ -325,6 +406,10 @@ export function parseConfig(env: NodeJS.ProcessEnv): Readonly<Config> {
     metricsPublic: env_.ACCMAN_METRICS_PUBLIC,
     idempotencyTtlMs: env_.ACCMAN_IDEMPOTENCY_TTL * 1000,
     dbTimeoutMs: env_.ACCMAN_DB_TIMEOUT_MS,
+    alertBelowDefault: env_.ACCMAN_ALERT_BELOW,
+    webhookUrls: Object.freeze(env_.ACCMAN_WEBHOOK_URL),
+    webhookSecrets: Object.freeze(env_.ACCMAN_WEBHOOK_SECRET),
+    webhookRetryBaseMs: env_.ACCMAN_WEBHOOK_RETRY_BASE_MS,
   })
 }
 

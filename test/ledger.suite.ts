@@ -528,6 +528,18 @@ export async function expectHistoryChain(ledger: Ledger, accountKey: ReturnType<
   expect((await ledger.tot(accountKey))?.tot).toBe(previousTot)
 }
 
+/** The refs and outbox methods of `store`, passed through. */
+function outboxOf(store: LedgerStore): Pick<LedgerStore, 'readRef' | 'claimOutbox' | 'updateOutbox' | 'pageOutbox' | 'trimOutbox' | 'countOutbox'> {
+  return {
+    readRef: (ref) => store.readRef(ref),
+    claimOutbox: (nowMs, limit, leaseMs) => store.claimOutbox(nowMs, limit, leaseMs),
+    updateOutbox: (saves, deletes) => store.updateOutbox(saves, deletes),
+    pageOutbox: (after, limit) => store.pageOutbox(after, limit),
+    trimOutbox: (max) => store.trimOutbox(max),
+    countOutbox: () => store.countOutbox(),
+  }
+}
+
 /** `store` with a switch that makes it answer as a shared store does while it cannot be reached. */
 export function withOutage(store: LedgerStore): { store: LedgerStore; setDown: (down: boolean) => void } {
   let down = false
@@ -544,6 +556,7 @@ export function withOutage(store: LedgerStore): { store: LedgerStore; setDown: (
     dueHoldAccounts: (nowMs, limit) => store.dueHoldAccounts(nowMs, limit),
     readMeta: (name) => store.readMeta(name),
     writeMeta: (records) => store.writeMeta(records),
+    ...outboxOf(store),
     ping: async () => !down && (await store.ping()),
     close: () => store.close(),
   }
@@ -568,6 +581,7 @@ function asShared(store: LedgerStore, clockMs: () => number): LedgerStore {
             nowMs: clockMs(),
             readRound: (...keys) => transaction.readRound(...keys),
             readHolds: (...keys) => transaction.readHolds(...keys),
+            readRefs: (refs) => transaction.readRefs(refs),
           }
           await body(shared)
           return body(shared)
@@ -584,6 +598,7 @@ function asShared(store: LedgerStore, clockMs: () => number): LedgerStore {
     dueHoldAccounts: (nowMs, limit) => store.dueHoldAccounts(nowMs, limit),
     readMeta: (name) => store.readMeta(name),
     writeMeta: (records) => store.writeMeta(records),
+    ...outboxOf(store),
     ping: () => store.ping(),
     close: async () => {},
   }

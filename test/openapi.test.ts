@@ -31,6 +31,8 @@ const unknown = 'dW5rbm93bi1hY2NvdW50'
 const write = { authorization: `Bearer ${writeToken}` }
 const read = { authorization: `Bearer ${readToken}` }
 
+// under-pressure reads as an infinite delay (a 503): 0 turns that check off here.
+const patient = { eventLoopDelayMsMax: 0 }
 let open: FastifyInstance
 let guarded: FastifyInstance
 let doc: OpenapiDoc
@@ -38,7 +40,6 @@ let doc: OpenapiDoc
 beforeAll(async () => {
   // Compiling the validators below holds the event loop for a whole sample interval, which
   // under-pressure reads as an infinite delay (a 503): 0 turns that check off here.
-  const patient = { eventLoopDelayMsMax: 0 }
   open = await testApp({ config: patient })
   guarded = await testApp({ config: { ...patient, tokens: [writeToken], readTokens: [readToken] } })
   const reply = await open.inject('/openapi.json')
@@ -62,12 +63,20 @@ test('/openapi.json is a valid OpenAPI 3.1 document', async () => {
 test('every route of the server is in the document, and nothing else', () => {
   const routes = new Map<string, string[]>()
   // printRoutes lists every route with its methods; the docs page's own routes are not API.
+  // A route under another (/webhooks/retry under /webhooks) is printed indented, with its own part only.
+  const parents: string[] = []
   for (const line of open.printRoutes({ commonPrefix: false }).split('\n')) {
-    const match = /^[├└]── (\/\S*) \(([A-Z, ]+)\)$/.exec(line)
-    if (match?.[1] === undefined || match[2] === undefined || match[1].startsWith('/docs')) continue
+    const nested = /^((?:│ {3}| {4})*)[├└]── (\/\S*) \(([A-Z, ]+)\)$/.exec(line)
+    if (nested?.[1] === undefined || nested[2] === undefined) continue
+    const depth = nested[1].length / 4
+    parents.length = depth
+    const path = `${parents.join('')}${nested[2]}`
+    parents.push(nested[2])
+    const match = [line, path, nested[3]] as const
+    if (match[1].startsWith('/docs')) continue
     // The console's script, stylesheet and icon are files of the page, not API.
     if (match[1] === '/openapi.json' || match[1].startsWith('/console/')) continue
-    const methods = match[2].split(', ').filter((method) => method !== 'HEAD').map((method) => method.toLowerCase())
+    const methods = (match[2] ?? '').split(', ').filter((method) => method !== 'HEAD').map((method) => method.toLowerCase())
     routes.set(match[1], methods.sort())
   }
   // /holds is printed as a child `s` of /hold.
@@ -77,6 +86,7 @@ test('every route of the server is in the document, and nothing else', () => {
   const documented = new Map(Object.entries(doc.paths).map(([path, operations]) => [path, Object.keys(operations).sort()]))
   expect(documented).toEqual(routes)
   expect([...documented.keys()].sort()).toEqual([
+    '/alert',
     '/backup',
     '/batch',
     '/console',
@@ -89,10 +99,14 @@ test('every route of the server is in the document, and nothing else', () => {
     '/move',
     '/past',
     '/readyz',
+    '/ref',
     '/settle',
     '/tot',
     '/unfreeze',
     '/void',
+    '/webhooks',
+    '/webhooks/enable',
+    '/webhooks/retry',
     '/whoami',
   ])
 })
@@ -100,13 +114,17 @@ test('every route of the server is in the document, and nothing else', () => {
 test('every parameter of the contract is documented', () => {
   const names = (path: string, method: string) =>
     (doc.paths[path]?.[method]?.parameters ?? []).map((parameter) => `${parameter.in}:${parameter.name}`)
-  expect(names('/tot', 'get')).toEqual(['query:cred'])
+  expect(names('/tot', 'get')).toEqual(['query:cred', 'query:ref'])
   expect(names('/mod', 'patch')).toEqual(['query:cred', 'query:by', 'query:note', 'query:ttl', 'header:idempotency-key'])
   expect(names('/move', 'patch')).toEqual(['query:cred', 'query:to', 'query:by', 'query:note', 'header:idempotency-key'])
   expect(names('/freeze', 'patch')).toEqual(['query:cred'])
   expect(names('/unfreeze', 'patch')).toEqual(['query:cred'])
+  expect(names('/alert', 'patch')).toEqual(['query:cred', 'query:below'])
+  expect(names('/ref', 'patch')).toEqual(['query:cred', 'query:ref'])
+  expect(names('/webhooks/enable', 'post')).toEqual(['query:url'])
   expect(names('/past', 'get')).toEqual([
     'query:cred',
+    'query:ref',
     'query:limit',
     'query:after',
     'query:before',
@@ -281,6 +299,11 @@ describe('answers match the document', () => {
       get('/backup'),
       get('/whoami'),
       get('/console'),
+      patch(`/alert?${query({ cred, below: '1' })}`),
+      patch(`/ref?${query({ cred, ref: 'r' })}`),
+      get('/webhooks'),
+      { method: 'POST', url: '/webhooks/retry', headers: {} },
+      { method: 'POST', url: `/webhooks/enable?${query({ url: 'http://127.0.0.1:1/x' })}`, headers: {} },
     ]) {
       expect(await check(client, request)).toBe(503)
     }
@@ -346,6 +369,38 @@ describe('answers match the document', () => {
     stoppingClient.close()
     releaseHolds()
     await stopped
+    // Thresholds, refs and webhooks.
+    const post = (url: string, headers: Record<string, string> = {}) => ({ method: 'POST', url, headers })
+    expect(await check(open, patch(`/alert?${query({ cred, below: '10' })}`))).toBe(200)
+    expect(await check(open, patch(`/alert?${query({ cred, below: '-1' })}`))).toBe(400)
+    expect(await check(open, patch(`/alert?${query({ cred: unknown, below: '1' })}`))).toBe(404)
+    expect(await check(open, patch(`/ref?${query({ cred, ref: 'openapi-ref' })}`))).toBe(200)
+    expect(await check(open, patch(`/ref?${query({ cred, ref: 'x'.repeat(200) })}`))).toBe(400)
+    expect(await check(open, patch(`/ref?${query({ cred: unknown, ref: 'r' })}`))).toBe(404)
+    expect(await check(open, patch(`/ref?${query({ cred: poor, ref: 'openapi-ref' })}`))).toBe(409)
+    expect(await check(open, get(`/tot?${query({ ref: 'openapi-ref' })}`))).toBe(200)
+    expect(await check(open, get('/webhooks'))).toBe(200)
+    expect(await check(open, post('/webhooks/retry'))).toBe(200)
+    expect(await check(open, post('/webhooks/enable'))).toBe(400)
+    expect(await check(open, post(`/webhooks/enable?${query({ url: 'http://127.0.0.1:1/nowhere' })}`))).toBe(404)
+    const hooked = await testApp({ config: { ...patient, webhookUrls: ['http://127.0.0.1:1/hooks'], webhookSecrets: [`whsec_${Buffer.alloc(32, 7).toString('base64')}`] } })
+    expect(await check(hooked, post(`/webhooks/enable?${query({ url: 'http://127.0.0.1:1/hooks' })}`))).toBe(200)
+    await hooked.close()
+    for (const request of [patch(`/alert?${query({ cred, below: '1' })}`), patch(`/ref?${query({ cred, ref: 'r' })}`), get('/webhooks'), post('/webhooks/retry'), post(`/webhooks/enable?${query({ url: 'http://127.0.0.1:1/x' })}`)]) {
+      expect(await check(guarded, request)).toBe(401)
+      expect(await check(open, { ...request, payload: 'x', headers: { 'content-type': 'text/plain' } })).toBe(413)
+      expect(await check(open, { ...request, url: `${request.url}${request.url.includes('?') ? '&' : '?'}${'x'.repeat(5000)}` })).toBe(414)
+      expect(await check(open, { ...request, headers: tooManyHeaders })).toBe(431)
+      if (request.method !== 'GET') expect(await check(guarded, { ...request, headers: read })).toBe(403)
+    }
+    const tightSettings = await testApp({ config: { writerQueueMax: 1, writerBatchMax: 1, ...patient } })
+    await tightSettings.inject(patch(`/mod?${query({ cred, by: '5' })}`))
+    const pending = Array.from({ length: 3 }, () => tightSettings.inject(patch(`/alert?${query({ cred, below: '1' })}`)))
+    const statuses = (await Promise.all(pending)).map((reply) => reply.statusCode)
+    expect(statuses).toContain(503)
+    expect(await check(tightSettings, patch(`/alert?${query({ cred, below: '1' })}`))).toBe(200)
+    seen.add('patch /alert 503')
+    await tightSettings.close()
 
     // Every documented answer was seen, except the internal error, which no request provokes.
     const documented = Object.entries(doc.paths).flatMap(([path, operations]) =>

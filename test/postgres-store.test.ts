@@ -367,6 +367,7 @@ describe('migrations', () => {
     const stores = await Promise.all(Array.from({ length: 4 }, async () => await openPostgresStore(url, options)))
     try {
       const versions = await sql<{ version: number }>(url, 'SELECT version FROM schema_version ORDER BY version')
+      // Each feature has its own version; on a fresh database every one is applied, in order.
       expect(versions.map((row) => row.version)).toEqual(migrations.map((migration) => migration.version))
       const client = new pg.Client({ connectionString: url })
       await client.connect()
@@ -376,7 +377,7 @@ describe('migrations', () => {
         await client.end()
       }
       const tables = await sql<{ tablename: string }>(url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename")
-      expect(tables.map((row) => row.tablename)).toEqual(['accounts', 'entries', 'idempotency', 'meta', 'schema_version'])
+      expect(tables.map((row) => row.tablename)).toEqual(['account_refs', 'accounts', 'entries', 'idempotency', 'meta', 'outbox', 'schema_version'])
     } finally {
       for (const each of stores) await each.close()
     }

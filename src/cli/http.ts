@@ -49,7 +49,7 @@ function origin(url: string): string {
 
 export async function call(
   server: Server,
-  method: 'GET' | 'PATCH',
+  method: 'GET' | 'PATCH' | 'POST',
   path: string,
   parameters: Record<string, string | undefined>,
   headers: Record<string, string> = {},

@@ -13,6 +13,7 @@ import { exportTo, importFrom, verify } from './offline.js'
 import { move, setFrozen } from './lifecycle.js'
 import { backup, createAccount, mod, past, tot } from './online.js'
 import { hold, holds, settle, voidHold } from './holds.js'
+import { enableWebhook, retryWebhooks, webhooks } from './webhooks.js'
 
 /** The version of the package this CLI ships in (src/cli and dist/cli are both two levels down). */
 function packageVersion(): string {
@@ -157,6 +158,22 @@ A credential that starts with '-' goes after '--': accman tot -- -abc`,
     .option('--note <text>', 'kept with the opening credit')
     .addHelpText('after', '\nExample:\n  cred=$(accman new 1000)')
     .action((by: string, options: { note?: string }) => createAccount(context, by, options))
+
+  const webhooksCommand = root
+    .command('webhooks')
+    .description('print each webhook endpoint: enabled or disabled, events pending, delivered, failed, the last error')
+    .option('--json', 'print the server JSON', false)
+    .addHelpText('after', '\nExamples:\n  accman webhooks\n  accman webhooks retry\n  accman webhooks enable https://billing.example.com/hooks')
+    .action((options: { json: boolean }) => webhooks(context, options))
+  webhooksCommand
+    .command('retry')
+    .description('send every failed event again, with a fresh retry window')
+    .action(() => retryWebhooks(context))
+  webhooksCommand
+    .command('enable')
+    .description('re-enable an endpoint that answered 410 Gone')
+    .argument('<url>', 'the endpoint, exactly as in ACCMAN_WEBHOOK_URL')
+    .action((url: string) => enableWebhook(context, url))
 
   const dbOption = '--db <dir>'
   const dbHelp = 'the database directory (default: ACCMAN_DB, or ./data)'

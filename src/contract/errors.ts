@@ -121,6 +121,7 @@ export const apiErrorTable = [
   row('ACCMAN_EXPIRED', 410, 'a debit or a move out of an account whose expiry (set by a credit with `ttl`) has passed; a credit with `ttl` reopens it', {
     ledger: true,
   }),
+  row('ACCMAN_REF_TAKEN', 409, '`PATCH /ref` with a ref that already names another account; nothing is changed', { ledger: true }),
   row(
     'ACCMAN_PAYLOAD_TOO_LARGE',
     413,

@@ -39,6 +39,8 @@ import { batchRoutes } from './routes/batch.js'
 import { backupRoutes } from './routes/backup.js'
 import { operationsRoutes } from './routes/operations.js'
 import { zodValidatorCompiler } from './validation.js'
+import { webhookRoutes } from './routes/webhooks.js'
+import { Deliverer, type DelivererLimits } from '../webhooks/deliverer.js'
 
 export type AppConfig = Pick<
   Config,
@@ -62,7 +64,8 @@ export type AppConfig = Pick<
   | 'readTokens'
   | 'metricsPublic'
 > &
-  Partial<Pick<Config, 'idempotencyTtlMs' | 'idempotencyPruneIntervalMs' | 'idempotencyPruneBatchMax' | 'tokenNames' | 'readTokenNames'>>
+  Partial<Pick<Config, 'idempotencyTtlMs' | 'idempotencyPruneIntervalMs' | 'idempotencyPruneBatchMax' | 'tokenNames' | 'readTokenNames'>> &
+  Partial<Pick<Config, 'alertBelowDefault' | 'webhookUrls' | 'webhookSecrets' | 'webhookRetryBaseMs' | keyof DelivererLimits>>
 
 export interface AppDeps {
   /** The ledger's store, open; the app owns it (closes it when it closes). */
@@ -93,6 +96,11 @@ const routeMethods: Readonly<Record<string, string>> = {
   '/backup': 'GET, HEAD',
   '/whoami': 'GET, HEAD',
   '/console': 'GET, HEAD',
+  '/alert': 'PATCH',
+  '/ref': 'PATCH',
+  '/webhooks': 'GET, HEAD',
+  '/webhooks/retry': 'POST',
+  '/webhooks/enable': 'POST',
 }
 
 export async function buildApp(config: AppConfig, deps: AppDeps): Promise<FastifyInstance> {
@@ -196,6 +204,7 @@ export async function buildApp(config: AppConfig, deps: AppDeps): Promise<Fastif
 
   const poolStats = deps.store.poolStats?.bind(deps.store)
   const metrics = new Metrics(() => app.ledger.writerQueueDepth, poolStats)
+  const webhookUrls = config.webhookUrls ?? []
   app.addHook('onResponse', (request, reply, done) => {
     metrics.observeRequest(request, reply)
     done()
@@ -216,6 +225,8 @@ export async function buildApp(config: AppConfig, deps: AppDeps): Promise<Fastif
     ...(deps.now === undefined ? {} : { now: deps.now }),
     ...(deps.onFatal === undefined ? {} : { onFatal: deps.onFatal }),
     onRound: (report) => metrics.observeRound(report),
+    outboxEnabled: webhookUrls.length > 0,
+    ...(config.alertBelowDefault === undefined ? {} : { alertBelowDefault: config.alertBelowDefault }),
     ...(config.idempotencyTtlMs === undefined ? {} : { idempotencyTtlMs: config.idempotencyTtlMs }),
     ...(config.idempotencyPruneIntervalMs === undefined || config.idempotencyPruneBatchMax === undefined
       ? {}
@@ -234,7 +245,41 @@ export async function buildApp(config: AppConfig, deps: AppDeps): Promise<Fastif
   await app.register(batchRoutes, { authenticate, scopeOf: scoper(config), metrics, writerQueueMax: config.writerQueueMax })
   await app.register(backupRoutes, { authenticate, store: deps.store })
   await app.register(consoleRoutes, { scopeOf: scoper(config) })
+  const deliverer =
+    webhookUrls.length === 0
+      ? undefined
+      : new Deliverer({
+          store: deps.store,
+          urls: webhookUrls,
+          secrets: config.webhookSecrets ?? [],
+          retryBaseMs: config.webhookRetryBaseMs ?? 2000,
+          limits: { ...limits, ...pickDefined(config) },
+          log: deps.logger?.child({ module: 'webhooks' }),
+          observer: metrics.webhookObserver(),
+        })
+  await app.register(webhookRoutes, { authenticate, deliverer })
+  if (deliverer !== undefined) {
+    // Off the writer's path: the deliverer reads the outbox the writer's rounds fill.
+    app.addHook('onReady', async () => deliverer.start())
+    app.addHook('preClose', async () => await deliverer.stop())
+  }
   return app
+}
+
+/** The deliverer's limits given in the config (tests shorten them), over the declared ones. */
+function pickDefined(config: AppConfig): Partial<DelivererLimits> {
+  const names = [
+    'outboxMax',
+    'webhookAttemptTimeoutMs',
+    'webhookConcurrencyMax',
+    'webhookClaimBatchMax',
+    'webhookPollIntervalMs',
+    'webhookRetryDelayMsMax',
+    'webhookRetryWindowMs',
+    'webhookRetryAfterMsMax',
+    'webhookDisabledRecheckMs',
+  ] as const
+  return Object.fromEntries(names.filter((name) => config[name] !== undefined).map((name) => [name, config[name]]))
 }
 
 function handleError(error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {

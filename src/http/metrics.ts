@@ -5,6 +5,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { RoundReport } from '../ledger/index.js'
 import type { StorePoolStats } from '../ledger/store.js'
+import type { DeliveryObserver } from '../webhooks/deliverer.js'
 
 export type ModOutcome =
   | 'credit'
@@ -156,6 +157,37 @@ export class Metrics {
   /** A /batch was answered. */
   observeBatch(ops: number): void {
     this.#batchOps.observe(ops)
+  }
+
+  /** The deliverer's metrics: attempts by result, events dropped by the outbox bound, outbox depth, delivery latency. */
+  webhookObserver(): DeliveryObserver {
+    const registers = [this.#registry]
+    const deliveries = new Counter({ name: 'accman_webhook_deliveries_total', help: 'Webhook events delivered (2xx), by endpoint id', labelNames: ['endpoint'] as const, registers })
+    const failures = new Counter({
+      name: 'accman_webhook_failures_total',
+      help: 'Webhook attempts that failed (non-2xx, timeout, network error; gone: 410), by endpoint id',
+      labelNames: ['endpoint', 'reason'] as const,
+      registers,
+    })
+    const dropped = new Counter({ name: 'accman_webhook_events_dropped_total', help: 'Undelivered events dropped because the outbox was full (limits.outboxMax)', registers })
+    const depth = new Gauge({ name: 'accman_webhook_outbox_depth', help: 'Events in the outbox (delivered to some endpoints, or to none yet)', registers })
+    const latency = new Histogram({
+      name: 'accman_webhook_delivery_latency_seconds',
+      help: 'From the change that caused an event to its delivery (2xx), retries included',
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600, 86_400],
+      registers,
+    })
+    dropped.inc(0)
+    return {
+      attempted: (endpoint, result, latencyMs) => {
+        if (result === 'delivered') {
+          deliveries.inc({ endpoint })
+          if (latencyMs !== undefined) latency.observe(Math.max(0, latencyMs) / 1000)
+        } else failures.inc({ endpoint, reason: result })
+      },
+      dropped: (count) => dropped.inc(count),
+      depth: (count) => depth.set(count),
+    }
   }
 
   async text(): Promise<string> {

@@ -16,7 +16,8 @@ import {
   pageSizeMax,
   seqMax,
 } from '../ledger/index.js'
-import { idempotencyKeyText } from '../ledger/codec.js'
+import { idempotencyKeyText, isRefText } from '../ledger/codec.js'
+import { refLengthMax } from '../ledger/limits.js'
 import { limits } from '../config.js'
 import { apiErrorCodes, type ApiErrorCode } from './errors.js'
 
@@ -47,6 +48,12 @@ export const parameterRules: Readonly<Record<string, ParameterRule>> = {
     message: `ttl must be a whole number of seconds: ${holdTtlSecondsMin} to ${holdTtlSecondsMax} on /hold, ${accountTtlSecondsMin} to ${accountTtlSecondsMax} on a credit`,
   },
   key: { code: 'ACCMAN_INVALID_QUERY', message: `key must be 1 to ${idempotencyKeyLengthMax} visible ASCII characters` },
+  ref: {
+    code: 'ACCMAN_INVALID_QUERY',
+    message: `ref must be 1 to ${refLengthMax} characters without control characters; reads take cred or ref, not both`,
+  },
+  below: { code: 'ACCMAN_INVALID_QUERY', message: `below must be a whole number from 0 to ${amountMax}, or empty to remove the threshold` },
+  url: { code: 'ACCMAN_INVALID_QUERY', message: 'url must be one of the configured webhook URLs (ACCMAN_WEBHOOK_URL)' },
   'idempotency-key': {
     code: 'ACCMAN_INVALID_QUERY',
     message: `header Idempotency-Key must be 1 to ${idempotencyKeyLengthMax} visible ASCII characters`,
@@ -99,7 +106,42 @@ const credParameter = credential.meta({
   examples: [exampleCredential],
 })
 
-export const totQuery = z.strictObject({ cred: credParameter })
+export const refText = z.string().refine(isRefText)
+const refParameter = refText.meta({
+  description: `The account's ref (set by PATCH /ref), instead of cred: 1 to ${refLengthMax} characters.`,
+  examples: ['customer-4711'],
+})
+
+/** Reads name the account by cred or by ref, exactly one of them. */
+function credOrRef<T extends { cred?: string | undefined; ref?: string | undefined }>(query: T, context: z.RefinementCtx): void {
+  if (query.cred === undefined && query.ref === undefined) context.addIssue({ code: 'custom', path: ['cred'], message: 'missing' })
+  if (query.cred !== undefined && query.ref !== undefined) context.addIssue({ code: 'custom', path: ['ref'], message: 'cred or ref' })
+}
+
+export const totQuery = z.strictObject({ cred: credParameter.optional(), ref: refParameter.optional() }).superRefine(credOrRef)
+
+export const alertQuery = z.strictObject({
+  cred: credParameter,
+  below: z
+    .string()
+    .regex(balancePattern)
+    .transform((text) => BigInt(text))
+    .refine((units) => units <= amountMax)
+    .or(z.literal('').transform(() => null))
+    .meta({ description: 'The low-balance threshold in units, 0 or more; empty removes the account\'s own (the default applies).', examples: ['500'] }),
+})
+
+export const refQuery = z.strictObject({
+  cred: credParameter,
+  ref: refText.or(z.literal('').transform(() => null)).meta({
+    description: `The operator's own reference for the account, 1 to ${refLengthMax} characters; empty removes it.`,
+    examples: ['customer-4711'],
+  }),
+})
+
+export const webhookUrlQuery = z.strictObject({
+  url: z.string().min(1).meta({ description: 'One of the configured webhook URLs, exactly as in ACCMAN_WEBHOOK_URL.' }),
+})
 
 /** An account's ttl in seconds: digits only, no sign, no leading zero. */
 export const ttlSeconds = z
@@ -166,7 +208,8 @@ export const endpointParameterRules = new WeakMap<z.ZodType, Readonly<Record<str
 ])
 
 export const pastQuery = z.strictObject({
-  cred: credParameter,
+  cred: credParameter.optional(),
+  ref: refParameter.optional(),
   limit: limit.default(pageSizeDefault).meta({ description: `Entries per page, 1 to ${pageSizeMax}; ${pageSizeDefault} when absent.` }),
   after: seq.optional().meta({ description: 'Only entries with a greater seq (the next page in ascending order).' }),
   before: seq.optional().meta({ description: 'Only entries with a smaller seq (the next page in descending order).' }),
@@ -183,7 +226,7 @@ export const pastQuery = z.strictObject({
     description: 'Only the entries that carry this Idempotency-Key ("was request X charged?"), oldest first, also after the key is past its retention window; the paging parameters do not apply.',
     examples: ['order-7f3a-charge-1'],
   }),
-})
+}).superRefine(credOrRef)
 
 export const idempotencyKeyHeader = idempotencyKeyText
 
@@ -357,6 +400,36 @@ const batchResult = z.union([
 export const batchResultsBody = z
   .strictObject({ results: z.array(batchResult) })
   .meta({ examples: [{ results: [{ status: 200, tot: '999', seq: 2, held: '0', avail: '999' }, { status: 200, tot: '999', seq: 2, held: '0', avail: '999' }] }] })
+
+export const accountSettingsBody = z
+  .strictObject({
+    tot: balanceDecimalText,
+    seq: seqNumber,
+    alertBelow: balanceDecimalText.optional().meta({ description: 'The low-balance threshold in force (the account\'s own, else ACCMAN_ALERT_BELOW); absent when none.' }),
+    ref: z.string().optional().meta({ description: 'The account\'s ref, when set.' }),
+  })
+  .meta({ examples: [{ tot: '999', seq: 2, alertBelow: '500', ref: 'customer-4711' }] })
+
+export const webhooksBody = z
+  .strictObject({
+    endpoints: z.array(
+      z.strictObject({
+        url: z.string().meta({ description: 'Scheme, host, port and path: never the userinfo or the query.' }),
+        id: z.string().meta({ description: 'A hash of the URL, as the logs and metrics name the endpoint.' }),
+        disabled: z.boolean().meta({ description: 'A 410 disabled it: `accman webhooks enable <url>` re-enables it.' }),
+        pending: z.int().min(0),
+        delivered: z.int().min(0).meta({ description: 'Delivered by this node since it started.' }),
+        failed: z.int().min(0).meta({ description: 'Gave up after the retry window: `accman webhooks retry` sends them again.' }),
+        lastError: z.string().nullable(),
+      }),
+    ),
+    outbox: z.int().min(0).meta({ description: 'Events in the outbox.' }),
+  })
+  .meta({
+    examples: [
+      { endpoints: [{ url: 'https://billing.example.com/hooks', id: '3f0c9a1b2d4e5f60', disabled: false, pending: 0, delivered: 12, failed: 0, lastError: null }], outbox: 0 },
+    ],
+  })
 
 export const healthBody = z.strictObject({ status: z.literal('ok') })
 

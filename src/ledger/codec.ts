@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 import { hash } from 'node:crypto'
 import { z } from 'zod'
 import { amountPattern, balancePattern } from '../contract/syntax.js'
-import { amountMax, characterCount, noteLengthMax, idempotencyKeyLengthMax, seqDigits, seqMax } from './limits.js'
+import { amountMax, characterCount, noteLengthMax, idempotencyKeyLengthMax, refLengthMax, seqDigits, seqMax } from './limits.js'
 import type { AccountKey, Entry, EntryKind, HoldState } from './types.js'
 
 /** Sublevel names: the store's tables. */
@@ -26,6 +26,12 @@ export const tableNames = {
   openHolds: 'hopn',
   /** AccountKey!idempotencyKey!seq -> '': the entries that carry a key, past its record's window (LevelDB). */
   keyIndex: 'kidx',
+  /** Ref -> AccountKey: the operators' own references (see PATCH /ref). */
+  refs: 'refs',
+  /** Event key (time!id) -> OutboxRecord: events waiting for delivery (see outbox.ts). */
+  outbox: 'outbox',
+  /** Due key (dueAtMs!event key) -> '': the outbox's events by when they are next due. */
+  outboxDue: 'outbox-due',
 } as const
 
 /** A hold id: 128 random bits, base64url without padding. */
@@ -186,6 +192,10 @@ export interface AccountState {
   expiresMs?: number
   /** Refuses debits and moves out while true; absent: not frozen. */
   frozen?: boolean
+  /** The account's own low-balance threshold (PATCH /alert); absent: the default, if any. */
+  alertBelow?: bigint
+  /** The operator's own reference to the account (PATCH /ref); absent: none. */
+  ref?: string
 }
 
 export interface IdempotencyState {
@@ -205,7 +215,7 @@ export interface IdempotencyState {
 // The three records are decoded on every write (the store's round-trip check) and read, so they
 // are checked by hand, field by field, to exactly what the schemas above accept (the tests hold
 // the two to the same verdicts): the schemas cost several times more per record.
-type Field = 'balance' | 'amount' | 'change' | 'seq' | 'atMs' | 'note' | 'key' | 'count' | 'kind' | 'holdId' | 'text' | 'closed' | 'move' | 'accountKey' | 'actor' | 'true' | 'op'
+type Field = 'balance' | 'amount' | 'change' | 'seq' | 'atMs' | 'note' | 'key' | 'count' | 'kind' | 'holdId' | 'text' | 'closed' | 'move' | 'accountKey' | 'actor' | 'true' | 'op' | 'ref'
 type Shape = Readonly<Record<string, { field: Field; optional: boolean }>>
 
 function isBalanceText(value: unknown): value is string {
@@ -256,6 +266,8 @@ function fieldIsValid(field: Field, value: unknown): boolean {
       return typeof value === 'string' && /^[a-z]{1,16}$/.test(value)
     case 'text':
       return typeof value === 'string' && value.length <= recordTextLengthMax
+    case 'ref':
+      return typeof value === 'string' && isRefText(value)
   }
 }
 
@@ -295,6 +307,8 @@ const accountShape: Shape = {
   nextExpiryMs: { field: 'atMs', optional: true },
   expiresMs: { field: 'atMs', optional: true },
   frozen: { field: 'true', optional: true },
+  alertBelow: { field: 'balance', optional: true },
+  ref: { field: 'ref', optional: true },
 }
 const entryShape: Shape = {
   by: { field: 'change', optional: false },
@@ -338,7 +352,9 @@ export function encodeAccount(state: AccountState): string {
   const nextExpiry = state.nextExpiryMs === undefined ? '' : `,"nextExpiryMs":${state.nextExpiryMs}`
   const expires = state.expiresMs === undefined ? '' : `,"expiresMs":${state.expiresMs}`
   const frozen = state.frozen === true ? ',"frozen":true' : ''
-  return `{"tot":"${state.tot}","seq":${state.seq},"atMs":${state.atMs}${held}${holdCount}${nextExpiry}${expires}${frozen}}`
+  const alertBelow = state.alertBelow === undefined ? '' : `,"alertBelow":"${state.alertBelow}"`
+  const ref = state.ref === undefined ? '' : `,"ref":${JSON.stringify(state.ref)}`
+  return `{"tot":"${state.tot}","seq":${state.seq},"atMs":${state.atMs}${held}${holdCount}${nextExpiry}${expires}${frozen}${alertBelow}${ref}}`
 }
 
 export function decodeAccount(key: string, text: string): AccountState {
@@ -349,7 +365,20 @@ export function decodeAccount(key: string, text: string): AccountState {
   if (record.nextExpiryMs !== undefined) state.nextExpiryMs = record.nextExpiryMs as number
   if (record.expiresMs !== undefined) state.expiresMs = record.expiresMs as number
   if (record.frozen === true) state.frozen = true
+  if (record.alertBelow !== undefined) state.alertBelow = BigInt(record.alertBelow as string)
+  if (record.ref !== undefined) state.ref = record.ref as string
   return state
+}
+
+/** A ref: 1 to refLengthMax characters, none of them a control character. */
+export function isRefText(value: string): boolean {
+  const length = characterCount(value)
+  if (length < 1 || length > refLengthMax) return false
+  for (let index = 0; index < value.length; index++) {
+    const code = value.charCodeAt(index)
+    if (code < 0x20 || code === 0x7f) return false
+  }
+  return true
 }
 
 /** What the writer stages; optional fields may be undefined, which JSON omits. */

@@ -4,7 +4,8 @@ import assert from 'node:assert/strict'
 import { hash, randomBytes } from 'node:crypto'
 import { z } from 'zod'
 import { limits } from '../config.js'
-import { actorPattern, epochRecord, filtersRecord, metaKeys, type AccountState } from './codec.js'
+import { actorPattern, epochRecord, filtersRecord, isRefText, metaKeys, type AccountState } from './codec.js'
+import type { AccountChange } from './account-settings.js'
 import { LedgerError } from './errors.js'
 import {
   accountTtlSecondsMax,
@@ -57,6 +58,10 @@ export interface LedgerOptions {
   idempotencyTtlMs?: number
   /** Background pruning of expired idempotency records; without it, only pruneExpiredIdempotency prunes. */
   idempotencyPrune?: { intervalMs: number; batchMax: number }
+  /** Write low-balance events to the outbox (webhooks are configured); off by default. */
+  outboxEnabled?: boolean
+  /** The low-balance threshold of accounts without their own (ACCMAN_ALERT_BELOW). */
+  alertBelowDefault?: bigint
   /** The background pass that writes due hold expiries; limits' by default, false: only expireDueHolds does. */
   holdExpiry?: { intervalMs: number; batchMax: number } | false
 }
@@ -92,6 +97,7 @@ export class Ledger {
   /** This run's start count; a clean stop tags the filters it keeps with it. */
   #epoch = 0
   #closed = false
+  readonly #alertBelowDefault: bigint | undefined
 
   /** Use openLedger, which also loads the filters and warms the cache. */
   constructor(store: LedgerStore, options: LedgerOptions) {
@@ -124,7 +130,10 @@ export class Ledger {
       legacyIdempotencyAtMs: this.#legacyIdempotencyAtMs,
       onFatal: options.onFatal ?? (() => {}),
       onRound: options.onRound,
+      outboxEnabled: options.outboxEnabled,
+      alertBelowDefault: options.alertBelowDefault,
     })
+    this.#alertBelowDefault = options.alertBelowDefault
   }
 
   /** Until close(): the process serves (liveness), whether or not the store answers now. */
@@ -305,17 +314,19 @@ export class Ledger {
    * The balance and its seq, and `held` as of now (absent when 0), or undefined for an unknown
    * account. Holds past their expiry count no more, whether or not their expiry is written yet.
    */
-  async tot(accountKey: AccountKey): Promise<Balance | undefined> {
+  async tot(accountKey: AccountKey): Promise<(Balance & { expiresMs?: number }) | undefined> {
     const state = this.#shared
       ? await this.#store.readAccount(accountKey)
       : (this.#memory.accounts.get(accountKey) ?? (await this.#readAccount(accountKey)))
     if (state === undefined) return undefined
-    if (state.holdCount === undefined) return { tot: state.tot, seq: state.seq }
+    const withExpiry = <T extends Balance>(balance: T): T & { expiresMs?: number } =>
+      state.expiresMs === undefined ? balance : { ...balance, expiresMs: state.expiresMs }
+    if (state.holdCount === undefined) return withExpiry({ tot: state.tot, seq: state.seq })
     // Before the next expiry the stored held is exact; a shared store's clock is read with the holds.
-    if (!this.#shared && this.#now() < (state.nextExpiryMs ?? 0)) return withHeld({ tot: state.tot, seq: state.seq }, state.held ?? 0n)
+    if (!this.#shared && this.#now() < (state.nextExpiryMs ?? 0)) return withExpiry(withHeld({ tot: state.tot, seq: state.seq }, state.held ?? 0n))
     const list = await this.holds(accountKey)
     const holding = list.balance
-    return holding === undefined ? undefined : withHeld(holding, list.held)
+    return holding === undefined ? undefined : withExpiry(withHeld(holding, list.held))
   }
 
   /** The active holds of an account as of now, oldest first; ACCMAN_NO_ACCOUNT when unknown. */
@@ -399,6 +410,23 @@ export class Ledger {
     return this.#shared
       ? await this.#store.readAccount(accountKey)
       : (this.#memory.accounts.get(accountKey) ?? (await this.#readAccount(accountKey)))
+  }
+
+  /** The low-balance threshold in force for an account: its own, else the default. */
+  alertBelowOf(account: AccountState): bigint | undefined {
+    return account.alertBelow ?? this.#alertBelowDefault
+  }
+
+  /** Changes an account's settings (no history entry); ACCMAN_NO_ACCOUNT, ACCMAN_REF_TAKEN. */
+  updateAccount(accountKey: AccountKey, change: AccountChange): Promise<AccountState> {
+    assert.ok(change.alertBelow == null || (change.alertBelow >= 0n && change.alertBelow <= amountMax), 'alertBelow out of range')
+    assert.ok(change.ref == null || isRefText(change.ref), 'ref out of range')
+    return this.#writer.update(accountKey, change)
+  }
+
+  /** The account a ref names, or undefined. */
+  accountKeyOfRef(ref: string): Promise<AccountKey | undefined> {
+    return this.#store.readRef(ref)
   }
 
   async #readAccount(accountKey: AccountKey) {

@@ -10,6 +10,8 @@ export const amountDigitsMax = amountMax.toString().length
 /** Counted in characters (code points), as zod's string length counts them. */
 export const noteLengthMax = 256
 export const idempotencyKeyLengthMax = 255
+/** An account's ref (PATCH /ref), in characters. */
+export const refLengthMax = 128
 
 export const pageSizeDefault = 100
 export const pageSizeMax = 1000

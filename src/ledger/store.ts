@@ -10,6 +10,7 @@
 //   deadlock) and may be run again on a serialization failure, a deadlock or a concurrent
 //   creation of the same account.
 import type { AccountState, IdempotencyState } from './codec.js'
+import type { OutboxEvent, OutboxRecord } from './outbox.js'
 import type { AccountKey, Entry, HoldState } from './types.js'
 
 /** What one round stores, as plain data; the engine encodes it. */
@@ -25,6 +26,10 @@ export interface RoundWrites {
   idempotency: Array<[string, IdempotencyState]>
   /** Idempotency records deleted (expired), by their store key. */
   idempotencyDeletes: string[]
+  /** Events the round's changes caused, for delivery (see outbox.ts); absent: none. */
+  outbox?: OutboxEvent[]
+  /** Refs set (to their account) or released (undefined); absent: none. */
+  refs?: Array<[ref: string, accountKey: AccountKey | undefined]>
   /** Holds created or closed, each once, as they are at the end of the round (absent: none). */
   holds?: Array<[AccountKey, HoldState]>
 }
@@ -68,6 +73,8 @@ export interface RoundTransaction {
    * engine), and the given holds by account and id.
    */
   readHolds(openOf: AccountKey[], byId: Array<[AccountKey, string]>): Promise<RoundHolds>
+  /** The account each ref belongs to (undefined: none), current until the round ends. */
+  readRefs(refs: string[]): Promise<Array<AccountKey | undefined>>
 }
 
 /** What a round's body returns: the writes to store (undefined: nothing) and its own value. */
@@ -135,6 +142,21 @@ export interface LedgerStore {
   readMeta(name: string): Promise<string | undefined>
   /** Writes (a string) or deletes (undefined) meta records, atomically and durably. */
   writeMeta(records: Array<[name: string, value: string | undefined]>): Promise<void>
+  /** The account a ref belongs to, or undefined. */
+  readRef(ref: string): Promise<AccountKey | undefined>
+  /**
+   * Outbox events due at nowMs (some endpoint's next attempt is due), soonest due first, at most
+   * `limit`. A shared engine leases them for leaseMs, so no other node takes them meanwhile.
+   */
+  claimOutbox(nowMs: number, limit: number, leaseMs: number): Promise<OutboxRecord[]>
+  /** Stores events' delivery states, and deletes events (delivered everywhere); ends their lease. */
+  updateOutbox(saves: OutboxRecord[], deletes: OutboxRecord[]): Promise<void>
+  /** A page of the outbox, oldest first, after the event `after` (exclusive). */
+  pageOutbox(after: OutboxRecord | undefined, limit: number): Promise<OutboxRecord[]>
+  /** Deletes the oldest events past `max`; resolves with how many were dropped. */
+  trimOutbox(max: number): Promise<number>
+  /** Events in the outbox. */
+  countOutbox(): Promise<number>
   /** Whether the store answers now (for /readyz); never throws. */
   ping(): Promise<boolean>
   close(): Promise<void>

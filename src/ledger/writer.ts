@@ -17,6 +17,8 @@ import { LedgerError } from './errors.js'
 import { decideHoldOp, decisionTimeOf, expireDue, hasDueHolds, type HoldOp, type HoldOpDecision, type HoldOpResult } from './holds.js'
 import { decideFreeze, decideMove, type FreezeDecision, type MoveDecision } from './move.js'
 import type { LedgerStore, RoundTransaction, RoundWrites } from './store.js'
+import { alertEvents } from './alerts.js'
+import { decideAccountChange, type AccountChange } from './account-settings.js'
 import type { AccountKey, HoldState, ModInput, ModResult } from './types.js'
 
 export interface WriterOptions {
@@ -41,6 +43,10 @@ export interface WriterOptions {
   onFatal: (error: Error) => void
   /** Called after each round is stored, for metrics. */
   onRound?: ((report: RoundReport) => void) | undefined
+  /** Write low-balance events to the outbox (webhooks are configured); off by default. */
+  outboxEnabled?: boolean | undefined
+  /** The threshold of accounts without their own (ACCMAN_ALERT_BELOW); undefined: none. */
+  alertBelowDefault?: bigint | undefined
 }
 
 /** What one stored round did; amounts are exact. */
@@ -151,6 +157,9 @@ export class Writer {
   #closing = false
   #failure: Error | undefined
   #drained: Array<() => void> = []
+  /** Settings changes waiting, in order; one runs at a time (a ref names one account). */
+  #updates: PendingUpdate[] = []
+  #updateInFlight = false
 
   constructor(store: LedgerStore, memory: LedgerMemory, options: WriterOptions) {
     assert.ok(options.batchMax >= 1)
@@ -228,6 +237,73 @@ export class Writer {
     })
   }
 
+  /**
+   * Changes an account's settings (threshold, ref) without a history entry, in a round of its own
+   * holding the account, so no mod of it is decided meanwhile. Resolves with the account's state.
+   */
+  update(accountKey: AccountKey, change: AccountChange): Promise<AccountState> {
+    if (this.#failure !== undefined || this.#closing) {
+      return Promise.reject(new LedgerError('ACCMAN_CLOSED', 'the ledger is not accepting changes'))
+    }
+    if (this.#updates.length >= this.#options.queueMax) {
+      return Promise.reject(new LedgerError('ACCMAN_QUEUE_FULL', 'too many changes waiting; retry later'))
+    }
+    return new Promise<AccountState>((resolve, reject) => {
+      this.#updates.push({ accountKey, change, resolve, reject })
+      this.#pump()
+    })
+  }
+
+  /** Starts the first waiting settings change once no round holds its account. */
+  #startUpdate(): void {
+    const update = this.#updates[0]
+    if (update === undefined || this.#updateInFlight || this.#roundsInFlight >= this.#options.roundsInFlightMax) return
+    if (this.#failure !== undefined) {
+      for (const waiting of this.#updates.splice(0)) waiting.reject(new LedgerError('ACCMAN_CLOSED', 'the ledger stopped after a storage fault'))
+      return
+    }
+    if (this.#busyAccounts.has(update.accountKey)) return
+    this.#updates.shift()
+    this.#busyAccounts.add(update.accountKey)
+    this.#roundsInFlight++
+    this.#updateInFlight = true
+    void this.#runUpdate(update)
+  }
+
+  async #runUpdate(update: PendingUpdate): Promise<void> {
+    const { accountKey, change } = update
+    type Outcome = { state: AccountState } | { refusal: LedgerError }
+    let outcome: Outcome | undefined
+    let failure: Error | undefined
+    try {
+      outcome = await this.#store.runRound<Outcome>(async (transaction) => {
+        const { accounts } = await transaction.readRound([accountKey], [])
+        const owners = typeof change.ref === 'string' ? await transaction.readRefs([change.ref]) : []
+        const decision = decideAccountChange(accountKey, accounts[0], change, owners[0])
+        if ('refusal' in decision) return { writes: undefined, value: { refusal: decision.refusal } }
+        const writes: RoundWrites = { accounts: [[accountKey, decision.account]], entries: [], idempotency: [], idempotencyDeletes: [], refs: decision.refs }
+        return { writes, value: { state: decision.account } }
+      })
+      if (!this.#shared && outcome !== undefined && 'state' in outcome) this.#memory.accounts.commit([[accountKey, outcome.state]])
+    } catch (error) {
+      failure = asError(error)
+    }
+    this.#busyAccounts.delete(accountKey)
+    this.#roundsInFlight--
+    this.#updateInFlight = false
+    if (outcome !== undefined) {
+      if ('refusal' in outcome) update.reject(outcome.refusal)
+      else update.resolve(outcome.state)
+      this.#pump()
+    } else if (failure !== undefined && isStoreUnavailable(failure)) {
+      update.reject(failure)
+      this.#pump()
+    } else {
+      update.reject(failure ?? new Error('a settings change failed'))
+      this.#fail(failure ?? new Error('a settings change failed'), [])
+    }
+  }
+
   /** Stops taking mods and resolves once every queued mod is written and answered. */
   close(): Promise<void> {
     this.#closing = true
@@ -239,6 +315,7 @@ export class Writer {
     return (
       this.#roundsInFlight === 0 &&
       this.#prune === undefined &&
+      (this.#updates.length === 0 || this.#failure !== undefined) &&
       (this.#queue.length === 0 || this.#failure !== undefined)
     )
   }
@@ -246,6 +323,7 @@ export class Writer {
   /** Starts rounds while there are mods whose accounts are free, up to the rounds-in-flight bound. */
   #pump(): void {
     this.#startPrune()
+    this.#startUpdate()
     while (
       this.#failure === undefined &&
       this.#queue.length > 0 &&
@@ -279,7 +357,11 @@ export class Writer {
       const accounts = accountsOf(mod)
       if (
         accounts.some(
-          (accountKey) => this.#busyAccounts.has(accountKey) || leftBehind.has(accountKey) || this.#prune?.accounts.has(accountKey) === true,
+          (accountKey) =>
+            this.#busyAccounts.has(accountKey) ||
+            leftBehind.has(accountKey) ||
+            this.#prune?.accounts.has(accountKey) === true ||
+            this.#updates[0]?.accountKey === accountKey,
         )
       ) {
         waiting.push(mod)
@@ -656,8 +738,13 @@ export class Writer {
   #decide(round: Round, mod: PendingMod, context: DecisionContext): Decision {
     // Due expiries are written before any later entry of the account (both of a move's), on the round's clock.
     for (const accountKey of accountsOf(mod)) this.#expireDue(round, accountKey, context)
-    if (mod.holdOp !== undefined) return this.#decideHoldOp(round, mod, mod.holdOp, context)
-    if (mod.op === 'move') return this.#decideMove(round, mod, context)
+    if (mod.holdOp !== undefined || mod.op === 'move') {
+      // A hold and a move out lower avail too: their crossings are events as a debit's are.
+      const befores = accountsOf(mod).map((accountKey) => [accountKey, round.accounts.get(accountKey)] as const)
+      const decision = mod.holdOp !== undefined ? this.#decideHoldOp(round, mod, mod.holdOp, context) : this.#decideMove(round, mod, context)
+      this.#stageAlerts(round, befores)
+      return decision
+    }
     if (mod.op === 'freeze') return this.#decideFreeze(round, mod, context)
     const idempotencyKey =
       mod.idempotencyKey === undefined ? undefined : idempotencyKeyOf(mod.accountKey, mod.idempotencyKey)
@@ -675,6 +762,10 @@ export class Writer {
     if (before === undefined) assert.ok(round.lookedUp.has(mod.accountKey), 'an account created without reading the store')
 
     round.writes.entries.push([mod.accountKey, entry])
+    if (this.#options.outboxEnabled === true) {
+      const events = alertEvents(mod.accountKey, before, account, this.#options.alertBelowDefault)
+      if (events.length > 0) (round.writes.outbox ??= []).push(...events)
+    }
     if (idempotency !== undefined) {
       assert.ok(idempotencyKey !== undefined, 'an idempotency record for a mod without a key')
       round.writes.idempotency.push([idempotencyKey, idempotency])
@@ -725,6 +816,17 @@ export class Writer {
     return decision
   }
 
+  /** Stages the low-balance events of the accounts an op changed, from their states before it. */
+  #stageAlerts(round: Round, befores: ReadonlyArray<readonly [AccountKey, AccountState | undefined]>): void {
+    if (this.#options.outboxEnabled !== true) return
+    for (const [accountKey, before] of befores) {
+      const after = round.accounts.get(accountKey)
+      if (after === undefined || after === before) continue
+      const events = alertEvents(accountKey, before, after, this.#options.alertBelowDefault)
+      if (events.length > 0) (round.writes.outbox ??= []).push(...events)
+    }
+  }
+
   /** Decides one freeze or unfreeze; a no-op (already in that state) stages nothing. */
   #decideFreeze(round: Round, mod: PendingMod, context: DecisionContext): FreezeDecision {
     assert.ok(mod.frozen !== undefined, 'a freeze names its state')
@@ -748,6 +850,13 @@ interface StoredRound {
   /** False when the round had nothing to write (every mod refused or replayed). */
   written: boolean
   writeMs: number
+}
+
+interface PendingUpdate {
+  accountKey: AccountKey
+  change: AccountChange
+  resolve: (state: AccountState) => void
+  reject: (error: Error) => void
 }
 
 interface PendingPrune {

@@ -1,7 +1,7 @@
 // tot, mod and past: parse (done by the route schemas), negotiate, call the ledger, answer.
 import type { FastifyPluginAsync, FastifyReply } from 'fastify'
 import type { z } from 'zod'
-import { accountKeyOf, type Balance, type Entry } from '../../ledger/index.js'
+import { accountKeyOf, type AccountKey, type Balance, type Entry, type Ledger } from '../../ledger/index.js'
 import type { Authenticate } from '../auth.js'
 import { ApiError, errorBody } from '../errors.js'
 import { representationOf, requireJson, type Representation } from '../negotiate.js'
@@ -129,6 +129,12 @@ const pastSchema = {
   ),
 }
 
+/** The account a read names: by its credential, or by its ref (undefined: no account has it). */
+export async function accountKeyOfRead(ledger: Ledger, query: { cred?: string | undefined; ref?: string | undefined }): Promise<AccountKey | undefined> {
+  if (query.cred !== undefined) return accountKeyOf(query.cred)
+  return query.ref === undefined ? undefined : await ledger.accountKeyOfRef(query.ref)
+}
+
 export interface LedgerRoutesOptions {
   /** The bearer-token check, when tokens are configured; encapsulated to these routes. */
   authenticate: Authenticate | undefined
@@ -141,7 +147,8 @@ export const ledgerRoutes: FastifyPluginAsync<LedgerRoutesOptions> = async (plug
   // Balances and histories are account data: no browser or proxy may keep a copy.
   app.get('/tot', { schema: totSchema, config: { access: 'read' } }, async (request, reply) => {
     const representation = representationOf(request.headers.accept)
-    const balance = await app.ledger.account(accountKeyOf(request.query.cred))
+    const accountKey = await accountKeyOfRead(app.ledger, request.query)
+    const balance = accountKey === undefined ? undefined : await app.ledger.tot(accountKey)
     reply.header('cache-control', 'no-store')
     if (balance === undefined) return sendNoAccount(reply)
     return sendBalance(reply, representation, balance)
@@ -166,13 +173,15 @@ export const ledgerRoutes: FastifyPluginAsync<LedgerRoutesOptions> = async (plug
 
   app.get('/past', { schema: pastSchema, config: { access: 'read' } }, async (request, reply) => {
     requireJson(request.headers.accept)
-    const { cred, limit, order, after, before, from, to, key } = request.query
+    const { limit, order, after, before, from, to, key } = request.query
+    const accountKey = await accountKeyOfRead(app.ledger, request.query)
+    if (accountKey === undefined) return sendNoAccount(reply.header('cache-control', 'no-store'))
     if (key !== undefined) {
-      const found = await app.ledger.pastByKey(accountKeyOf(cred), key)
+      const found = await app.ledger.pastByKey(accountKey, key)
       reply.header('cache-control', 'no-store')
       return { tot: found.tot.toString(), seq: found.seq, entries: found.entries.map(entryBody) }
     }
-    const page = await app.ledger.past(accountKeyOf(cred), {
+    const page = await app.ledger.past(accountKey, {
       limit,
       order,
       ...(after === undefined ? {} : { afterSeq: after }),

@@ -36,6 +36,16 @@ import type {
   StoreSnapshot,
 } from '../store.js'
 import type { AccountKey, Entry, HoldState } from '../types.js'
+import {
+  decodeOutboxRecord,
+  encodeOutboxRecord,
+  eventKeyOfDueKey,
+  newOutboxRecord,
+  outboxDueBound,
+  outboxDueKeyOf,
+  outboxKeyOf,
+  type OutboxRecord,
+} from '../outbox.js'
 
 // The root may itself be a sublevel (the test suite runs on one), hence the loose key type.
 export type RootDb = AbstractLevel<any, string, string> // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -50,6 +60,9 @@ export interface Tables {
   holdExpiries: Table
   openHolds: Table
   keyIndex: Table
+  refs: Table
+  outbox: Table
+  outboxDue: Table
 }
 
 /** The ledger's tables: sublevels of `db` with string keys and values. */
@@ -64,6 +77,9 @@ export function tablesOf(db: RootDb): Tables {
     holdExpiries: table(tableNames.holdExpiries),
     openHolds: table(tableNames.openHolds),
     keyIndex: table(tableNames.keyIndex),
+    refs: table(tableNames.refs),
+    outbox: table(tableNames.outbox),
+    outboxDue: table(tableNames.outboxDue),
   }
 }
 
@@ -73,7 +89,9 @@ const synced = { sync: true } as object
 /** Opens `db` (if it is not open yet) and returns the engine on it; the store owns `db` after. */
 export async function openLevelStore(db: RootDb, options: { sync: boolean }): Promise<LevelStore> {
   await db.open()
-  return new LevelStore(db, options)
+  const store = new LevelStore(db, options)
+  await store.countOutbox()
+  return store
 }
 
 export class LevelStore implements LedgerStore {
@@ -82,7 +100,20 @@ export class LevelStore implements LedgerStore {
   readonly #tables: Tables
   readonly #sync: boolean
   /** Each table's key prefix within the root database. */
-  readonly #prefixes: { accounts: string; history: string; idempotency: string; holds: string; holdExpiries: string; openHolds: string; keyIndex: string }
+  readonly #prefixes: {
+    accounts: string
+    history: string
+    idempotency: string
+    holds: string
+    holdExpiries: string
+    openHolds: string
+    keyIndex: string
+    refs: string
+    outbox: string
+    outboxDue: string
+  }
+  /** Events in the outbox: counted once, then kept by every write (this process is the only writer). */
+  #outboxCount: number | undefined
   /** The one transaction every round is handed: plain reads, and the writer's clock. */
   readonly #transaction: RoundTransaction
 
@@ -96,6 +127,7 @@ export class LevelStore implements LedgerStore {
       nowMs: undefined,
       readRound: (accountKeys, idempotencyKeys) => this.#readRound(accountKeys, idempotencyKeys),
       readHolds: (openOf, byId) => this.#readHolds(openOf, byId),
+      readRefs: async (refs) => (refs.length === 0 ? [] : ((await this.#tables.refs.getMany(refs)) as Array<AccountKey | undefined>)),
     }
     const tables = this.#tables
     // Writes go to the root with each table's prefix, as the sublevel would add it: one chained
@@ -115,6 +147,9 @@ export class LevelStore implements LedgerStore {
       holdExpiries: prefixOf(tables.holdExpiries, tableNames.holdExpiries),
       openHolds: prefixOf(tables.openHolds, tableNames.openHolds),
       keyIndex: prefixOf(tables.keyIndex, tableNames.keyIndex),
+      refs: prefixOf(tables.refs, tableNames.refs),
+      outbox: prefixOf(tables.outbox, tableNames.outbox),
+      outboxDue: prefixOf(tables.outboxDue, tableNames.outboxDue),
     }
   }
 
@@ -219,10 +254,21 @@ export class LevelStore implements LedgerStore {
       if (hold.closed === undefined) for (const indexKey of indexKeys) puts.push([indexKey, ''])
       else deletes.push(...indexKeys)
     }
+    for (const event of writes.outbox ?? []) {
+      const record = newOutboxRecord(event)
+      const key = outboxKeyOf(record)
+      puts.push([prefixes.outbox + key, encodeOutboxRecord(record)])
+      puts.push([prefixes.outboxDue + outboxDueKeyOf(event.atMs, key), ''])
+    }
     const batch = this.#db.batch()
     for (const [key, value] of puts) batch.put(key, value)
     for (const key of deletes) batch.del(key)
     for (const key of writes.idempotencyDeletes) batch.del(prefixes.idempotency + key)
+    for (const [ref, accountKey] of writes.refs ?? []) {
+      if (accountKey === undefined) batch.del(prefixes.refs + ref)
+      else batch.put(prefixes.refs + ref, accountKey)
+    }
+    if (this.#outboxCount !== undefined) this.#outboxCount += writes.outbox?.length ?? 0
     // `sync` is classic-level's (fsync before resolving); abstract-level passes it through.
     return batch.write({ sync: this.#sync } as AbstractChainedBatchWriteOptions)
   }
@@ -303,6 +349,72 @@ export class LevelStore implements LedgerStore {
       value === undefined ? { type: 'del' as const, key } : { type: 'put' as const, key, value },
     )
     await this.#tables.meta.batch(operations, synced)
+  }
+
+  async readRef(ref: string): Promise<AccountKey | undefined> {
+    return (await this.#tables.refs.get(ref)) as AccountKey | undefined
+  }
+
+  async claimOutbox(nowMs: number, limit: number): Promise<OutboxRecord[]> {
+    const dueKeys = await this.#tables.outboxDue.keys({ lt: outboxDueBound(nowMs), limit }).all()
+    const eventKeys = dueKeys.map(eventKeyOfDueKey)
+    const values = eventKeys.length === 0 ? [] : await this.#tables.outbox.getMany(eventKeys)
+    const records: OutboxRecord[] = []
+    for (const [index, key] of eventKeys.entries()) {
+      const value = values[index]
+      if (value !== undefined) records.push(decodeOutboxRecord(key, value))
+    }
+    return records
+  }
+
+  async updateOutbox(saves: OutboxRecord[], deletes: OutboxRecord[]): Promise<void> {
+    const prefixes = this.#prefixes
+    const changed = [...saves, ...deletes]
+    const keys = changed.map(outboxKeyOf)
+    const before = keys.length === 0 ? [] : await this.#tables.outbox.getMany(keys)
+    const batch = this.#db.batch()
+    let deleted = 0
+    for (const [index, record] of changed.entries()) {
+      const key = keys[index]!
+      const stored = before[index]
+      // An event trimmed meanwhile stays gone.
+      if (stored === undefined) continue
+      const previousDue = decodeOutboxRecord(key, stored).dueAtMs
+      if (previousDue !== undefined) batch.del(prefixes.outboxDue + outboxDueKeyOf(previousDue, key))
+      if (index >= saves.length) {
+        batch.del(prefixes.outbox + key)
+        deleted++
+        continue
+      }
+      batch.put(prefixes.outbox + key, encodeOutboxRecord(record))
+      if (record.dueAtMs !== undefined) batch.put(prefixes.outboxDue + outboxDueKeyOf(record.dueAtMs, key), '')
+    }
+    await batch.write({ sync: this.#sync } as AbstractChainedBatchWriteOptions)
+    if (this.#outboxCount !== undefined) this.#outboxCount -= deleted
+  }
+
+  async pageOutbox(after: OutboxRecord | undefined, limit: number): Promise<OutboxRecord[]> {
+    const range = after === undefined ? {} : { gt: outboxKeyOf(after) }
+    const rows = await this.#tables.outbox.iterator({ ...range, limit }).all()
+    return rows.map(([key, value]) => decodeOutboxRecord(key, value))
+  }
+
+  async trimOutbox(max: number): Promise<number> {
+    const excess = (await this.countOutbox()) - max
+    if (excess <= 0) return 0
+    const oldest = await this.pageOutbox(undefined, excess)
+    await this.updateOutbox([], oldest)
+    return oldest.length
+  }
+
+  async countOutbox(): Promise<number> {
+    if (this.#outboxCount === undefined) {
+      // Once per open, before this process writes (the outbox is bounded, see limits.outboxMax).
+      let count = 0
+      for await (const key of this.#tables.outbox.keys()) if (key !== '') count++
+      this.#outboxCount = count
+    }
+    return this.#outboxCount
   }
 
   async ping(): Promise<boolean> {

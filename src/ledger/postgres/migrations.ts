@@ -100,6 +100,35 @@ export const migrations: readonly Migration[] = [
       'CREATE INDEX IF NOT EXISTS entries_account_key_idempotency_key ON entries (account_key, idempotency_key) WHERE idempotency_key IS NOT NULL',
     ],
   },
+  {
+    // Version 5 (2 to 4 are other features'; the runner skips versions at or below the applied one).
+    version: 5,
+    name: 'low-balance thresholds, refs, the webhook outbox',
+    statements: [
+      'ALTER TABLE accounts ADD COLUMN IF NOT EXISTS alert_below numeric(39,0)',
+      'ALTER TABLE accounts ADD COLUMN IF NOT EXISTS ref text',
+      // Keyed by the ref, not the account: a lookup by ref is the point (a reference table on Citus).
+      `CREATE TABLE account_refs (
+  ref text NOT NULL,
+  account_key text NOT NULL,
+  PRIMARY KEY (ref)
+)`,
+      // Events waiting for delivery; deliveries holds each endpoint's state. A node leases the
+      // events it sends (lease_until), so each is sent by one node at a time.
+      `CREATE TABLE outbox (
+  id text NOT NULL,
+  type text NOT NULL,
+  at bigint NOT NULL,
+  body text NOT NULL,
+  deliveries jsonb NOT NULL DEFAULT '{}',
+  due_at bigint,
+  lease_until bigint,
+  PRIMARY KEY (id)
+)`,
+      'CREATE INDEX outbox_due_at ON outbox (due_at) WHERE due_at IS NOT NULL',
+      'CREATE INDEX outbox_at_id ON outbox (at, id)',
+    ],
+  },
 ]
 
 /** The lock every node takes while it migrates (an arbitrary constant: 'accman' in ASCII). */

@@ -38,6 +38,7 @@ import type {
 } from '../store.js'
 import type { AccountKey, Entry, EntryKind, HoldState } from '../types.js'
 import { migrate } from './migrations.js'
+import type { OutboxRecord } from '../outbox.js'
 
 // int8 and numeric arrive as text; the engine converts them itself (BigInt for money).
 export interface PostgresStoreOptions {
@@ -268,6 +269,14 @@ export class PostgresStore implements LedgerStore {
             throw error
           }
         },
+        readRefs: async (refs) => {
+          try {
+            return await readRefs(client, refs)
+          } catch (error) {
+            if (typeof error === 'object' && error !== null) storeErrors.add(error)
+            throw error
+          }
+        },
       }
       let outcome: RoundOutcome<T>
       try {
@@ -479,6 +488,60 @@ export class PostgresStore implements LedgerStore {
     })
   }
 
+  async readRef(ref: string): Promise<AccountKey | undefined> {
+    const rows = await this.#query<{ account_key: string }>('SELECT account_key FROM account_refs WHERE ref = $1', [ref])
+    return rows[0]?.account_key as AccountKey | undefined
+  }
+
+  async claimOutbox(nowMs: number, limit: number, leaseMs: number): Promise<OutboxRecord[]> {
+    // SKIP LOCKED and the lease: a node never waits for, nor sends, what another node holds.
+    const rows = await this.#query<OutboxRow>(
+      `WITH due AS (
+         SELECT id FROM outbox WHERE due_at <= $1 AND (lease_until IS NULL OR lease_until <= $1)
+         ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+       UPDATE outbox SET lease_until = $1 + $3 FROM due WHERE outbox.id = due.id
+       RETURNING outbox.id, outbox.type, outbox.at, outbox.body, outbox.deliveries, outbox.due_at`,
+      [nowMs, limit, leaseMs],
+    )
+    return rows.map(outboxRecordOf).sort((a, b) => (a.dueAtMs ?? 0) - (b.dueAtMs ?? 0))
+  }
+
+  async updateOutbox(saves: OutboxRecord[], deletes: OutboxRecord[]): Promise<void> {
+    if (saves.length > 0) {
+      await this.#query(
+        `UPDATE outbox SET deliveries = new.deliveries, due_at = new.due_at, lease_until = NULL
+         FROM unnest($1::text[], $2::jsonb[], $3::bigint[]) AS new (id, deliveries, due_at) WHERE outbox.id = new.id`,
+        [saves.map((record) => record.id), saves.map((record) => JSON.stringify(record.deliveries)), saves.map((record) => record.dueAtMs ?? null)],
+      )
+    }
+    if (deletes.length > 0) await this.#query('DELETE FROM outbox WHERE id = ANY($1::text[])', [deletes.map((record) => record.id)])
+  }
+
+  async pageOutbox(after: OutboxRecord | undefined, limit: number): Promise<OutboxRecord[]> {
+    const rows = await this.#query<OutboxRow>(
+      `SELECT id, type, at, body, deliveries, due_at FROM outbox WHERE (at, id) > ($1, $2) ORDER BY at, id LIMIT $3`,
+      [after?.atMs ?? -1, after?.id ?? '', limit],
+    )
+    return rows.map(outboxRecordOf)
+  }
+
+  async trimOutbox(max: number): Promise<number> {
+    const rows = await this.#query<{ dropped: string }>(
+      `WITH oldest AS (
+         SELECT id FROM outbox ORDER BY at, id
+         LIMIT GREATEST((SELECT count(*) FROM outbox) - $1, 0) FOR UPDATE SKIP LOCKED),
+       gone AS (DELETE FROM outbox USING oldest WHERE outbox.id = oldest.id RETURNING 1)
+       SELECT count(*)::text AS dropped FROM gone`,
+      [max],
+    )
+    return Number(rows[0]?.dropped ?? 0)
+  }
+
+  async countOutbox(): Promise<number> {
+    const rows = await this.#query<{ count: string }>('SELECT count(*)::text AS count FROM outbox', [])
+    return Number(rows[0]?.count ?? 0)
+  }
+
   async ping(): Promise<boolean> {
     try {
       await this.#pool.query('SELECT 1')
@@ -498,7 +561,7 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
   return await PostgresStore.open(url, options)
 }
 
-const accountColumns = 'account_key, tot::text, seq, at, held::text, hold_count, next_expiry, expires, frozen'
+const accountColumns = 'account_key, tot::text, seq, at, held::text, hold_count, next_expiry, expires, frozen, alert_below::text, ref'
 const entryColumns = 'seq, by::text, tot::text, at, note, idempotency_key, kind, hold, held_by::text, held::text, move, peer, peer_seq, actor'
 // Written without a leading table name: readRound prefixes each with its alias.
 const idempotencyColumns = 'account_key, key, by::text, tot::text, seq, at, op, fingerprint, answer'
@@ -514,6 +577,30 @@ interface AccountRow {
   next_expiry: string | null
   expires: string | null
   frozen: boolean | null
+  alert_below: string | null
+  ref: string | null
+}
+
+
+interface OutboxRow {
+  id: string
+  type: string
+  at: string
+  body: string
+  deliveries: OutboxRecord['deliveries']
+  due_at: string | null
+}
+
+function outboxRecordOf(row: OutboxRow): OutboxRecord {
+  assert.ok(row.type === 'balance.low' || row.type === 'balance.depleted', 'an outbox row of an unknown type')
+  return {
+    id: row.id,
+    type: row.type,
+    atMs: Number(row.at),
+    body: row.body,
+    deliveries: row.deliveries,
+    dueAtMs: row.due_at === null ? undefined : Number(row.due_at),
+  }
 }
 
 interface EntryRow {
@@ -561,7 +648,20 @@ function accountOf(row: AccountRow): AccountState {
   if (row.next_expiry !== null) state.nextExpiryMs = Number(row.next_expiry)
   if (row.expires !== null) state.expiresMs = Number(row.expires)
   if (row.frozen === true) state.frozen = true
+  if (row.alert_below !== null) state.alertBelow = BigInt(row.alert_below)
+  if (row.ref !== null) state.ref = row.ref
   return state
+}
+
+/** The owners of refs, locked until the round ends (a ref set meanwhile elsewhere is a 23505: the round runs again). */
+async function readRefs(client: pg.ClientBase, refs: string[]): Promise<Array<AccountKey | undefined>> {
+  if (refs.length === 0) return []
+  const rows = await client.query<{ ref: string; account_key: string }>(
+    'SELECT ref, account_key FROM account_refs WHERE ref = ANY($1::text[]) ORDER BY ref FOR UPDATE',
+    [refs],
+  )
+  const owners = new Map(rows.rows.map((row) => [row.ref, row.account_key as AccountKey]))
+  return refs.map((ref) => owners.get(ref))
 }
 
 function entryOf(row: EntryRow): Entry {
@@ -680,22 +780,45 @@ async function writeRound(client: pg.ClientBase, existing: Set<AccountKey>, roun
     rows.map(([, state]) => state.nextExpiryMs ?? null),
     rows.map(([, state]) => state.expiresMs ?? null),
     rows.map(([, state]) => (state.frozen === true ? true : null)),
+    rows.map(([, state]) => state.alertBelow?.toString() ?? null),
+    rows.map(([, state]) => state.ref ?? null),
   ]
   if (created.length > 0) {
     await client.query(
-      `INSERT INTO accounts (account_key, tot, seq, at, held, hold_count, next_expiry, expires, frozen)
-       SELECT * FROM unnest($1::text[], $2::numeric[], $3::bigint[], $4::bigint[], $5::numeric[], $6::integer[], $7::bigint[], $8::bigint[], $9::boolean[])`,
+      `INSERT INTO accounts (account_key, tot, seq, at, held, hold_count, next_expiry, expires, frozen, alert_below, ref)
+       SELECT * FROM unnest($1::text[], $2::numeric[], $3::bigint[], $4::bigint[], $5::numeric[], $6::integer[], $7::bigint[], $8::bigint[], $9::boolean[],
+                            $10::numeric[], $11::text[])`,
       columns(created),
     )
   }
   if (updated.length > 0) {
     await client.query(
       `UPDATE accounts SET tot = new.tot, seq = new.seq, at = new.at, held = new.held, hold_count = new.hold_count, next_expiry = new.next_expiry,
-         expires = new.expires, frozen = new.frozen
-       FROM unnest($1::text[], $2::numeric[], $3::bigint[], $4::bigint[], $5::numeric[], $6::integer[], $7::bigint[], $8::bigint[], $9::boolean[])
-         AS new (account_key, tot, seq, at, held, hold_count, next_expiry, expires, frozen)
+         expires = new.expires, frozen = new.frozen, alert_below = new.alert_below, ref = new.ref
+       FROM unnest($1::text[], $2::numeric[], $3::bigint[], $4::bigint[], $5::numeric[], $6::integer[], $7::bigint[], $8::bigint[], $9::boolean[],
+                   $10::numeric[], $11::text[])
+         AS new (account_key, tot, seq, at, held, hold_count, next_expiry, expires, frozen, alert_below, ref)
        WHERE accounts.account_key = new.account_key`,
       columns(updated),
+    )
+  }
+  const refs = writes.refs ?? []
+  const released = refs.filter(([, accountKey]) => accountKey === undefined).map(([ref]) => ref)
+  if (released.length > 0) await client.query('DELETE FROM account_refs WHERE ref = ANY($1::text[])', [released])
+  const claimed = refs.filter((pair): pair is [string, AccountKey] => pair[1] !== undefined)
+  if (claimed.length > 0) {
+    await client.query('INSERT INTO account_refs (ref, account_key) SELECT * FROM unnest($1::text[], $2::text[])', [
+      claimed.map(([ref]) => ref),
+      claimed.map(([, accountKey]) => accountKey),
+    ])
+  }
+  const outbox = writes.outbox ?? []
+  if (outbox.length > 0) {
+    // ON CONFLICT: a round whose COMMIT was lost and that is decided again gives the same ids.
+    await client.query(
+      `INSERT INTO outbox (id, type, at, body, due_at) SELECT id, type, at, body, at
+       FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[]) AS new (id, type, at, body) ON CONFLICT (id) DO NOTHING`,
+      [outbox.map((event) => event.id), outbox.map((event) => event.type), outbox.map((event) => event.atMs), outbox.map((event) => event.body)],
     )
   }
   if (writes.entries.length > 0) {

@@ -1,0 +1,136 @@
+// Low-balance thresholds, refs, and the webhooks' state for operators: PATCH /alert, PATCH /ref,
+// GET /webhooks, POST /webhooks/retry, POST /webhooks/enable.
+import type { FastifyPluginAsync } from 'fastify'
+import { z } from 'zod'
+import { accountKeyOf, type AccountState, type Ledger } from '../../ledger/index.js'
+import type { Deliverer } from '../../webhooks/deliverer.js'
+import type { Authenticate } from '../auth.js'
+import { ApiError } from '../errors.js'
+import { answersOf } from '../openapi.js'
+import { accountSettingsBody, alertQuery, refQuery, webhooksBody, webhookUrlQuery } from '../schemas.js'
+import type { ZodTypeProvider } from '../validation.js'
+
+export interface WebhookRoutesOptions {
+  authenticate: Authenticate | undefined
+  /** undefined: webhooks are off (no ACCMAN_WEBHOOK_URL). */
+  deliverer: Deliverer | undefined
+}
+
+const security = [{}, { bearer: [] }]
+/** What every route here may answer besides its own refusals. */
+const commonErrors = [
+  'ACCMAN_UNAUTHORIZED',
+  'ACCMAN_PAYLOAD_TOO_LARGE',
+  'ACCMAN_URL_TOO_LONG',
+  'ACCMAN_HEADERS_TOO_LARGE',
+  'ACCMAN_INTERNAL',
+  'ACCMAN_OVERLOADED',
+  'ACCMAN_CLOSED',
+  'ACCMAN_STORE_UNAVAILABLE',
+] as const
+const settingsAnswer = {
+  200: { description: "The account's balance and settings.", content: { 'application/json': { schema: accountSettingsBody } } },
+}
+
+const alertSchema = {
+  summary: "Set an account's low-balance threshold",
+  description:
+    'A change that takes the balance from at or above the threshold to below it sends a `balance.low` webhook (once per crossing). No history entry is written.',
+  tags: ['webhooks'],
+  security,
+  querystring: alertQuery,
+  response: answersOf(settingsAnswer, [...commonErrors, 'ACCMAN_INVALID_CRED', 'ACCMAN_INVALID_QUERY',
+    'ACCMAN_BAD_REQUEST', 'ACCMAN_FORBIDDEN', 'ACCMAN_NO_ACCOUNT', 'ACCMAN_QUEUE_FULL']),
+}
+
+const refSchema = {
+  summary: "Set an account's ref",
+  description:
+    'The operator\'s own reference for the account (a customer id, say), echoed in every event; /tot and /past take `ref=` instead of `cred`. A ref names one account. No history entry is written.',
+  tags: ['webhooks'],
+  security,
+  querystring: refQuery,
+  response: answersOf(settingsAnswer, [
+    ...commonErrors,
+    'ACCMAN_INVALID_CRED',
+    'ACCMAN_INVALID_QUERY',
+    'ACCMAN_BAD_REQUEST',
+    'ACCMAN_FORBIDDEN',
+    'ACCMAN_NO_ACCOUNT',
+    'ACCMAN_REF_TAKEN',
+    'ACCMAN_QUEUE_FULL',
+  ]),
+}
+
+const webhooksSchema = {
+  summary: 'The webhook endpoints and their deliveries',
+  tags: ['webhooks'],
+  security,
+  response: answersOf({ 200: { description: 'Per endpoint.', content: { 'application/json': { schema: webhooksBody } } } }, commonErrors),
+}
+
+const retrySchema = {
+  summary: 'Send failed webhook events again',
+  description: 'Every delivery marked failed becomes pending, due now, with a fresh retry window.',
+  tags: ['webhooks'],
+  security,
+  response: answersOf(
+    { 200: { description: 'How many.', content: { 'application/json': { schema: z.strictObject({ retried: z.int().min(0) }) } } } },
+    [...commonErrors, 'ACCMAN_FORBIDDEN'],
+  ),
+}
+
+const enableSchema = {
+  summary: 'Re-enable a webhook endpoint a 410 disabled',
+  tags: ['webhooks'],
+  security,
+  querystring: webhookUrlQuery,
+  response: answersOf(
+    { 200: { description: 'Enabled.', content: { 'application/json': { schema: z.strictObject({ enabled: z.string() }) } } } },
+    [...commonErrors, 'ACCMAN_INVALID_QUERY',
+    'ACCMAN_BAD_REQUEST', 'ACCMAN_FORBIDDEN', 'ACCMAN_NOT_FOUND'],
+  ),
+}
+
+/** /tot's JSON with the threshold in force and the ref. */
+function settingsBody(ledger: Ledger, account: AccountState): z.input<typeof accountSettingsBody> {
+  const body: z.input<typeof accountSettingsBody> = { tot: account.tot.toString(), seq: account.seq }
+  const alertBelow = ledger.alertBelowOf(account)
+  if (alertBelow !== undefined) body.alertBelow = alertBelow.toString()
+  if (account.ref !== undefined) body.ref = account.ref
+  return body
+}
+
+export const webhookRoutes: FastifyPluginAsync<WebhookRoutesOptions> = async (plugin, { authenticate, deliverer }) => {
+  const app = plugin.withTypeProvider<ZodTypeProvider>()
+  if (authenticate !== undefined) app.addHook('onRequest', authenticate)
+
+  app.patch('/alert', { schema: alertSchema, config: { access: 'write' } }, async (request, reply) => {
+    const account = await app.ledger.updateAccount(accountKeyOf(request.query.cred), { alertBelow: request.query.below })
+    reply.header('cache-control', 'no-store')
+    return settingsBody(app.ledger, account)
+  })
+
+  app.patch('/ref', { schema: refSchema, config: { access: 'write' } }, async (request, reply) => {
+    const account = await app.ledger.updateAccount(accountKeyOf(request.query.cred), { ref: request.query.ref })
+    reply.header('cache-control', 'no-store')
+    return settingsBody(app.ledger, account)
+  })
+
+  app.get('/webhooks', { schema: webhooksSchema, config: { access: 'read' } }, async (_request, reply) => {
+    reply.header('cache-control', 'no-store')
+    if (deliverer === undefined) return { endpoints: [], outbox: 0 }
+    const [endpoints, outbox] = await Promise.all([deliverer.status(), deliverer.outboxDepth()])
+    return { endpoints, outbox }
+  })
+
+  app.post('/webhooks/retry', { schema: retrySchema, config: { access: 'write' } }, async () => {
+    return { retried: deliverer === undefined ? 0 : await deliverer.retryFailed() }
+  })
+
+  app.post('/webhooks/enable', { schema: enableSchema, config: { access: 'write' } }, async (request) => {
+    const endpoint = await deliverer?.enable(request.query.url)
+    if (endpoint === undefined) throw new ApiError('ACCMAN_NOT_FOUND', 'no configured webhook endpoint has this URL')
+    return { enabled: endpoint.printable }
+  })
+}
