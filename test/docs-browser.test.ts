@@ -39,7 +39,7 @@ test.skipIf(!haveChromium)('/docs lists /tot, /mod and /past, with no script err
   const shown = (await paths.allTextContents()).map((text) => text.replace(/\u200b/g, '').trim())
   expect(shown).toEqual(expect.arrayContaining(['/tot', '/mod', '/past', '/healthz', '/readyz', '/metrics']))
   const patched = (await page.locator('.opblock-patch .opblock-summary-path').allTextContents()).map((text) => text.replace(/\u200b/g, '').trim())
-  expect(patched.sort()).toEqual(['/alert', '/freeze', '/mod', '/move', '/ref', '/unfreeze'])
+  expect(patched.sort()).toEqual(['/alert', '/freeze', '/hold', '/mod', '/move', '/ref', '/settle', '/unfreeze', '/void'])
   expect(await page.title()).toContain('Swagger UI')
   expect(errors).toEqual([])
   await page.close()

@@ -186,7 +186,7 @@ describe.sequential('three nodes on one PostgreSQL database', () => {
       const read = await client(index + 1).send('GET', totPath(cred), json)
       expect(read.status).toBe(200)
       expect(JSON.parse(read.body)).toEqual(JSON.parse(written.body))
-      expect(JSON.parse(read.body)).toEqual({ tot: String(index + 1), seq: index + 1 })
+      expect(JSON.parse(read.body)).toEqual({ tot: String(index + 1), seq: index + 1, held: '0', avail: String(index + 1) })
     }
   })
 
@@ -210,7 +210,7 @@ describe.sequential('three nodes on one PostgreSQL database', () => {
       const replies = await Promise.all(
         [0, 1, 2].map((index) => client(index).send('PATCH', modPath(cred, '-250'), { ...json, 'idempotency-key': key })),
       )
-      const expected = { tot: String(100000 - 250 * round), seq: round + 1 }
+      const expected = { tot: String(100000 - 250 * round), seq: round + 1, held: '0', avail: String(100000 - 250 * round) }
       for (const reply of replies) {
         expect(reply.status).toBe(200)
         expect(JSON.parse(reply.body)).toEqual(expected)

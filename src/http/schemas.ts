@@ -405,10 +405,13 @@ export const accountSettingsBody = z
   .strictObject({
     tot: balanceDecimalText,
     seq: seqNumber,
+    held: balanceDecimalText,
+    avail: balanceDecimalText,
+    expires: z.iso.datetime().optional(),
     alertBelow: balanceDecimalText.optional().meta({ description: 'The low-balance threshold in force (the account\'s own, else ACCMAN_ALERT_BELOW); absent when none.' }),
     ref: z.string().optional().meta({ description: 'The account\'s ref, when set.' }),
   })
-  .meta({ examples: [{ tot: '999', seq: 2, alertBelow: '500', ref: 'customer-4711' }] })
+  .meta({ examples: [{ tot: '999', seq: 2, held: '0', avail: '999', alertBelow: '500', ref: 'customer-4711' }] })
 
 export const webhooksBody = z
   .strictObject({

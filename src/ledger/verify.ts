@@ -15,6 +15,9 @@ import { idempotencyTtlSecondsDefault } from './limits.js'
 import type { LedgerStore, StoreSnapshot } from './store.js'
 import type { AccountKey, Entry } from './types.js'
 
+/** The kinds of entry that are about a hold: each names it and changes held by heldBy. */
+const holdKinds: ReadonlySet<string> = new Set(['hold', 'settle', 'void', 'expire'])
+
 export interface VerifyCounts {
   accounts: number
   entries: number
@@ -207,7 +210,9 @@ async function checkHistory(
       if (held !== undefined && (entry.held ?? 0n) !== held + (entry.heldBy ?? 0n)) {
         fault(`account ${short(accountKey)}: entry ${entry.seq} held ${entry.held ?? 0n} is not ${held} + ${entry.heldBy ?? 0n}`)
       }
-      if ((entry.kind ?? 'mod') === 'mod' ? entry.hold !== undefined || entry.heldBy !== undefined : entry.hold === undefined || entry.heldBy === undefined) {
+      // Only the kinds about a hold name one and change held; the others (mod, move, freeze, ...) do neither.
+      const aboutHold = holdKinds.has(entry.kind ?? 'mod')
+      if (aboutHold ? entry.hold === undefined || entry.heldBy === undefined : entry.hold !== undefined || entry.heldBy !== undefined) {
         fault(`account ${short(accountKey)}: entry ${entry.seq} of kind ${entry.kind ?? 'mod'} has the wrong hold fields`)
       }
       if ((entry.held ?? 0n) > entry.tot) fault(`account ${short(accountKey)}: entry ${entry.seq} holds more than its balance`)

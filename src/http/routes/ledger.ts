@@ -179,7 +179,7 @@ export const ledgerRoutes: FastifyPluginAsync<LedgerRoutesOptions> = async (plug
     if (key !== undefined) {
       const found = await app.ledger.pastByKey(accountKey, key)
       reply.header('cache-control', 'no-store')
-      return { tot: found.tot.toString(), seq: found.seq, entries: found.entries.map(entryBody) }
+      return { tot: found.tot.toString(), seq: found.seq, held: (found.held ?? 0n).toString(), entries: found.entries.map(entryBody) }
     }
     const page = await app.ledger.past(accountKey, {
       limit,

@@ -92,9 +92,12 @@ const enableSchema = {
   ),
 }
 
-/** /tot's JSON with the threshold in force and the ref. */
-function settingsBody(ledger: Ledger, account: AccountState): z.input<typeof accountSettingsBody> {
-  const body: z.input<typeof accountSettingsBody> = { tot: account.tot.toString(), seq: account.seq }
+/** /tot's JSON (held and avail as of now) with the threshold in force and the ref. */
+async function settingsBody(ledger: Ledger, accountKey: AccountKey, account: AccountState): Promise<z.input<typeof accountSettingsBody>> {
+  const balance = (await ledger.tot(accountKey)) ?? account
+  const held = balance.held ?? 0n
+  const body: z.input<typeof accountSettingsBody> = { tot: balance.tot.toString(), seq: balance.seq, held: held.toString(), avail: (balance.tot - held).toString() }
+  if (account.expiresMs !== undefined) body.expires = new Date(account.expiresMs).toISOString()
   const alertBelow = ledger.alertBelowOf(account)
   if (alertBelow !== undefined) body.alertBelow = alertBelow.toString()
   if (account.ref !== undefined) body.ref = account.ref
@@ -106,15 +109,17 @@ export const webhookRoutes: FastifyPluginAsync<WebhookRoutesOptions> = async (pl
   if (authenticate !== undefined) app.addHook('onRequest', authenticate)
 
   app.patch('/alert', { schema: alertSchema, config: { access: 'write' } }, async (request, reply) => {
-    const account = await app.ledger.updateAccount(accountKeyOf(request.query.cred), { alertBelow: request.query.below })
+    const accountKey = accountKeyOf(request.query.cred)
+    const account = await app.ledger.updateAccount(accountKey, { alertBelow: request.query.below })
     reply.header('cache-control', 'no-store')
-    return settingsBody(app.ledger, account)
+    return await settingsBody(app.ledger, accountKey, account)
   })
 
   app.patch('/ref', { schema: refSchema, config: { access: 'write' } }, async (request, reply) => {
-    const account = await app.ledger.updateAccount(accountKeyOf(request.query.cred), { ref: request.query.ref })
+    const accountKey = accountKeyOf(request.query.cred)
+    const account = await app.ledger.updateAccount(accountKey, { ref: request.query.ref })
     reply.header('cache-control', 'no-store')
-    return settingsBody(app.ledger, account)
+    return await settingsBody(app.ledger, accountKey, account)
   })
 
   app.get('/webhooks', { schema: webhooksSchema, config: { access: 'read' } }, async (_request, reply) => {
