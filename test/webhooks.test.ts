@@ -141,9 +141,9 @@ describe.each(engines)('webhooks on %s', (_engine, makeStore) => {
     expect(JSON.parse(reply.body)).toMatchObject({ ref: 'customer-4712' })
     expect((await client.send('GET', `/tot?${query({ ref: 'customer-4711' })}`)).status).toBe(404)
     reply = await client.send('PATCH', `/ref?${query({ cred: other, ref: 'customer-4711' })}`)
-    expect(JSON.parse(reply.body)).toEqual({ tot: '5', seq: 1, alertBelow: '50', ref: 'customer-4711' })
+    expect(JSON.parse(reply.body)).toEqual({ tot: '5', seq: 1, held: '0', avail: '5', alertBelow: '50', ref: 'customer-4711' })
     reply = await client.send('PATCH', `/ref?${query({ cred: other, ref: '' })}`)
-    expect(JSON.parse(reply.body)).toEqual({ tot: '5', seq: 1, alertBelow: '50' })
+    expect(JSON.parse(reply.body)).toEqual({ tot: '5', seq: 1, held: '0', avail: '5', alertBelow: '50' })
     expect((await client.send('GET', `/tot?${query({ ref: 'customer-4711' })}`)).status).toBe(404)
     // Refusals write nothing and name the parameter.
     for (const [path, code] of [

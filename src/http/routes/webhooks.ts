@@ -2,7 +2,7 @@
 // GET /webhooks, POST /webhooks/retry, POST /webhooks/enable.
 import type { FastifyPluginAsync } from 'fastify'
 import { z } from 'zod'
-import { accountKeyOf, type AccountState, type Ledger } from '../../ledger/index.js'
+import { accountKeyOf, type AccountKey, type AccountState, type Ledger } from '../../ledger/index.js'
 import type { Deliverer } from '../../webhooks/deliverer.js'
 import type { Authenticate } from '../auth.js'
 import { ApiError } from '../errors.js'
