@@ -103,6 +103,7 @@ export const apiErrorTable = [
     408,
     'the request line and headers took more than 10 s, or the whole request more than 30 s; the connection is closed',
   ),
+  row('ACCMAN_CRED_IN_USE', 409, '`/rotate` with a `new` credential that already addresses an account', { ledger: true }),
   row('ACCMAN_IDEMPOTENCY_IN_FLIGHT', 409, 'reserved, not sent: a retry queued behind its first mod is answered as a replay', {
     ledger: true,
     reserved: true,

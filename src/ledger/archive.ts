@@ -1,6 +1,9 @@
 // Export and import of a whole store as JSON Lines: a header, then each account (in key order)
-// followed by its entries (in seq order). Idempotency records are not written out: each is the
-// entry that carries its key, so import rebuilds them. The format holds no credential.
+// followed by its entries (in seq order), then (from version 2) the credentials table, each
+// credential's SHA-256 with its account. Idempotency records are not written out: each is the
+// entry that carries its key, so import rebuilds them. The format holds no credential. Import
+// reads every version: version 1 (stores before the credentials table) keyed each account by its
+// credential's SHA-256, so each account there gets that credential back.
 import { z } from 'zod'
 import { limits } from '../config.js'
 import {
@@ -11,21 +14,28 @@ import {
   idempotencyKeyOf,
   idempotencyKeyText,
   isAccountKey,
+  isCredentialKey,
   metaKeys,
   noteText,
   seq,
   type AccountState,
+  type CredentialState,
   type IdempotencyState,
 } from './codec.js'
+import { markStoreFormat } from './upgrade.js'
 import { idempotencyTtlSecondsDefault } from './limits.js'
 import type { LedgerStore, RoundWrites, StoreSnapshot } from './store.js'
-import type { AccountKey, Entry } from './types.js'
+import type { AccountKey, CredentialKey, Entry, EntryKind } from './types.js'
 
-export const archiveHeader = '{"format":"accman-export","version":1}'
+/** The export format's version: 1 had no credentials table; 2 has it, creation times and entry kinds. */
+export const archiveVersion = 2
+export const archiveHeader = `{"format":"accman-export","version":${archiveVersion}}`
 
 export interface ArchiveCounts {
   accounts: number
   entries: number
+  /** Credentials (version 2). */
+  credentials?: number
 }
 
 /** Lines of the export, without newlines: the store as of `snapshot` (the caller closes it). */
@@ -56,10 +66,20 @@ export async function* exportStore(
     }
     after = accounts.at(-1)?.[0]
   }
+  counts.credentials = 0
+  for (let after: CredentialKey | undefined; ; ) {
+    const credentials = await snapshot.credentials(after, scanPageMax)
+    if (credentials.length === 0) break
+    for (const [credentialKey, state] of credentials) {
+      yield JSON.stringify({ credential: credentialKey, account: state.accountKey, retiresMs: state.retiresMs })
+      counts.credentials++
+    }
+    after = credentials.at(-1)?.[0]
+  }
 }
 
 function accountLine(accountKey: AccountKey, account: AccountState): string {
-  return JSON.stringify({ account: accountKey, tot: account.tot.toString(), seq: account.seq, atMs: account.atMs })
+  return JSON.stringify({ account: accountKey, tot: account.tot.toString(), seq: account.seq, atMs: account.atMs, createdMs: account.createdMs })
 }
 
 function entryLine(entry: Entry): string {
@@ -70,6 +90,7 @@ function entryLine(entry: Entry): string {
     atMs: entry.atMs,
     note: entry.note,
     key: entry.idempotencyKey,
+    kind: entry.kind,
   })
 }
 
@@ -77,13 +98,30 @@ export class ArchiveError extends Error {
   override readonly name = 'ArchiveError'
 }
 
-const headerLine = z.strictObject({ format: z.literal('accman-export'), version: z.literal(1) })
+const headerLine = z.strictObject({ format: z.literal('accman-export'), version: z.union([z.literal(1), z.literal(2)]) })
 const accountLineSchema = accountRecord.extend({ account: z.string().refine(isAccountKey) })
-const entryLineSchema = z.strictObject({ seq, by: amount, tot: balance, atMs, note: noteText.optional(), key: idempotencyKeyText.optional() })
+const entryKinds = ['hold', 'settle', 'void', 'expire', 'rotate', 'move', 'freeze', 'unfreeze'] as const
+const entryLineSchema = z
+  .strictObject({
+    seq,
+    by: z.union([z.literal('0').transform(() => 0n), amount]),
+    tot: balance,
+    atMs,
+    note: noteText.optional(),
+    key: idempotencyKeyText.optional(),
+    kind: z.enum(entryKinds).optional(),
+  })
+  .refine((entry) => entry.by !== 0n || entry.kind !== undefined)
+const credentialLineSchema = z.strictObject({
+  credential: z.string().refine(isCredentialKey),
+  account: z.string().refine(isAccountKey),
+  retiresMs: atMs.optional(),
+})
 
 type ArchiveItem =
-  | { kind: 'account'; accountKey: AccountKey; account: AccountState }
+  | { kind: 'account'; accountKey: AccountKey; account: AccountState; version: number }
   | { kind: 'entry'; accountKey: AccountKey; entry: Entry }
+  | { kind: 'credential'; credentialKey: CredentialKey; state: CredentialState }
 
 /**
  * Parses and checks an export line by line, yielding its accounts and entries: accounts in
@@ -97,6 +135,8 @@ async function* parseArchive(lines: AsyncIterable<string>, idempotencyTtlMs: num
     throw new ArchiveError(`line ${lineNumber}: ${message}`)
   }
   let current: { accountKey: AccountKey; account: AccountState; seq: number; tot: bigint; atMs: number; keys: KeyWindow } | undefined
+  let version = 1
+  let lastCredential: string | undefined
   const finishAccount = () => {
     if (current === undefined) return
     if (current.seq !== current.account.seq) fail(`account has ${current.seq} entries, its line says ${current.account.seq}`)
@@ -113,17 +153,37 @@ async function* parseArchive(lines: AsyncIterable<string>, idempotencyTtlMs: num
       fail('not JSON')
     }
     if (lineNumber === 1) {
-      if (!headerLine.safeParse(json).success) fail('not an AccMan export (bad header)')
+      const header = headerLine.safeParse(json)
+      if (!header.success) fail('not an AccMan export (bad header)')
+      version = header.data?.version ?? 1
       continue
     }
+    if (typeof json === 'object' && json !== null && 'credential' in json) {
+      if (version < 2) fail('a credential line in a version 1 export')
+      const parsed = credentialLineSchema.safeParse(json)
+      if (!parsed.success) fail('malformed credential line')
+      const data = parsed.data as z.output<typeof credentialLineSchema>
+      if (lastCredential === undefined) finishAccount()
+      if (lastCredential !== undefined && data.credential <= lastCredential) fail('credentials out of order or repeated')
+      lastCredential = data.credential
+      current = undefined
+      const state: CredentialState = { accountKey: data.account as AccountKey }
+      if (data.retiresMs !== undefined) state.retiresMs = data.retiresMs
+      yield { kind: 'credential', credentialKey: data.credential as CredentialKey, state }
+      continue
+    }
+    if (lastCredential !== undefined) fail('an account or entry after the credentials')
     if (typeof json === 'object' && json !== null && 'account' in json) {
       const parsed = accountLineSchema.safeParse(json)
       if (!parsed.success) fail('malformed account line')
-      const { account: accountKey, ...account } = parsed.data as z.output<typeof accountLineSchema>
+      const { account: accountKey, createdMs, ...fields } = parsed.data as z.output<typeof accountLineSchema>
+      const account: AccountState = createdMs === undefined ? fields : { ...fields, createdMs }
+      // Version 1 keyed accounts by their credential's SHA-256: it is both there.
+      if (version < 2 && !isCredentialKey(accountKey)) fail('a version 1 account key that is no credential key')
       finishAccount()
       if (current !== undefined && accountKey <= current.accountKey) fail('accounts out of order or repeated')
       current = { accountKey: accountKey, account, seq: 0, tot: 0n, atMs: 0, keys: new KeyWindow(idempotencyTtlMs) }
-      yield { kind: 'account', accountKey: accountKey, account }
+      yield { kind: 'account', accountKey: accountKey, account, version }
       continue
     }
     const parsed = entryLineSchema.safeParse(json)
@@ -143,10 +203,11 @@ async function* parseArchive(lines: AsyncIterable<string>, idempotencyTtlMs: num
     const entry: Entry = { seq: data.seq, by: data.by, tot: data.tot, atMs: data.atMs }
     if (data.note !== undefined) entry.note = data.note
     if (data.key !== undefined) entry.idempotencyKey = data.key
+    if (data.kind !== undefined) entry.kind = data.kind as EntryKind
     yield { kind: 'entry', accountKey: owner.accountKey, entry }
   }
   if (lineNumber === 0) fail('empty file')
-  finishAccount()
+  if (lastCredential === undefined) finishAccount()
 }
 
 /**
@@ -210,7 +271,7 @@ export async function importStore(
   if (!(await isEmpty(store))) throw new ArchiveError('the database is not empty; import needs an empty one')
   for await (const item of parseArchive(openLines(), idempotencyTtlMs)) void item
   await store.writeMeta([[metaKeys.importInProgress, JSON.stringify({ startedAtMs: Date.now() })]])
-  const counts: ArchiveCounts = { accounts: 0, entries: 0 }
+  const counts: ArchiveCounts = { accounts: 0, entries: 0, credentials: 0 }
   let writes = emptyWrites()
   /** Where each idempotency record of the round is, by its key: a round writes a key once. */
   let idempotencyIndex = new Map<string, number>()
@@ -225,14 +286,27 @@ export async function importStore(
     onProgress(counts)
   }
   for await (const item of parseArchive(openLines(), idempotencyTtlMs)) {
-    if (item.kind === 'account') {
+    if (item.kind === 'credential') {
+      // Every account is written by now: a credential must name one of them.
+      if (counts.credentials === 0) await flush()
+      if ((await store.readAccount(item.state.accountKey)) === undefined) {
+        throw new ArchiveError(`credential ${item.credentialKey.slice(0, 12)}… names an account the export does not have`)
+      }
+      writes.credentials?.push([item.credentialKey, item.state])
+      counts.credentials = (counts.credentials ?? 0) + 1
+      records++
+    } else if (item.kind === 'account') {
       writes.accounts.push([item.accountKey, item.account])
+      writes.created?.push(item.accountKey)
+      if (item.version < 2) writes.credentials?.push([item.accountKey as string as CredentialKey, { accountKey: item.accountKey }])
       counts.accounts++
       records++
     } else {
       const { accountKey, entry } = item
       writes.entries.push([accountKey, entry])
-      if (entry.idempotencyKey !== undefined) {
+      // Records of other operations (a rotation's) carry parameters the export does not hold:
+      // their keys are not replayed after an import.
+      if (entry.idempotencyKey !== undefined && (entry.kind === undefined || entry.kind === 'mod')) {
         // A key used again after its window: the later entry's record replaces the earlier one.
         const key = idempotencyKeyOf(accountKey, entry.idempotencyKey)
         const record: [string, IdempotencyState] = [key, { by: entry.by, tot: entry.tot, seq: entry.seq, atMs: entry.atMs }]
@@ -246,13 +320,14 @@ export async function importStore(
     if (records >= limits.importBatchMax) await flush()
   }
   await flush()
+  await markStoreFormat(store)
   await store.writeMeta([[metaKeys.importInProgress, undefined]])
   onProgress(counts)
   return counts
 }
 
 function emptyWrites(): RoundWrites {
-  return { accounts: [], entries: [], idempotency: [], idempotencyDeletes: [] }
+  return { accounts: [], entries: [], idempotency: [], idempotencyDeletes: [], credentials: [], created: [] }
 }
 
 /** No account and no idempotency record (meta records of a ledger that never wrote may remain). */

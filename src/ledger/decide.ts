@@ -84,9 +84,11 @@ export function decideMod(
   if (input.note !== undefined) entry.note = input.note
   if (input.idempotencyKey !== undefined) entry.idempotencyKey = input.idempotencyKey
   const record = input.idempotencyKey === undefined ? undefined : { by: input.by, tot, seq, atMs }
+  // Whatever else the account carries (its creation time, and what other operations keep) stays.
+  const next: AccountState = account === undefined ? { tot, seq, atMs, createdMs: atMs } : { ...account, tot, seq, atMs }
   return {
     result: { tot, seq, replayed: false },
-    writes: { account: { tot, seq, atMs }, entry, idempotency: record },
+    writes: { account: next, entry, idempotency: record },
   }
 }
 
@@ -96,7 +98,7 @@ export function isIdempotencyExpired(record: IdempotencyState, context: Decision
 }
 
 function replay(first: IdempotencyState, by: bigint): ModDecision {
-  if (first.by !== by) {
+  if (first.by !== by || (first.op !== undefined && first.op !== 'mod')) {
     return {
       refusal: new LedgerError(
         'ACCMAN_IDEMPOTENCY_MISMATCH',

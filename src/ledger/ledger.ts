@@ -4,7 +4,10 @@ import assert from 'node:assert/strict'
 import { hash } from 'node:crypto'
 import { z } from 'zod'
 import { limits } from '../config.js'
-import { epochRecord, filtersRecord, metaKeys } from './codec.js'
+import { epochRecord, filtersRecord, isCredentialLive, metaKeys } from './codec.js'
+import { accountBody, type AccountView, type RotateResult } from './accounts.js'
+import { upgradeStore } from './upgrade.js'
+import type { RotateRequest } from './writer.js'
 import { LedgerError } from './errors.js'
 import {
   amountMax,
@@ -15,9 +18,10 @@ import {
   idempotencyTtlSecondsMin,
   noteLengthMax,
   pageSizeMax,
+  rotationGraceSecondsMax,
 } from './limits.js'
-import type { AccountKey, Balance, Entry, ModInput, ModResult, PastPage, PastQuery } from './types.js'
-import { AccountCache, KeyFilter, WindowedKeyFilter, type LedgerMemory } from './cache.js'
+import type { AccountKey, Balance, CredentialKey, Entry, ModInput, ModResult, PastPage, PastQuery } from './types.js'
+import { AccountCache, CredentialCache, KeyFilter, WindowedKeyFilter, type LedgerMemory } from './cache.js'
 import type { LedgerStore, StoreSnapshot } from './store.js'
 import { Writer, type RoundReport } from './writer.js'
 
@@ -30,6 +34,10 @@ export interface LedgerOptions {
   writerLookAheadBatchesMax?: number
   /** Account states kept in memory at most (exact: the writer keeps them current); limits.accountCacheMax by default. */
   accountCacheMax?: number
+  /** Credential mappings kept in memory at most (exclusive engine); limits.credentialCacheMax by default. */
+  credentialCacheMax?: number
+  /** Accounts per batch of a store-format upgrade at load; limits.upgradeBatchMax by default. */
+  upgradeBatchMax?: number
   now?: () => number
   /** Called once if the writer stops on a storage fault or a broken invariant. */
   onFatal?: (error: Error) => void
@@ -56,6 +64,7 @@ export class Ledger {
   readonly #legacyIdempotencyAtMs: number
   readonly #now: () => number
   readonly #prune: { intervalMs: number; batchMax: number } | undefined
+  readonly #upgradeBatchMax: number
   #pruneTimer: NodeJS.Timeout | undefined
   #pruning: Promise<number> | undefined
   /** Where the next pruning pass starts in the idempotency table; undefined: at its start. */
@@ -83,7 +92,9 @@ export class Ledger {
       accounts: new AccountCache(this.#shared ? 0 : (options.accountCacheMax ?? limits.accountCacheMax)),
       accountKeys: new KeyFilter(),
       idempotencyKeys: new WindowedKeyFilter(this.#idempotencyTtlMs),
+      credentials: new CredentialCache(this.#shared ? 0 : (options.credentialCacheMax ?? limits.credentialCacheMax)),
     }
+    this.#upgradeBatchMax = options.upgradeBatchMax ?? limits.upgradeBatchMax
     this.#writer = new Writer(this.#store, this.#memory, {
       batchMax: options.writerBatchMax,
       queueMax: options.writerQueueMax,
@@ -141,6 +152,8 @@ export class Ledger {
     if ((await this.#store.readMeta(metaKeys.importInProgress)) !== undefined) {
       throw new IncompleteStoreError('the database holds an unfinished import; delete it and import again')
     }
+    // A store of an earlier format is upgraded (or its upgrade finished) before anything reads it.
+    await upgradeStore(this.#store, { batchMax: this.#upgradeBatchMax })
     // A shared store keeps nothing in memory: every read goes to it.
     if (this.#shared) return
     const snapshot = await this.#store.snapshot()
@@ -271,8 +284,66 @@ export class Ledger {
     this.#pruneTimer.unref()
   }
 
-  /** The balance and its seq, or undefined for an unknown account. */
-  async tot(accountKey: AccountKey): Promise<Balance | undefined> {
+  /**
+   * The account a credential addresses now, or undefined (none, or retired). Exclusive: the
+   * writer's cache, else the store; shared: the store, judged on its clock.
+   */
+  async resolve(credentialKey: CredentialKey): Promise<AccountKey | undefined> {
+    const cached = this.#memory.credentials.get(credentialKey)
+    if (cached[0]) return cached[1] !== undefined && isCredentialLive(cached[1], this.#now()) ? cached[1].accountKey : undefined
+    const { state, nowMs } = await this.#store.readCredential(credentialKey)
+    return state !== undefined && isCredentialLive(state, nowMs ?? this.#now()) ? state.accountKey : undefined
+  }
+
+  /** The account a public id names, or undefined. */
+  async accountOfPublicId(publicId: string): Promise<AccountKey | undefined> {
+    return await this.#store.accountOfPublicId(publicId)
+  }
+
+  /** The balance and its seq, or undefined for a credential that addresses no account. */
+  async tot(credentialKey: CredentialKey): Promise<Balance | undefined> {
+    const accountKey = await this.resolve(credentialKey)
+    return accountKey === undefined ? undefined : await this.totOf(accountKey)
+  }
+
+  /** The details /acct gives, or undefined for a credential that addresses no account. */
+  async acct(credentialKey: CredentialKey): Promise<AccountView | undefined> {
+    const accountKey = await this.resolve(credentialKey)
+    return accountKey === undefined ? undefined : await this.acctOf(accountKey)
+  }
+
+  /** The details of an account by its internal id. */
+  async acctOf(accountKey: AccountKey): Promise<AccountView | undefined> {
+    const state = this.#shared ? await this.#store.readAccount(accountKey) : (this.#memory.accounts.get(accountKey) ?? (await this.#readAccount(accountKey)))
+    if (state === undefined) return undefined
+    let createdMs = state.createdMs
+    if (createdMs === undefined) {
+      // An account from before creation times were kept: entry 1 has it.
+      const [first] = await this.#store.pageHistory(accountKey, { seqLow: 1, seqHigh: 1, limit: 1, order: 'asc' })
+      assert.ok(first !== undefined, 'an account without entry 1')
+      createdMs = first.atMs
+    }
+    return { accountKey, tot: state.tot, held: 0n, seq: state.seq, createdMs, updatedMs: state.atMs }
+  }
+
+  /** The JSON body /acct answers with. */
+  static accountBody(view: AccountView): string {
+    return accountBody(view)
+  }
+
+  /**
+   * Points a new credential at the account of `credentialKey`, which keeps working for the
+   * grace; refuses with a LedgerError, writing nothing, when it cannot.
+   */
+  rotate(credentialKey: CredentialKey, request: RotateRequest): Promise<RotateResult> {
+    assert.ok(Number.isInteger(request.graceMs) && request.graceMs >= 0 && request.graceMs <= rotationGraceSecondsMax * 1000, 'graceMs out of range')
+    // The edge refuses a new credential equal to the old one (ACCMAN_INVALID_CRED).
+    assert.ok(credentialKey !== request.newCredentialKey, 'a rotation to the same credential')
+    return this.#writer.rotate(credentialKey, request)
+  }
+
+  /** The balance and its seq of an account by its internal id, or undefined. */
+  async totOf(accountKey: AccountKey): Promise<Balance | undefined> {
     const state = this.#shared
       ? await this.#store.readAccount(accountKey)
       : (this.#memory.accounts.get(accountKey) ?? (await this.#readAccount(accountKey)))
@@ -289,7 +360,7 @@ export class Ledger {
   }
 
   /** Adds `by` to the balance; refuses with a LedgerError, writing nothing, when it cannot. */
-  mod(accountKey: AccountKey, input: ModInput): Promise<ModResult> {
+  mod(credentialKey: CredentialKey, input: ModInput): Promise<ModResult> {
     assert.ok(input.by !== 0n, 'by must be nonzero')
     assert.ok(input.by >= -amountMax && input.by <= amountMax, 'by out of range')
     assert.ok(input.note === undefined || characterCount(input.note) <= noteLengthMax, 'note too long')
@@ -298,13 +369,20 @@ export class Ledger {
         (input.idempotencyKey.length >= 1 && input.idempotencyKey.length <= idempotencyKeyLengthMax),
       'idempotency key length out of range',
     )
-    return this.#writer.submit(accountKey, input)
+    return this.#writer.submit(credentialKey, input)
   }
 
   /** One page of history with the account's current balance; throws ACCMAN_NO_ACCOUNT when unknown. */
-  async past(accountKey: AccountKey, query: PastQuery): Promise<PastPage> {
+  async past(credentialKey: CredentialKey, query: PastQuery): Promise<PastPage> {
+    const accountKey = await this.resolve(credentialKey)
+    if (accountKey === undefined) throw new LedgerError('ACCMAN_NO_ACCOUNT', 'no account for this credential')
+    return await this.pastOf(accountKey, query)
+  }
+
+  /** One page of history of an account by its internal id; throws ACCMAN_NO_ACCOUNT when unknown. */
+  async pastOf(accountKey: AccountKey, query: PastQuery): Promise<PastPage> {
     assert.ok(Number.isInteger(query.limit) && query.limit >= 1 && query.limit <= pageSizeMax)
-    const balance = await this.tot(accountKey)
+    const balance = await this.totOf(accountKey)
     if (balance === undefined) throw new LedgerError('ACCMAN_NO_ACCOUNT', 'no account for this credential')
     // Entries 1..seq exist and never change, so reading within that range needs no snapshot.
     let seqLow = Math.max(1, (query.afterSeq ?? 0) + 1)

@@ -34,3 +34,7 @@ if (String(seqMax).length > seqDigits) throw new Error('seqMax must fit seqDigit
 export const idempotencyTtlSecondsDefault = 86_400
 export const idempotencyTtlSecondsMin = 1
 export const idempotencyTtlSecondsMax = 2_592_000
+
+/** A rotation's grace (`grace`, seconds): how long the old credential keeps working; 0 by default. */
+export const rotationGraceSecondsDefault = 0
+export const rotationGraceSecondsMax = 86_400

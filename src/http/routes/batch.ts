@@ -4,7 +4,7 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import { z } from 'zod'
 import { batchBodyBytesMax, limits } from '../../config.js'
-import { accountKeyOf, isLedgerError, type AccountKey, type Balance, type ModResult } from '../../ledger/index.js'
+import { credentialKeyOf, isLedgerError, type CredentialKey, type Balance, type ModResult } from '../../ledger/index.js'
 import type { Authenticate, ScopeOf } from '../auth.js'
 import { ApiError, errorBody, retryAfterText, statusOf, type ApiErrorCode, type ErrorBody } from '../errors.js'
 import type { Metrics, ModOutcome } from '../metrics.js'
@@ -52,7 +52,7 @@ function ledgerRefusal(error: unknown): Result {
 }
 
 /** What the batch knows of the accounts its earlier mods touch: a read waits for them. */
-type Pending = Map<AccountKey, Promise<unknown>>
+type Pending = Map<CredentialKey, Promise<unknown>>
 
 interface OpContext {
   ledger: FastifyRequest['server']['ledger']
@@ -75,7 +75,7 @@ const handlers: { [Name in OpName]: OpHandler<Name> } = {
     writes: false,
     start(op, { ledger, pending }) {
       if (!credential.safeParse(op.cred).success) return fieldRefusal('cred')
-      const accountKey = accountKeyOf(op.cred)
+      const accountKey = credentialKeyOf(op.cred)
       const before = pending.get(accountKey)
       const read = async (): Promise<Result> => {
         const balance = await ledger.tot(accountKey)
@@ -97,7 +97,7 @@ const handlers: { [Name in OpName]: OpHandler<Name> } = {
         observeMod('rejected')
         return parsed
       }
-      const accountKey = accountKeyOf(op.cred)
+      const accountKey = credentialKeyOf(op.cred)
       const modding = ledger.mod(accountKey, parsed.input)
       pending.set(accountKey, modding)
       return modding.then(

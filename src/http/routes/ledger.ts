@@ -1,7 +1,7 @@
 // tot, mod and past: parse (done by the route schemas), negotiate, call the ledger, answer.
 import type { FastifyPluginAsync, FastifyReply } from 'fastify'
 import type { z } from 'zod'
-import { accountKeyOf, type Balance, type Entry } from '../../ledger/index.js'
+import { credentialKeyOf, type Balance, type Entry } from '../../ledger/index.js'
 import type { Authenticate } from '../auth.js'
 import { errorBody } from '../errors.js'
 import { representationOf, requireJson, type Representation } from '../negotiate.js'
@@ -129,7 +129,7 @@ export const ledgerRoutes: FastifyPluginAsync<LedgerRoutesOptions> = async (plug
   // Balances and histories are account data: no browser or proxy may keep a copy.
   app.get('/tot', { schema: totSchema, config: { access: 'read' } }, async (request, reply) => {
     const representation = representationOf(request.headers.accept)
-    const balance = await app.ledger.tot(accountKeyOf(request.query.cred))
+    const balance = await app.ledger.tot(credentialKeyOf(request.query.cred))
     reply.header('cache-control', 'no-store')
     if (balance === undefined) return sendNoAccount(reply)
     return sendBalance(reply, representation, balance)
@@ -139,7 +139,7 @@ export const ledgerRoutes: FastifyPluginAsync<LedgerRoutesOptions> = async (plug
     const representation = representationOf(request.headers.accept)
     const { cred, by, note } = request.query
     const idempotencyKey = request.headers['idempotency-key']
-    const result = await app.ledger.mod(accountKeyOf(cred), {
+    const result = await app.ledger.mod(credentialKeyOf(cred), {
       by,
       ...(note === undefined || note === '' ? {} : { note }),
       ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
@@ -152,7 +152,7 @@ export const ledgerRoutes: FastifyPluginAsync<LedgerRoutesOptions> = async (plug
   app.get('/past', { schema: pastSchema, config: { access: 'read' } }, async (request, reply) => {
     requireJson(request.headers.accept)
     const { cred, limit, order, after, before, from, to } = request.query
-    const page = await app.ledger.past(accountKeyOf(cred), {
+    const page = await app.ledger.past(credentialKeyOf(cred), {
       limit,
       order,
       ...(after === undefined ? {} : { afterSeq: after }),

@@ -5,8 +5,11 @@
 // same schema coming out, so a codec bug stops here rather than in a balance.
 import assert from 'node:assert/strict'
 import type { AbstractChainedBatchWriteOptions, AbstractLevel, AbstractSnapshot, AbstractSublevel } from 'abstract-level'
+import { publicAccountId } from '../account-id.js'
 import {
   decodeAccount,
+  decodeCredential,
+  encodeCredential,
   decodeEntry,
   decodeIdempotency,
   encodeAccount,
@@ -15,6 +18,7 @@ import {
   historyKeyOf,
   tableNames,
   type AccountState,
+  type CredentialState,
   type IdempotencyState,
 } from '../codec.js'
 import type {
@@ -26,7 +30,7 @@ import type {
   RoundWrites,
   StoreSnapshot,
 } from '../store.js'
-import type { AccountKey, Entry } from '../types.js'
+import type { AccountKey, CredentialKey, Entry } from '../types.js'
 
 // The root may itself be a sublevel (the test suite runs on one), hence the loose key type.
 export type RootDb = AbstractLevel<any, string, string> // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -37,6 +41,8 @@ export interface Tables {
   history: Table
   idempotency: Table
   meta: Table
+  credentials: Table
+  publicIds: Table
 }
 
 /** The ledger's tables: sublevels of `db` with string keys and values. */
@@ -47,6 +53,8 @@ export function tablesOf(db: RootDb): Tables {
     history: table(tableNames.history),
     idempotency: table(tableNames.idempotency),
     meta: table(tableNames.meta),
+    credentials: table(tableNames.credentials),
+    publicIds: table(tableNames.publicIds),
   }
 }
 
@@ -65,7 +73,7 @@ export class LevelStore implements LedgerStore {
   readonly #tables: Tables
   readonly #sync: boolean
   /** Each table's key prefix within the root database. */
-  readonly #prefixes: { accounts: string; history: string; idempotency: string }
+  readonly #prefixes: { accounts: string; history: string; idempotency: string; credentials: string; publicIds: string }
   /** The one transaction every round is handed: plain reads, and the writer's clock. */
   readonly #transaction: RoundTransaction
 
@@ -75,7 +83,10 @@ export class LevelStore implements LedgerStore {
     this.#db = db
     this.#tables = tablesOf(db)
     this.#sync = options.sync
-    this.#transaction = { nowMs: undefined, readRound: (accountKeys, idempotencyKeys) => this.#readRound(accountKeys, idempotencyKeys) }
+    this.#transaction = {
+      nowMs: undefined,
+      readRound: (accountKeys, idempotencyKeys, credentialKeys) => this.#readRound(accountKeys, idempotencyKeys, credentialKeys ?? []),
+    }
     const tables = this.#tables
     // Writes go to the root with each table's prefix, as the sublevel would add it: one chained
     // batch of plain puts costs a fraction of a batch of sublevel operations on the event loop.
@@ -90,6 +101,8 @@ export class LevelStore implements LedgerStore {
       accounts: prefixOf(tables.accounts, tableNames.accounts),
       history: prefixOf(tables.history, tableNames.history),
       idempotency: prefixOf(tables.idempotency, tableNames.idempotency),
+      credentials: prefixOf(tables.credentials, tableNames.credentials),
+      publicIds: prefixOf(tables.publicIds, tableNames.publicIds),
     }
   }
 
@@ -103,6 +116,15 @@ export class LevelStore implements LedgerStore {
     return value === undefined ? undefined : decodeAccount(accountKey, value)
   }
 
+  async readCredential(credentialKey: CredentialKey): Promise<{ state: CredentialState | undefined; nowMs: undefined }> {
+    const value = await this.#tables.credentials.get(credentialKey)
+    return { state: value === undefined ? undefined : decodeCredential(credentialKey, value), nowMs: undefined }
+  }
+
+  async accountOfPublicId(publicId: string): Promise<AccountKey | undefined> {
+    return (await this.#tables.publicIds.get(publicId)) as AccountKey | undefined
+  }
+
   /**
    * The body runs once: the writer never has two rounds of one account in flight, and nothing
    * else writes, so what it reads stays current until its writes are stored.
@@ -113,12 +135,17 @@ export class LevelStore implements LedgerStore {
     return value
   }
 
-  async #readRound(accountKeys: AccountKey[], idempotencyKeys: string[]): Promise<RoundStates> {
-    const [accountValues, idempotencyValues] = await Promise.all([
+  async #readRound(accountKeys: AccountKey[], idempotencyKeys: string[], credentialKeys: CredentialKey[]): Promise<RoundStates> {
+    const [accountValues, idempotencyValues, credentialValues] = await Promise.all([
       accountKeys.length === 0 ? [] : this.#tables.accounts.getMany(accountKeys),
       idempotencyKeys.length === 0 ? [] : this.#tables.idempotency.getMany(idempotencyKeys),
+      credentialKeys.length === 0 ? [] : this.#tables.credentials.getMany(credentialKeys),
     ])
     return {
+      credentials: credentialKeys.map((key, index) => {
+        const value = credentialValues[index]
+        return value === undefined ? undefined : decodeCredential(key, value)
+      }),
       accounts: accountKeys.map((key, index) => {
         const value = accountValues[index]
         return value === undefined ? undefined : decodeAccount(key, value)
@@ -150,6 +177,12 @@ export class LevelStore implements LedgerStore {
       assert.deepEqual(decodeAccount(accountKey, value), state, 'an account record does not round-trip')
       puts.push([prefixes.accounts + accountKey, value])
     }
+    for (const [credentialKey, state] of writes.credentials ?? []) {
+      const value = encodeCredential(state)
+      assert.deepEqual(decodeCredential(credentialKey, value), state, 'a credential record does not round-trip')
+      puts.push([prefixes.credentials + credentialKey, value])
+    }
+    for (const accountKey of writes.created ?? []) puts.push([prefixes.publicIds + publicAccountId(accountKey), accountKey])
     const batch = this.#db.batch()
     for (const [key, value] of puts) batch.put(key, value)
     for (const key of writes.idempotencyDeletes) batch.del(prefixes.idempotency + key)
@@ -245,6 +278,12 @@ class LevelSnapshot implements StoreSnapshot {
     const range = after === undefined ? {} : { gt: after }
     const rows = await this.#tables.idempotency.iterator({ ...range, limit, snapshot: this.#snapshot }).all()
     return rows.map(([key, value]) => [key, decodeIdempotency(key, value)])
+  }
+
+  async credentials(after: CredentialKey | undefined, limit: number): Promise<Array<[CredentialKey, CredentialState]>> {
+    const range = after === undefined ? {} : { gt: after }
+    const rows = await this.#tables.credentials.iterator({ ...range, limit, snapshot: this.#snapshot }).all()
+    return rows.map(([key, value]) => [key as CredentialKey, decodeCredential(key, value)])
   }
 
   close(): Promise<void> {

@@ -10,7 +10,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
 import type { Logger } from 'pino'
 import { limits } from '../../config.js'
-import { idempotencyKeyOf, parseIdempotencyKey, type AccountState, type IdempotencyState } from '../codec.js'
+import { publicAccountId } from '../account-id.js'
+import { idempotencyKeyOf, parseIdempotencyKey, type AccountState, type CredentialState, type IdempotencyState } from '../codec.js'
 import { LedgerError } from '../errors.js'
 import type {
   HistoryRange,
@@ -21,7 +22,7 @@ import type {
   RoundWrites,
   StoreSnapshot,
 } from '../store.js'
-import type { AccountKey, Entry } from '../types.js'
+import type { AccountKey, CredentialKey, Entry, EntryKind } from '../types.js'
 import { migrate } from './migrations.js'
 
 // int8 and numeric arrive as text; the engine converts them itself (BigInt for money).
@@ -177,8 +178,24 @@ export class PostgresStore implements LedgerStore {
   }
 
   async readAccount(accountKey: AccountKey): Promise<AccountState | undefined> {
-    const rows = await this.#query<AccountRow>('SELECT account_key, tot::text, seq, at FROM accounts WHERE account_key = $1', [accountKey])
+    const rows = await this.#query<AccountRow>('SELECT account_key, tot::text, seq, at, created FROM accounts WHERE account_key = $1', [accountKey])
     return rows[0] === undefined ? undefined : accountOf(rows[0])
+  }
+
+  async readCredential(credentialKey: CredentialKey): Promise<{ state: CredentialState | undefined; nowMs: number }> {
+    const rows = await this.#query<CredentialRow & { now_ms: string }>(
+      `SELECT (extract(epoch FROM now()) * 1000)::bigint::text AS now_ms, c.credential_key, c.account_key, c.retires
+       FROM (SELECT 1) AS one LEFT JOIN credentials c ON c.credential_key = $1`,
+      [credentialKey],
+    )
+    const row = rows[0]
+    assert.ok(row !== undefined)
+    return { state: row.account_key === null ? undefined : credentialOf(row), nowMs: Number(row.now_ms) }
+  }
+
+  async accountOfPublicId(publicId: string): Promise<AccountKey | undefined> {
+    const rows = await this.#query<{ account_key: string }>('SELECT account_key FROM accounts WHERE public_id = $1', [publicId])
+    return rows[0]?.account_key as AccountKey | undefined
   }
 
   async runRound<T>(body: (transaction: RoundTransaction) => Promise<RoundOutcome<T>>): Promise<T> {
@@ -214,14 +231,16 @@ export class PostgresStore implements LedgerStore {
       assert.ok(row !== undefined)
       backend = { pid: row.pid, startedAt: row.backend_start }
       const existing = new Set<AccountKey>()
+      const existingCredentials = new Set<CredentialKey>()
       const transaction: RoundTransaction = {
         nowMs: Number(row.now_ms),
-        readRound: async (accountKeys, idempotencyKeys) => await readRound(client, existing, accountKeys, idempotencyKeys),
+        readRound: async (accountKeys, idempotencyKeys, credentialKeys) =>
+          await readRound(client, { accounts: existing, credentials: existingCredentials }, accountKeys, idempotencyKeys, credentialKeys ?? []),
       }
       const outcome = await body(transaction)
       value = outcome.value
       if (outcome.writes !== undefined) {
-        await writeRound(client, existing, roundId, outcome.writes)
+        await writeRound(client, { accounts: existing, credentials: existingCredentials }, roundId, outcome.writes)
         wroteEntries = outcome.writes.entries.length > 0
       }
       committing = true
@@ -274,7 +293,7 @@ export class PostgresStore implements LedgerStore {
   async pageHistory(accountKey: AccountKey, range: HistoryRange): Promise<Entry[]> {
     const order = range.order === 'asc' ? 'ASC' : 'DESC'
     const rows = await this.#query<EntryRow>(
-      `SELECT seq, by::text, tot::text, at, note, idempotency_key FROM entries
+      `SELECT seq, by::text, tot::text, at, note, idempotency_key, kind FROM entries
        WHERE account_key = $1 AND seq BETWEEN $2 AND $3 ORDER BY seq ${order} LIMIT $4`,
       [accountKey, range.seqLow, range.seqHigh, range.limit],
     )
@@ -312,14 +331,14 @@ export class PostgresStore implements LedgerStore {
     return {
       accounts: async (after, limit) => {
         const rows = await run<AccountRow>(
-          'SELECT account_key, tot::text, seq, at FROM accounts WHERE account_key > $1 ORDER BY account_key LIMIT $2',
+          'SELECT account_key, tot::text, seq, at, created FROM accounts WHERE account_key > $1 ORDER BY account_key LIMIT $2',
           [after ?? '', limit],
         )
         return rows.map((row) => [row.account_key as AccountKey, accountOf(row)])
       },
       history: async (accountKey, seqLow, limit) => {
         const rows = await run<EntryRow>(
-          `SELECT seq, by::text, tot::text, at, note, idempotency_key FROM entries
+          `SELECT seq, by::text, tot::text, at, note, idempotency_key, kind FROM entries
            WHERE account_key = $1 AND seq >= $2 ORDER BY seq LIMIT $3`,
           [accountKey, seqLow, limit],
         )
@@ -328,11 +347,18 @@ export class PostgresStore implements LedgerStore {
       idempotency: async (after, limit) => {
         const parsed = after === undefined ? undefined : parseIdempotencyKey(after)
         const rows = await run<IdempotencyRow>(
-          `SELECT account_key, key, by::text, tot::text, seq, at FROM idempotency
+          `SELECT account_key, key, by::text, tot::text, seq, at, op, fingerprint, answer FROM idempotency
            WHERE (account_key, key) > ($1, $2) ORDER BY account_key, key LIMIT $3`,
           [parsed?.accountKey ?? '', parsed?.idempotencyKey ?? '', limit],
         )
         return rows.map((row) => [idempotencyKeyOf(row.account_key as AccountKey, row.key), idempotencyOf(row)])
+      },
+      credentials: async (after, limit) => {
+        const rows = await run<CredentialRow>(
+          'SELECT credential_key, account_key, retires FROM credentials WHERE credential_key > $1 ORDER BY credential_key LIMIT $2',
+          [after ?? '', limit],
+        )
+        return rows.map((row) => [row.credential_key as CredentialKey, credentialOf(row)])
       },
       close: async () => {
         if (closed) return
@@ -398,6 +424,13 @@ interface AccountRow {
   tot: string
   seq: string
   at: string
+  created: string | null
+}
+
+interface CredentialRow {
+  credential_key: string
+  account_key: string | null
+  retires: string | null
 }
 
 interface EntryRow {
@@ -407,6 +440,7 @@ interface EntryRow {
   at: string
   note: string | null
   idempotency_key: string | null
+  kind: string | null
 }
 
 interface IdempotencyRow {
@@ -416,21 +450,38 @@ interface IdempotencyRow {
   tot: string
   seq: string
   at: string | null
+  op: string | null
+  fingerprint: string | null
+  answer: string | null
 }
 
 function accountOf(row: AccountRow): AccountState {
-  return { tot: BigInt(row.tot), seq: Number(row.seq), atMs: Number(row.at) }
+  const state: AccountState = { tot: BigInt(row.tot), seq: Number(row.seq), atMs: Number(row.at) }
+  if (row.created !== null) state.createdMs = Number(row.created)
+  return state
+}
+
+function credentialOf(row: CredentialRow): CredentialState {
+  assert.ok(row.account_key !== null)
+  const state: CredentialState = { accountKey: row.account_key as AccountKey }
+  if (row.retires !== null) state.retiresMs = Number(row.retires)
+  return state
 }
 
 function entryOf(row: EntryRow): Entry {
   const entry: Entry = { seq: Number(row.seq), by: BigInt(row.by), tot: BigInt(row.tot), atMs: Number(row.at) }
   if (row.note !== null) entry.note = row.note
   if (row.idempotency_key !== null) entry.idempotencyKey = row.idempotency_key
+  if (row.kind !== null) entry.kind = row.kind as EntryKind
   return entry
 }
 
 function idempotencyOf(row: IdempotencyRow): IdempotencyState {
-  return { by: BigInt(row.by), tot: BigInt(row.tot), seq: Number(row.seq), atMs: row.at === null ? undefined : Number(row.at) }
+  const state: IdempotencyState = { by: BigInt(row.by), tot: BigInt(row.tot), seq: Number(row.seq), atMs: row.at === null ? undefined : Number(row.at) }
+  if (row.op !== null) state.op = row.op
+  if (row.fingerprint !== null) state.fingerprint = row.fingerprint
+  if (row.answer !== null) state.answer = row.answer
+  return state
 }
 
 function splitIdempotencyKey(storeKey: string): { accountKey: AccountKey; idempotencyKey: string } {
@@ -439,25 +490,49 @@ function splitIdempotencyKey(storeKey: string): { accountKey: AccountKey; idempo
   return parsed
 }
 
-/** Locks the accounts that exist, in key order, and reads them and the idempotency records. */
+interface Existing {
+  accounts: Set<AccountKey>
+  credentials: Set<CredentialKey>
+}
+
+/**
+ * Locks the credentials that exist, then the accounts that exist, each in key order, and reads
+ * them and the idempotency records. Every round takes credentials before accounts, so two
+ * rounds never wait for each other in a cycle.
+ */
 async function readRound(
   client: pg.ClientBase,
-  existing: Set<AccountKey>,
+  existing: Existing,
   accountKeys: AccountKey[],
   idempotencyKeys: string[],
+  credentialKeys: CredentialKey[],
 ): Promise<RoundStates> {
+  const credentials = new Map<string, CredentialState>()
+  if (credentialKeys.length > 0) {
+    const rows = await client.query<CredentialRow>(
+      'SELECT credential_key, account_key, retires FROM credentials WHERE credential_key = ANY($1::text[]) ORDER BY credential_key FOR UPDATE',
+      [[...new Set(credentialKeys)].sort()],
+    )
+    for (const row of rows.rows) {
+      credentials.set(row.credential_key, credentialOf(row))
+      existing.credentials.add(row.credential_key as CredentialKey)
+    }
+  }
   const sortedKeys = [...new Set(accountKeys)].sort()
-  const accountRows = await client.query<AccountRow>(
-    'SELECT account_key, tot::text, seq, at FROM accounts WHERE account_key = ANY($1::text[]) ORDER BY account_key FOR UPDATE',
-    [sortedKeys],
-  )
+  const accountRows =
+    sortedKeys.length === 0
+      ? { rows: [] as AccountRow[] }
+      : await client.query<AccountRow>(
+          'SELECT account_key, tot::text, seq, at, created FROM accounts WHERE account_key = ANY($1::text[]) ORDER BY account_key FOR UPDATE',
+          [sortedKeys],
+        )
   const accounts = new Map(accountRows.rows.map((row) => [row.account_key, accountOf(row)]))
-  for (const key of accounts.keys()) existing.add(key as AccountKey)
+  for (const key of accounts.keys()) existing.accounts.add(key as AccountKey)
   const idempotency = new Map<string, IdempotencyState>()
   if (idempotencyKeys.length > 0) {
     const parts = idempotencyKeys.map(splitIdempotencyKey)
     const rows = await client.query<IdempotencyRow>(
-      `SELECT i.account_key, i.key, i.by::text, i.tot::text, i.seq, i.at FROM idempotency i
+      `SELECT i.account_key, i.key, i.by::text, i.tot::text, i.seq, i.at, i.op, i.fingerprint, i.answer FROM idempotency i
        JOIN unnest($1::text[], $2::text[]) AS wanted (account_key, key) USING (account_key, key)`,
       [parts.map((part) => part.accountKey), parts.map((part) => part.idempotencyKey)],
     )
@@ -466,6 +541,7 @@ async function readRound(
   return {
     accounts: accountKeys.map((key) => accounts.get(key)),
     idempotency: idempotencyKeys.map((key) => idempotency.get(key)),
+    credentials: credentialKeys.map((key) => credentials.get(key)),
   }
 }
 
@@ -474,9 +550,9 @@ async function readRound(
  * the others are inserted without ON CONFLICT, so an account another node created meanwhile is a
  * unique violation (23505) and the round runs again against it.
  */
-async function writeRound(client: pg.ClientBase, existing: Set<AccountKey>, roundId: string, writes: RoundWrites): Promise<void> {
-  const updated = writes.accounts.filter(([key]) => existing.has(key))
-  const created = writes.accounts.filter(([key]) => !existing.has(key))
+async function writeRound(client: pg.ClientBase, existing: Existing, roundId: string, writes: RoundWrites): Promise<void> {
+  const updated = writes.accounts.filter(([key]) => existing.accounts.has(key))
+  const created = writes.accounts.filter(([key]) => !existing.accounts.has(key))
   const columns = (rows: Array<[AccountKey, AccountState]>): unknown[] => [
     rows.map(([key]) => key),
     rows.map(([, state]) => state.tot.toString()),
@@ -485,8 +561,13 @@ async function writeRound(client: pg.ClientBase, existing: Set<AccountKey>, roun
   ]
   if (created.length > 0) {
     await client.query(
-      'INSERT INTO accounts (account_key, tot, seq, at) SELECT * FROM unnest($1::text[], $2::numeric[], $3::bigint[], $4::bigint[])',
-      columns(created),
+      `INSERT INTO accounts (account_key, tot, seq, at, created, public_id)
+       SELECT * FROM unnest($1::text[], $2::numeric[], $3::bigint[], $4::bigint[], $5::bigint[], $6::text[])`,
+      [
+        ...columns(created),
+        created.map(([, state]) => state.createdMs ?? null),
+        created.map(([key]) => publicAccountId(key)),
+      ],
     )
   }
   if (updated.length > 0) {
@@ -500,10 +581,10 @@ async function writeRound(client: pg.ClientBase, existing: Set<AccountKey>, roun
   if (writes.entries.length > 0) {
     const entries = writes.entries
     await client.query(
-      `INSERT INTO entries (account_key, seq, by, tot, at, note, idempotency_key, round_id)
-       SELECT account_key, seq, by, tot, at, note, idempotency_key, $8::uuid
-       FROM unnest($1::text[], $2::bigint[], $3::numeric[], $4::numeric[], $5::bigint[], $6::text[], $7::text[])
-         AS new (account_key, seq, by, tot, at, note, idempotency_key)`,
+      `INSERT INTO entries (account_key, seq, by, tot, at, note, idempotency_key, round_id, kind)
+       SELECT account_key, seq, by, tot, at, note, idempotency_key, $8::uuid, kind
+       FROM unnest($1::text[], $2::bigint[], $3::numeric[], $4::numeric[], $5::bigint[], $6::text[], $7::text[], $9::text[])
+         AS new (account_key, seq, by, tot, at, note, idempotency_key, kind)`,
       [
         entries.map(([key]) => key),
         entries.map(([, entry]) => entry.seq),
@@ -513,15 +594,17 @@ async function writeRound(client: pg.ClientBase, existing: Set<AccountKey>, roun
         entries.map(([, entry]) => entry.note ?? null),
         entries.map(([, entry]) => entry.idempotencyKey ?? null),
         roundId,
+        entries.map(([, entry]) => (entry.kind === undefined || entry.kind === 'mod' ? null : entry.kind)),
       ],
     )
   }
   if (writes.idempotency.length > 0) {
     const parts = writes.idempotency.map(([key, state]) => ({ ...splitIdempotencyKey(key), state }))
     await client.query(
-      `INSERT INTO idempotency (account_key, key, by, tot, seq, at)
-       SELECT * FROM unnest($1::text[], $2::text[], $3::numeric[], $4::numeric[], $5::bigint[], $6::bigint[])
-       ON CONFLICT (account_key, key) DO UPDATE SET by = excluded.by, tot = excluded.tot, seq = excluded.seq, at = excluded.at`,
+      `INSERT INTO idempotency (account_key, key, by, tot, seq, at, op, fingerprint, answer)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::numeric[], $4::numeric[], $5::bigint[], $6::bigint[], $7::text[], $8::text[], $9::text[])
+       ON CONFLICT (account_key, key) DO UPDATE SET by = excluded.by, tot = excluded.tot, seq = excluded.seq, at = excluded.at,
+         op = excluded.op, fingerprint = excluded.fingerprint, answer = excluded.answer`,
       [
         parts.map((part) => part.accountKey),
         parts.map((part) => part.idempotencyKey),
@@ -529,15 +612,49 @@ async function writeRound(client: pg.ClientBase, existing: Set<AccountKey>, roun
         parts.map((part) => part.state.tot.toString()),
         parts.map((part) => part.state.seq),
         parts.map((part) => part.state.atMs ?? null),
+        parts.map((part) => part.state.op ?? null),
+        parts.map((part) => part.state.fingerprint ?? null),
+        parts.map((part) => part.state.answer ?? null),
       ],
     )
   }
+  await writeCredentials(client, existing, writes.credentials ?? [])
   if (writes.idempotencyDeletes.length > 0) {
     const parts = writes.idempotencyDeletes.map(splitIdempotencyKey)
     await client.query(
       `DELETE FROM idempotency USING unnest($1::text[], $2::text[]) AS gone (account_key, key)
        WHERE idempotency.account_key = gone.account_key AND idempotency.key = gone.key`,
       [parts.map((part) => part.accountKey), parts.map((part) => part.idempotencyKey)],
+    )
+  }
+}
+
+/**
+ * Credentials read as existing are updated; the others are inserted without ON CONFLICT, so a
+ * credential another node pointed at an account meanwhile is a unique violation (23505) and the
+ * round runs again against it: one credential never addresses two accounts.
+ */
+async function writeCredentials(client: pg.ClientBase, existing: Existing, credentials: Array<[CredentialKey, CredentialState]>): Promise<void> {
+  if (credentials.length === 0) return
+  const columns = (rows: Array<[CredentialKey, CredentialState]>): unknown[] => [
+    rows.map(([key]) => key),
+    rows.map(([, state]) => state.accountKey),
+    rows.map(([, state]) => state.retiresMs ?? null),
+  ]
+  const created = credentials.filter(([key]) => !existing.credentials.has(key))
+  const updated = credentials.filter(([key]) => existing.credentials.has(key))
+  if (created.length > 0) {
+    await client.query(
+      'INSERT INTO credentials (credential_key, account_key, retires) SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])',
+      columns(created),
+    )
+  }
+  if (updated.length > 0) {
+    await client.query(
+      `UPDATE credentials SET account_key = new.account_key, retires = new.retires
+       FROM unnest($1::text[], $2::text[], $3::bigint[]) AS new (credential_key, account_key, retires)
+       WHERE credentials.credential_key = new.credential_key`,
+      columns(updated),
     )
   }
 }
