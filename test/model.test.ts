@@ -13,7 +13,7 @@ import { MemoryLevel } from 'memory-level'
 import { afterAll, describe, expect, test } from 'vitest'
 import type { AccountState, IdempotencyState } from '../src/ledger/codec.js'
 import { decideMod } from '../src/ledger/decide.js'
-import { accountKeyOf, amountMax, LedgerError, openLedger, type Ledger, type LedgerStore } from '../src/ledger/index.js'
+import { credentialKeyOf, amountMax, LedgerError, openLedger, type Ledger, type LedgerStore } from '../src/ledger/index.js'
 import { openPostgresStore } from '../src/ledger/postgres/store.js'
 import { freshDatabase } from './postgres-support.js'
 import { openLevelStore } from '../src/ledger/level/store.js'
@@ -63,7 +63,7 @@ function applyToModel(model: Model, mod: Mod): Outcome {
 
 async function applyToLedger(ledger: Ledger, mod: Mod): Promise<Outcome> {
   try {
-    return await ledger.mod(accountKeyOf(mod.cred), {
+    return await ledger.mod(credentialKeyOf(mod.cred), {
       by: mod.by,
       ...(mod.note === undefined ? {} : { note: mod.note }),
       ...(mod.idempotencyKey === undefined ? {} : { idempotencyKey: mod.idempotencyKey }),
@@ -102,7 +102,7 @@ class TotCommand implements fc.AsyncCommand<Model, Real> {
   async run(model: Model, real: Real) {
     const entries = model.get(this.cred)?.entries
     const expected = entries === undefined ? undefined : { tot: entries.at(-1)?.tot, seq: entries.length }
-    expect(await real.ledger.tot(accountKeyOf(this.cred))).toEqual(expected)
+    expect(await real.ledger.tot(credentialKeyOf(this.cred))).toEqual(expected)
   }
   toString = () => `tot(${this.cred})`
 }
@@ -119,12 +119,12 @@ class PastCommand implements fc.AsyncCommand<Model, Real> {
     const entries = model.get(this.cred)?.entries
     const query = { limit: this.limit, order: this.order, ...(this.afterSeq === undefined ? {} : { afterSeq: this.afterSeq }) }
     if (entries === undefined) {
-      await expect(real.ledger.past(accountKeyOf(this.cred), query)).rejects.toMatchObject({ code: 'ACCMAN_NO_ACCOUNT' })
+      await expect(real.ledger.past(credentialKeyOf(this.cred), query)).rejects.toMatchObject({ code: 'ACCMAN_NO_ACCOUNT' })
       return
     }
     const selected = entries.filter((entry) => entry.seq > (this.afterSeq ?? 0))
     const ordered = this.order === 'asc' ? selected : [...selected].reverse()
-    const page = await real.ledger.past(accountKeyOf(this.cred), query)
+    const page = await real.ledger.past(credentialKeyOf(this.cred), query)
     expect(page.tot).toBe(entries.at(-1)?.tot)
     expect(page.seq).toBe(entries.length)
     expect(page.entries.map(({ seq, by, tot, note, idempotencyKey }) => ({ seq, by, tot, note, idempotencyKey }))).toEqual(
