@@ -176,7 +176,7 @@ describe('past', () => {
       { seq: 3, by: '5', tot: '12' },
     ])
     for (const entry of body.entries) expect(entry.at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
-    expect(Object.keys(body.entries[0] ?? {})).toEqual(['seq', 'by', 'tot', 'at'])
+    expect(Object.keys(body.entries[0] ?? {})).toEqual(['seq', 'kind', 'by', 'tot', 'at'])
   })
 
   test('limit, after, before and order page through the history', async () => {

@@ -33,6 +33,7 @@ import { openapiOptionsFor } from './openapi.js'
 import { parseQuery } from './query.js'
 import { consoleRoutes } from './routes/console.js'
 import { ledgerRoutes } from './routes/ledger.js'
+import { accountRoutes } from './routes/accounts.js'
 import { batchRoutes } from './routes/batch.js'
 import { backupRoutes } from './routes/backup.js'
 import { operationsRoutes } from './routes/operations.js'
@@ -219,6 +220,7 @@ export async function buildApp(config: AppConfig, deps: AppDeps): Promise<Fastif
     isClosing: () => closing,
   })
   await app.register(ledgerRoutes, { authenticate })
+  await app.register(accountRoutes, { authenticate })
   await app.register(batchRoutes, { authenticate, scopeOf: scoper(config), metrics, writerQueueMax: config.writerQueueMax })
   await app.register(backupRoutes, { authenticate, store: deps.store })
   await app.register(consoleRoutes, { scopeOf: scoper(config) })

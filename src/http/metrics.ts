@@ -64,6 +64,11 @@ export class Metrics {
     buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000],
     registers: [this.#registry],
   })
+  readonly #rotations = new Counter({
+    name: 'accman_rotations_total',
+    help: 'Credentials rotated (applied rotations; replays and refusals are not counted)',
+    registers: [this.#registry],
+  })
   #credited = 0n
   #debited = 0n
 
@@ -86,6 +91,7 @@ export class Metrics {
     this.#roundMods.observe(report.mods)
     if (report.applied > 0) this.#writeSeconds.observe(report.writeMs / 1000)
     if (report.accountsCreated > 0) this.#accountsCreated.inc(report.accountsCreated)
+    if (report.rotations > 0) this.#rotations.inc(report.rotations)
     this.#credited += report.credited
     this.#debited += report.debited
   }

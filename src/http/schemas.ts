@@ -9,8 +9,11 @@ import {
   noteLengthMax,
   pageSizeDefault,
   pageSizeMax,
+  rotationGraceSecondsDefault,
+  rotationGraceSecondsMax,
   seqMax,
 } from '../ledger/index.js'
+import { publicAccountIdPattern } from '../ledger/account-id.js'
 import { idempotencyKeyText } from '../ledger/codec.js'
 import { limits } from '../config.js'
 import { apiErrorCodes, type ApiErrorCode } from './errors.js'
@@ -36,6 +39,9 @@ export const parameterRules: Readonly<Record<string, ParameterRule>> = {
   order: { code: 'ACCMAN_INVALID_QUERY', message: 'order must be asc or desc' },
   from: { code: 'ACCMAN_INVALID_QUERY', message: 'from must be an ISO 8601 date or date-time, e.g. 2026-11-21T10:00:00.000Z' },
   to: { code: 'ACCMAN_INVALID_QUERY', message: 'to must be an ISO 8601 date or date-time, e.g. 2026-11-21T10:00:00.000Z' },
+  new: { code: 'ACCMAN_INVALID_CRED', message: `new must be ${credentialSyntax}` },
+  id: { code: 'ACCMAN_INVALID_QUERY', message: 'id must be a public account id: acct_ and 22 base64url characters' },
+  grace: { code: 'ACCMAN_INVALID_QUERY', message: `grace must be a whole number of seconds from 0 to ${rotationGraceSecondsMax}` },
   'idempotency-key': {
     code: 'ACCMAN_INVALID_QUERY',
     message: `header Idempotency-Key must be 1 to ${idempotencyKeyLengthMax} visible ASCII characters`,
@@ -99,8 +105,31 @@ export const modQuery = z.strictObject({
   note: note.optional().meta({ description: `Kept in the history entry; at most ${noteLengthMax} characters.`, examples: ['invoice 42'] }),
 })
 
+const publicIdParameter = z
+  .string()
+  .regex(publicAccountIdPattern)
+  .meta({ description: 'Instead of cred (reads only): the public id of the account, as /acct gives it.', examples: ['acct_3q2-7wJ9kQm1xZpL0aB4cD'] })
+
+/** Exactly one of cred and id: checked by the handler (see accountOfQuery), which names the parameter. */
+export const acctQuery = z.strictObject({ cred: credParameter.optional(), id: publicIdParameter.optional() })
+
+const graceSeconds = z
+  .string()
+  .regex(/^(0|[1-9][0-9]{0,5})$/)
+  .transform(Number)
+  .refine((value) => value <= rotationGraceSecondsMax)
+
+export const rotateQuery = z.strictObject({
+  cred: credParameter.meta({ description: 'The credential to replace.' }),
+  new: credential.meta({ description: 'The new credential: valid, different from cred, and addressing no account.', examples: ['bmV3LXNlY3JldC1jcmVkZW50aWFsLTAx'] }),
+  grace: graceSeconds
+    .default(rotationGraceSecondsDefault)
+    .meta({ description: `Seconds during which cred keeps working too, 0 to ${rotationGraceSecondsMax}; ${rotationGraceSecondsDefault} when absent.` }),
+})
+
 export const pastQuery = z.strictObject({
-  cred: credParameter,
+  cred: credParameter.optional(),
+  id: publicIdParameter.optional(),
   limit: limit.default(pageSizeDefault).meta({ description: `Entries per page, 1 to ${pageSizeMax}; ${pageSizeDefault} when absent.` }),
   after: seq.optional().meta({ description: 'Only entries with a greater seq (the next page in ascending order).' }),
   before: seq.optional().meta({ description: 'Only entries with a smaller seq (the next page in descending order).' }),
@@ -144,7 +173,8 @@ export const balanceText = z
 
 export const entryBody = z.strictObject({
   seq: seqNumber,
-  by: amountText,
+  kind: z.enum(['mod', 'hold', 'settle', 'void', 'expire', 'rotate', 'move', 'freeze', 'unfreeze']).meta({ description: 'What the entry records.' }),
+  by: amountText.or(z.literal('0')).meta({ description: 'The change; "0" on entries that move no money (rotate).' }),
   tot: balanceDecimalText.meta({ description: 'The balance after this entry.' }),
   at: z.iso.datetime(),
   note: z.string().optional(),
@@ -159,10 +189,26 @@ export const pastBody = z
         tot: '999',
         seq: 2,
         entries: [
-          { seq: 1, by: '1000', tot: '1000', at: '2026-11-21T10:00:00.000Z', note: 'invoice 42' },
-          { seq: 2, by: '-1', tot: '999', at: '2026-11-21T10:00:01.250Z', key: 'order-7f3a-charge-1' },
+          { seq: 1, kind: 'mod', by: '1000', tot: '1000', at: '2026-11-21T10:00:00.000Z', note: 'invoice 42' },
+          { seq: 2, kind: 'mod', by: '-1', tot: '999', at: '2026-11-21T10:00:01.250Z', key: 'order-7f3a-charge-1' },
         ],
       },
+    ],
+  })
+
+export const accountBodySchema = z
+  .strictObject({
+    account: z.string().regex(publicAccountIdPattern).meta({ description: 'The public id: stable across rotations, reveals no credential.' }),
+    tot: balanceDecimalText,
+    held: balanceDecimalText.meta({ description: 'Held by open holds.' }),
+    avail: balanceDecimalText.meta({ description: 'tot - held.' }),
+    seq: seqNumber,
+    created: z.iso.datetime().meta({ description: 'The time of entry 1.' }),
+    updated: z.iso.datetime().meta({ description: 'The time of the last entry.' }),
+  })
+  .meta({
+    examples: [
+      { account: 'acct_3q2-7wJ9kQm1xZpL0aB4cD', tot: '999', held: '0', avail: '999', seq: 2, created: '2026-11-21T10:00:00.000Z', updated: '2026-11-21T10:00:01.250Z' },
     ],
   })
 

@@ -38,7 +38,7 @@ function rejectionOf(error: z.ZodError, data: unknown, names: string[], part: st
   if (name === undefined) return new ApiError('ACCMAN_INVALID_QUERY', `invalid ${part}`)
   if (values[name] === undefined) return new ApiError('ACCMAN_INVALID_QUERY', `missing ${noun} ${name}`)
   // A malformed credential keeps its own code, whatever is wrong with it.
-  if (isMalformed(values[name]) && name !== 'cred') {
+  if (isMalformed(values[name]) && parameterRules[name]?.code !== 'ACCMAN_INVALID_CRED') {
     return new ApiError('ACCMAN_INVALID_QUERY', `${noun} ${name} is not valid percent-encoded UTF-8`)
   }
   const rule = parameterRules[name]

@@ -327,7 +327,7 @@ export class Ledger {
   }
 
   /** The JSON body /acct answers with. */
-  static accountBody(view: AccountView): string {
+  accountBody(view: AccountView): string {
     return accountBody(view)
   }
 

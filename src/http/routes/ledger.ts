@@ -4,6 +4,7 @@ import type { z } from 'zod'
 import { credentialKeyOf, type Balance, type Entry } from '../../ledger/index.js'
 import type { Authenticate } from '../auth.js'
 import { errorBody } from '../errors.js'
+import { accountOfQuery } from './accounts.js'
 import { representationOf, requireJson, type Representation } from '../negotiate.js'
 import { answersOf } from '../openapi.js'
 import {
@@ -36,6 +37,7 @@ function sendBalance(reply: FastifyReply, representation: Representation, balanc
 function entryBody(entry: Entry): EntryBody {
   const body: EntryBody = {
     seq: entry.seq,
+    kind: entry.kind ?? 'mod',
     by: entry.by.toString(),
     tot: entry.tot.toString(),
     at: new Date(entry.atMs).toISOString(),
@@ -151,8 +153,13 @@ export const ledgerRoutes: FastifyPluginAsync<LedgerRoutesOptions> = async (plug
 
   app.get('/past', { schema: pastSchema, config: { access: 'read' } }, async (request, reply) => {
     requireJson(request.headers.accept)
-    const { cred, limit, order, after, before, from, to } = request.query
-    const page = await app.ledger.past(credentialKeyOf(cred), {
+    const { limit, order, after, before, from, to } = request.query
+    const accountKey = await accountOfQuery(app.ledger, request.query)
+    if (accountKey === undefined) {
+      reply.header('cache-control', 'no-store')
+      return sendNoAccount(reply)
+    }
+    const page = await app.ledger.pastOf(accountKey, {
       limit,
       order,
       ...(after === undefined ? {} : { afterSeq: after }),
