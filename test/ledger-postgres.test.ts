@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict'
 import type { LedgerStore } from '../src/ledger/index.js'
 import { openPostgresStore } from '../src/ledger/postgres/store.js'
+import { accountsSuite } from './accounts.suite.js'
 import { ledgerSuite } from './ledger.suite.js'
 import { freshDatabase } from './postgres-support.js'
 
@@ -23,3 +24,5 @@ ledgerSuite('PostgreSQL', {
     return open(url)
   },
 })
+
+accountsSuite('PostgreSQL', { storeClock: true, makeStore: async () => open(await freshDatabase()) })
