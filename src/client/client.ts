@@ -57,6 +57,8 @@ export interface ModOptions {
 
 export interface HistoryEntry {
   seq: number
+  /** What the entry records: 'mod', or 'rotate' (by 0) for a rotation of the credential. */
+  kind: string
   by: bigint
   tot: bigint
   at: Date
@@ -66,6 +68,28 @@ export interface HistoryEntry {
 
 export interface HistoryPage extends Balance {
   entries: HistoryEntry[]
+}
+
+/** An account as GET /acct describes it; never a credential. */
+export interface AccountDetails extends Balance {
+  /** The public id: stable across rotations, reveals no credential. */
+  account: string
+  held: bigint
+  avail: bigint
+  created: Date
+  updated: Date
+}
+
+export interface RotateResult extends AccountDetails {
+  /** True when AccMan answered from an earlier rotation with the same idempotency key. */
+  replayed: boolean
+}
+
+export interface RotateOptions {
+  /** Seconds (0 to 86400) during which the old credential keeps working too; 0 when not given. */
+  graceSeconds?: number | undefined
+  /** 1 to 255 visible ASCII characters; a random UUID when not given. */
+  idempotencyKey?: string | undefined
 }
 
 export interface PastOptions {
@@ -96,11 +120,21 @@ const seq = z.number().int().min(0)
 const balanceBody = z.object({ tot: balanceText, seq })
 const entryBody = z.object({
   seq: seq.min(1),
-  by: amountText,
+  kind: z.string().default('mod'),
+  by: z.union([z.literal('0').transform(() => 0n), amountText]),
   tot: balanceText,
   at: z.iso.datetime().transform((text) => new Date(text)),
   note: z.string().optional(),
   key: z.string().optional(),
+})
+const accountBody = z.object({
+  account: z.string(),
+  tot: balanceText,
+  held: balanceText,
+  avail: balanceText,
+  seq,
+  created: z.iso.datetime().transform((text) => new Date(text)),
+  updated: z.iso.datetime().transform((text) => new Date(text)),
 })
 const pastBody = z.object({ tot: balanceText, seq, entries: z.array(entryBody) })
 const errorBody = z.object({ code: z.string(), message: z.string(), tot: balanceText.optional() })
@@ -121,13 +155,15 @@ interface Queued {
 /** What one call needs to build its request and explain its failure. */
 interface Call {
   method: Method
-  path: 'tot' | 'mod' | 'past' | 'batch'
+  path: 'tot' | 'mod' | 'past' | 'batch' | 'acct' | 'rotate'
   /** A JSON body (POST /batch only). */
   body?: string
   parameters: Record<string, string | undefined>
   headers?: Record<string, string>
   /** The credential, to keep it out of every message. */
   credential: string
+  /** A rotation's new credential, kept out of every message too. */
+  newCredential?: string
   /** The amount of a mod, for InsufficientFundsError. */
   by?: bigint
 }
@@ -200,6 +236,35 @@ export class AccManClient {
     )
     const { tot, seq } = parse(balanceBody, answer)
     return { tot, seq, replayed: answer.headers.get('idempotent-replayed') === 'true' }
+  }
+
+  /** The account of `credential`: its public id, balance, held and available amounts, times. */
+  async acct(credential: string): Promise<AccountDetails> {
+    const answer = await this.#send({ method: 'GET', path: 'acct', parameters: { cred: credential }, credential })
+    return parse(accountBody, answer)
+  }
+
+  /** An account by its public id (as acct gives it), without its credential. */
+  async acctById(publicId: string): Promise<AccountDetails> {
+    const answer = await this.#send({ method: 'GET', path: 'acct', parameters: { id: publicId }, credential: '' })
+    return parse(accountBody, answer)
+  }
+
+  /**
+   * Points `newCredential` at the account of `credential` (balance, history and keys stay); the
+   * old one stops at once or after `graceSeconds`. Always sent with an idempotency key.
+   */
+  async rotate(credential: string, newCredential: string, options: RotateOptions = {}): Promise<RotateResult> {
+    const idempotencyKey = options.idempotencyKey ?? randomUUID()
+    const answer = await this.#send({
+      method: 'PATCH',
+      path: 'rotate',
+      parameters: { cred: credential, new: newCredential, grace: options.graceSeconds?.toString() },
+      headers: { 'idempotency-key': idempotencyKey },
+      credential,
+      newCredential,
+    })
+    return { ...parse(accountBody, answer), replayed: answer.headers.get('idempotent-replayed') === 'true' }
   }
 
   /** One page of the account's history; page forward with `after` set to the last `seq`. */
@@ -321,7 +386,7 @@ export class AccManClient {
         continue
       }
       if (answer.status >= 200 && answer.status < 300) return answer
-      throw refusal(answer, call, [call.credential, this.#token])
+      throw refusal(answer, call, [call.credential, call.newCredential, this.#token])
     }
   }
 
@@ -348,7 +413,7 @@ function instantText(instant: Date | string | undefined): string | undefined {
 }
 
 function historyEntry(body: z.infer<typeof entryBody>): HistoryEntry {
-  const entry: HistoryEntry = { seq: body.seq, by: body.by, tot: body.tot, at: body.at }
+  const entry: HistoryEntry = { seq: body.seq, kind: body.kind, by: body.by, tot: body.tot, at: body.at }
   if (body.note !== undefined) entry.note = body.note
   if (body.key !== undefined) entry.idempotencyKey = body.key
   return entry

@@ -2,12 +2,15 @@
 export {
   AccManClient,
   type AccManClientOptions,
+  type AccountDetails,
   type Balance,
   type HistoryEntry,
   type HistoryPage,
   type ModOptions,
   type ModResult,
   type PastOptions,
+  type RotateOptions,
+  type RotateResult,
 } from './client.js'
 export { isCredential } from '../contract/syntax.js'
 export {
