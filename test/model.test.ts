@@ -27,9 +27,18 @@ interface ModelEntry {
 }
 interface ModelAccount {
   entries: ModelEntry[]
-  keys: Map<string, { by: bigint; tot: bigint; seq: number }>
+  /** `rotateTo`: the key was first used by a rotation to that credential. */
+  keys: Map<string, { by: bigint; tot: bigint; seq: number; rotateTo?: string }>
 }
+/** The accounts by the credentials that address them now. */
 type Model = Map<string, ModelAccount>
+/** Credentials retired by a rotation, still naming their account (for a retry of the rotation). */
+const retiredOf = new WeakMap<Model, Map<string, ModelAccount>>()
+const retired = (model: Model): Map<string, ModelAccount> => {
+  const found = retiredOf.get(model) ?? new Map<string, ModelAccount>()
+  retiredOf.set(model, found)
+  return found
+}
 type Outcome = { tot: bigint; seq: number; replayed: boolean } | { code: string }
 
 interface Mod {
@@ -55,10 +64,54 @@ function applyToModel(model: Model, mod: Mod): Outcome {
   if (tot > amountMax) return { code: 'ACCMAN_OVERFLOW' }
   const target: ModelAccount = account ?? { entries: [], keys: new Map() }
   model.set(mod.cred, target)
+  // A retired credential credited again addresses the new account from now on.
+  if (account === undefined) retired(model).delete(mod.cred)
   const seq = target.entries.length + 1
   target.entries.push({ seq, by: mod.by, tot, note: mod.note, idempotencyKey: mod.idempotencyKey })
   if (mod.idempotencyKey !== undefined) target.keys.set(mod.idempotencyKey, { by: mod.by, tot, seq })
   return { tot, seq, replayed: false }
+}
+
+interface Rotation {
+  cred: string
+  to: string
+  idempotencyKey?: string
+}
+
+/** A rotation (grace 0), as plainly: the account moves to the new credential, with a rotate entry. */
+function rotateInModel(model: Model, rotation: Rotation): Outcome {
+  const account = model.get(rotation.cred)
+  const keyed = account ?? retired(model).get(rotation.cred)
+  const first = rotation.idempotencyKey === undefined ? undefined : keyed?.keys.get(rotation.idempotencyKey)
+  if (first !== undefined) {
+    return first.rotateTo === rotation.to ? { tot: first.tot, seq: first.seq, replayed: true } : { code: 'ACCMAN_IDEMPOTENCY_MISMATCH' }
+  }
+  if (account === undefined) return { code: 'ACCMAN_NO_ACCOUNT' }
+  if (model.has(rotation.to)) return { code: 'ACCMAN_CRED_IN_USE' }
+  const tot = account.entries.at(-1)?.tot ?? 0n
+  const seq = account.entries.length + 1
+  account.entries.push({ seq, by: 0n, tot, note: undefined, idempotencyKey: rotation.idempotencyKey })
+  if (rotation.idempotencyKey !== undefined) account.keys.set(rotation.idempotencyKey, { by: 0n, tot, seq, rotateTo: rotation.to })
+  model.delete(rotation.cred)
+  model.set(rotation.to, account)
+  retired(model).set(rotation.cred, account)
+  retired(model).delete(rotation.to)
+  return { tot, seq, replayed: false }
+}
+
+async function rotateInLedger(ledger: Ledger, rotation: Rotation): Promise<Outcome> {
+  try {
+    const result = await ledger.rotate(credentialKeyOf(rotation.cred), {
+      newCredentialKey: credentialKeyOf(rotation.to),
+      graceMs: 0,
+      ...(rotation.idempotencyKey === undefined ? {} : { idempotencyKey: rotation.idempotencyKey }),
+    })
+    const body = JSON.parse(result.body) as { tot: string; seq: number }
+    return { tot: BigInt(body.tot), seq: body.seq, replayed: result.replayed }
+  } catch (error) {
+    if (error instanceof LedgerError) return { code: error.code }
+    throw error
+  }
 }
 
 async function applyToLedger(ledger: Ledger, mod: Mod): Promise<Outcome> {
@@ -94,6 +147,15 @@ class BurstCommand implements fc.AsyncCommand<Model, Real> {
     expect(outcomes).toEqual(this.mods.map((mod) => applyToModel(model, mod)))
   }
   toString = () => `burst(${this.mods.map((mod) => `${mod.cred}:${mod.by}${mod.idempotencyKey ?? ''}`).join(',')})`
+}
+
+class RotateCommand implements fc.AsyncCommand<Model, Real> {
+  constructor(readonly rotation: Rotation) {}
+  check = () => true
+  async run(model: Model, real: Real) {
+    expect(await rotateInLedger(real.ledger, this.rotation)).toEqual(rotateInModel(model, this.rotation))
+  }
+  toString = () => `rotate(${JSON.stringify(this.rotation)})`
 }
 
 class TotCommand implements fc.AsyncCommand<Model, Real> {
@@ -158,6 +220,10 @@ const commandsArb = fc.commands(
     modArb.map((mod) => new ModCommand(mod)),
     fc.array(modArb, { minLength: 2, maxLength: 12 }).map((mods) => new BurstCommand(mods)),
     credArb.map((cred) => new TotCommand(cred)),
+    fc
+      .record({ cred: credArb, to: credArb, idempotencyKey: fc.constantFrom('k1', 'r1', 'r2') }, { requiredKeys: ['cred', 'to'] })
+      .filter((rotation) => rotation.cred !== rotation.to)
+      .map((rotation) => new RotateCommand(rotation)),
     fc
       .tuple(credArb, fc.integer({ min: 1, max: 20 }), fc.option(fc.integer({ min: 0, max: 30 }), { nil: undefined }), fc.constantFrom('asc' as const, 'desc' as const))
       .map(([cred, limit, after, order]) => new PastCommand(cred, limit, after, order)),
@@ -295,7 +361,8 @@ describe('decideMod, the pure decision, behaves like the model', () => {
             ...(note === undefined ? {} : { note }),
             ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
           })
-          expect(decision.writes.account).toEqual({ tot: entry.tot, seq: entry.seq, atMs: entry.atMs })
+          // The account keeps the time of its first entry.
+          expect(decision.writes.account).toEqual({ tot: entry.tot, seq: entry.seq, atMs: entry.atMs, createdMs: modelAccount?.entries[0]?.atMs })
           expect(decision.writes.idempotency).toEqual(
             mod.idempotencyKey === undefined ? undefined : modelAccount?.keys.get(mod.idempotencyKey),
           )
