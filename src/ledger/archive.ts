@@ -25,7 +25,7 @@ import {
 import { markStoreFormat } from './upgrade.js'
 import { idempotencyTtlSecondsDefault } from './limits.js'
 import type { LedgerStore, RoundWrites, StoreSnapshot } from './store.js'
-import type { AccountKey, CredentialKey, Entry, EntryKind } from './types.js'
+import type { AccountKey, CredentialKey, Entry } from './types.js'
 
 /** The export format's version: 1 had no credentials table; 2 has it, creation times and entry kinds. */
 export const archiveVersion = 2
@@ -167,9 +167,9 @@ async function* parseArchive(lines: AsyncIterable<string>, idempotencyTtlMs: num
       if (lastCredential !== undefined && data.credential <= lastCredential) fail('credentials out of order or repeated')
       lastCredential = data.credential
       current = undefined
-      const state: CredentialState = { accountKey: data.account as AccountKey }
+      const state: CredentialState = { accountKey: data.account }
       if (data.retiresMs !== undefined) state.retiresMs = data.retiresMs
-      yield { kind: 'credential', credentialKey: data.credential as CredentialKey, state }
+      yield { kind: 'credential', credentialKey: data.credential, state }
       continue
     }
     if (lastCredential !== undefined) fail('an account or entry after the credentials')
@@ -203,7 +203,7 @@ async function* parseArchive(lines: AsyncIterable<string>, idempotencyTtlMs: num
     const entry: Entry = { seq: data.seq, by: data.by, tot: data.tot, atMs: data.atMs }
     if (data.note !== undefined) entry.note = data.note
     if (data.key !== undefined) entry.idempotencyKey = data.key
-    if (data.kind !== undefined) entry.kind = data.kind as EntryKind
+    if (data.kind !== undefined) entry.kind = data.kind
     yield { kind: 'entry', accountKey: owner.accountKey, entry }
   }
   if (lineNumber === 0) fail('empty file')

@@ -173,7 +173,7 @@ export function decodeCredential(key: string, text: string): CredentialState {
   }
   const parsed = credentialRecord.safeParse(json)
   assert.ok(parsed.success, `corrupt record in ${tableNames.credentials} at ${key}`)
-  const state: CredentialState = { accountKey: parsed.data.account as AccountKey }
+  const state: CredentialState = { accountKey: parsed.data.account }
   if (parsed.data.retiresMs !== undefined) state.retiresMs = parsed.data.retiresMs
   return state
 }

@@ -283,7 +283,7 @@ class LevelSnapshot implements StoreSnapshot {
   async credentials(after: CredentialKey | undefined, limit: number): Promise<Array<[CredentialKey, CredentialState]>> {
     const range = after === undefined ? {} : { gt: after }
     const rows = await this.#tables.credentials.iterator({ ...range, limit, snapshot: this.#snapshot }).all()
-    return rows.map(([key, value]) => [key as CredentialKey, decodeCredential(key, value)])
+    return rows.map(([key, value]) => [key, decodeCredential(key, value)])
   }
 
   close(): Promise<void> {
