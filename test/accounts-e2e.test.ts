@@ -113,6 +113,8 @@ describe.each(engines)('rotation through a listening server on %s', (engine, mak
       expect(JSON.parse(reopened.body)).toEqual({ tot: '3', seq: 1 })
       const other = JSON.parse((await client.send('GET', `/acct?${query({ cred: older })}`)).body) as { account: string }
       expect(other.account).not.toBe(body.account)
+      // One rotation applied; its replay is not counted.
+      expect((await client.send('GET', '/metrics')).body).toMatch(/^accman_rotations_total 1$/m)
     } finally {
       client.close()
     }

@@ -78,6 +78,29 @@ describe('export and import', () => {
     await ledger.close()
   })
 
+  test('a store with a rotation exports as version 2 and imports whole: credentials (hashes only), creation times, rotate entries', async () => {
+    const source = new MemoryLevel<string, string>()
+    const ledger = await ledgerOn(source)
+    const old = credentialKeyOf('cm90LW9sZA==')
+    const fresh = credentialKeyOf('cm90LW5ldw==')
+    await ledger.mod(old, { by: 10n })
+    await ledger.rotate(old, { newCredentialKey: fresh, graceMs: 0 })
+    await ledger.close()
+    const exported = await exportOf(source)
+    expect(exported[0]).toBe('{"format":"accman-export","version":2}')
+    expect(exported.filter((line) => line.startsWith('{"credential":'))).toHaveLength(2)
+    expect(exported.join('\n')).not.toMatch(/cm90LW9sZA|cm90LW5ldw/)
+    expect(exported[1]).toMatch(/"createdMs":\d+/)
+    const target = new MemoryLevel<string, string>()
+    expect(await importInto(target, linesOf(exported))).toEqual({ accounts: 1, entries: 2, credentials: 2 })
+    expect(await exportOf(target)).toEqual(exported)
+    const copy = await ledgerOn(target)
+    expect(await copy.tot(fresh)).toEqual({ tot: 10n, seq: 2 })
+    expect(await copy.tot(old)).toBeUndefined()
+    expect((await copy.past(fresh, { limit: 10, order: 'asc' })).entries.map((entry) => entry.kind ?? 'mod')).toEqual(['mod', 'rotate'])
+    await copy.close()
+  })
+
   test('an import that stops half way leaves a store no ledger opens and verify reports', async () => {
     const accountKey = accountKeyOf('QUJDRA==')
     const entries = 25_000 // more than one batch, so some of it is written before the stop

@@ -295,7 +295,7 @@ async function readHistoryWithToken(client: Client, cred: string) {
       authorization: `Bearer ${readToken}`,
     })
     if (reply.status === 404) return entries
-    expect(reply.status).toBe(200)
+    expect(reply.status, reply.body).toBe(200)
     const page = JSON.parse(reply.body) as { entries: { seq: number; by: string; tot: string }[] }
     if (page.entries.length === 0) return entries
     entries.push(...page.entries.map(({ seq, by, tot }) => ({ seq, by, tot })))

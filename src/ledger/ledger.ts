@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import { hash } from 'node:crypto'
 import { z } from 'zod'
 import { limits } from '../config.js'
-import { epochRecord, filtersRecord, isCredentialLive, metaKeys } from './codec.js'
+import { epochRecord, filtersRecord, isCredentialLive, metaKeys, newAccountKey } from './codec.js'
 import { accountBody, type AccountView, type RotateResult } from './accounts.js'
 import { upgradeStore } from './upgrade.js'
 import type { RotateRequest } from './writer.js'
@@ -39,6 +39,8 @@ export interface LedgerOptions {
   /** Accounts per batch of a store-format upgrade at load; limits.upgradeBatchMax by default. */
   upgradeBatchMax?: number
   now?: () => number
+  /** The internal id of a new account: 128 random bits by default; a deterministic simulation passes its own. */
+  newAccountKey?: () => AccountKey
   /** Called once if the writer stops on a storage fault or a broken invariant. */
   onFatal?: (error: Error) => void
   /** Called after each round the writer stores, for metrics. */
@@ -101,6 +103,7 @@ export class Ledger {
       roundsInFlightMax: options.writerRoundsInFlightMax ?? limits.writerRoundsInFlightMax,
       lookAheadBatchesMax: options.writerLookAheadBatchesMax ?? limits.writerLookAheadBatchesMax,
       now: this.#now,
+      newAccountKey: options.newAccountKey ?? newAccountKey,
       idempotencyWindowMs: this.#idempotencyTtlMs,
       legacyIdempotencyAtMs: this.#legacyIdempotencyAtMs,
       onFatal: options.onFatal ?? (() => {}),

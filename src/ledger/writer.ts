@@ -19,7 +19,6 @@ import assert from 'node:assert/strict'
 import {
   idempotencyKeyOf,
   isCredentialLive,
-  newAccountKey,
   type AccountState,
   type CredentialState,
   type IdempotencyState,
@@ -42,6 +41,8 @@ export interface WriterOptions {
   queueMax: number
   /** The writer's clock; a shared store's rounds take the store's clock instead. */
   now: () => number
+  /** The internal id of an account a credit creates (random; a simulation passes its own). */
+  newAccountKey: () => AccountKey
   /** How long an idempotency key is replayed. */
   idempotencyWindowMs: number
   /**
@@ -600,7 +601,7 @@ export class Writer {
     let creates = false
     if (accountKey === undefined) {
       if (mod.by < 0n) return decideMod(undefined, undefined, mod, context)
-      accountKey = newAccountKey()
+      accountKey = this.#options.newAccountKey()
       assert.ok(!round.accounts.has(accountKey), 'a new account id already in use')
       round.accounts.set(accountKey, undefined)
       round.lookedUp.add(accountKey)

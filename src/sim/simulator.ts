@@ -78,6 +78,7 @@ class Simulation {
   readonly #accountKeys: CredentialKey[]
   /** The store's accounts by their credential, as the credentials table had them at the last check. */
   #credentialOf = new Map<AccountKey, CredentialKey>()
+  #accountIdsIssued = 0
   readonly #mods = new Map<string, ModRecord>()
   readonly #submitters: Submitter[]
   #db: FaultyLevel | undefined
@@ -219,6 +220,8 @@ class Simulation {
           writerRoundsInFlightMax: 2,
           accountCacheMax: 3,
           now: () => this.#nowMs,
+          // Ids from a counter, so a seed replays exactly (never reused: the counter outlives restarts).
+          newAccountKey: () => String(this.#accountIdsIssued++).padStart(22, 'A') as AccountKey,
           onFatal: () => {
             this.#fatal = true
             this.#report.fatalStops++
