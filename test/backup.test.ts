@@ -185,9 +185,15 @@ async function restore(file: string): Promise<Map<string, bigint>> {
     const report = await verifyStore(store)
     expect(report.faults).toEqual([])
     expect(report.faultCount).toBe(0)
-    const balances = new Map<string, bigint>()
+    const byAccount = new Map<string, bigint>()
     for await (const [key, value] of db.sublevel<string, string>('acct', { keyEncoding: 'utf8', valueEncoding: 'utf8' }).iterator()) {
-      balances.set(key, BigInt((JSON.parse(value) as { tot: string }).tot))
+      byAccount.set(key, BigInt((JSON.parse(value) as { tot: string }).tot))
+    }
+    // By credential key, as parseBackup gives them.
+    const balances = new Map<string, bigint>()
+    for await (const [key, value] of db.sublevel<string, string>('cred', { keyEncoding: 'utf8', valueEncoding: 'utf8' }).iterator()) {
+      const tot = byAccount.get((JSON.parse(value) as { account: string }).account)
+      if (tot !== undefined) balances.set(key, tot)
     }
     return balances
   } finally {
