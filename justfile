@@ -79,6 +79,15 @@ void cred hold *flags: _built
 # Print the active holds of CRED (default: ACCMAN_CRED)
 holds cred=env_var_or_default("ACCMAN_CRED", ""): _built
     @{{ accman }} holds -- {{ quote(cred) }}
+# Print the details of the account of CRED as JSON (default: ACCMAN_CRED): public id, tot, held, avail, seq, times
+[no-exit-message]
+acct cred=env_var_or_default("ACCMAN_CRED", ""): _built
+    @{{ accman }} acct -- {{ quote(cred) }}
+
+# Point the credential NEW at the account of CRED (it keeps working GRACE more seconds) and print the account as JSON
+[no-exit-message]
+rotate cred new grace="0": _built
+    @{{ accman }} rotate --grace {{ quote(grace) }} -- {{ quote(cred) }} {{ quote(new) }}
 
 # Make a fresh credential, credit it with BY when nonzero, and print it
 [no-exit-message]

@@ -13,7 +13,7 @@ import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import autocannon from 'autocannon'
 import { ClassicLevel } from 'classic-level'
-import { accountKeyOf, openLedger } from '../src/ledger/index.js'
+import { credentialKeyOf, openLedger } from '../src/ledger/index.js'
 import { openLevelStore } from '../src/ledger/level/store.js'
 import { batchBench, batchScenarioNames } from './batch.js'
 import { webhooksBench, webhooksScenarioName } from './webhooks.js'
@@ -478,7 +478,7 @@ async function idempotencyWindowBench() {
   const checkpointEvery = 100_000
   // 2.5 times the records a step adds: the sweep keeps up, and records stay under twice a window.
   const pruneBatchMax = 5000
-  const accounts = Array.from({ length: 10_000 }, (_, index) => accountKeyOf(benchCredential(index)))
+  const accounts = Array.from({ length: 10_000 }, (_, index) => credentialKeyOf(benchCredential(index)))
   let nowMs = Date.parse('2026-01-01T00:00:00.000Z')
   const db = new ClassicLevel<string, string>(directory)
   const store = await openLevelStore(db, { sync: false })

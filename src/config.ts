@@ -143,6 +143,10 @@ export interface Limits {
   writerLookAheadBatchesMax: number
   /** Account states kept in memory at most (exact: the writer keeps them current). About 200 bytes each. */
   accountCacheMax: number
+  /** Credential -> account mappings kept in memory at most (exclusive engine; exact: only the writer changes them). About 250 bytes each. */
+  credentialCacheMax: number
+  /** Accounts per batch of a store-format upgrade (see src/ledger/upgrade.ts). */
+  upgradeBatchMax: number
   /** Keys read per page when the ledger scans a table at start-up. */
   scanPageMax: number
   /** Accounts and idempotency records checked against kept filters at start, at least. */
@@ -233,6 +237,8 @@ export const limits: Readonly<Limits> = Object.freeze({
   writerRoundsInFlightMax: 2,
   writerLookAheadBatchesMax: 4,
   accountCacheMax: 100_000,
+  credentialCacheMax: 100_000,
+  upgradeBatchMax: 10_000,
   scanPageMax: 10_000,
   filterSampleMax: 10_000,
   importBatchMax: 10_000,
@@ -285,6 +291,8 @@ export function limitsProblem(candidate: Readonly<Limits>): string | undefined {
     'writerRoundsInFlightMax',
     'writerLookAheadBatchesMax',
     'accountCacheMax',
+    'credentialCacheMax',
+    'upgradeBatchMax',
     'scanPageMax',
     'filterSampleMax',
     'importBatchMax',

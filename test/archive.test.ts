@@ -4,11 +4,14 @@ import { MemoryLevel } from 'memory-level'
 import { describe, expect, test } from 'vitest'
 import { archiveHeader, exportStore, importStore, type ImportOptions } from '../src/ledger/archive.js'
 import { historyKeyOf, idempotencyKeyOf } from '../src/ledger/codec.js'
-import { accountKeyOf, openLedger, type LedgerOptions, type RootDb } from '../src/ledger/index.js'
+import { accountKeyOf, credentialKeyOf, openLedger, type CredentialKey, type LedgerOptions, type RootDb } from '../src/ledger/index.js'
 import { IncompleteStoreError } from '../src/ledger/ledger.js'
 import { openLevelStore } from '../src/ledger/level/store.js'
 import type { LedgerStore } from '../src/ledger/store.js'
 import { verifyStore, type VerifyOptions } from '../src/ledger/verify.js'
+
+/** The header of exports written before the credentials table. */
+const archiveHeaderV1 = '{"format":"accman-export","version":1}'
 
 /** Runs `use` on a LevelDB store over `db` (opened if closed), leaving it open for the test to look into. */
 async function withStore<T>(db: RootDb, use: (store: LedgerStore) => Promise<T>): Promise<T> {
@@ -45,7 +48,7 @@ async function populatedStore(): Promise<MemoryLevel<string, string>> {
   const db = new MemoryLevel<string, string>()
   const ledger = await ledgerOn(db, { writerBatchMax: 100, writerQueueMax: 10_000 })
   for (let account = 0; account < 20; account++) {
-    const key = accountKeyOf(`YWNjb3VudC0${String(account).padStart(2, '0')}`.padEnd(16, 'A'))
+    const key = credentialKeyOf(`YWNjb3VudC0${String(account).padStart(2, '0')}`.padEnd(16, 'A'))
     await ledger.mod(key, { by: 170141183460469231731687303715884105000n + BigInt(account) })
     for (let index = 0; index < account; index++) {
       await ledger.mod(key, { by: -1n, ...(index % 3 === 0 ? { note: `call ${index} ✓` } : {}), ...(index % 4 === 0 ? { idempotencyKey: `k-${index}` } : {}) })
@@ -60,24 +63,49 @@ describe('export and import', () => {
     const source = await populatedStore()
     const exported = await exportOf(source)
     expect(exported[0]).toBe(archiveHeader)
-    expect(exported).toHaveLength(1 + 20 + 210)
+    // A header, 20 accounts with 210 entries, 20 credentials.
+    expect(exported).toHaveLength(1 + 20 + 210 + 20)
     const target = new MemoryLevel<string, string>()
-    expect(await importInto(target, linesOf(exported))).toEqual({ accounts: 20, entries: 210 })
+    expect(await importInto(target, linesOf(exported))).toEqual({ accounts: 20, entries: 210, credentials: 20 })
     expect(await exportOf(target)).toEqual(exported)
     const report = await verifyDb(target)
     expect(report).toMatchObject({ accounts: 20, entries: 210, faultCount: 0 })
     expect(report.idempotencyKeys).toBe(55)
     // The copy is a working ledger: a replayed key is still a replay.
     const ledger = await ledgerOn(target)
-    const replay = await ledger.mod(accountKeyOf('YWNjb3VudC019AAA'), { by: -1n, idempotencyKey: 'k-0' })
+    const replay = await ledger.mod(credentialKeyOf('YWNjb3VudC019AAA'), { by: -1n, idempotencyKey: 'k-0' })
     expect(replay).toEqual({ tot: 170141183460469231731687303715884105018n, seq: 2, replayed: true })
     await ledger.close()
+  })
+
+  test('a store with a rotation exports as version 2 and imports whole: credentials (hashes only), creation times, rotate entries', async () => {
+    const source = new MemoryLevel<string, string>()
+    const ledger = await ledgerOn(source)
+    const old = credentialKeyOf('cm90LW9sZA==')
+    const fresh = credentialKeyOf('cm90LW5ldw==')
+    await ledger.mod(old, { by: 10n })
+    await ledger.rotate(old, { newCredentialKey: fresh, graceMs: 0 })
+    await ledger.close()
+    const exported = await exportOf(source)
+    expect(exported[0]).toBe('{"format":"accman-export","version":2}')
+    expect(exported.filter((line) => line.startsWith('{"credential":'))).toHaveLength(2)
+    expect(exported.join('\n')).not.toMatch(/cm90LW9sZA|cm90LW5ldw/)
+    expect(exported[1]).toMatch(/"createdMs":\d+/)
+    const target = new MemoryLevel<string, string>()
+    expect(await importInto(target, linesOf(exported))).toEqual({ accounts: 1, entries: 2, credentials: 2 })
+    expect(await exportOf(target)).toEqual(exported)
+    const copy = await ledgerOn(target)
+    expect(await copy.tot(fresh)).toEqual({ tot: 10n, seq: 2 })
+    expect(await copy.tot(old)).toBeUndefined()
+    expect((await copy.past(fresh, { limit: 10, order: 'asc' })).entries.map((entry) => entry.kind ?? 'mod')).toEqual(['mod', 'rotate'])
+    await copy.close()
   })
 
   test('an import that stops half way leaves a store no ledger opens and verify reports', async () => {
     const accountKey = accountKeyOf('QUJDRA==')
     const entries = 25_000 // more than one batch, so some of it is written before the stop
-    const lines = [archiveHeader, JSON.stringify({ account: accountKey, tot: String(entries), seq: entries, atMs: 5 })]
+    // Version 1: the account is keyed by its credential's hash.
+    const lines = [archiveHeaderV1, JSON.stringify({ account: accountKey, tot: String(entries), seq: entries, atMs: 5 })]
     for (let seq = 1; seq <= entries; seq++) lines.push(JSON.stringify({ seq, by: '1', tot: String(seq), atMs: 5 }))
     let opened = 0
     // The first pass (checking) reads it all; the second (writing) stops, as a crash would, after 15,000 lines.
@@ -99,10 +127,10 @@ describe('export and import', () => {
     // A finished import leaves no marker.
     const whole = new MemoryLevel<string, string>()
     await importInto(whole, linesOf(lines))
-    expect(await whole.sublevel('meta', {}).keys().all()).toEqual([])
+    expect(await whole.sublevel('meta', {}).keys().all()).toEqual(['store-format'])
     expect(await verifyDb(whole)).toMatchObject({ faultCount: 0, entries })
     const ledger = await ledgerOn(whole)
-    expect(await ledger.tot(accountKey)).toEqual({ tot: BigInt(entries), seq: entries })
+    expect(await ledger.tot(accountKey as string as CredentialKey)).toEqual({ tot: BigInt(entries), seq: entries })
     await ledger.close()
   })
 
@@ -162,7 +190,7 @@ describe('export and import', () => {
 describe('verify', () => {
   test('a healthy store has no faults', async () => {
     const report = await verifyDb(await populatedStore())
-    expect(report).toEqual({ accounts: 20, entries: 210, idempotencyKeys: 55, faultCount: 0, faults: [] })
+    expect(report).toEqual({ accounts: 20, entries: 210, idempotencyKeys: 55, credentials: 20, faultCount: 0, faults: [] })
   })
 
   async function damaged(damage: (db: RootDb, keys: { history: string[]; idempotency: string[]; accounts: string[] }) => Promise<void>) {

@@ -6,7 +6,7 @@ import { ClassicLevel } from 'classic-level'
 import { MemoryLevel } from 'memory-level'
 import type { FastifyInstance } from 'fastify'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { accountKeyOf, openLedger, type AccountKey } from '../src/ledger/index.js'
+import { accountKeyOf, credentialKeyOf, openLedger, type AccountKey } from '../src/ledger/index.js'
 import { backupChunks } from '../src/ledger/backup.js'
 import { archiveHeader, importStore } from '../src/ledger/archive.js'
 import { openLevelStore } from '../src/ledger/level/store.js'
@@ -44,9 +44,12 @@ function parseBackup(text: string): Map<string, BackupAccount> {
   expect(lines.at(-1)).toBe('')
   const accounts = new Map<string, BackupAccount>()
   let current: BackupAccount | undefined
+  const accountOfCredential = new Map<string, string>()
   for (const line of lines.slice(1, -1)) {
-    const record = JSON.parse(line) as { account?: string; tot: string; seq: number; by?: string; key?: string }
-    if (record.account !== undefined) {
+    const record = JSON.parse(line) as { credential?: string; account?: string; tot: string; seq: number; by?: string; key?: string }
+    if (record.credential !== undefined && record.account !== undefined) {
+      accountOfCredential.set(record.credential, record.account)
+    } else if (record.account !== undefined) {
       current = { tot: BigInt(record.tot), seq: record.seq, entries: [] }
       accounts.set(record.account, current)
     } else {
@@ -54,7 +57,13 @@ function parseBackup(text: string): Map<string, BackupAccount> {
       current?.entries.push({ seq: record.seq, by: BigInt(record.by ?? '0'), tot: BigInt(record.tot), key: record.key })
     }
   }
-  return accounts
+  // By credential key (accountKeyOf of the credential), as the tests know their accounts.
+  const byCredential = new Map<string, BackupAccount>()
+  for (const [credential, account] of accountOfCredential) {
+    const found = accounts.get(account)
+    if (found !== undefined) byCredential.set(credential, found)
+  }
+  return byCredential
 }
 
 /** Waits for a condition, failing the test if it does not hold within the bound. */
@@ -176,9 +185,15 @@ async function restore(file: string): Promise<Map<string, bigint>> {
     const report = await verifyStore(store)
     expect(report.faults).toEqual([])
     expect(report.faultCount).toBe(0)
-    const balances = new Map<string, bigint>()
+    const byAccount = new Map<string, bigint>()
     for await (const [key, value] of db.sublevel<string, string>('acct', { keyEncoding: 'utf8', valueEncoding: 'utf8' }).iterator()) {
-      balances.set(key, BigInt((JSON.parse(value) as { tot: string }).tot))
+      byAccount.set(key, BigInt((JSON.parse(value) as { tot: string }).tot))
+    }
+    // By credential key, as parseBackup gives them.
+    const balances = new Map<string, bigint>()
+    for await (const [key, value] of db.sublevel<string, string>('cred', { keyEncoding: 'utf8', valueEncoding: 'utf8' }).iterator()) {
+      const tot = byAccount.get((JSON.parse(value) as { account: string }).account)
+      if (tot !== undefined) balances.set(key, tot)
     }
     return balances
   } finally {
@@ -286,7 +301,7 @@ async function readHistoryWithToken(client: Client, cred: string) {
       authorization: `Bearer ${readToken}`,
     })
     if (reply.status === 404) return entries
-    expect(reply.status).toBe(200)
+    expect(reply.status, reply.body).toBe(200)
     const page = JSON.parse(reply.body) as { entries: { seq: number; by: string; tot: string }[] }
     if (page.entries.length === 0) return entries
     entries.push(...page.entries.map(({ seq, by, tot }) => ({ seq, by, tot })))
@@ -302,8 +317,8 @@ describe.each([
     const store = await openLevelStore(db, { sync: false })
     const ledger = await openLedger(store, { writerBatchMax: 64, writerQueueMax: 1024, now: () => 1_000 })
     try {
-      const early = accountKeyOf('ZWFybHk=')
-      const late = accountKeyOf('bGF0ZQ==')
+      const early = credentialKeyOf('ZWFybHk=')
+      const late = credentialKeyOf('bGF0ZQ==')
       for (let index = 0; index < 3000; index++) await ledger.mod(early, { by: 7n, idempotencyKey: `k${index}` })
       const chunks = await backupChunks(store)
       await ledger.mod(early, { by: 1n })

@@ -52,6 +52,34 @@ describe('online commands against a server on loopback', () => {
     expect(table.slice(3)).toEqual([''])
   })
 
+  test('new --json, acct (by credential and by public id) and rotate print JSON and never a credential but the new one', async () => {
+    vi.stubEnv('ACCMAN_URL', url)
+    vi.stubEnv('ACCMAN_TOKEN', undefined)
+    const created = await runHere(['new', '40', '--json'])
+    expect([created.code, created.stderr]).toEqual([0, ''])
+    const { cred, account } = JSON.parse(created.stdout) as { cred: string; account: string }
+    expect(cred).toMatch(/^[A-Za-z0-9_-]{43}=$/)
+    expect(account).toMatch(/^acct_[A-Za-z0-9_-]{22}$/)
+    expect(JSON.parse((await runHere(['new', '--json'])).stdout)).toMatchObject({ account: null })
+    const byCred = await runHere(['acct', cred])
+    expect(JSON.parse(byCred.stdout)).toMatchObject({ account, tot: '40', held: '0', avail: '40', seq: 1 })
+    expect(JSON.parse((await runHere(['acct', '--id', account])).stdout)).toEqual(JSON.parse(byCred.stdout))
+    const fresh = newCredential()
+    const rotated = await runHere(['rotate', cred, fresh, '--grace', '60', '--key', 'rot-1'])
+    expect([rotated.code, rotated.stderr]).toEqual([0, ''])
+    expect(JSON.parse(rotated.stdout)).toMatchObject({ account, tot: '40', seq: 2 })
+    expect(rotated.stdout).not.toContain(cred)
+    expect(rotated.stdout).not.toContain(fresh)
+    // The same key replays; during the grace both credentials work.
+    expect((await runHere(['rotate', cred, fresh, '--grace', '60', '--key', 'rot-1'])).stdout).toBe(rotated.stdout)
+    expect(await runHere(['tot', cred])).toMatchObject({ code: 0, stdout: '40\n' })
+    expect(await runHere(['tot', fresh])).toMatchObject({ code: 0, stdout: '40\n' })
+    const inUse = await runHere(['rotate', fresh, cred])
+    expect(inUse.code).toBe(1)
+    expect(inUse.stderr).toBe('accman: new already addresses an account (ACCMAN_CRED_IN_USE)\n')
+    expect(await runHere(['acct', cred, '--id', account])).toMatchObject({ code: 2 })
+  })
+
   test('a refusal is one line on stderr with its exit code, and never the credential', async () => {
     vi.stubEnv('ACCMAN_URL', url)
     vi.stubEnv('ACCMAN_TOKEN', undefined)
@@ -78,7 +106,7 @@ test('each run has its own exit code: faults found by one run do not fail the ne
 
   const verified = await runHere(['verify', '--db', db])
   expect(verified.code).toBe(7)
-  expect(verified.stdout).toMatch(/^fault: account [0-9a-f]{12}…: entry 3 follows entry 1$/m)
+  expect(verified.stdout).toMatch(/^fault: account [A-Za-z0-9_-]{12}…: entry 3 follows entry 1$/m)
   expect(verified.stdout).toMatch(/\nverify .*: 1 accounts, 2 entries, 0 idempotency keys: 2 faults\n$/)
   expect(await runHere(['--version'])).toMatchObject({ code: 0, stderr: '' })
   expect(process.exitCode).toBeUndefined()

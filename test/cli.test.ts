@@ -226,7 +226,7 @@ describe('offline commands on a stopped server\'s directory', () => {
 
     const run = await runCli(['verify', '--db', damaged])
     expect(run.code).toBe(7)
-    expect(run.stdout).toMatch(/^fault: account [0-9a-f]{12}…: entry 3 follows entry 1$/m)
+    expect(run.stdout).toMatch(/^fault: account [A-Za-z0-9_-]{12}…: entry 3 follows entry 1$/m)
     expect(run.stdout).toMatch(/: 1 accounts, 2 entries, 3 idempotency keys: \d faults\n$/)
     expect(run.stdout).not.toContain(cred)
     const exported = await runCli(['export', join(damaged, 'out.jsonl'), '--db', damaged])

@@ -144,6 +144,8 @@ const varying = [
   /(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{43}=(?![A-Za-z0-9_=-])/g,
   /(?<="key":")[A-Za-z0-9_-]{16}(?=\.\d+\.)/g,
   /(?<="hold":")[A-Za-z0-9_-]{22}(?=")/g,
+  // Public ids of accounts: derived from an internal id drawn at random when the account is made.
+  /(?<="account":")acct_[A-Za-z0-9_-]{22}(?=")/g,
 ]
 
 function normalise(output: string): string[] {

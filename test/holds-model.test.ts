@@ -10,7 +10,7 @@ import { ClassicLevel } from 'classic-level'
 import fc from 'fast-check'
 import { MemoryLevel } from 'memory-level'
 import { afterAll, describe, expect, test } from 'vitest'
-import { accountKeyOf, LedgerError, openLedger, type Ledger, type LedgerStore } from '../src/ledger/index.js'
+import { credentialKeyOf, LedgerError, openLedger, type Ledger, type LedgerStore } from '../src/ledger/index.js'
 import { openLevelStore } from '../src/ledger/level/store.js'
 import { openPostgresStore } from '../src/ledger/postgres/store.js'
 import { freshDatabase } from './postgres-support.js'
@@ -81,7 +81,7 @@ class ModCommand implements fc.AsyncCommand<Model, Real> {
       }
     }
     const actual = await outcomeOf(async () => {
-      const result = await real.ledger.mod(accountKeyOf(this.cred), { by: this.by })
+      const result = await real.ledger.mod(credentialKeyOf(this.cred), { by: this.by })
       return { tot: result.tot, held: result.held ?? 0n, seq: result.seq }
     })
     expect(actual).toEqual(expected)
@@ -106,7 +106,7 @@ class HoldCommand implements fc.AsyncCommand<Model, Real> {
       }
     }
     const actual = await outcomeOf(async () => {
-      const result = await real.ledger.hold(accountKeyOf(this.cred), { by: this.by, ttlMs: this.ttlMs })
+      const result = await real.ledger.hold(credentialKeyOf(this.cred), { by: this.by, ttlMs: this.ttlMs })
       real.ids.set(this.cred, [...(real.ids.get(this.cred) ?? []), result.hold])
       return { tot: result.tot, held: result.held, seq: result.seq }
     })
@@ -147,7 +147,7 @@ class ReleaseCommand implements fc.AsyncCommand<Model, Real> {
       }
     }
     const actual = await outcomeOf(async () => {
-      const key = accountKeyOf(this.cred)
+      const key = credentialKeyOf(this.cred)
       const result =
         this.op === 'settle'
           ? await real.ledger.settle(key, { holdId, ...(this.by === undefined ? {} : { by: this.by }) })
@@ -184,7 +184,7 @@ class ReadCommand implements fc.AsyncCommand<Model, Real> {
   check = () => true
   async run(model: Model, real: Real) {
     const account = model.accounts.get(this.cred)
-    const key = accountKeyOf(this.cred)
+    const key = credentialKeyOf(this.cred)
     const balance = await real.ledger.tot(key)
     if (account === undefined) {
       expect(balance).toBeUndefined()

@@ -4,11 +4,11 @@
 import { describe, expect, test } from 'vitest'
 import { verifyStore } from '../src/ledger/verify.js'
 import { exportStore, importStore } from '../src/ledger/archive.js'
-import { accountKeyOf, openLedger, type Ledger, type LedgerOptions, type LedgerStore } from '../src/ledger/index.js'
+import { credentialKeyOf, openLedger, type Ledger, type LedgerOptions, type LedgerStore } from '../src/ledger/index.js'
 import type { Backend } from './ledger.suite.js'
 
-const alice = accountKeyOf('aG9sZHMtYWxpY2U=')
-const bob = accountKeyOf('aG9sZHMtYm9i')
+const alice = credentialKeyOf('aG9sZHMtYWxpY2U=')
+const bob = credentialKeyOf('aG9sZHMtYm9i')
 
 async function codeOf(promise: Promise<unknown>): Promise<string> {
   try {
@@ -75,7 +75,7 @@ export function holdsSuite(name: string, backend: Backend): void {
       expect(await codeOf(ledger.settle(alice, { holdId: 'AAAAAAAAAAAAAAAAAAAAAA' }))).toBe('ACCMAN_NO_HOLD')
       // Another account's hold is not this account's.
       expect(await codeOf(ledger.void(alice, { holdId: bobs.hold }))).toBe('ACCMAN_NO_HOLD')
-      expect(await codeOf(ledger.settle(accountKeyOf('bm9ib2R5'), { holdId: held.hold }))).toBe('ACCMAN_NO_ACCOUNT')
+      expect(await codeOf(ledger.settle(credentialKeyOf('bm9ib2R5'), { holdId: held.hold }))).toBe('ACCMAN_NO_ACCOUNT')
       expect(await codeOf(ledger.settle(alice, { holdId: held.hold, by: 6n }))).toBe('ACCMAN_HOLD_EXCEEDED')
       expect(await ledger.tot(alice)).toEqual({ tot: 10n, seq: 2, held: 5n })
       await ledger.settle(alice, { holdId: held.hold })

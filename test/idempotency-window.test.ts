@@ -6,12 +6,12 @@ import { describe, expect, test } from 'vitest'
 import { ConfigError, limits, parseConfig } from '../src/config.js'
 import { generationsPerWindow } from '../src/ledger/cache.js'
 import { historyKeyOf, idempotencyKeyOf } from '../src/ledger/codec.js'
-import { accountKeyOf, idempotencyTtlSecondsMax, openLedger, type LedgerOptions } from '../src/ledger/index.js'
+import { credentialKeyOf, idempotencyTtlSecondsMax, openLedger, type AccountKey, type LedgerOptions } from '../src/ledger/index.js'
 import { LevelStore, openLevelStore } from '../src/ledger/level/store.js'
 import { verifyStore as verifyLedgerStore, type VerifyOptions } from '../src/ledger/verify.js'
 import { ServerProcess, testApp } from './support.js'
 
-const alice = accountKeyOf('YWxpY2U=')
+const alice = credentialKeyOf('YWxpY2U=')
 const startMs = Date.parse('2026-11-30T00:00:00.000Z')
 const table = (db: MemoryLevel<string, string>, name: string) =>
   db.sublevel<string, string>(name, { keyEncoding: 'utf8', valueEncoding: 'utf8' })
@@ -47,7 +47,7 @@ describe('idempotency retention window', () => {
 
     // A window after the second use, its record goes; the key is new again.
     state.nowMs += 60_000
-    expect(await table(db, 'idem').keys().all()).toEqual([idempotencyKeyOf(alice, 'k')])
+    expect(await table(db, 'idem').keys().all()).toEqual([idempotencyKeyOf((await ledger.resolve(alice)) as AccountKey, 'k')])
     expect(await ledger.pruneExpiredIdempotency(100)).toBe(1)
     expect(await table(db, 'idem').keys().all()).toEqual([])
     expect(await verifyStore(db, { idempotencyTtlMs: 60_000, nowMs: state.nowMs })).toMatchObject({ faultCount: 0, idempotencyKeys: 0 })
@@ -70,7 +70,7 @@ describe('idempotency retention window', () => {
       expect(first).toMatchObject({ replayed: false })
       expect(second).toBeLessThanOrEqual(1)
       expect(await ledger.mod(alice, { by: 1n, idempotencyKey: 'k' })).toMatchObject({ replayed: true })
-      const record = await table(db, 'idem').get(idempotencyKeyOf(alice, 'k'))
+      const record = await table(db, 'idem').get(idempotencyKeyOf((await ledger.resolve(alice)) as AccountKey, 'k'))
       expect(JSON.parse(record ?? '{}')).toMatchObject({ atMs: state.nowMs })
       state.nowMs += 60_000
     }
@@ -89,7 +89,7 @@ describe('idempotency retention window', () => {
     for (let pass = 0; pass < 4; pass++) deleted.push(await ledger.pruneExpiredIdempotency(3))
     expect(deleted.every((count) => count <= 3)).toBe(true)
     expect(deleted.reduce((sum, count) => sum + count, 0)).toBe(7)
-    expect(await table(db, 'idem').keys().all()).toEqual([idempotencyKeyOf(alice, 'fresh')])
+    expect(await table(db, 'idem').keys().all()).toEqual([idempotencyKeyOf((await ledger.resolve(alice)) as AccountKey, 'fresh')])
     await ledger.close()
   })
 
@@ -130,9 +130,9 @@ describe('idempotency retention window', () => {
     const db = new MemoryLevel<string, string>()
     await db.open()
     // A store written by an earlier version, years before.
-    await table(db, 'acct').put(alice, JSON.stringify({ tot: '10', seq: 1, atMs: 1000 }))
-    await table(db, 'past').put(historyKeyOf(alice, 1), JSON.stringify({ by: '10', tot: '10', atMs: 1000, key: 'legacy' }))
-    await table(db, 'idem').put(idempotencyKeyOf(alice, 'legacy'), JSON.stringify({ by: '10', tot: '10', seq: 1 }))
+    await table(db, 'acct').put(alice as string as AccountKey, JSON.stringify({ tot: '10', seq: 1, atMs: 1000 }))
+    await table(db, 'past').put(historyKeyOf(alice as string as AccountKey, 1), JSON.stringify({ by: '10', tot: '10', atMs: 1000, key: 'legacy' }))
+    await table(db, 'idem').put(idempotencyKeyOf(alice as string as AccountKey, 'legacy'), JSON.stringify({ by: '10', tot: '10', seq: 1 }))
     expect(await verifyStore(db, { idempotencyTtlMs: 60_000, nowMs: startMs })).toMatchObject({ faultCount: 0 })
     const ledger = await open(db, now)
     state.nowMs += 59_999

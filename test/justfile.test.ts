@@ -40,7 +40,7 @@ describe.runIf(just !== undefined)('justfile recipes', () => {
     const list = await runJust(['--list'], env)
     expect(list.code).toBe(0)
     const lines = list.stdout.split('\n')
-    const recipes = ['start', 'dev', 'test', 'check', 'bench', 'tot', 'mod', 'move', 'freeze', 'unfreeze', 'past', 'new', 'verify', 'export', 'import']
+    const recipes = ['start', 'dev', 'test', 'check', 'bench', 'tot', 'mod', 'move', 'freeze', 'unfreeze', 'past', 'acct', 'rotate', 'new', 'verify', 'export', 'import']
     for (const recipe of recipes) {
       const index = lines.findIndex((line) => line.trimStart().startsWith(`${recipe} `) || line.trim() === recipe)
       expect(index, recipe).toBeGreaterThan(0)
@@ -72,6 +72,22 @@ describe.runIf(just !== undefined)('justfile recipes', () => {
     expect((await runJust(['mod', from, '-1'], env)).code).toBe(1)
     expect((await runJust(['unfreeze', from], env)).stdout).toBe('unfrozen\n')
     expect((await runJust(['mod', from, '-1'], env)).stdout).toBe('59\n')
+  })
+
+  test('acct and rotate through just: the account, its balance and its public id follow the new credential', async () => {
+    const old = (await runJust(['new', '50'], env)).stdout.trim()
+    const fresh = (await runJust(['new'], env)).stdout.trim()
+    const before = JSON.parse((await runJust(['acct', old], env)).stdout) as { account: string }
+    expect(before).toMatchObject({ tot: '50', held: '0', avail: '50', seq: 1 })
+    const rotated = await runJust(['rotate', old, fresh], env)
+    expect(rotated.code).toBe(0)
+    expect(JSON.parse(rotated.stdout)).toMatchObject({ account: before.account, tot: '50', seq: 2 })
+    expect(rotated.stdout + rotated.stderr).not.toContain(old)
+    expect(rotated.stdout + rotated.stderr).not.toContain(fresh)
+    expect((await runJust(['tot', fresh], env)).stdout).toBe('50\n')
+    const retired = await runJust(['tot', old], env)
+    expect(retired.code).toBe(3)
+    expect(retired.stderr).not.toContain(old)
   })
 
   test('a mistake is one line with the CLI exit code', async () => {

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict'
 import type { LedgerStore } from '../src/ledger/index.js'
 import { openPostgresStore } from '../src/ledger/postgres/store.js'
+import { accountsSuite } from './accounts.suite.js'
 import { ledgerSuite } from './ledger.suite.js'
 import { lifecycleSuite } from './lifecycle.suite.js'
 import { freshDatabase } from './postgres-support.js'
@@ -26,3 +27,4 @@ ledgerSuite('PostgreSQL', {
 })
 
 lifecycleSuite('PostgreSQL', { storeClock: true, makeStore: async () => open(await freshDatabase()) })
+accountsSuite('PostgreSQL', { storeClock: true, makeStore: async () => open(await freshDatabase()) })

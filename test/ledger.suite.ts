@@ -8,7 +8,7 @@ import { describe, expect, test } from 'vitest'
 import { historyKeyOf } from '../src/ledger/codec.js'
 import { verifyStore } from '../src/ledger/verify.js'
 import {
-  accountKeyOf,
+  credentialKeyOf,
   amountMax,
   LedgerError,
   openLedger,
@@ -20,6 +20,7 @@ import {
 } from '../src/ledger/index.js'
 import type { RoundOutcome, RoundTransaction } from '../src/ledger/store.js'
 import { holdsSuite } from './holds.suite.js'
+import type { AccountKey } from '../src/ledger/types.js'
 
 export interface Backend {
   /** A fresh, empty store, open, writing durably. */
@@ -32,8 +33,8 @@ export interface Backend {
   storeClock?: boolean
 }
 
-const alice = accountKeyOf('abcdefghijklmnopqrstuvwxyz0123456789-_==')
-const bob = accountKeyOf('Ym9i')
+const alice = credentialKeyOf('abcdefghijklmnopqrstuvwxyz0123456789-_==')
+const bob = credentialKeyOf('Ym9i')
 
 export async function codeOf(promise: Promise<unknown>): Promise<string> {
   try {
@@ -250,7 +251,7 @@ export function ledgerSuite(name: string, backend: Backend): void {
       // No cache, so the read goes to the store.
       const ledger = await open({ accountCacheMax: 0 }, store)
       await ledger.mod(alice, { by: 10n })
-      await db.sublevel('acct').put(alice, '{"tot":"-5","seq":1,"atMs":0}')
+      await db.sublevel('acct').put((await ledger.resolve(alice)) ?? '', '{"tot":"-5","seq":1,"atMs":0}')
       await expect(ledger.tot(alice)).rejects.toBeInstanceOf(AssertionError)
       await ledger.close()
     })
@@ -270,12 +271,13 @@ export function ledgerSuite(name: string, backend: Backend): void {
 
     if (dbOf !== undefined) test('a round with one failing operation writes nothing of the round, and the writer stops', async () => {
       const { store, db } = await makeLevel()
-      const carol = accountKeyOf('Y2Fyb2w=')
+      const carol = credentialKeyOf('Y2Fyb2w=')
       const faults: Error[] = []
       const ledger = await open({ onFatal: (error) => faults.push(error), writerBatchMax: 10 }, store)
       await ledger.mod(alice, { by: 10n })
-      // Bob's first entry fails as it is added to the batch: one operation of five in the round.
-      const failing = historyKeyOf(bob, 1)
+      const aliceAccount = (await ledger.resolve(alice)) as AccountKey
+      // Bob's credential record fails as it is added to the batch: one operation of several in the round.
+      const failing = `!cred!${bob}`
       db.hooks.prewrite.add((op: { key: unknown }) => {
         if (String(op.key).endsWith(failing)) throw new Error('injected fault')
       })
@@ -289,10 +291,11 @@ export function ledgerSuite(name: string, backend: Backend): void {
       expect(ledger.writerHealthy).toBe(false)
       // Nothing of the round is in the store: not alice's entry, record or balance, not carol's account.
       const table = (name: string) => db.sublevel<string, string>(name, { keyEncoding: 'utf8', valueEncoding: 'utf8' })
-      expect(await table('past').keys().all()).toEqual([historyKeyOf(alice, 1)])
-      expect(await table('acct').keys().all()).toEqual([alice])
+      expect(await table('past').keys().all()).toEqual([historyKeyOf(aliceAccount, 1)])
+      expect(await table('acct').keys().all()).toEqual([aliceAccount])
+      expect(await table('cred').keys().all()).toEqual([alice])
       expect(await table('idem').keys().all()).toEqual([])
-      expect(JSON.parse((await table('acct').get(alice)) ?? '{}')).toMatchObject({ tot: '10', seq: 1 })
+      expect(JSON.parse((await table('acct').get(aliceAccount)) ?? '{}')).toMatchObject({ tot: '10', seq: 1 })
       expect(await codeOf(ledger.mod(alice, { by: 1n }))).toBe('ACCMAN_CLOSED')
       expect(await table('past').keys().all()).toHaveLength(1)
     })
@@ -350,7 +353,7 @@ export function ledgerSuite(name: string, backend: Backend): void {
     const keepsFilters = reopen !== undefined && dbOf !== undefined
     if (keepsFilters) test('a clean stop keeps the filters for the next start; a crash or a damaged copy means a scan', async () => {
       assert.ok(reopen !== undefined)
-      const carol = accountKeyOf('Y2Fyb2w=')
+      const carol = credentialKeyOf('Y2Fyb2w=')
       const filtersOf = (store: LedgerStore) => store.readMeta('filters')
       const store = await backend.makeStore()
       const first = await open({ accountCacheMax: 0 }, store)
@@ -364,7 +367,7 @@ export function ledgerSuite(name: string, backend: Backend): void {
       expect(await filtersOf(second)).toBeUndefined()
       expect(await ledger.tot(alice)).toEqual({ tot: 5n, seq: 1 })
       expect(await ledger.tot(bob)).toEqual({ tot: 7n, seq: 1 })
-      expect(await ledger.tot(accountKeyOf('dW5rbm93bg=='))).toBeUndefined()
+      expect(await ledger.tot(credentialKeyOf('dW5rbm93bg=='))).toBeUndefined()
       expect(await ledger.mod(alice, { by: 5n, idempotencyKey: 'k' })).toEqual({ tot: 5n, seq: 1, replayed: true })
       await ledger.mod(carol, { by: 3n, idempotencyKey: 'c' })
       // A crash: the store closes without the ledger's close, so no filters are kept.
@@ -416,7 +419,7 @@ export function ledgerSuite(name: string, backend: Backend): void {
       for (const accountCacheMax of [0, 100]) {
         if (keepsFilters) test(`kept filters with ${damageName} (cache ${accountCacheMax}): no account is overwritten, no key replayed twice`, async () => {
           assert.ok(reopen !== undefined)
-          const carol = accountKeyOf('Y2Fyb2w=')
+          const carol = credentialKeyOf('Y2Fyb2w=')
           let store = await backend.makeStore()
           let ledger = await open({ accountCacheMax }, store)
           await ledger.mod(alice, { by: 5n, idempotencyKey: 'first' })
@@ -500,8 +503,10 @@ export function ledgerSuite(name: string, backend: Backend): void {
       const ledger = await open({ accountCacheMax: 0 }, store)
       await ledger.mod(bob, { by: 1n })
       const table = (name: string) => db.sublevel<string, string>(name, { keyEncoding: 'utf8', valueEncoding: 'utf8' })
+      // As a store of format 1 keyed it, upgraded: the credential's hash is the account's id.
+      await table('cred').put(alice, JSON.stringify({ account: alice }))
       await table('acct').put(alice, JSON.stringify({ tot: '9', seq: 1, atMs: 0 }))
-      await table('past').put(historyKeyOf(alice, 1), JSON.stringify({ by: '9', tot: '9', atMs: 0 }))
+      await table('past').put(historyKeyOf(alice as string as AccountKey, 1), JSON.stringify({ by: '9', tot: '9', atMs: 0 }))
       expect(await ledger.mod(alice, { by: 1n })).toEqual({ tot: 10n, seq: 2, replayed: false })
       expect((await ledger.past(alice, { limit: 10, order: 'asc' })).entries.map((entry) => entry.by)).toEqual([9n, 1n])
       await ledger.close()
@@ -511,7 +516,7 @@ export function ledgerSuite(name: string, backend: Backend): void {
 }
 
 /** Reads the whole history a page at a time and checks seq runs 1..n and each tot chains. */
-export async function expectHistoryChain(ledger: Ledger, accountKey: ReturnType<typeof accountKeyOf>, length: number) {
+export async function expectHistoryChain(ledger: Ledger, accountKey: ReturnType<typeof credentialKeyOf>, length: number) {
   let previousTot = 0n
   let seen = 0
   for (;;) {
@@ -547,6 +552,8 @@ export function withOutage(store: LedgerStore): { store: LedgerStore; setDown: (
   const wrapped: LedgerStore = {
     sharing: store.sharing,
     readAccount: (accountKey) => (down ? Promise.reject(unavailable()) : store.readAccount(accountKey)),
+    readCredential: (credentialKey) => (down ? Promise.reject(unavailable()) : store.readCredential(credentialKey)),
+    accountOfPublicId: (publicId) => store.accountOfPublicId(publicId),
     runRound: (body) => (down ? Promise.reject(unavailable()) : store.runRound(body)),
     pageHistory: (accountKey, range) => store.pageHistory(accountKey, range),
     entriesWithKey: (accountKey, key, limit) => store.entriesWithKey(accountKey, key, limit),
@@ -574,6 +581,8 @@ function asShared(store: LedgerStore, clockMs: () => number): LedgerStore {
   return {
     sharing: 'shared',
     readAccount: (accountKey) => store.readAccount(accountKey),
+    readCredential: async (credentialKey) => ({ state: (await store.readCredential(credentialKey)).state, nowMs: clockMs() }),
+    accountOfPublicId: (publicId) => store.accountOfPublicId(publicId),
     runRound<T>(body: (transaction: RoundTransaction) => Promise<RoundOutcome<T>>): Promise<T> {
       const run = tail.then(() =>
         store.runRound(async (transaction) => {

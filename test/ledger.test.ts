@@ -6,6 +6,7 @@ import { MemoryLevel } from 'memory-level'
 import { afterAll } from 'vitest'
 import type { LedgerStore, RootDb } from '../src/ledger/index.js'
 import { LevelStore, openLevelStore } from '../src/ledger/level/store.js'
+import { accountsSuite } from './accounts.suite.js'
 import { ledgerSuite } from './ledger.suite.js'
 import { lifecycleSuite } from './lifecycle.suite.js'
 
@@ -55,3 +56,5 @@ ledgerSuite('a classic-level sublevel', {
 
 lifecycleSuite('memory-level', { makeStore: () => level(new MemoryLevel<string, string>()), dbOf })
 lifecycleSuite('classic-level', { makeStore: () => level(classicLevel()), dbOf })
+accountsSuite('memory-level', { makeStore: () => level(new MemoryLevel<string, string>()), dbOf })
+accountsSuite('classic-level', { makeStore: () => level(classicLevel()), dbOf })

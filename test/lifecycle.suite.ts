@@ -5,12 +5,12 @@ import { exportStore, importStore } from '../src/ledger/archive.js'
 import { encodeEntry, historyKeyOf } from '../src/ledger/codec.js'
 import { tablesOf } from '../src/ledger/level/store.js'
 import { verifyStore } from '../src/ledger/verify.js'
-import { accountKeyOf, openLedger, type Ledger, type LedgerOptions, type LedgerStore } from '../src/ledger/index.js'
+import { credentialKeyOf, openLedger, type Ledger, type LedgerOptions, type LedgerStore } from '../src/ledger/index.js'
 import { codeOf, type Backend } from './ledger.suite.js'
 
-const alice = accountKeyOf('YWxpY2UtbGlmZWN5Y2xl')
-const bob = accountKeyOf('Ym9iLWxpZmVjeWNsZQ==')
-const carol = accountKeyOf('Y2Fyb2wtbGlmZWN5Y2xl')
+const alice = credentialKeyOf('YWxpY2UtbGlmZWN5Y2xl')
+const bob = credentialKeyOf('Ym9iLWxpZmVjeWNsZQ==')
+const carol = credentialKeyOf('Y2Fyb2wtbGlmZWN5Y2xl')
 
 /** Waits for `condition`, polling; fails the test past `timeoutMs`. */
 async function waitFor(condition: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
@@ -39,7 +39,7 @@ export function lifecycleSuite(name: string, backend: Backend): void {
       const { ledger, store } = await open()
       await ledger.mod(alice, { by: 500n })
       await ledger.mod(bob, { by: 100n })
-      const result = await ledger.move(alice, { by: 200n, toAccountKey: bob, note: 'to bob', actor: 'support' })
+      const result = await ledger.move(alice, { by: 200n, toCredentialKey: bob, note: 'to bob', actor: 'support' })
       expect(result).toMatchObject({ tot: 300n, seq: 2, replayed: false })
       expect(result.move).toMatch(/^[A-Za-z0-9_-]{22}$/)
       expect(await ledger.tot(bob)).toEqual({ tot: 300n, seq: 2 })
@@ -54,12 +54,12 @@ export function lifecycleSuite(name: string, backend: Backend): void {
     test('move refusals write nothing: unknown from or to, short, overflow', async () => {
       const { ledger } = await open()
       await ledger.mod(alice, { by: 10n })
-      expect(await codeOf(ledger.move(carol, { by: 1n, toAccountKey: alice }))).toBe('ACCMAN_NO_ACCOUNT')
-      await expect(ledger.move(alice, { by: 1n, toAccountKey: carol })).rejects.toThrow(/\bto\b/)
+      expect(await codeOf(ledger.move(carol, { by: 1n, toCredentialKey: alice }))).toBe('ACCMAN_NO_ACCOUNT')
+      await expect(ledger.move(alice, { by: 1n, toCredentialKey: carol })).rejects.toThrow(/\bto\b/)
       await ledger.mod(bob, { by: 2n ** 127n - 5n })
-      const short = await ledger.move(alice, { by: 11n, toAccountKey: bob }).catch((error: unknown) => error)
+      const short = await ledger.move(alice, { by: 11n, toCredentialKey: bob }).catch((error: unknown) => error)
       expect(short).toMatchObject({ code: 'ACCMAN_INSUFFICIENT_FUNDS', tot: 10n })
-      expect(await codeOf(ledger.move(alice, { by: 10n, toAccountKey: bob }))).toBe('ACCMAN_OVERFLOW')
+      expect(await codeOf(ledger.move(alice, { by: 10n, toCredentialKey: bob }))).toBe('ACCMAN_OVERFLOW')
       expect(await ledger.tot(alice)).toEqual({ tot: 10n, seq: 1 })
       expect(await ledger.tot(bob)).toEqual({ tot: 2n ** 127n - 5n, seq: 1 })
       await ledger.close()
@@ -69,10 +69,10 @@ export function lifecycleSuite(name: string, backend: Backend): void {
       const { ledger, store } = await open()
       await ledger.mod(alice, { by: 100n })
       await ledger.mod(bob, { by: 1n })
-      const first = await ledger.move(alice, { by: 30n, toAccountKey: bob, idempotencyKey: 'move-1' })
-      const again = await ledger.move(alice, { by: 30n, toAccountKey: bob, idempotencyKey: 'move-1' })
+      const first = await ledger.move(alice, { by: 30n, toCredentialKey: bob, idempotencyKey: 'move-1' })
+      const again = await ledger.move(alice, { by: 30n, toCredentialKey: bob, idempotencyKey: 'move-1' })
       expect(again).toEqual({ ...first, replayed: true })
-      expect(await codeOf(ledger.move(alice, { by: 31n, toAccountKey: bob, idempotencyKey: 'move-1' }))).toBe('ACCMAN_IDEMPOTENCY_MISMATCH')
+      expect(await codeOf(ledger.move(alice, { by: 31n, toCredentialKey: bob, idempotencyKey: 'move-1' }))).toBe('ACCMAN_IDEMPOTENCY_MISMATCH')
       expect(await codeOf(ledger.mod(alice, { by: -30n, idempotencyKey: 'move-1' }))).toBe('ACCMAN_IDEMPOTENCY_MISMATCH')
       // Bob's key space is his own: the same key is new there.
       expect(await ledger.mod(bob, { by: 5n, idempotencyKey: 'move-1' })).toMatchObject({ tot: 36n, replayed: false })
@@ -90,11 +90,11 @@ export function lifecycleSuite(name: string, backend: Backend): void {
       expect(await ledger.freeze(alice, { frozen: true, actor: 'ops' })).toMatchObject({ tot: 100n, seq: 2, frozen: true, changed: true })
       expect(await ledger.freeze(alice, { frozen: true })).toMatchObject({ seq: 2, changed: false })
       expect(await codeOf(ledger.mod(alice, { by: -1n }))).toBe('ACCMAN_FROZEN')
-      expect(await codeOf(ledger.move(alice, { by: 1n, toAccountKey: bob }))).toBe('ACCMAN_FROZEN')
+      expect(await codeOf(ledger.move(alice, { by: 1n, toCredentialKey: bob }))).toBe('ACCMAN_FROZEN')
       // Frozen comes before short: the account's state, not the amount, is the reason.
       expect(await codeOf(ledger.mod(alice, { by: -1000n }))).toBe('ACCMAN_FROZEN')
       expect(await ledger.mod(alice, { by: 5n })).toMatchObject({ tot: 105n })
-      expect(await ledger.move(bob, { by: 5n, toAccountKey: alice })).toMatchObject({ tot: 95n })
+      expect(await ledger.move(bob, { by: 5n, toCredentialKey: alice })).toMatchObject({ tot: 95n })
       expect((await ledger.account(alice))?.frozen).toBe(true)
       expect(await ledger.freeze(alice, { frozen: false })).toMatchObject({ frozen: false, changed: true, seq: 5 })
       expect(await ledger.mod(alice, { by: -10n })).toMatchObject({ tot: 100n, seq: 6 })
@@ -121,11 +121,11 @@ export function lifecycleSuite(name: string, backend: Backend): void {
       // A debit larger than the balance answers 402 until the expiry passes, then 410: it never applies.
       await waitFor(async () => (await codeOf(ledger.mod(alice, { by: -1000n }))) === 'ACCMAN_EXPIRED')
       expect(await codeOf(ledger.mod(alice, { by: -1n }))).toBe('ACCMAN_EXPIRED')
-      expect(await codeOf(ledger.move(alice, { by: 1n, toAccountKey: bob }))).toBe('ACCMAN_EXPIRED')
+      expect(await codeOf(ledger.move(alice, { by: 1n, toCredentialKey: bob }))).toBe('ACCMAN_EXPIRED')
       expect(await ledger.tot(alice)).toEqual({ tot: 100n, seq: 1, expiresMs: expect.any(Number) as number })
       // A credit without ttl, and a move in, are accepted and do not reopen it.
       expect(await ledger.mod(alice, { by: 1n })).toMatchObject({ tot: 101n, expiresMs: credited.expiresMs })
-      await ledger.move(bob, { by: 1n, toAccountKey: alice })
+      await ledger.move(bob, { by: 1n, toCredentialKey: alice })
       expect(await codeOf(ledger.mod(alice, { by: -1n }))).toBe('ACCMAN_EXPIRED')
       const reopenedCredit = await ledger.mod(alice, { by: 1n, ttlSeconds: 3600 })
       expect(reopenedCredit.expiresMs).toBeGreaterThan(Date.now() + 3_500_000)
@@ -157,7 +157,7 @@ export function lifecycleSuite(name: string, backend: Backend): void {
       await ledger.mod(alice, { by: 500n })
       await ledger.mod(bob, { by: 500n })
       const moves = Array.from({ length: 1000 }, (_, index) =>
-        index % 2 === 0 ? ledger.move(alice, { by: 1n, toAccountKey: bob }) : ledger.move(bob, { by: 1n, toAccountKey: alice }),
+        index % 2 === 0 ? ledger.move(alice, { by: 1n, toCredentialKey: bob }) : ledger.move(bob, { by: 1n, toCredentialKey: alice }),
       )
       const outcomes = await Promise.allSettled(moves)
       expect(outcomes.filter((outcome) => outcome.status === 'rejected')).toEqual([])
@@ -175,13 +175,15 @@ export function lifecycleSuite(name: string, backend: Backend): void {
       const { ledger, store } = await open()
       await ledger.mod(alice, { by: 10n })
       await ledger.mod(bob, { by: 10n })
-      const moved = await ledger.move(alice, { by: 3n, toAccountKey: bob })
+      const moved = await ledger.move(alice, { by: 3n, toCredentialKey: bob })
       const [into] = (await ledger.past(bob, { limit: 1, order: 'desc' })).entries
       expect(into?.move).toBe(moved.move)
       // Behind the ledger's back: the receiving side now names another move (its chain still holds).
       const db = backend.dbOf?.(store)
       if (db === undefined || into === undefined) throw new Error('a LevelDB backend')
-      await tablesOf(db).history.put(historyKeyOf(bob, into.seq), encodeEntry({ ...into, move: 'another-move-id' }))
+      const bobAccount = await ledger.resolve(bob)
+      if (bobAccount === undefined) throw new Error('bob has an account')
+      await tablesOf(db).history.put(historyKeyOf(bobAccount, into.seq), encodeEntry({ ...into, move: 'another-move-id' }))
       const report = await verifyStore(store)
       expect(report.faults.some((fault) => fault.includes('not the same move'))).toBe(true)
       await ledger.close()
@@ -191,7 +193,7 @@ export function lifecycleSuite(name: string, backend: Backend): void {
       const { ledger, store } = await open()
       await ledger.mod(alice, { by: 100n, ttlSeconds: 3600, actor: 'billing' })
       await ledger.mod(bob, { by: 1n })
-      const moved = await ledger.move(alice, { by: 40n, toAccountKey: bob, idempotencyKey: 'k-move' })
+      const moved = await ledger.move(alice, { by: 40n, toCredentialKey: bob, idempotencyKey: 'k-move' })
       await ledger.freeze(bob, { frozen: true })
       const snapshot = await store.snapshot()
       const lines: string[] = []
@@ -213,7 +215,7 @@ export function lifecycleSuite(name: string, backend: Backend): void {
       expect(entries[0]?.actor).toBe('billing')
       expect(entries[1]).toMatchObject({ kind: 'move', move: moved.move, by: -40n, idempotencyKey: 'k-move' })
       // The rebuilt idempotency record replays the move.
-      expect(await copy.move(alice, { by: 40n, toAccountKey: bob, idempotencyKey: 'k-move' })).toMatchObject({ move: moved.move, replayed: true })
+      expect(await copy.move(alice, { by: 40n, toCredentialKey: bob, idempotencyKey: 'k-move' })).toMatchObject({ move: moved.move, replayed: true })
       expect(await codeOf(copy.mod(bob, { by: -1n }))).toBe('ACCMAN_FROZEN')
       await copy.close()
     })

@@ -13,7 +13,7 @@ import { MemoryLevel } from 'memory-level'
 import { afterAll, describe, expect, test } from 'vitest'
 import type { AccountState, IdempotencyState } from '../src/ledger/codec.js'
 import { decideMod } from '../src/ledger/decide.js'
-import { accountKeyOf, amountMax, LedgerError, openLedger, type Ledger, type LedgerStore } from '../src/ledger/index.js'
+import { credentialKeyOf, amountMax, LedgerError, openLedger, type Ledger, type LedgerStore } from '../src/ledger/index.js'
 import { openPostgresStore } from '../src/ledger/postgres/store.js'
 import { freshDatabase } from './postgres-support.js'
 import { openLevelStore } from '../src/ledger/level/store.js'
@@ -27,10 +27,19 @@ interface ModelEntry {
 }
 interface ModelAccount {
   entries: ModelEntry[]
-  keys: Map<string, { by: bigint; tot: bigint; seq: number; move?: { to: string } }>
+  /** `rotateTo`: the key was first used by a rotation to that credential. */
+  keys: Map<string, { by: bigint; tot: bigint; seq: number; move?: { to: string }; rotateTo?: string }>
   frozen?: boolean
 }
+/** The accounts by the credentials that address them now. */
 type Model = Map<string, ModelAccount>
+/** Credentials retired by a rotation, still naming their account (for a retry of the rotation). */
+const retiredOf = new WeakMap<Model, Map<string, ModelAccount>>()
+const retired = (model: Model): Map<string, ModelAccount> => {
+  const found = retiredOf.get(model) ?? new Map<string, ModelAccount>()
+  retiredOf.set(model, found)
+  return found
+}
 type Outcome = { tot: bigint; seq: number; replayed: boolean } | { code: string }
 
 interface Mod {
@@ -76,10 +85,54 @@ function applyToModel(model: Model, op: Op): Outcome {
   if (tot > amountMax) return { code: 'ACCMAN_OVERFLOW' }
   const target: ModelAccount = account ?? { entries: [], keys: new Map() }
   model.set(mod.cred, target)
+  // A retired credential credited again addresses the new account from now on.
+  if (account === undefined) retired(model).delete(mod.cred)
   const seq = target.entries.length + 1
   target.entries.push({ seq, by: mod.by, tot, note: mod.note, idempotencyKey: mod.idempotencyKey })
   if (mod.idempotencyKey !== undefined) target.keys.set(mod.idempotencyKey, { by: mod.by, tot, seq })
   return { tot, seq, replayed: false }
+}
+
+interface Rotation {
+  cred: string
+  to: string
+  idempotencyKey?: string
+}
+
+/** A rotation (grace 0), as plainly: the account moves to the new credential, with a rotate entry. */
+function rotateInModel(model: Model, rotation: Rotation): Outcome {
+  const account = model.get(rotation.cred)
+  const keyed = account ?? retired(model).get(rotation.cred)
+  const first = rotation.idempotencyKey === undefined ? undefined : keyed?.keys.get(rotation.idempotencyKey)
+  if (first !== undefined) {
+    return first.rotateTo === rotation.to ? { tot: first.tot, seq: first.seq, replayed: true } : { code: 'ACCMAN_IDEMPOTENCY_MISMATCH' }
+  }
+  if (account === undefined) return { code: 'ACCMAN_NO_ACCOUNT' }
+  if (model.has(rotation.to)) return { code: 'ACCMAN_CRED_IN_USE' }
+  const tot = account.entries.at(-1)?.tot ?? 0n
+  const seq = account.entries.length + 1
+  account.entries.push({ seq, by: 0n, tot, note: undefined, idempotencyKey: rotation.idempotencyKey })
+  if (rotation.idempotencyKey !== undefined) account.keys.set(rotation.idempotencyKey, { by: 0n, tot, seq, rotateTo: rotation.to })
+  model.delete(rotation.cred)
+  model.set(rotation.to, account)
+  retired(model).set(rotation.cred, account)
+  retired(model).delete(rotation.to)
+  return { tot, seq, replayed: false }
+}
+
+async function rotateInLedger(ledger: Ledger, rotation: Rotation): Promise<Outcome> {
+  try {
+    const result = await ledger.rotate(credentialKeyOf(rotation.cred), {
+      newCredentialKey: credentialKeyOf(rotation.to),
+      graceMs: 0,
+      ...(rotation.idempotencyKey === undefined ? {} : { idempotencyKey: rotation.idempotencyKey }),
+    })
+    const body = JSON.parse(result.body) as { tot: string; seq: number }
+    return { tot: BigInt(body.tot), seq: body.seq, replayed: result.replayed }
+  } catch (error) {
+    if (error instanceof LedgerError) return { code: error.code }
+    throw error
+  }
 }
 
 /** A move: both sides or neither; the key is in FROM's key space, on FROM's entry only. */
@@ -120,20 +173,20 @@ function applyFreezeToModel(model: Model, freeze: Freeze): Outcome {
 async function applyToLedger(ledger: Ledger, op: Op): Promise<Outcome> {
   try {
     if (isFreeze(op)) {
-      const { tot, seq, replayed } = await ledger.freeze(accountKeyOf(op.cred), { frozen: op.frozen })
+      const { tot, seq, replayed } = await ledger.freeze(credentialKeyOf(op.cred), { frozen: op.frozen })
       return { tot, seq, replayed }
     }
     if (isMove(op)) {
-      const { tot, seq, replayed } = await ledger.move(accountKeyOf(op.cred), {
+      const { tot, seq, replayed } = await ledger.move(credentialKeyOf(op.cred), {
         by: op.by,
-        toAccountKey: accountKeyOf(op.to),
+        toCredentialKey: credentialKeyOf(op.to),
         ...(op.note === undefined ? {} : { note: op.note }),
         ...(op.idempotencyKey === undefined ? {} : { idempotencyKey: op.idempotencyKey }),
       })
       return { tot, seq, replayed }
     }
     const mod = op
-    return await ledger.mod(accountKeyOf(mod.cred), {
+    return await ledger.mod(credentialKeyOf(mod.cred), {
       by: mod.by,
       ...(mod.note === undefined ? {} : { note: mod.note }),
       ...(mod.idempotencyKey === undefined ? {} : { idempotencyKey: mod.idempotencyKey }),
@@ -166,13 +219,22 @@ class BurstCommand implements fc.AsyncCommand<Model, Real> {
   toString = () => `burst(${this.mods.map((op) => (isFreeze(op) ? `${op.cred}:frozen=${op.frozen}` : `${op.cred}${isMove(op) ? `->${op.to}` : ''}:${op.by}${op.idempotencyKey ?? ''}`)).join(',')})`
 }
 
+class RotateCommand implements fc.AsyncCommand<Model, Real> {
+  constructor(readonly rotation: Rotation) {}
+  check = () => true
+  async run(model: Model, real: Real) {
+    expect(await rotateInLedger(real.ledger, this.rotation)).toEqual(rotateInModel(model, this.rotation))
+  }
+  toString = () => `rotate(${JSON.stringify(this.rotation)})`
+}
+
 class TotCommand implements fc.AsyncCommand<Model, Real> {
   constructor(readonly cred: string) {}
   check = () => true
   async run(model: Model, real: Real) {
     const entries = model.get(this.cred)?.entries
     const expected = entries === undefined ? undefined : { tot: entries.at(-1)?.tot, seq: entries.length }
-    expect(await real.ledger.tot(accountKeyOf(this.cred))).toEqual(expected)
+    expect(await real.ledger.tot(credentialKeyOf(this.cred))).toEqual(expected)
   }
   toString = () => `tot(${this.cred})`
 }
@@ -189,12 +251,12 @@ class PastCommand implements fc.AsyncCommand<Model, Real> {
     const entries = model.get(this.cred)?.entries
     const query = { limit: this.limit, order: this.order, ...(this.afterSeq === undefined ? {} : { afterSeq: this.afterSeq }) }
     if (entries === undefined) {
-      await expect(real.ledger.past(accountKeyOf(this.cred), query)).rejects.toMatchObject({ code: 'ACCMAN_NO_ACCOUNT' })
+      await expect(real.ledger.past(credentialKeyOf(this.cred), query)).rejects.toMatchObject({ code: 'ACCMAN_NO_ACCOUNT' })
       return
     }
     const selected = entries.filter((entry) => entry.seq > (this.afterSeq ?? 0))
     const ordered = this.order === 'asc' ? selected : [...selected].reverse()
-    const page = await real.ledger.past(accountKeyOf(this.cred), query)
+    const page = await real.ledger.past(credentialKeyOf(this.cred), query)
     expect(page.tot).toBe(entries.at(-1)?.tot)
     expect(page.seq).toBe(entries.length)
     expect(page.entries.map(({ seq, by, tot, note, idempotencyKey }) => ({ seq, by, tot, note, idempotencyKey }))).toEqual(
@@ -242,6 +304,10 @@ const commandsArb = fc.commands(
     opArb.map((op) => new ModCommand(op)),
     fc.array(opArb, { minLength: 2, maxLength: 12 }).map((mods) => new BurstCommand(mods)),
     credArb.map((cred) => new TotCommand(cred)),
+    fc
+      .record({ cred: credArb, to: credArb, idempotencyKey: fc.constantFrom('k1', 'r1', 'r2') }, { requiredKeys: ['cred', 'to'] })
+      .filter((rotation) => rotation.cred !== rotation.to)
+      .map((rotation) => new RotateCommand(rotation)),
     fc
       .tuple(credArb, fc.integer({ min: 1, max: 20 }), fc.option(fc.integer({ min: 0, max: 30 }), { nil: undefined }), fc.constantFrom('asc' as const, 'desc' as const))
       .map(([cred, limit, after, order]) => new PastCommand(cred, limit, after, order)),
@@ -379,7 +445,8 @@ describe('decideMod, the pure decision, behaves like the model', () => {
             ...(note === undefined ? {} : { note }),
             ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
           })
-          expect(decision.writes.account).toEqual({ tot: entry.tot, seq: entry.seq, atMs: entry.atMs })
+          // The account keeps the time of its first entry.
+          expect(decision.writes.account).toEqual({ tot: entry.tot, seq: entry.seq, atMs: entry.atMs, createdMs: modelAccount?.entries[0]?.atMs })
           expect(decision.writes.idempotency).toEqual(
             mod.idempotencyKey === undefined ? undefined : modelAccount?.keys.get(mod.idempotencyKey),
           )

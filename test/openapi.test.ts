@@ -86,6 +86,7 @@ test('every route of the server is in the document, and nothing else', () => {
   const documented = new Map(Object.entries(doc.paths).map(([path, operations]) => [path, Object.keys(operations).sort()]))
   expect(documented).toEqual(routes)
   expect([...documented.keys()].sort()).toEqual([
+    '/acct',
     '/alert',
     '/backup',
     '/batch',
@@ -100,6 +101,7 @@ test('every route of the server is in the document, and nothing else', () => {
     '/past',
     '/readyz',
     '/ref',
+    '/rotate',
     '/settle',
     '/tot',
     '/unfreeze',
@@ -122,8 +124,11 @@ test('every parameter of the contract is documented', () => {
   expect(names('/alert', 'patch')).toEqual(['query:cred', 'query:below'])
   expect(names('/ref', 'patch')).toEqual(['query:cred', 'query:ref'])
   expect(names('/webhooks/enable', 'post')).toEqual(['query:url'])
+  expect(names('/acct', 'get')).toEqual(['query:cred', 'query:id', 'query:ref'])
+  expect(names('/rotate', 'patch')).toEqual(['query:cred', 'query:new', 'query:grace', 'header:idempotency-key'])
   expect(names('/past', 'get')).toEqual([
     'query:cred',
+    'query:id',
     'query:ref',
     'query:limit',
     'query:after',
@@ -230,6 +235,32 @@ describe('answers match the document', () => {
     expect(await check(tight, batch(ops))).toBe(503)
     await tight.close()
 
+    // /acct and /rotate: by credential and by public id; refusals.
+    const older = 'YWNjdC1vbGQ='
+    const newer = 'YWNjdC1uZXc='
+    expect(await check(open, patch(`/mod?${query({ cred: older, by: '5' })}`))).toBe(200)
+    expect(await check(open, get(`/acct?${query({ cred: older })}`))).toBe(200)
+    const { account } = JSON.parse((await open.inject(get(`/acct?${query({ cred: older })}`))).body) as { account: string }
+    expect(await check(open, get(`/acct?${query({ id: account })}`))).toBe(200)
+    expect(await check(open, get(`/past?${query({ id: account })}`))).toBe(200)
+    expect(await check(open, get(`/acct?${query({ cred: older, id: account })}`))).toBe(400)
+    expect(await check(open, get(`/acct?${query({ cred: unknown })}`))).toBe(404)
+    expect(await check(open, get(`/acct?${query({ cred: older })}`, { accept: 'text/plain' }))).toBe(406)
+    expect(await check(open, patch(`/rotate?${query({ cred: older, new: older })}`))).toBe(400)
+    expect(await check(open, patch(`/rotate?${query({ cred: unknown, new: newer })}`))).toBe(404)
+    expect(await check(open, patch(`/rotate?${query({ cred: older, new: cred })}`))).toBe(409)
+    expect(await check(open, patch(`/rotate?${query({ cred: older, new: newer })}`, { 'idempotency-key': 'r-1' }))).toBe(200)
+    // The same key with other parameters: refused, even with the retired credential.
+    expect(await check(open, patch(`/rotate?${query({ cred: older, new: 'YWNjdC1vdGhlcg==' })}`, { 'idempotency-key': 'r-1' }))).toBe(422)
+    expect(await check(open, patch(`/rotate?${query({ cred: newer, new: older })}`, { accept: 'image/png' }))).toBe(406)
+    for (const request of [get(`/acct?${query({ cred })}`), patch(`/rotate?${query({ cred, new: older })}`)]) {
+      expect(await check(open, { ...request, payload: 'x', headers: { 'content-type': 'text/plain' } })).toBe(413)
+      expect(await check(open, { ...request, url: `${request.url}&${'x'.repeat(5000)}` })).toBe(414)
+      expect(await check(open, { ...request, headers: tooManyHeaders })).toBe(431)
+      expect(await check(guarded, request)).toBe(401)
+    }
+    expect(await check(guarded, patch(`/rotate?${query({ cred, new: older })}`, read))).toBe(403)
+
     // 401 and 403 where tokens are configured.
     for (const request of [get(`/tot?${query({ cred })}`), get(`/past?${query({ cred })}`), patch(`/mod?${query({ cred, by: '1' })}`), get('/metrics'), get('/whoami')]) {
       expect(await check(guarded, request)).toBe(401)
@@ -292,6 +323,8 @@ describe('answers match the document', () => {
       patch(`/move?${query({ cred, to: poor, by: '1' })}`),
       patch(`/freeze?${query({ cred })}`),
       patch(`/unfreeze?${query({ cred })}`),
+      get(`/acct?${query({ cred })}`),
+      patch(`/rotate?${query({ cred, new: 'YWNjdC1jbG9zZWQ=' })}`),
       { method: 'POST', url: '/batch', headers: {} },
       get('/healthz'),
       get('/readyz'),

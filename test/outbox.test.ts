@@ -6,7 +6,7 @@ import { MemoryLevel } from 'memory-level'
 import { afterEach, describe, expect, it } from 'vitest'
 import { alertEvents, crossedBelow, depleted } from '../src/ledger/alerts.js'
 import { decodeAccount, encodeAccount, type AccountState } from '../src/ledger/codec.js'
-import { accountKeyOf, LedgerError, openLedger, publicAccountId, type Ledger, type LedgerStore } from '../src/ledger/index.js'
+import { credentialKeyOf, LedgerError, openLedger, publicAccountId, type AccountKey, type Ledger, type LedgerStore } from '../src/ledger/index.js'
 import { openLevelStore } from '../src/ledger/level/store.js'
 import { openPostgresStore } from '../src/ledger/postgres/store.js'
 import { freshDatabase } from './postgres-support.js'
@@ -69,7 +69,7 @@ describe('crossings, as pure functions', () => {
   })
 
   it('names the account by its public id, with the threshold and ref in force, and a stable id', () => {
-    const accountKey = accountKeyOf('Y3JlZA==')
+    const accountKey = credentialKeyOf('Y3JlZA==') as string as AccountKey
     const after: AccountState = { tot: 0n, seq: 7, atMs: Date.UTC(2026, 10, 30), ref: 'customer-1' }
     const events = alertEvents(accountKey, { tot: 10n, seq: 6, atMs: 0 }, after, 5n)
     expect(events.map((event) => event.type)).toEqual(['balance.low', 'balance.depleted'])
@@ -84,7 +84,7 @@ describe('crossings, as pure functions', () => {
   })
 
   it('stores the threshold and ref as optional fields: old records read unchanged', () => {
-    const key = accountKeyOf('Y3JlZA==')
+    const key = credentialKeyOf('Y3JlZA==') as string as AccountKey
     expect(decodeAccount(key, '{"tot":"5","seq":1,"atMs":3}')).toEqual({ tot: 5n, seq: 1, atMs: 3 })
     const state: AccountState = { tot: 5n, seq: 1, atMs: 3, alertBelow: 10n, ref: 'ref "quoted" é' }
     expect(decodeAccount(key, encodeAccount(state))).toEqual(state)
@@ -98,7 +98,7 @@ describe.each(engines)('the outbox on %s', (_name, makeEngine) => {
     const engine = await makeEngine()
     const store = await engine.open()
     const ledger = await ledgerOn(store, 100n)
-    const accountKey = accountKeyOf('b3V0Ym94LWE=')
+    const accountKey = credentialKeyOf('b3V0Ym94LWE=')
     await ledger.mod(accountKey, { by: 150n })
     await ledger.mod(accountKey, { by: -60n }) // 90: low
     await ledger.mod(accountKey, { by: -10n }) // 80: already below
@@ -126,27 +126,27 @@ describe.each(engines)('the outbox on %s', (_name, makeEngine) => {
   it('changes the threshold and the ref without a history entry; a ref names one account, and survives a reopen', async () => {
     const engine = await makeEngine()
     const ledger = await ledgerOn(await engine.open())
-    const first = accountKeyOf('Zmlyc3Q=')
-    const second = accountKeyOf('c2Vjb25k')
+    const first = credentialKeyOf('Zmlyc3Q=')
+    const second = credentialKeyOf('c2Vjb25k')
     await ledger.mod(first, { by: 10n })
     await ledger.mod(second, { by: 20n })
-    await expect(ledger.updateAccount(accountKeyOf('bm9ib2R5'), { alertBelow: 1n })).rejects.toMatchObject({ code: 'ACCMAN_NO_ACCOUNT' })
+    await expect(ledger.updateAccount(credentialKeyOf('bm9ib2R5'), { alertBelow: 1n })).rejects.toMatchObject({ code: 'ACCMAN_NO_ACCOUNT' })
     expect(await ledger.updateAccount(first, { alertBelow: 5n, ref: 'shared-ref' })).toMatchObject({ tot: 10n, seq: 1, alertBelow: 5n, ref: 'shared-ref' })
     await expect(ledger.updateAccount(second, { ref: 'shared-ref' })).rejects.toMatchObject({ code: 'ACCMAN_REF_TAKEN' })
     await ledger.mod(first, { by: -6n }) // 4: low, with the account's threshold
     expect(await ledger.account(first)).toMatchObject({ tot: 4n, seq: 2, alertBelow: 5n, ref: 'shared-ref' })
-    expect(await ledger.accountKeyOfRef('shared-ref')).toBe(first)
+    expect(await ledger.accountKeyOfRef('shared-ref')).toBe(await ledger.resolve(first))
     await ledger.updateAccount(first, { ref: 'moved-ref', alertBelow: null })
     expect(await ledger.accountKeyOfRef('shared-ref')).toBeUndefined()
     await ledger.updateAccount(second, { ref: 'shared-ref' })
-    expect(await ledger.accountKeyOfRef('shared-ref')).toBe(second)
+    expect(await ledger.accountKeyOfRef('shared-ref')).toBe(await ledger.resolve(second))
     await ledger.close()
     opened.splice(0)
     const reopened = await ledgerOn(await engine.open())
     const reread = await reopened.account(first)
     expect(reread).toMatchObject({ tot: 4n, seq: 2, ref: 'moved-ref' })
     expect(reread?.alertBelow).toBeUndefined()
-    expect(await reopened.accountKeyOfRef('moved-ref')).toBe(first)
+    expect(await reopened.accountKeyOfRef('moved-ref')).toBe(await reopened.resolve(first))
     expect((await reopened.past(first, { limit: 10, order: 'asc' })).entries).toHaveLength(2)
   })
 })

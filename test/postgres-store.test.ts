@@ -377,7 +377,7 @@ describe('migrations', () => {
         await client.end()
       }
       const tables = await sql<{ tablename: string }>(url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename")
-      expect(tables.map((row) => row.tablename)).toEqual(['account_refs', 'accounts', 'entries', 'holds', 'idempotency', 'meta', 'outbox', 'schema_version'])
+      expect(tables.map((row) => row.tablename)).toEqual(['account_refs', 'accounts', 'credentials', 'entries', 'holds', 'idempotency', 'meta', 'outbox', 'schema_version'])
     } finally {
       for (const each of stores) await each.close()
     }

@@ -75,13 +75,14 @@ export function storeContract(name: string, makeStore: () => Promise<LedgerStore
   describe(`the store contract on ${name}`, () => {
     test('a round reads back as written, in the order asked; what was never written reads as undefined', () =>
       withStore(async (store) => {
-        expect(await read(store, [alice, bob], [aliceKey])).toEqual({ accounts: [undefined, undefined], idempotency: [undefined] })
+        expect(await read(store, [alice, bob], [aliceKey])).toEqual({ accounts: [undefined, undefined], idempotency: [undefined], credentials: [] })
         await write(store, roundOf(history(3)))
         expect(await store.readAccount(alice)).toEqual({ tot: 30n, seq: 3, atMs: 1002 })
         expect(await store.readAccount(bob)).toBeUndefined()
         expect(await read(store, [bob, alice], [aliceKey, idempotencyKeyOf(bob, 'order-7')])).toEqual({
           accounts: [undefined, { tot: 30n, seq: 3, atMs: 1002 }],
           idempotency: [{ by: 10n, tot: 10n, seq: 1, atMs: 1000 }, undefined],
+          credentials: [],
         })
         await write(store, { accounts: [], entries: [], idempotency: [], idempotencyDeletes: [aliceKey] })
         expect((await read(store, [], [aliceKey])).idempotency).toEqual([undefined])

@@ -80,7 +80,9 @@ export async function call(
       throw new OutcomeUnknownError(`cannot reach AccMan at ${origin(server.url)} (${failureReason(error)}) after ${tries}`, exitCodes.unreachable)
     }
     if (status >= 200 && status < 300) return body
-    if (isPassing(status)) {
+    // A credential in use is a final answer, not a key in flight.
+    const inUse = status === 409 && body.includes('"code":"ACCMAN_CRED_IN_USE"')
+    if (isPassing(status) && !inUse) {
       const delayMs = waitMs(attempt, retryAfterMs(retryAfter, cliLimits.retryAfterMsMax))
       if (mayRetry(attempt, delayMs)) {
         await sleep(delayMs)
@@ -97,7 +99,7 @@ export async function call(
     const message = typeof parsed.message === 'string' ? parsed.message : `HTTP ${status}`
     const code = typeof parsed.code === 'string' ? ` (${parsed.code})` : ''
     const text = `${message}${code}`
-    if (status >= 500 || status === 409) throw new OutcomeUnknownError(text, exitCodeOf(status, parsed.code))
+    if (status >= 500 || (status === 409 && !inUse)) throw new OutcomeUnknownError(text, exitCodeOf(status, parsed.code))
     throw new CliError(text, exitCodeOf(status, parsed.code))
   }
 }

@@ -51,7 +51,7 @@ export async function past(
 }
 
 /** `accman new`: a fresh credential, credited when `by` is not zero, printed only on success. */
-export async function createAccount(context: CliContext, by: string, options: { note?: string }): Promise<void> {
+export async function createAccount(context: CliContext, by: string, options: { note?: string; json?: boolean }): Promise<void> {
   checkOpeningCredit(by)
   const cred = newCredential()
   if (by !== '0') {
@@ -64,6 +64,12 @@ export async function createAccount(context: CliContext, by: string, options: { 
       // The credential is never printed on failure, so a credit that did land is out of reach.
       throw new CliError(`${error.message}; the opening credit may have landed on a credential not shown: run accman new again`, error.exitCode)
     }
+  }
+  if (options.json === true) {
+    // The account's public id, asked of the server: there is an account only after a credit.
+    const account = by === '0' ? null : (JSON.parse(await call(context.server(), 'GET', '/acct', { cred }, { accept: 'application/json' })) as { account: string }).account
+    context.io.stdout.write(`${JSON.stringify({ cred, account })}\n`)
+    return
   }
   context.io.stdout.write(`${cred}\n`)
 }

@@ -14,6 +14,7 @@ import { move, setFrozen } from './lifecycle.js'
 import { backup, createAccount, mod, past, tot } from './online.js'
 import { hold, holds, settle, voidHold } from './holds.js'
 import { enableWebhook, retryWebhooks, webhooks } from './webhooks.js'
+import { acct, graceSecondsMax, rotate } from './accounts.js'
 
 /** The version of the package this CLI ships in (src/cli and dist/cli are both two levels down). */
 function packageVersion(): string {
@@ -156,8 +157,27 @@ A credential that starts with '-' goes after '--': accman tot -- -abc`,
     .description('make a fresh credential (32 random bytes), credit it with <by> when given, and print it')
     .argument('[by]', 'the opening credit; 0 makes the credential only', '0')
     .option('--note <text>', 'kept with the opening credit')
+    .option('--json', 'print {"cred","account"}: the credential and the public id of its account (null without an opening credit)', false)
     .addHelpText('after', '\nExample:\n  cred=$(accman new 1000)')
-    .action((by: string, options: { note?: string }) => createAccount(context, by, options))
+    .action((by: string, options: { note?: string; json: boolean }) => createAccount(context, by, options))
+
+  root
+    .command('acct')
+    .description('print the details of an account as JSON: public id, tot, held, avail, seq, created, updated')
+    .argument('[cred]', 'the account credential (or --id)')
+    .option('--id <public-id>', 'the public id of the account instead of its credential')
+    .addHelpText('after', '\nExamples:\n  accman acct abcdefghijklmnopqrstuvwxyz0123456789-_==\n  accman acct --id acct_3q2-7wJ9kQm1xZpL0aB4cD')
+    .action((cred: string | undefined, options: { id?: string }) => acct(context, cred, options))
+
+  root
+    .command('rotate')
+    .description('point a new credential at the account of <cred> (balance, history and keys stay) and print the account as JSON')
+    .argument('<cred>', 'the credential to replace')
+    .argument('<new>', 'the new credential (e.g. from accman new); it must address no account')
+    .option('--grace <seconds>', `how long <cred> keeps working too, 0 to ${graceSecondsMax} (default 0)`, positiveInteger('grace', graceSecondsMax))
+    .option('--key <idempotency-key>', 'retries with the same key rotate once')
+    .addHelpText('after', '\nExample:\n  accman rotate "$old" "$(accman new)" --grace 300')
+    .action((cred: string, fresh: string, options: { grace?: number; key?: string }) => rotate(context, cred, fresh, options))
 
   const webhooksCommand = root
     .command('webhooks')

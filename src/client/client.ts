@@ -145,6 +145,28 @@ export interface HistoryPage extends Balance {
   entries: HistoryEntry[]
 }
 
+/** An account as GET /acct describes it; never a credential. */
+export interface AccountDetails extends Balance {
+  /** The public id: stable across rotations, reveals no credential. */
+  account: string
+  held: bigint
+  avail: bigint
+  created: Date
+  updated: Date
+}
+
+export interface RotateResult extends AccountDetails {
+  /** True when AccMan answered from an earlier rotation with the same idempotency key. */
+  replayed: boolean
+}
+
+export interface RotateOptions {
+  /** Seconds (0 to 86400) during which the old credential keeps working too; 0 when not given. */
+  graceSeconds?: number | undefined
+  /** 1 to 255 visible ASCII characters; a random UUID when not given. */
+  idempotencyKey?: string | undefined
+}
+
 export interface PastOptions {
   /** 1 to 1000; AccMan's default is 100. */
   limit?: number | undefined
@@ -216,6 +238,15 @@ function balanceOf(body: z.infer<typeof balanceBody>): Balance {
 }
 const moveBody = z.object({ move: z.string(), tot: balanceText, seq })
 const freezeBody = z.object({ tot: balanceText, seq, frozen: z.boolean() })
+const accountBody = z.object({
+  account: z.string(),
+  tot: balanceText,
+  held: balanceText,
+  avail: balanceText,
+  seq,
+  created: z.iso.datetime().transform((text) => new Date(text)),
+  updated: z.iso.datetime().transform((text) => new Date(text)),
+})
 
 type Method = 'GET' | 'PATCH' | 'POST'
 
@@ -233,7 +264,7 @@ interface Queued {
 /** What one call needs to build its request and explain its failure. */
 interface Call {
   method: Method
-  path: 'tot' | 'mod' | 'past' | 'batch' | 'hold' | 'settle' | 'void' | 'holds' | 'move' | 'freeze' | 'unfreeze'
+  path: 'tot' | 'mod' | 'past' | 'batch' | 'hold' | 'settle' | 'void' | 'holds' | 'move' | 'freeze' | 'unfreeze' | 'acct' | 'rotate'
   /** A JSON body (POST /batch only). */
   body?: string
   parameters: Record<string, string | undefined>
@@ -242,6 +273,8 @@ interface Call {
   credential: string
   /** A move's other credential, kept out of every message too. */
   otherCredential?: string
+  /** A rotation's new credential, kept out of every message too. */
+  newCredential?: string
   /** The amount of a mod, for InsufficientFundsError. */
   by?: bigint
 }
@@ -408,6 +441,35 @@ export class AccManClient {
     return { tot: body.tot, seq: body.seq, entries: body.entries.map(historyEntry) }
   }
 
+  /** The account of `credential`: its public id, balance, held and available amounts, times. */
+  async acct(credential: string): Promise<AccountDetails> {
+    const answer = await this.#send({ method: 'GET', path: 'acct', parameters: { cred: credential }, credential })
+    return parse(accountBody, answer)
+  }
+
+  /** An account by its public id (as acct gives it), without its credential. */
+  async acctById(publicId: string): Promise<AccountDetails> {
+    const answer = await this.#send({ method: 'GET', path: 'acct', parameters: { id: publicId }, credential: '' })
+    return parse(accountBody, answer)
+  }
+
+  /**
+   * Points `newCredential` at the account of `credential` (balance, history and keys stay); the
+   * old one stops at once or after `graceSeconds`. Always sent with an idempotency key.
+   */
+  async rotate(credential: string, newCredential: string, options: RotateOptions = {}): Promise<RotateResult> {
+    const idempotencyKey = options.idempotencyKey ?? randomUUID()
+    const answer = await this.#send({
+      method: 'PATCH',
+      path: 'rotate',
+      parameters: { cred: credential, new: newCredential, grace: options.graceSeconds?.toString() },
+      headers: { 'idempotency-key': idempotencyKey },
+      credential,
+      newCredential,
+    })
+    return { ...parse(accountBody, answer), replayed: answer.headers.get('idempotent-replayed') === 'true' }
+  }
+
   /** One page of the account's history; page forward with `after` set to the last `seq`. */
   async past(credential: string, page: PastOptions = {}): Promise<HistoryPage> {
     const answer = await this.#send({
@@ -532,7 +594,7 @@ export class AccManClient {
         continue
       }
       if (answer.status >= 200 && answer.status < 300) return answer
-      throw refusal(answer, call, [call.credential, call.otherCredential, this.#token])
+      throw refusal(answer, call, [call.credential, call.otherCredential, call.newCredential, this.#token])
     }
   }
 

@@ -3,6 +3,7 @@ export {
   AccManClient,
   type AccManClientOptions,
   type ActiveHold,
+  type AccountDetails,
   type Balance,
   type HoldFigures,
   type HoldList,
@@ -18,6 +19,8 @@ export {
   type MoveOptions,
   type MoveResult,
   type PastOptions,
+  type RotateOptions,
+  type RotateResult,
 } from './client.js'
 export { isCredential } from '../contract/syntax.js'
 export {

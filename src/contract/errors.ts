@@ -71,8 +71,9 @@ export const apiErrorTable = [
   row(
     'ACCMAN_INVALID_QUERY',
     400,
-    'a missing, repeated or unknown parameter; a bad `limit`, `after`, `before`, `order`, `from`, `to` or `note`; a query value that is not valid percent-encoded UTF-8; a bad `Idempotency-Key` header',
-    { clientClass: 'InvalidInputError' },
+    'a missing, repeated or unknown parameter; a bad `limit`, `after`, `before`, `order`, `from`, `to` or `note`; a query value that is not valid percent-encoded UTF-8; a bad `Idempotency-Key` header; a `/move` whose two credentials address one account',
+    // The ledger's too: only the round that resolves both credentials of a move knows they address one account.
+    { ledger: true, clientClass: 'InvalidInputError' },
   ),
   row(
     'ACCMAN_INVALID_BODY',
@@ -109,6 +110,7 @@ export const apiErrorTable = [
     408,
     'the request line and headers took more than 10 s, or the whole request more than 30 s; the connection is closed',
   ),
+  row('ACCMAN_CRED_IN_USE', 409, '`/rotate` with a `new` credential that already addresses an account', { ledger: true }),
   row('ACCMAN_IDEMPOTENCY_IN_FLIGHT', 409, 'reserved, not sent: a retry queued behind its first mod is answered as a replay', {
     ledger: true,
     reserved: true,

@@ -35,6 +35,7 @@ import { parseQuery } from './query.js'
 import { consoleRoutes } from './routes/console.js'
 import { ledgerRoutes } from './routes/ledger.js'
 import { holdRoutes } from './routes/holds.js'
+import { accountRoutes } from './routes/accounts.js'
 import { batchRoutes } from './routes/batch.js'
 import { backupRoutes } from './routes/backup.js'
 import { operationsRoutes } from './routes/operations.js'
@@ -242,6 +243,7 @@ export async function buildApp(config: AppConfig, deps: AppDeps): Promise<Fastif
   await app.register(ledgerRoutes, { authenticate })
   await app.register(holdRoutes, { authenticate })
   await app.register(lifecycleRoutes, { authenticate })
+  await app.register(accountRoutes, { authenticate })
   await app.register(batchRoutes, { authenticate, scopeOf: scoper(config), metrics, writerQueueMax: config.writerQueueMax })
   await app.register(backupRoutes, { authenticate, store: deps.store })
   await app.register(consoleRoutes, { scopeOf: scoper(config) })

@@ -82,6 +82,11 @@ export class Metrics {
     help: 'Freezes and unfreezes applied',
     registers: [this.#registry],
   })
+  readonly #rotations = new Counter({
+    name: 'accman_rotations_total',
+    help: 'Credentials rotated (applied rotations; replays and refusals are not counted)',
+    registers: [this.#registry],
+  })
   #credited = 0n
   #debited = 0n
   /** Units of holds, exact: opened (reserved), settled (posted), voided and expired (released). */
@@ -123,6 +128,7 @@ export class Metrics {
     this.#roundMods.observe(report.mods)
     if (report.applied > 0) this.#writeSeconds.observe(report.writeMs / 1000)
     if (report.accountsCreated > 0) this.#accountsCreated.inc(report.accountsCreated)
+    if (report.rotations > 0) this.#rotations.inc(report.rotations)
     this.#credited += report.credited
     this.#debited += report.debited
     const holds = report.holds

@@ -14,10 +14,13 @@ import {
   noteLengthMax,
   pageSizeDefault,
   pageSizeMax,
+  rotationGraceSecondsDefault,
+  rotationGraceSecondsMax,
   seqMax,
 } from '../ledger/index.js'
 import { idempotencyKeyText, isRefText } from '../ledger/codec.js'
 import { refLengthMax } from '../ledger/limits.js'
+import { publicAccountIdPattern } from '../ledger/account-id.js'
 import { limits } from '../config.js'
 import { apiErrorCodes, type ApiErrorCode } from './errors.js'
 
@@ -54,6 +57,9 @@ export const parameterRules: Readonly<Record<string, ParameterRule>> = {
   },
   below: { code: 'ACCMAN_INVALID_QUERY', message: `below must be a whole number from 0 to ${amountMax}, or empty to remove the threshold` },
   url: { code: 'ACCMAN_INVALID_QUERY', message: 'url must be one of the configured webhook URLs (ACCMAN_WEBHOOK_URL)' },
+  new: { code: 'ACCMAN_INVALID_CRED', message: `new must be ${credentialSyntax}` },
+  id: { code: 'ACCMAN_INVALID_QUERY', message: 'id must be a public account id: acct_ and 22 base64url characters' },
+  grace: { code: 'ACCMAN_INVALID_QUERY', message: `grace must be a whole number of seconds from 0 to ${rotationGraceSecondsMax}` },
   'idempotency-key': {
     code: 'ACCMAN_INVALID_QUERY',
     message: `header Idempotency-Key must be 1 to ${idempotencyKeyLengthMax} visible ASCII characters`,
@@ -112,10 +118,16 @@ const refParameter = refText.meta({
   examples: ['customer-4711'],
 })
 
-/** Reads name the account by cred or by ref, exactly one of them. */
-function credOrRef<T extends { cred?: string | undefined; ref?: string | undefined }>(query: T, context: z.RefinementCtx): void {
-  if (query.cred === undefined && query.ref === undefined) context.addIssue({ code: 'custom', path: ['cred'], message: 'missing' })
-  if (query.cred !== undefined && query.ref !== undefined) context.addIssue({ code: 'custom', path: ['ref'], message: 'cred or ref' })
+const publicIdParameter = z
+  .string()
+  .regex(publicAccountIdPattern)
+  .meta({ description: 'Instead of cred (reads only): the public id of the account, as /acct gives it.', examples: ['acct_3q2-7wJ9kQm1xZpL0aB4cD'] })
+
+/** Reads name the account by cred, by id or by ref, exactly one of them. */
+function credOrRef<T extends { cred?: string | undefined; id?: string | undefined; ref?: string | undefined }>(query: T, context: z.RefinementCtx): void {
+  const given = (['cred', 'id', 'ref'] as const).filter((name) => query[name] !== undefined)
+  if (given.length === 0) context.addIssue({ code: 'custom', path: ['cred'], message: 'missing' })
+  if (given.length > 1) context.addIssue({ code: 'custom', path: [given[1] ?? 'ref'], message: 'one of cred, id and ref' })
 }
 
 export const totQuery = z.strictObject({ cred: credParameter.optional(), ref: refParameter.optional() }).superRefine(credOrRef)
@@ -192,7 +204,9 @@ export const settleQuery = z.strictObject({
 
 export const voidQuery = z.strictObject({ cred: credParameter, hold: holdParameter, note: holdNote })
 
-export const holdsQuery = z.strictObject({ cred: credParameter })
+export const holdsQuery = z
+  .strictObject({ cred: credParameter.optional(), id: publicIdParameter.optional(), ref: refParameter.optional() })
+  .superRefine(credOrRef)
 export const moveQuery = z.strictObject({
   cred: credParameter.meta({ description: 'The credential of the account the amount leaves (FROM).' }),
   to: credential.meta({ description: 'The credential of the account the amount goes to (TO); it must exist.', examples: ['dG8tZXhhbXBsZS1jcmVkZW50aWFs'] }),
@@ -207,8 +221,28 @@ export const endpointParameterRules = new WeakMap<z.ZodType, Readonly<Record<str
   [moveQuery, { to: { code: 'ACCMAN_INVALID_CRED', message: `to must be ${credentialSyntax}` } }],
 ])
 
+/** Exactly one of cred, id and ref (see credOrRef and accountOfQuery). */
+export const acctQuery = z
+  .strictObject({ cred: credParameter.optional(), id: publicIdParameter.optional(), ref: refParameter.optional() })
+  .superRefine(credOrRef)
+
+const graceSeconds = z
+  .string()
+  .regex(/^(0|[1-9][0-9]{0,5})$/)
+  .transform(Number)
+  .refine((value) => value <= rotationGraceSecondsMax)
+
+export const rotateQuery = z.strictObject({
+  cred: credParameter.meta({ description: 'The credential to replace.' }),
+  new: credential.meta({ description: 'The new credential: valid, different from cred, and addressing no account.', examples: ['bmV3LXNlY3JldC1jcmVkZW50aWFsLTAx'] }),
+  grace: graceSeconds
+    .default(rotationGraceSecondsDefault)
+    .meta({ description: `Seconds during which cred keeps working too, 0 to ${rotationGraceSecondsMax}; ${rotationGraceSecondsDefault} when absent.` }),
+})
+
 export const pastQuery = z.strictObject({
   cred: credParameter.optional(),
+  id: publicIdParameter.optional(),
   ref: refParameter.optional(),
   limit: limit.default(pageSizeDefault).meta({ description: `Entries per page, 1 to ${pageSizeMax}; ${pageSizeDefault} when absent.` }),
   after: seq.optional().meta({ description: 'Only entries with a greater seq (the next page in ascending order).' }),
@@ -328,6 +362,22 @@ export const pastBody = z
           { seq: 2, kind: 'mod', by: '-1', tot: '999', held: '0', at: '2026-11-21T10:00:01.250Z', key: 'order-7f3a-charge-1' },
         ],
       },
+    ],
+  })
+
+export const accountBodySchema = z
+  .strictObject({
+    account: z.string().regex(publicAccountIdPattern).meta({ description: 'The public id: stable across rotations, reveals no credential.' }),
+    tot: balanceDecimalText,
+    held: balanceDecimalText.meta({ description: 'Held by open holds.' }),
+    avail: balanceDecimalText.meta({ description: 'tot - held.' }),
+    seq: seqNumber,
+    created: z.iso.datetime().meta({ description: 'The time of entry 1.' }),
+    updated: z.iso.datetime().meta({ description: 'The time of the last entry.' }),
+  })
+  .meta({
+    examples: [
+      { account: 'acct_3q2-7wJ9kQm1xZpL0aB4cD', tot: '999', held: '0', avail: '999', seq: 2, created: '2026-11-21T10:00:00.000Z', updated: '2026-11-21T10:00:01.250Z' },
     ],
   })
 

@@ -6,7 +6,10 @@ import { publicAccountId } from './account-id.js'
 import type { AccountState } from './codec.js'
 import type { AccountKey } from './types.js'
 
-export type EventType = 'balance.low' | 'balance.depleted'
+export type EventType = 'balance.low' | 'balance.depleted' | 'account.rotated' | 'account.frozen'
+
+/** Every event type, for the stores' checks on what they read back. */
+export const eventTypes: ReadonlySet<string> = new Set<EventType>(['balance.low', 'balance.depleted', 'account.rotated', 'account.frozen'])
 
 /** One event as the outbox keeps it: the body is final, so every delivery sends the same bytes. */
 export interface OutboxEvent {
@@ -51,6 +54,11 @@ export function alertEvents(
   if (crossedBelow(figureBefore, figureAfter, threshold)) events.push(eventOf('balance.low', accountKey, after, threshold))
   if (depleted(figureBefore, figureAfter)) events.push(eventOf('balance.depleted', accountKey, after, threshold))
   return events
+}
+
+/** An event about the account itself (a rotation, a freeze), from its state once the change is applied. */
+export function accountEvent(type: 'account.rotated' | 'account.frozen', accountKey: AccountKey, after: AccountState): OutboxEvent {
+  return eventOf(type, accountKey, after, undefined)
 }
 
 /** What may be spent: the balance less the holds as written (the round writes due expiries first). */

@@ -1,7 +1,10 @@
 // Export and import of a whole store as JSON Lines: a header, then each account (in key order)
-// followed by its holds (open and closed, in id order) and its entries (in seq order).
-// Idempotency records are not written out: each is the entry that carries its key (and, for a
-// hold, settle or void, its hold), so import rebuilds them. The format holds no credential.
+// followed by its holds (open and closed, in id order) and its entries (in seq order), then (from
+// version 2) the credentials table, each credential's SHA-256 with its account. Idempotency
+// records are not written out: each is the entry that carries its key (and, for a hold, settle or
+// void, its hold), so import rebuilds them (a rotation's key is not replayed after an import). The format holds no credential. Import
+// reads every version: version 1 (stores before the credentials table) keyed each account by its
+// credential's SHA-256, so each account there gets that credential back.
 import { z } from 'zod'
 import { limits } from '../config.js'
 import {
@@ -17,24 +20,31 @@ import {
   holdRecord,
   idempotencyKeyText,
   isAccountKey,
+  isCredentialKey,
   metaKeys,
   moveIdPattern,
   noteText,
   seq,
   type AccountState,
+  type CredentialState,
   type IdempotencyState,
 } from './codec.js'
+import { markStoreFormat } from './upgrade.js'
 import { idempotencyTtlSecondsDefault } from './limits.js'
 import { moveAnswer, moveFingerprint } from './move.js'
 import type { LedgerStore, RoundWrites, StoreSnapshot } from './store.js'
-import type { AccountKey, Entry, HoldState } from './types.js'
+import type { AccountKey, CredentialKey, Entry, HoldState } from './types.js'
 import { fingerprintOf, holdAnswer, settleAnswer, voidAnswer } from './holds.js'
 
-export const archiveHeader = '{"format":"accman-export","version":1}'
+/** The export format's version: 1 had no credentials table; 2 has it, creation times and entry kinds. */
+export const archiveVersion = 2
+export const archiveHeader = `{"format":"accman-export","version":${archiveVersion}}`
 
 export interface ArchiveCounts {
   accounts: number
   entries: number
+  /** Credentials (version 2). */
+  credentials?: number
 }
 
 /** Lines of the export, without newlines: the store as of `snapshot` (the caller closes it). */
@@ -71,6 +81,16 @@ export async function* exportStore(
     }
     after = accounts.at(-1)?.[0]
   }
+  counts.credentials = 0
+  for (let after: CredentialKey | undefined; ; ) {
+    const credentials = await snapshot.credentials(after, scanPageMax)
+    if (credentials.length === 0) break
+    for (const [credentialKey, state] of credentials) {
+      yield JSON.stringify({ credential: credentialKey, account: state.accountKey, retiresMs: state.retiresMs })
+      counts.credentials++
+    }
+    after = credentials.at(-1)?.[0]
+  }
 }
 
 function accountLine(accountKey: AccountKey, account: AccountState): string {
@@ -84,6 +104,7 @@ function accountLine(accountKey: AccountKey, account: AccountState): string {
     nextExpiryMs: account.nextExpiryMs,
     expiresMs: account.expiresMs,
     frozen: account.frozen === true ? true : undefined,
+    createdMs: account.createdMs,
   })
 }
 
@@ -111,7 +132,7 @@ function holdLine(hold: HoldState): string {
 }
 
 /** The idempotency record of a keyed entry, as the writer made it (see decide.ts and holds.ts). */
-function recordOf(entry: Entry, holds: Map<string, HoldState>): IdempotencyState {
+function recordOf(entry: Entry, holds: Map<string, HoldState>): IdempotencyState | undefined {
   const record: IdempotencyState = { by: entry.by, tot: entry.tot, seq: entry.seq, atMs: entry.atMs }
   const kind = entry.kind ?? 'mod'
   const held = entry.held ?? 0n
@@ -119,6 +140,8 @@ function recordOf(entry: Entry, holds: Map<string, HoldState>): IdempotencyState
     if (held > 0n) record.answer = `{"held":"${held}"}`
     return record
   }
+  // A rotation's record holds the new credential's key, which the export does not: not replayed.
+  if (kind === 'rotate') return undefined
   if (kind === 'move' && entry.move !== undefined && entry.peer !== undefined) {
     record.op = 'move'
     record.fingerprint = moveFingerprint({ by: -entry.by, toAccountKey: entry.peer.accountKey })
@@ -146,7 +169,7 @@ export class ArchiveError extends Error {
   override readonly name = 'ArchiveError'
 }
 
-const headerLine = z.strictObject({ format: z.literal('accman-export'), version: z.literal(1) })
+const headerLine = z.strictObject({ format: z.literal('accman-export'), version: z.union([z.literal(1), z.literal(2)]) })
 const accountLineSchema = accountRecord.extend({ account: z.string().refine(isAccountKey) })
 const entryLineSchema = z.strictObject({
   seq,
@@ -166,10 +189,17 @@ const entryLineSchema = z.strictObject({
 })
 const holdLineSchema = holdRecord.extend({ holdId: z.string().regex(holdIdPattern) })
 
+const credentialLineSchema = z.strictObject({
+  credential: z.string().refine(isCredentialKey),
+  account: z.string().refine(isAccountKey),
+  retiresMs: atMs.optional(),
+})
+
 type ArchiveItem =
-  | { kind: 'account'; accountKey: AccountKey; account: AccountState }
+  | { kind: 'account'; accountKey: AccountKey; account: AccountState; version: number }
   | { kind: 'hold'; accountKey: AccountKey; hold: HoldState }
   | { kind: 'entry'; accountKey: AccountKey; entry: Entry; record: IdempotencyState | undefined }
+  | { kind: 'credential'; credentialKey: CredentialKey; state: CredentialState }
 
 /**
  * Parses and checks an export line by line, yielding its accounts and entries: accounts in
@@ -185,6 +215,8 @@ async function* parseArchive(lines: AsyncIterable<string>, idempotencyTtlMs: num
   let current:
     | { accountKey: AccountKey; account: AccountState; seq: number; tot: bigint; held: bigint; atMs: number; keys: KeyWindow; holds: Map<string, HoldState> }
     | undefined
+  let version = 1
+  let lastCredential: string | undefined
   const finishAccount = () => {
     if (current === undefined) return
     if (current.seq !== current.account.seq) fail(`account has ${current.seq} entries, its line says ${current.account.seq}`)
@@ -205,23 +237,43 @@ async function* parseArchive(lines: AsyncIterable<string>, idempotencyTtlMs: num
       fail('not JSON')
     }
     if (lineNumber === 1) {
-      if (!headerLine.safeParse(json).success) fail('not an AccMan export (bad header)')
+      const header = headerLine.safeParse(json)
+      if (!header.success) fail('not an AccMan export (bad header)')
+      version = header.data?.version ?? 1
       continue
     }
+    if (typeof json === 'object' && json !== null && 'credential' in json) {
+      if (version < 2) fail('a credential line in a version 1 export')
+      const parsed = credentialLineSchema.safeParse(json)
+      if (!parsed.success) fail('malformed credential line')
+      const data = parsed.data as z.output<typeof credentialLineSchema>
+      if (lastCredential === undefined) finishAccount()
+      if (lastCredential !== undefined && data.credential <= lastCredential) fail('credentials out of order or repeated')
+      lastCredential = data.credential
+      current = undefined
+      const state: CredentialState = { accountKey: data.account }
+      if (data.retiresMs !== undefined) state.retiresMs = data.retiresMs
+      yield { kind: 'credential', credentialKey: data.credential, state }
+      continue
+    }
+    if (lastCredential !== undefined) fail('an account or entry after the credentials')
     if (typeof json === 'object' && json !== null && 'account' in json) {
       const parsed = accountLineSchema.safeParse(json)
       if (!parsed.success) fail('malformed account line')
-      const { account: accountKey, held, holdCount, nextExpiryMs, expiresMs, frozen, ...plain } = parsed.data as z.output<typeof accountLineSchema>
+      const { account: accountKey, held, holdCount, nextExpiryMs, expiresMs, frozen, createdMs, ...plain } = parsed.data as z.output<typeof accountLineSchema>
       const account: AccountState = plain
+      if (createdMs !== undefined) account.createdMs = createdMs
       if (held !== undefined) account.held = held
       if (holdCount !== undefined) account.holdCount = holdCount
       if (nextExpiryMs !== undefined) account.nextExpiryMs = nextExpiryMs
       if (expiresMs !== undefined) account.expiresMs = expiresMs
       if (frozen === true) account.frozen = true
+      // Version 1 keyed accounts by their credential's SHA-256: it is both there.
+      if (version < 2 && !isCredentialKey(accountKey)) fail('a version 1 account key that is no credential key')
       finishAccount()
       if (current !== undefined && accountKey <= current.accountKey) fail('accounts out of order or repeated')
       current = { accountKey: accountKey, account, seq: 0, tot: 0n, held: 0n, atMs: 0, keys: new KeyWindow(idempotencyTtlMs), holds: new Map() }
-      yield { kind: 'account', accountKey: accountKey, account }
+      yield { kind: 'account', accountKey: accountKey, account, version }
       continue
     }
     if (typeof json === 'object' && json !== null && 'holdId' in json) {
@@ -271,7 +323,7 @@ async function* parseArchive(lines: AsyncIterable<string>, idempotencyTtlMs: num
     yield { kind: 'entry', accountKey: owner.accountKey, entry, record }
   }
   if (lineNumber === 0) fail('empty file')
-  finishAccount()
+  if (lastCredential === undefined) finishAccount()
 }
 
 /**
@@ -335,7 +387,7 @@ export async function importStore(
   if (!(await isEmpty(store))) throw new ArchiveError('the database is not empty; import needs an empty one')
   for await (const item of parseArchive(openLines(), idempotencyTtlMs)) void item
   await store.writeMeta([[metaKeys.importInProgress, JSON.stringify({ startedAtMs: Date.now() })]])
-  const counts: ArchiveCounts = { accounts: 0, entries: 0 }
+  const counts: ArchiveCounts = { accounts: 0, entries: 0, credentials: 0 }
   let writes = emptyWrites()
   /** Where each idempotency record of the round is, by its key: a round writes a key once. */
   let idempotencyIndex = new Map<string, number>()
@@ -350,8 +402,19 @@ export async function importStore(
     onProgress(counts)
   }
   for await (const item of parseArchive(openLines(), idempotencyTtlMs)) {
-    if (item.kind === 'account') {
+    if (item.kind === 'credential') {
+      // Every account is written by now: a credential must name one of them.
+      if (counts.credentials === 0) await flush()
+      if ((await store.readAccount(item.state.accountKey)) === undefined) {
+        throw new ArchiveError(`credential ${item.credentialKey.slice(0, 12)}… names an account the export does not have`)
+      }
+      writes.credentials?.push([item.credentialKey, item.state])
+      counts.credentials = (counts.credentials ?? 0) + 1
+      records++
+    } else if (item.kind === 'account') {
       writes.accounts.push([item.accountKey, item.account])
+      writes.created?.push(item.accountKey)
+      if (item.version < 2) writes.credentials?.push([item.accountKey as string as CredentialKey, { accountKey: item.accountKey }])
       counts.accounts++
       records++
     } else if (item.kind === 'hold') {
@@ -374,13 +437,14 @@ export async function importStore(
     if (records >= limits.importBatchMax) await flush()
   }
   await flush()
+  await markStoreFormat(store)
   await store.writeMeta([[metaKeys.importInProgress, undefined]])
   onProgress(counts)
   return counts
 }
 
 function emptyWrites(): RoundWrites {
-  return { accounts: [], entries: [], idempotency: [], idempotencyDeletes: [] }
+  return { accounts: [], entries: [], idempotency: [], idempotencyDeletes: [], credentials: [], created: [] }
 }
 
 /** No account and no idempotency record (meta records of a ledger that never wrote may remain). */

@@ -1,8 +1,8 @@
 // What the ledger keeps in memory so that reads rarely touch the store: an exact, bounded cache
 // of account states, and a filter that says for certain when an account does not exist.
 import assert from 'node:assert/strict'
-import type { AccountState } from './codec.js'
-import type { AccountKey } from './types.js'
+import type { AccountState, CredentialState } from './codec.js'
+import type { AccountKey, CredentialKey } from './types.js'
 
 /**
  * Account states by key, at most `capacity` of them, first cached first evicted. Exact, never
@@ -87,6 +87,43 @@ export interface LedgerMemory {
   accountKeys: KeyFilter
   /** Every idempotency record written within the retention window, by its stored key. */
   idempotencyKeys: WindowedKeyFilter
+  /** Credential -> account mappings (exclusive engine): exact, kept current by the writer. */
+  credentials: CredentialCache
+}
+
+/**
+ * The last credentials the writer read or wrote, with their state (undefined: no such
+ * credential), at most `capacity`. Only the writer fills it, from its rounds, so it never holds
+ * a state older than the store's; readers only look.
+ */
+export class CredentialCache {
+  readonly #capacity: number
+  readonly #states = new Map<CredentialKey, CredentialState | undefined>()
+
+  constructor(capacity: number) {
+    this.#capacity = capacity
+  }
+
+  /** [true, state] when known, [false] when it has to be read. */
+  get(credentialKey: CredentialKey): [true, CredentialState | undefined] | [false] {
+    if (!this.#states.has(credentialKey)) return [false]
+    return [true, this.#states.get(credentialKey)]
+  }
+
+  /** Records what a round read or stored; the oldest entry makes room. */
+  set(credentialKey: CredentialKey, state: CredentialState | undefined): void {
+    if (this.#capacity === 0) return
+    this.#states.delete(credentialKey)
+    this.#states.set(credentialKey, state)
+    if (this.#states.size > this.#capacity) {
+      const oldest = this.#states.keys().next()
+      if (oldest.done !== true) this.#states.delete(oldest.value)
+    }
+  }
+
+  get size(): number {
+    return this.#states.size
+  }
 }
 
 const bitsPerKey = 16

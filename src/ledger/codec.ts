@@ -2,11 +2,11 @@
 // parsed by the same schema that describes what the writer puts in, so a codec bug or a
 // corrupt value stops at read time instead of reaching a balance.
 import assert from 'node:assert/strict'
-import { hash } from 'node:crypto'
+import { hash, randomBytes } from 'node:crypto'
 import { z } from 'zod'
 import { amountPattern, balancePattern } from '../contract/syntax.js'
 import { amountMax, characterCount, noteLengthMax, idempotencyKeyLengthMax, refLengthMax, seqDigits, seqMax } from './limits.js'
-import type { AccountKey, Entry, EntryKind, HoldState } from './types.js'
+import type { AccountKey, CredentialKey, Entry, EntryKind, HoldState } from './types.js'
 
 /** Sublevel names: the store's tables. */
 export const tableNames = {
@@ -32,6 +32,10 @@ export const tableNames = {
   outbox: 'outbox',
   /** Due key (dueAtMs!event key) -> '': the outbox's events by when they are next due. */
   outboxDue: 'outbox-due',
+  /** CredentialKey -> CredentialRecord: which account a credential addresses, and until when. */
+  credentials: 'cred',
+  /** Public account id -> AccountKey: finding an account without its credential (id= reads). */
+  publicIds: 'pid',
 } as const
 
 /** A hold id: 128 random bits, base64url without padding. */
@@ -48,7 +52,8 @@ export function holdExpiryKeyOf(accountKey: AccountKey, holdId: string, expiresM
 
 /** The account key of an expiry key. */
 export function accountKeyOfHoldExpiry(key: string): AccountKey | undefined {
-  const accountKey = key.slice(seqDigits + 1, seqDigits + 65)
+  // Account keys are 64 hex digits (older accounts) or 22 base64url characters; hold ids have no '!'.
+  const accountKey = key.slice(seqDigits + 1, key.lastIndexOf('!'))
   return isAccountKey(accountKey) ? accountKey : undefined
 }
 
@@ -57,15 +62,35 @@ export function keyIndexKeyOf(accountKey: AccountKey, idempotencyKey: string, se
   return `${accountKey}!${idempotencyKey}!${String(seq).padStart(seqDigits, '0')}`
 }
 
-const accountKeyPattern = /^[0-9a-f]{64}$/
 
-/** The account key is derived from the credential string, so the store never holds a credential. */
+/** A credential's hash (stores before the credentials table), or 128 random bits in base64url. */
+const accountKeyPattern = /^(?:[0-9a-f]{64}|[A-Za-z0-9_-]{22})$/
+const credentialKeyPattern = /^[0-9a-f]{64}$/
+
+/**
+ * The SHA-256 of a credential, as stores written before the credentials table keyed its account:
+ * such an account keeps it as its internal id. New code addresses accounts by credentialKeyOf.
+ */
 export function accountKeyOf(credential: string): AccountKey {
   return hash('sha256', credential, 'hex') as AccountKey
 }
 
+/** The credential's key in the credentials table: its SHA-256, so the store never holds a credential. */
+export function credentialKeyOf(credential: string): CredentialKey {
+  return hash('sha256', credential, 'hex') as CredentialKey
+}
+
 export function isAccountKey(value: string): value is AccountKey {
   return accountKeyPattern.test(value)
+}
+
+export function isCredentialKey(value: string): value is CredentialKey {
+  return credentialKeyPattern.test(value)
+}
+
+/** The internal id of an account created now: 128 bits from the system's CSPRNG. */
+export function newAccountKey(): AccountKey {
+  return randomBytes(16).toString('base64url') as AccountKey
 }
 
 export function historyKeyOf(accountKey: AccountKey, seq: number): string {
@@ -74,17 +99,20 @@ export function historyKeyOf(accountKey: AccountKey, seq: number): string {
 
 /** Splits a history key into its account key and seq; undefined if it is not one. */
 export function parseHistoryKey(key: string): { accountKey: AccountKey; seq: number } | undefined {
-  const accountKey = key.slice(0, 64)
-  const seqText = key.slice(65)
-  if (key[64] !== '!' || !isAccountKey(accountKey) || !/^[0-9]{16}$/.test(seqText)) return undefined
+  // Account keys hold no '!': the first one ends the account key.
+  const end = key.indexOf('!')
+  const accountKey = key.slice(0, end)
+  const seqText = key.slice(end + 1)
+  if (end < 0 || !isAccountKey(accountKey) || !/^[0-9]{16}$/.test(seqText)) return undefined
   return { accountKey, seq: Number(seqText) }
 }
 
 /** Splits an idempotency record's key into its account key and the client's key. */
 export function parseIdempotencyKey(key: string): { accountKey: AccountKey; idempotencyKey: string } | undefined {
-  const accountKey = key.slice(0, 64)
-  const idempotencyKey = key.slice(65)
-  if (key[64] !== '!' || !isAccountKey(accountKey) || idempotencyKey.length === 0) return undefined
+  const end = key.indexOf('!')
+  const accountKey = key.slice(0, end)
+  const idempotencyKey = key.slice(end + 1)
+  if (end < 0 || !isAccountKey(accountKey) || idempotencyKey.length === 0) return undefined
   return { accountKey, idempotencyKey }
 }
 
@@ -132,6 +160,7 @@ export const accountRecord = z.strictObject({
   nextExpiryMs: atMs.optional(),
   expiresMs: atMs.optional(),
   frozen: z.literal(true).optional(),
+  createdMs: atMs.optional(),
 })
 export const noteText = z.string().refine((text) => characterCount(text) <= noteLengthMax)
 export const idempotencyKeyText = z.string().regex(new RegExp(`^[\\x21-\\x7e]{1,${idempotencyKeyLengthMax}}$`))
@@ -196,6 +225,8 @@ export interface AccountState {
   alertBelow?: bigint
   /** The operator's own reference to the account (PATCH /ref); absent: none. */
   ref?: string
+  /** Time of entry 1; absent on accounts written before it was kept (read entry 1 then). */
+  createdMs?: number
 }
 
 export interface IdempotencyState {
@@ -210,6 +241,39 @@ export interface IdempotencyState {
   fingerprint?: string
   /** The first answer's JSON body, replayed as is (ops other than mod; a mod on an account with holds). */
   answer?: string
+}
+
+/** Where a credential points: its account, and (after a rotation) when it stops working. */
+export interface CredentialState {
+  accountKey: AccountKey
+  /** Works while now < retiresMs; absent: works until rotated. */
+  retiresMs?: number
+}
+
+/** Whether a credential addresses its account at `nowMs`. */
+export function isCredentialLive(state: CredentialState, nowMs: number): boolean {
+  return state.retiresMs === undefined || nowMs < state.retiresMs
+}
+
+const credentialRecord = z.strictObject({ account: z.string().refine(isAccountKey), retiresMs: atMs.optional() })
+
+export function encodeCredential(state: CredentialState): string {
+  const retires = state.retiresMs === undefined ? '' : `,"retiresMs":${state.retiresMs}`
+  return `{"account":"${state.accountKey}"${retires}}`
+}
+
+export function decodeCredential(key: string, text: string): CredentialState {
+  let json: unknown
+  try {
+    json = JSON.parse(text)
+  } catch {
+    assert.fail(`corrupt record in ${tableNames.credentials} at ${key}: not JSON`)
+  }
+  const parsed = credentialRecord.safeParse(json)
+  assert.ok(parsed.success, `corrupt record in ${tableNames.credentials} at ${key}`)
+  const state: CredentialState = { accountKey: parsed.data.account }
+  if (parsed.data.retiresMs !== undefined) state.retiresMs = parsed.data.retiresMs
+  return state
 }
 
 // The three records are decoded on every write (the store's round-trip check) and read, so they
@@ -309,6 +373,7 @@ const accountShape: Shape = {
   frozen: { field: 'true', optional: true },
   alertBelow: { field: 'balance', optional: true },
   ref: { field: 'ref', optional: true },
+  createdMs: { field: 'atMs', optional: true },
 }
 const entryShape: Shape = {
   by: { field: 'change', optional: false },
@@ -354,7 +419,8 @@ export function encodeAccount(state: AccountState): string {
   const frozen = state.frozen === true ? ',"frozen":true' : ''
   const alertBelow = state.alertBelow === undefined ? '' : `,"alertBelow":"${state.alertBelow}"`
   const ref = state.ref === undefined ? '' : `,"ref":${JSON.stringify(state.ref)}`
-  return `{"tot":"${state.tot}","seq":${state.seq},"atMs":${state.atMs}${held}${holdCount}${nextExpiry}${expires}${frozen}${alertBelow}${ref}}`
+  const created = state.createdMs === undefined ? '' : `,"createdMs":${state.createdMs}`
+  return `{"tot":"${state.tot}","seq":${state.seq},"atMs":${state.atMs}${created}${held}${holdCount}${nextExpiry}${expires}${frozen}${alertBelow}${ref}}`
 }
 
 export function decodeAccount(key: string, text: string): AccountState {
@@ -367,6 +433,7 @@ export function decodeAccount(key: string, text: string): AccountState {
   if (record.frozen === true) state.frozen = true
   if (record.alertBelow !== undefined) state.alertBelow = BigInt(record.alertBelow as string)
   if (record.ref !== undefined) state.ref = record.ref as string
+  if (record.createdMs !== undefined) state.createdMs = record.createdMs as number
   return state
 }
 
@@ -418,6 +485,7 @@ export function encodeEntry(entry: EntryDraft): string {
 export function decodeEntry(key: string, text: string): Entry {
   const seqText = key.slice(key.length - seqDigits)
   const record = parseRecord(entryShape, tableNames.history, key, text)
+  assert.ok(record.by !== '0' || record.kind !== undefined, `corrupt record in ${tableNames.history} at ${key}: a mod of 0`)
   const entry: Entry = { seq: Number(seqText), by: BigInt(record.by as string), tot: BigInt(record.tot as string), atMs: record.atMs as number }
   if (record.note !== undefined) entry.note = record.note as string
   if (record.key !== undefined) entry.idempotencyKey = record.key as string
@@ -468,8 +536,9 @@ export function encodeHold(hold: HoldState): string {
 
 export function decodeHold(key: string, text: string): HoldState {
   const record = parseRecord(holdShape, tableNames.holds, key, text)
-  const id = key.slice(65)
-  assert.ok(holdIdPattern.test(id) && key[64] === '!', `corrupt key in ${tableNames.holds} at ${key}`)
+  const separator = key.lastIndexOf('!')
+  const id = key.slice(separator + 1)
+  assert.ok(holdIdPattern.test(id) && isAccountKey(key.slice(0, separator)), `corrupt key in ${tableNames.holds} at ${key}`)
   const hold: HoldState = { id, by: BigInt(record.by as string), atMs: record.atMs as number, expiresMs: record.expiresMs as number }
   assert.ok(hold.by > 0n, `corrupt record in ${tableNames.holds} at ${key}`)
   if (record.note !== undefined) hold.note = record.note as string
@@ -506,6 +575,10 @@ export const metaKeys = {
   epoch: 'epoch',
   /** Present while an import is writing: such a store is incomplete and is never served. */
   importInProgress: 'import-in-progress',
+  /** The store's format (see upgrade.ts); absent: format 1, before the credentials table. */
+  storeFormat: 'store-format',
+  /** During an upgrade: the last account key whose records it wrote. */
+  upgradeCursor: 'upgrade-cursor',
 } as const
 
 export const epochRecord = z.int().nonnegative()

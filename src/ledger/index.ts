@@ -1,6 +1,6 @@
 export { Ledger, openLedger, type LedgerOptions } from './ledger.js'
 export { LedgerError, isLedgerError, ledgerErrorCodes, type LedgerErrorCode } from './errors.js'
-export { accountKeyOf, isAccountKey } from './codec.js'
+export { accountKeyOf, credentialKeyOf, isAccountKey } from './codec.js'
 export * from './limits.js'
 export type * from './types.js'
 export type { RootDb } from './level/store.js'

@@ -4,8 +4,11 @@ import assert from 'node:assert/strict'
 import { hash, randomBytes } from 'node:crypto'
 import { z } from 'zod'
 import { limits } from '../config.js'
-import { actorPattern, epochRecord, filtersRecord, isRefText, metaKeys, type AccountState } from './codec.js'
+import { actorPattern, epochRecord, filtersRecord, isCredentialLive, isRefText, metaKeys, newAccountKey, type AccountState } from './codec.js'
 import type { AccountChange } from './account-settings.js'
+import { accountBody, viewOf, type AccountView, type RotateResult } from './accounts.js'
+import { upgradeStore } from './upgrade.js'
+import type { RotateRequest } from './writer.js'
 import { LedgerError } from './errors.js'
 import {
   accountTtlSecondsMax,
@@ -19,6 +22,7 @@ import {
   idempotencyTtlSecondsMin,
   noteLengthMax,
   pageSizeMax,
+  rotationGraceSecondsMax,
 } from './limits.js'
 import type {
   AccountKey,
@@ -36,7 +40,8 @@ import type {
 } from './types.js'
 import { heldAsOf, type HoldInput, type HoldOpResult, type SettleInput, type VoidInput } from './holds.js'
 import { holdTtlSecondsMax, holdTtlSecondsMin } from './limits.js'
-import { AccountCache, KeyFilter, WindowedKeyFilter, type LedgerMemory } from './cache.js'
+import type { CredentialKey } from './types.js'
+import { AccountCache, CredentialCache, KeyFilter, WindowedKeyFilter, type LedgerMemory } from './cache.js'
 import type { LedgerStore, StoreSnapshot } from './store.js'
 import { Writer, type RoundReport } from './writer.js'
 
@@ -49,7 +54,13 @@ export interface LedgerOptions {
   writerLookAheadBatchesMax?: number
   /** Account states kept in memory at most (exact: the writer keeps them current); limits.accountCacheMax by default. */
   accountCacheMax?: number
+  /** Credential mappings kept in memory at most (exclusive engine); limits.credentialCacheMax by default. */
+  credentialCacheMax?: number
+  /** Accounts per batch of a store-format upgrade at load; limits.upgradeBatchMax by default. */
+  upgradeBatchMax?: number
   now?: () => number
+  /** The internal id of a new account: 128 random bits by default; a deterministic simulation passes its own. */
+  newAccountKey?: () => AccountKey
   /** Called once if the writer stops on a storage fault or a broken invariant. */
   onFatal?: (error: Error) => void
   /** Called after each round the writer stores, for metrics. */
@@ -87,6 +98,7 @@ export class Ledger {
   readonly #legacyIdempotencyAtMs: number
   readonly #now: () => number
   readonly #prune: { intervalMs: number; batchMax: number } | undefined
+  readonly #upgradeBatchMax: number
   #pruneTimer: NodeJS.Timeout | undefined
   readonly #holdExpiry: { intervalMs: number; batchMax: number } | false
   #expiryTimer: NodeJS.Timeout | undefined
@@ -119,13 +131,16 @@ export class Ledger {
       accounts: new AccountCache(this.#shared ? 0 : (options.accountCacheMax ?? limits.accountCacheMax)),
       accountKeys: new KeyFilter(),
       idempotencyKeys: new WindowedKeyFilter(this.#idempotencyTtlMs),
+      credentials: new CredentialCache(this.#shared ? 0 : (options.credentialCacheMax ?? limits.credentialCacheMax)),
     }
+    this.#upgradeBatchMax = options.upgradeBatchMax ?? limits.upgradeBatchMax
     this.#writer = new Writer(this.#store, this.#memory, {
       batchMax: options.writerBatchMax,
       queueMax: options.writerQueueMax,
       roundsInFlightMax: options.writerRoundsInFlightMax ?? limits.writerRoundsInFlightMax,
       lookAheadBatchesMax: options.writerLookAheadBatchesMax ?? limits.writerLookAheadBatchesMax,
       now: this.#now,
+      newAccountKey: options.newAccountKey ?? newAccountKey,
       idempotencyWindowMs: this.#idempotencyTtlMs,
       legacyIdempotencyAtMs: this.#legacyIdempotencyAtMs,
       onFatal: options.onFatal ?? (() => {}),
@@ -180,6 +195,8 @@ export class Ledger {
     if ((await this.#store.readMeta(metaKeys.importInProgress)) !== undefined) {
       throw new IncompleteStoreError('the database holds an unfinished import; delete it and import again')
     }
+    // A store of an earlier format is upgraded (or its upgrade finished) before anything reads it.
+    await upgradeStore(this.#store, { batchMax: this.#upgradeBatchMax })
     // A shared store keeps nothing in memory: every read goes to it.
     if (this.#shared) return
     const snapshot = await this.#store.snapshot()
@@ -311,10 +328,72 @@ export class Ledger {
   }
 
   /**
-   * The balance and its seq, and `held` as of now (absent when 0), or undefined for an unknown
-   * account. Holds past their expiry count no more, whether or not their expiry is written yet.
+   * The account a credential addresses now, or undefined (none, or retired). Exclusive: the
+   * writer's cache, else the store; shared: the store, judged on its clock.
    */
-  async tot(accountKey: AccountKey): Promise<(Balance & { expiresMs?: number }) | undefined> {
+  async resolve(credentialKey: CredentialKey): Promise<AccountKey | undefined> {
+    const cached = this.#memory.credentials.get(credentialKey)
+    if (cached[0]) return cached[1] !== undefined && isCredentialLive(cached[1], this.#now()) ? cached[1].accountKey : undefined
+    const { state, nowMs } = await this.#store.readCredential(credentialKey)
+    return state !== undefined && isCredentialLive(state, nowMs ?? this.#now()) ? state.accountKey : undefined
+  }
+
+  /** The account a public id names, or undefined. */
+  async accountOfPublicId(publicId: string): Promise<AccountKey | undefined> {
+    return await this.#store.accountOfPublicId(publicId)
+  }
+
+  /** The balance and its seq (see totOf), or undefined for a credential that addresses no account. */
+  async tot(credentialKey: CredentialKey): Promise<(Balance & { expiresMs?: number }) | undefined> {
+    const accountKey = await this.resolve(credentialKey)
+    return accountKey === undefined ? undefined : await this.totOf(accountKey)
+  }
+
+  /** The details /acct gives, or undefined for a credential that addresses no account. */
+  async acct(credentialKey: CredentialKey): Promise<AccountView | undefined> {
+    const accountKey = await this.resolve(credentialKey)
+    return accountKey === undefined ? undefined : await this.acctOf(accountKey)
+  }
+
+  /** The details of an account by its internal id. */
+  async acctOf(accountKey: AccountKey): Promise<AccountView | undefined> {
+    const state = await this.accountOf(accountKey)
+    if (state === undefined) return undefined
+    // held as of now, as /tot answers it (holds past their expiry count no more).
+    const balance = await this.totOf(accountKey)
+    if (balance === undefined) return undefined
+    let createdMs = state.createdMs
+    if (createdMs === undefined) {
+      // An account from before creation times were kept: entry 1 has it.
+      const [first] = await this.#store.pageHistory(accountKey, { seqLow: 1, seqHigh: 1, limit: 1, order: 'asc' })
+      assert.ok(first !== undefined, 'an account without entry 1')
+      createdMs = first.atMs
+    }
+    // The figures of one read (the balance's), the settings as read just before.
+    return viewOf(accountKey, { ...state, tot: balance.tot, seq: balance.seq }, balance.held ?? 0n, createdMs)
+  }
+
+  /** The JSON body /acct answers with. */
+  accountBody(view: AccountView): string {
+    return accountBody(view)
+  }
+
+  /**
+   * Points a new credential at the account of `credentialKey`, which keeps working for the
+   * grace; refuses with a LedgerError, writing nothing, when it cannot.
+   */
+  rotate(credentialKey: CredentialKey, request: RotateRequest): Promise<RotateResult> {
+    assert.ok(Number.isInteger(request.graceMs) && request.graceMs >= 0 && request.graceMs <= rotationGraceSecondsMax * 1000, 'graceMs out of range')
+    // The edge refuses a new credential equal to the old one (ACCMAN_INVALID_CRED).
+    assert.ok(credentialKey !== request.newCredentialKey, 'a rotation to the same credential')
+    return this.#writer.rotate(credentialKey, request)
+  }
+
+  /**
+   * The balance and its seq, and `held` as of now (absent when 0), of an account by its internal
+   * id, or undefined. Holds past their expiry count no more, whether or not their expiry is written yet.
+   */
+  async totOf(accountKey: AccountKey): Promise<(Balance & { expiresMs?: number }) | undefined> {
     const state = this.#shared
       ? await this.#store.readAccount(accountKey)
       : (this.#memory.accounts.get(accountKey) ?? (await this.#readAccount(accountKey)))
@@ -324,13 +403,20 @@ export class Ledger {
     if (state.holdCount === undefined) return withExpiry({ tot: state.tot, seq: state.seq })
     // Before the next expiry the stored held is exact; a shared store's clock is read with the holds.
     if (!this.#shared && this.#now() < (state.nextExpiryMs ?? 0)) return withExpiry(withHeld({ tot: state.tot, seq: state.seq }, state.held ?? 0n))
-    const list = await this.holds(accountKey)
+    const list = await this.holdsOf(accountKey)
     const holding = list.balance
     return holding === undefined ? undefined : withExpiry(withHeld(holding, list.held))
   }
 
-  /** The active holds of an account as of now, oldest first; ACCMAN_NO_ACCOUNT when unknown. */
-  async holds(accountKey: AccountKey): Promise<HoldList & { balance: Balance | undefined }> {
+  /** The active holds of a credential's account as of now, oldest first; ACCMAN_NO_ACCOUNT when unknown. */
+  async holds(credentialKey: CredentialKey): Promise<HoldList & { balance: Balance | undefined }> {
+    const accountKey = await this.resolve(credentialKey)
+    if (accountKey === undefined) throw new LedgerError('ACCMAN_NO_ACCOUNT', 'no account for this credential')
+    return await this.holdsOf(accountKey)
+  }
+
+  /** The active holds of an account by its internal id as of now, oldest first; ACCMAN_NO_ACCOUNT when unknown. */
+  async holdsOf(accountKey: AccountKey): Promise<HoldList & { balance: Balance | undefined }> {
     const holding = await this.#store.readHolding(accountKey)
     if (holding.account === undefined) throw new LedgerError('ACCMAN_NO_ACCOUNT', 'no account for this credential')
     const nowMs = holding.nowMs ?? this.#now()
@@ -339,30 +425,30 @@ export class Ledger {
   }
 
   /** Reserves `by` for ttlMs: avail shrinks, tot stays. Answers the JSON body of PATCH /hold. */
-  hold(accountKey: AccountKey, input: Omit<HoldInput, 'holdId'>): Promise<HoldOpResult> {
+  hold(credentialKey: CredentialKey, input: Omit<HoldInput, 'holdId'>): Promise<HoldOpResult> {
     assert.ok(input.by > 0n && input.by <= amountMax, 'by out of range')
     assert.ok(Number.isInteger(input.ttlMs) && input.ttlMs >= holdTtlSecondsMin * 1000 && input.ttlMs <= holdTtlSecondsMax * 1000, 'ttl out of range')
     this.#assertNoteAndKey(input)
     // 128 random bits: an id reveals nothing of another hold or account.
     const holdId = randomBytes(16).toString('base64url')
-    return this.#holdOp(accountKey, { op: 'hold', holdId, ...input })
+    return this.#holdOp(credentialKey, { op: 'hold', holdId, ...input })
   }
 
   /** Posts `by` of a hold (all of it by default) as a debit and releases the rest. */
-  settle(accountKey: AccountKey, input: SettleInput): Promise<HoldOpResult> {
+  settle(credentialKey: CredentialKey, input: SettleInput): Promise<HoldOpResult> {
     assert.ok(input.by === undefined || (input.by > 0n && input.by <= amountMax), 'by out of range')
     this.#assertNoteAndKey(input)
-    return this.#holdOp(accountKey, { op: 'settle', ...input })
+    return this.#holdOp(credentialKey, { op: 'settle', ...input })
   }
 
   /** Releases a whole hold. */
-  void(accountKey: AccountKey, input: VoidInput): Promise<HoldOpResult> {
+  void(credentialKey: CredentialKey, input: VoidInput): Promise<HoldOpResult> {
     this.#assertNoteAndKey(input)
-    return this.#holdOp(accountKey, { op: 'void', ...input })
+    return this.#holdOp(credentialKey, { op: 'void', ...input })
   }
 
-  async #holdOp(accountKey: AccountKey, op: Parameters<Writer['submitHoldOp']>[1]): Promise<HoldOpResult> {
-    const result = await this.#writer.submitHoldOp(accountKey, op)
+  async #holdOp(credentialKey: CredentialKey, op: Parameters<Writer['submitHoldOp']>[1]): Promise<HoldOpResult> {
+    const result = await this.#writer.submitHoldOp({ credentialKey }, op)
     assert.ok(result !== undefined)
     return result
   }
@@ -388,7 +474,7 @@ export class Ledger {
 
   async #expirePass(batchMax: number): Promise<number> {
     const accounts = await this.#store.dueHoldAccounts(this.#now(), batchMax)
-    await Promise.all(accounts.map(async (accountKey) => await this.#writer.submitHoldOp(accountKey, { op: 'expire' })))
+    await Promise.all(accounts.map(async (accountKey) => await this.#writer.submitHoldOp({ accountKey }, { op: 'expire' })))
     return accounts.length
   }
 
@@ -405,8 +491,14 @@ export class Ledger {
     this.#expiryTimer.unref()
   }
 
-  /** The account's whole state (balance, expiry, frozen), or undefined for an unknown account. */
-  async account(accountKey: AccountKey): Promise<AccountState | undefined> {
+  /** The whole state (balance, expiry, frozen) of a credential's account, or undefined for none. */
+  async account(credentialKey: CredentialKey): Promise<AccountState | undefined> {
+    const accountKey = await this.resolve(credentialKey)
+    return accountKey === undefined ? undefined : await this.accountOf(accountKey)
+  }
+
+  /** The account's whole state by its internal id, or undefined for an unknown account. */
+  async accountOf(accountKey: AccountKey): Promise<AccountState | undefined> {
     return this.#shared
       ? await this.#store.readAccount(accountKey)
       : (this.#memory.accounts.get(accountKey) ?? (await this.#readAccount(accountKey)))
@@ -418,10 +510,10 @@ export class Ledger {
   }
 
   /** Changes an account's settings (no history entry); ACCMAN_NO_ACCOUNT, ACCMAN_REF_TAKEN. */
-  updateAccount(accountKey: AccountKey, change: AccountChange): Promise<AccountState> {
+  updateAccount(credentialKey: CredentialKey, change: AccountChange): Promise<AccountState> {
     assert.ok(change.alertBelow == null || (change.alertBelow >= 0n && change.alertBelow <= amountMax), 'alertBelow out of range')
     assert.ok(change.ref == null || isRefText(change.ref), 'ref out of range')
-    return this.#writer.update(accountKey, change)
+    return this.#writer.update(credentialKey, change)
   }
 
   /** The account a ref names, or undefined. */
@@ -439,7 +531,7 @@ export class Ledger {
   }
 
   /** Adds `by` to the balance; refuses with a LedgerError, writing nothing, when it cannot. */
-  mod(accountKey: AccountKey, input: ModInput): Promise<ModResult> {
+  mod(credentialKey: CredentialKey, input: ModInput): Promise<ModResult> {
     assert.ok(input.by !== 0n, 'by must be nonzero')
     assert.ok(input.by >= -amountMax && input.by <= amountMax, 'by out of range')
     assert.ok(input.note === undefined || characterCount(input.note) <= noteLengthMax, 'note too long')
@@ -454,16 +546,20 @@ export class Ledger {
       'ttl only on a credit, within its range',
     )
     assert.ok(input.actor === undefined || actorPattern.test(input.actor), 'malformed actor name')
-    return this.#writer.submit(accountKey, input)
+    return this.#writer.submit(credentialKey, input)
   }
 
   /**
    * Moves `input.by` (positive) to another account: both sides in one atomic write, or neither
    * (see decideMove). The move's id is random, URL-safe.
    */
-  move(accountKey: AccountKey, input: Omit<MoveInput, 'moveId' | 'fromAccountKey'>): Promise<MoveResult> {
+  move(
+    credentialKey: CredentialKey,
+    input: Omit<MoveInput, 'moveId' | 'fromAccountKey' | 'toAccountKey'> & { toCredentialKey: CredentialKey },
+  ): Promise<MoveResult> {
     assert.ok(input.by > 0n && input.by <= amountMax, 'a move amount is positive and in range')
-    assert.ok(input.toAccountKey !== accountKey, 'a move names two different accounts')
+    // The edge refuses one credential twice; two of one account are refused in the round.
+    assert.ok(input.toCredentialKey !== credentialKey, 'a move names two different credentials')
     assert.ok(input.note === undefined || characterCount(input.note) <= noteLengthMax, 'note too long')
     assert.ok(
       input.idempotencyKey === undefined ||
@@ -472,15 +568,15 @@ export class Ledger {
     )
     assert.ok(input.actor === undefined || actorPattern.test(input.actor), 'malformed actor name')
     const moveId = randomBytes(moveIdBytes).toString('base64url')
-    return this.#writer.submit(accountKey, { ...input, op: 'move', moveId }) as Promise<MoveResult>
+    return this.#writer.submit(credentialKey, { ...input, op: 'move', moveId }) as Promise<MoveResult>
   }
 
   /** Freezes (frozen: true) or unfreezes an account; answered without an entry when already so. */
-  freeze(accountKey: AccountKey, input: FreezeInput): Promise<FreezeResult> {
+  freeze(credentialKey: CredentialKey, input: FreezeInput): Promise<FreezeResult> {
     assert.ok(input.actor === undefined || actorPattern.test(input.actor), 'malformed actor name')
     // `by` is unused by a freeze; 1 keeps the queue's mod shape.
     const { frozen, actor } = input
-    return this.#writer.submit(accountKey, { by: 1n, op: 'freeze', frozen, ...(actor === undefined ? {} : { actor }) }) as Promise<FreezeResult>
+    return this.#writer.submit(credentialKey, { by: 1n, op: 'freeze', frozen, ...(actor === undefined ? {} : { actor }) }) as Promise<FreezeResult>
   }
 
   /**
@@ -488,8 +584,15 @@ export class Ledger {
    * balance; throws ACCMAN_NO_ACCOUNT when unknown. Found through the store's index, so also once
    * the key's idempotency record has expired and been pruned.
    */
-  async pastByKey(accountKey: AccountKey, idempotencyKey: string): Promise<PastPage> {
-    const balance = await this.tot(accountKey)
+  async pastByKey(credentialKey: CredentialKey, idempotencyKey: string): Promise<PastPage> {
+    const accountKey = await this.resolve(credentialKey)
+    if (accountKey === undefined) throw new LedgerError('ACCMAN_NO_ACCOUNT', 'no account for this credential')
+    return await this.pastByKeyOf(accountKey, idempotencyKey)
+  }
+
+  /** pastByKey of an account by its internal id (id= and ref= reads). */
+  async pastByKeyOf(accountKey: AccountKey, idempotencyKey: string): Promise<PastPage> {
+    const balance = await this.totOf(accountKey)
     if (balance === undefined) throw new LedgerError('ACCMAN_NO_ACCOUNT', 'no account for this credential')
     // Entries above the balance's seq are not stored yet as far as this answer goes.
     const entries = (await this.#store.entriesWithKey(accountKey, idempotencyKey, entriesWithKeyMax)).filter((entry) => entry.seq <= balance.seq)
@@ -497,9 +600,16 @@ export class Ledger {
   }
 
   /** One page of history with the account's current balance; throws ACCMAN_NO_ACCOUNT when unknown. */
-  async past(accountKey: AccountKey, query: PastQuery): Promise<PastPage> {
+  async past(credentialKey: CredentialKey, query: PastQuery): Promise<PastPage> {
+    const accountKey = await this.resolve(credentialKey)
+    if (accountKey === undefined) throw new LedgerError('ACCMAN_NO_ACCOUNT', 'no account for this credential')
+    return await this.pastOf(accountKey, query)
+  }
+
+  /** One page of history of an account by its internal id; throws ACCMAN_NO_ACCOUNT when unknown. */
+  async pastOf(accountKey: AccountKey, query: PastQuery): Promise<PastPage> {
     assert.ok(Number.isInteger(query.limit) && query.limit >= 1 && query.limit <= pageSizeMax)
-    const balance = await this.tot(accountKey)
+    const balance = await this.totOf(accountKey)
     if (balance === undefined) throw new LedgerError('ACCMAN_NO_ACCOUNT', 'no account for this credential')
     // Entries 1..seq exist and never change, so reading within that range needs no snapshot.
     let seqLow = Math.max(1, (query.afterSeq ?? 0) + 1)

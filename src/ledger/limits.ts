@@ -49,3 +49,6 @@ export const accountTtlSecondsMax = 315_360_000
 
 /** Entries /past?key= returns at most: a key is on one entry per retention window. */
 export const entriesWithKeyMax = 100
+/** A rotation's grace (`grace`, seconds): how long the old credential keeps working; 0 by default. */
+export const rotationGraceSecondsDefault = 0
+export const rotationGraceSecondsMax = 86_400

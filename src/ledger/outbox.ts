@@ -2,7 +2,7 @@
 // state of their delivery to each endpoint, as plain data the engines store. Engines store; the
 // deliverer (src/webhooks) decides when to send, and what an answer means.
 import assert from 'node:assert/strict'
-import type { OutboxEvent } from './alerts.js'
+import { eventTypes, type OutboxEvent } from './alerts.js'
 
 export type { OutboxEvent } from './alerts.js'
 
@@ -56,7 +56,6 @@ export function encodeOutboxRecord(record: OutboxRecord): string {
   return JSON.stringify(record)
 }
 
-const eventTypes = new Set(['balance.low', 'balance.depleted'])
 const statuses = new Set(['pending', 'delivered', 'failed'])
 
 export function decodeOutboxRecord(key: string, text: string): OutboxRecord {

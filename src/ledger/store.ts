@@ -9,9 +9,9 @@
 //   a round runs in one transaction that locks its accounts (in key order, so two nodes never
 //   deadlock) and may be run again on a serialization failure, a deadlock or a concurrent
 //   creation of the same account.
-import type { AccountState, IdempotencyState } from './codec.js'
+import type { AccountState, CredentialState, IdempotencyState } from './codec.js'
 import type { OutboxEvent, OutboxRecord } from './outbox.js'
-import type { AccountKey, Entry, HoldState } from './types.js'
+import type { AccountKey, CredentialKey, Entry, HoldState } from './types.js'
 
 /** What one round stores, as plain data; the engine encodes it. */
 export interface RoundWrites {
@@ -32,6 +32,10 @@ export interface RoundWrites {
   refs?: Array<[ref: string, accountKey: AccountKey | undefined]>
   /** Holds created or closed, each once, as they are at the end of the round (absent: none). */
   holds?: Array<[AccountKey, HoldState]>
+  /** Credentials pointed (anew) at an account, or retired. */
+  credentials?: Array<[CredentialKey, CredentialState]>
+  /** Accounts this round creates: the engine indexes their public ids. */
+  created?: AccountKey[]
 }
 
 /** The holds a round asked for: each account's open holds, and holds by id (open or closed). */
@@ -53,6 +57,8 @@ export interface Holding {
 export interface RoundStates {
   accounts: Array<AccountState | undefined>
   idempotency: Array<IdempotencyState | undefined>
+  /** The credentials asked for (whether live or not is the caller's to judge, on the round's clock). */
+  credentials: Array<CredentialState | undefined>
 }
 
 /** What a round's body sees: its reads, and the round's time on a shared engine. */
@@ -65,9 +71,9 @@ export interface RoundTransaction {
   readonly nowMs: number | undefined
   /**
    * The states of the given accounts and idempotency records (by store key). On a shared engine
-   * the accounts that exist are locked until the round ends, so what is read stays current.
+   * the accounts that exist are locked until the round ends, so what is read stays current; so
+   * are the credentials that exist (credentials before accounts, each in key order).
    */
-  readRound(accountKeys: AccountKey[], idempotencyKeys: string[]): Promise<RoundStates>
   /**
    * The open holds of the given accounts (read after readRound, which locked them on a shared
    * engine), and the given holds by account and id.
@@ -75,6 +81,8 @@ export interface RoundTransaction {
   readHolds(openOf: AccountKey[], byId: Array<[AccountKey, string]>): Promise<RoundHolds>
   /** The account each ref belongs to (undefined: none), current until the round ends. */
   readRefs(refs: string[]): Promise<Array<AccountKey | undefined>>
+  /** See above: credentials are read (and locked) before the accounts. */
+  readRound(accountKeys: AccountKey[], idempotencyKeys: string[], credentialKeys?: CredentialKey[]): Promise<RoundStates>
 }
 
 /** What a round's body returns: the writes to store (undefined: nothing) and its own value. */
@@ -101,6 +109,8 @@ export interface StoreSnapshot {
   idempotency(after: string | undefined, limit: number): Promise<Array<[string, IdempotencyState]>>
   /** The holds of one account (open and closed) in id order, after `after` (exclusive), at most `limit`. */
   holds(accountKey: AccountKey, after: string | undefined, limit: number): Promise<HoldState[]>
+  /** Credentials in key order, after `after` (exclusive), at most `limit`. */
+  credentials(after: CredentialKey | undefined, limit: number): Promise<Array<[CredentialKey, CredentialState]>>
   close(): Promise<void>
 }
 
@@ -109,6 +119,13 @@ export interface LedgerStore {
   readonly sharing: 'exclusive' | 'shared'
   /** One account's state, or undefined if the store has none (current, on a shared engine). */
   readAccount(accountKey: AccountKey): Promise<AccountState | undefined>
+  /**
+   * A credential's record, or undefined; with the store's clock on a shared engine (whether the
+   * credential is live is judged on it), undefined on an exclusive one.
+   */
+  readCredential(credentialKey: CredentialKey): Promise<{ state: CredentialState | undefined; nowMs: number | undefined }>
+  /** The account a public id names, or undefined. */
+  accountOfPublicId(publicId: string): Promise<AccountKey | undefined>
   /**
    * Runs one round: `body` reads through the transaction it is given and returns the writes,
    * which are stored as one atomic write, all of it or none of it; resolves with the body's value

@@ -1,5 +1,15 @@
-/** SHA-256 of a credential string, as 64 lowercase hex digits. Never the credential itself. */
+/**
+ * An account's stable internal id: what its history, idempotency records and state hang off.
+ * Accounts created before credentials were mapped keep their credential's SHA-256 (64 hex
+ * digits); later ones get 128 random bits in base64url (22 characters). Never a credential.
+ */
 export type AccountKey = string & { readonly brand: 'AccountKey' }
+
+/** SHA-256 of a credential string, as 64 lowercase hex digits; the credentials table maps it to an account. */
+export type CredentialKey = string & { readonly brand: 'CredentialKey' }
+
+/** What an entry records; absent on an entry means 'mod'. */
+export type EntryKind = 'mod' | 'hold' | 'settle' | 'void' | 'expire' | 'rotate' | 'move' | 'freeze' | 'unfreeze'
 
 /** A balance together with the history position it is valid at. */
 export interface Balance {
@@ -9,9 +19,6 @@ export interface Balance {
   /** The sum of the active holds, as of the answer (absent: none); avail = tot - held. */
   held?: bigint
 }
-
-/** What an entry records: absent on an entry means 'mod'. */
-export type EntryKind = 'mod' | 'hold' | 'settle' | 'void' | 'expire' | 'rotate' | 'move' | 'freeze' | 'unfreeze'
 
 /** One accepted mod, as the history holds it. */
 export interface Entry {

@@ -9,17 +9,25 @@
 // engine (see store.ts). On an exclusive store it keeps what it knows in memory (the cache and
 // the key filters) and reads only what they cannot answer; on a shared one other nodes write
 // too, so every round reads all it needs through its transaction and nothing is kept.
+//
+// A credential names an account through the credentials table. Ops are queued by credential (a
+// rotation and a move by both of theirs; an expiry pass by its account directly): the mapping of
+// a credential changes only in a round holding it, so each round resolves its credentials to
+// accounts once, at its start, and then claims those accounts (two credentials of one account
+// during a rotation's grace may sit in two rounds; the later waits). A round holding claims
+// never waits for another, so none deadlock.
 import assert from 'node:assert/strict'
-import { idempotencyKeyOf, type AccountState, type IdempotencyState } from './codec.js'
+import { idempotencyKeyOf, isCredentialLive, type AccountState, type CredentialState, type IdempotencyState } from './codec.js'
 import type { LedgerMemory } from './cache.js'
 import { decideMod, type DecisionContext, type ModDecision } from './decide.js'
+import { decideRotate, type RotateDecision, type RotateResult } from './accounts.js'
 import { LedgerError } from './errors.js'
-import { decideHoldOp, decisionTimeOf, expireDue, hasDueHolds, type HoldOp, type HoldOpDecision, type HoldOpResult } from './holds.js'
+import { decideHoldOp, decisionTimeOf, expireDue, hasDueHolds, heldAsOf, type HoldOp, type HoldOpDecision, type HoldOpResult } from './holds.js'
 import { decideFreeze, decideMove, type FreezeDecision, type MoveDecision } from './move.js'
 import type { LedgerStore, RoundTransaction, RoundWrites } from './store.js'
-import { alertEvents } from './alerts.js'
+import { accountEvent, alertEvents } from './alerts.js'
 import { decideAccountChange, type AccountChange } from './account-settings.js'
-import type { AccountKey, HoldState, ModInput, ModResult } from './types.js'
+import type { AccountKey, CredentialKey, HoldState, ModInput, ModResult } from './types.js'
 
 export interface WriterOptions {
   /** Mods decided and written in one batch at most. */
@@ -32,6 +40,8 @@ export interface WriterOptions {
   queueMax: number
   /** The writer's clock; a shared store's rounds take the store's clock instead. */
   now: () => number
+  /** The internal id of an account a credit creates (random; a simulation passes its own). */
+  newAccountKey: () => AccountKey
   /** How long an idempotency key is replayed. */
   idempotencyWindowMs: number
   /**
@@ -56,6 +66,8 @@ export interface RoundReport {
   /** Entries appended. */
   applied: number
   accountsCreated: number
+  /** Credentials rotated. */
+  rotations: number
   credited: bigint
   debited: bigint
   /** Holds opened, settled, voided and expired, and their amounts (settled: the amount posted). */
@@ -86,19 +98,58 @@ export type WriterOp = HoldOp | { op: 'expire' }
 /** What the writer queues besides a mod's input: absent op, a mod; 'move' and 'freeze' carry their own fields. */
 export interface OpFields {
   op?: 'move' | 'freeze'
-  /** A move's other account: the round holds both. */
-  toAccountKey?: AccountKey
+  /** A move's other credential: the round resolves and holds both. */
+  toCredentialKey?: CredentialKey
   moveId?: string
   /** A freeze's target state. */
   frozen?: boolean
 }
 
-interface PendingMod extends ModInput, OpFields {
-  accountKey: AccountKey
+/** A rotation of a credential (the old one) to newCredentialKey. */
+export interface RotateRequest {
+  newCredentialKey: CredentialKey
+  graceMs: number
+  idempotencyKey?: string
+  actor?: string
+}
+
+interface PendingMod extends ModInput {
+  op?: 'move' | 'freeze' | 'rotate'
+  /** The credential the op came with; absent on an expiry pass, which names its account. */
+  credentialKey?: CredentialKey
+  /** An expiry pass's account (the background pass works by account). */
+  accountKey?: AccountKey
+  toCredentialKey?: CredentialKey
+  moveId?: string
+  frozen?: boolean
+  /** A rotation's new credential and grace. */
+  newCredentialKey?: CredentialKey
+  graceMs?: number
   /** Absent: a mod (by, note, idempotencyKey). Present: by is 0 and the op says what to do. */
   holdOp?: WriterOp
-  resolve: (result: ModResult | HoldOpResult | undefined) => void
+  resolve: (result: ModResult | HoldOpResult | RotateResult | undefined) => void
   reject: (error: Error) => void
+}
+
+/** The credentials an op holds while it is in a round. */
+function credentialsOf(mod: PendingMod): CredentialKey[] {
+  const keys: CredentialKey[] = []
+  if (mod.credentialKey !== undefined) keys.push(mod.credentialKey)
+  if (mod.toCredentialKey !== undefined) keys.push(mod.toCredentialKey)
+  if (mod.newCredentialKey !== undefined) keys.push(mod.newCredentialKey)
+  return keys
+}
+
+/** A claim on an account by a round in flight (or a pruning, or a settings change); released once it is stored. */
+interface Claim {
+  released: Promise<void>
+  release: () => void
+}
+
+function newClaim(): Claim {
+  let release = () => {}
+  const released = new Promise<void>((resolve) => (release = resolve))
+  return { released, release }
 }
 
 /** What a round knows of one account's holds. */
@@ -109,13 +160,11 @@ interface HoldsOfAccount {
   known: Map<string, HoldState>
 }
 
-type Decision = ModDecision | HoldOpDecision | MoveDecision | FreezeDecision | { result: undefined }
-/** The accounts an op holds while its round is in flight: one, or a move's two. */
-function accountsOf(mod: PendingMod): AccountKey[] {
-  return mod.toAccountKey === undefined ? [mod.accountKey] : [mod.accountKey, mod.toAccountKey]
-}
+type Decision = ModDecision | HoldOpDecision | MoveDecision | FreezeDecision | RotateDecision | { result: undefined }
 /** What one round knows: states read at its start, updated by each mod it decides. */
 interface Round {
+  /** The round's credentials as read at its start, updated by each op it decides. */
+  credentials: Map<CredentialKey, CredentialState | undefined>
   accounts: Map<AccountKey, AccountState | undefined>
   idempotency: Map<string, IdempotencyState | undefined>
   /** Keys the filters could not rule out, read from the store before deciding. */
@@ -129,6 +178,7 @@ interface Round {
   writes: RoundWrites
   atMs: number
   applied: number
+  rotations: number
   credited: bigint
   debited: bigint
   /** Accounts' holds, for the accounts whose ops need them. */
@@ -150,8 +200,10 @@ export class Writer {
   #queue: PendingMod[] = []
   /** A pruning of expired idempotency records waiting for its accounts; at most one. */
   #prune: PendingPrune | undefined
-  /** Accounts of the rounds in flight: their mods wait until that round is stored. */
-  readonly #busyAccounts = new Set<AccountKey>()
+  /** Credentials of the rounds in flight: their ops wait until that round is stored. */
+  readonly #busyCredentials = new Set<CredentialKey>()
+  /** Accounts claimed by the rounds in flight (and a pruning); a round resolving to one waits. */
+  readonly #heldAccounts = new Map<AccountKey, Claim>()
   #roundsInFlight = 0
   #pumpScheduled = false
   #closing = false
@@ -185,27 +237,41 @@ export class Writer {
     return this.#failure !== undefined
   }
 
-  submit(accountKey: AccountKey, input: ModInput & OpFields): Promise<ModResult> {
-    return this.#enqueue(accountKey, input, undefined) as Promise<ModResult>
+  submit(credentialKey: CredentialKey, input: ModInput & OpFields): Promise<ModResult> {
+    return this.#enqueue({ ...input, credentialKey }, undefined) as Promise<ModResult>
   }
 
-  /** Queues a hold, settle or void (resolves with its answer), or an expiry pass (resolves undefined). */
-  submitHoldOp(accountKey: AccountKey, op: WriterOp): Promise<HoldOpResult | undefined> {
+  /**
+   * Queues a hold, settle or void on the account of a credential (resolves with its answer), or
+   * an expiry pass over an account by its internal id (resolves undefined).
+   */
+  submitHoldOp(target: { credentialKey: CredentialKey } | { accountKey: AccountKey }, op: WriterOp): Promise<HoldOpResult | undefined> {
     const idempotencyKey = op.op === 'expire' ? undefined : op.idempotencyKey
-    return this.#enqueue(accountKey, { by: 0n, ...(idempotencyKey === undefined ? {} : { idempotencyKey }) }, op) as Promise<
+    return this.#enqueue({ ...target, by: 0n, ...(idempotencyKey === undefined ? {} : { idempotencyKey }) }, op) as Promise<
       HoldOpResult | undefined
     >
   }
 
-  #enqueue(accountKey: AccountKey, input: ModInput & OpFields, holdOp: WriterOp | undefined): Promise<ModResult | HoldOpResult | undefined> {
+  /** Points request.newCredentialKey at the account of credentialKey; see decideRotate. */
+  rotate(credentialKey: CredentialKey, request: RotateRequest): Promise<RotateResult> {
+    assert.ok(credentialKey !== request.newCredentialKey, 'a rotation to the same credential')
+    const { newCredentialKey, graceMs, idempotencyKey, actor } = request
+    const input = { by: 0n, op: 'rotate' as const, credentialKey, newCredentialKey, graceMs, ...(idempotencyKey === undefined ? {} : { idempotencyKey }), ...(actor === undefined ? {} : { actor }) }
+    return this.#enqueue(input, undefined) as Promise<RotateResult>
+  }
+
+  #enqueue(
+    input: ModInput & Omit<PendingMod, 'resolve' | 'reject' | keyof ModInput>,
+    holdOp: WriterOp | undefined,
+  ): Promise<ModResult | HoldOpResult | RotateResult | undefined> {
     if (this.#failure !== undefined || this.#closing) {
       return Promise.reject(new LedgerError('ACCMAN_CLOSED', 'the ledger is not accepting mods'))
     }
     if (this.#queue.length >= this.#options.queueMax) {
       return Promise.reject(new LedgerError('ACCMAN_QUEUE_FULL', 'too many mods waiting; retry later'))
     }
-    return new Promise<ModResult | HoldOpResult | undefined>((resolve, reject) => {
-      const pending: PendingMod = { ...input, accountKey, resolve, reject }
+    return new Promise<ModResult | HoldOpResult | RotateResult | undefined>((resolve, reject) => {
+      const pending: PendingMod = { ...input, resolve, reject }
       if (holdOp !== undefined) pending.holdOp = holdOp
       this.#queue.push(pending)
       if (!this.#pumpScheduled) {
@@ -230,7 +296,7 @@ export class Writer {
     assert.ok(this.#prune === undefined, 'one pruning at a time')
     if (keys.length === 0 || this.#failure !== undefined || this.#closing) return Promise.resolve(0)
     const accounts = new Set<AccountKey>()
-    for (const key of keys) accounts.add(key.slice(0, 64) as AccountKey)
+    for (const key of keys) accounts.add(key.slice(0, key.indexOf('!')) as AccountKey)
     return new Promise<number>((resolve, reject) => {
       this.#prune = { keys, accounts, resolve, reject }
       this.#pump()
@@ -241,7 +307,7 @@ export class Writer {
    * Changes an account's settings (threshold, ref) without a history entry, in a round of its own
    * holding the account, so no mod of it is decided meanwhile. Resolves with the account's state.
    */
-  update(accountKey: AccountKey, change: AccountChange): Promise<AccountState> {
+  update(credentialKey: CredentialKey, change: AccountChange): Promise<AccountState> {
     if (this.#failure !== undefined || this.#closing) {
       return Promise.reject(new LedgerError('ACCMAN_CLOSED', 'the ledger is not accepting changes'))
     }
@@ -249,7 +315,7 @@ export class Writer {
       return Promise.reject(new LedgerError('ACCMAN_QUEUE_FULL', 'too many changes waiting; retry later'))
     }
     return new Promise<AccountState>((resolve, reject) => {
-      this.#updates.push({ accountKey, change, resolve, reject })
+      this.#updates.push({ credentialKey, change, resolve, reject })
       this.#pump()
     })
   }
@@ -262,33 +328,43 @@ export class Writer {
       for (const waiting of this.#updates.splice(0)) waiting.reject(new LedgerError('ACCMAN_CLOSED', 'the ledger stopped after a storage fault'))
       return
     }
-    if (this.#busyAccounts.has(update.accountKey)) return
+    if (this.#busyCredentials.has(update.credentialKey)) return
     this.#updates.shift()
-    this.#busyAccounts.add(update.accountKey)
+    this.#busyCredentials.add(update.credentialKey)
     this.#roundsInFlight++
     this.#updateInFlight = true
     void this.#runUpdate(update)
   }
 
   async #runUpdate(update: PendingUpdate): Promise<void> {
-    const { accountKey, change } = update
-    type Outcome = { state: AccountState } | { refusal: LedgerError }
+    const { credentialKey, change } = update
+    type Outcome = { state: AccountState; accountKey: AccountKey } | { refusal: LedgerError }
     let outcome: Outcome | undefined
     let failure: Error | undefined
+    const claims = new Set<AccountKey>()
     try {
       outcome = await this.#store.runRound<Outcome>(async (transaction) => {
+        this.#releaseClaims(claims)
+        const credential = (await transaction.readRound([], [], [credentialKey])).credentials?.[0]
+        const nowMs = transaction.nowMs ?? this.#options.now()
+        if (credential === undefined || !isCredentialLive(credential, nowMs)) {
+          return { writes: undefined, value: { refusal: new LedgerError('ACCMAN_NO_ACCOUNT', 'no account for this credential') } }
+        }
+        const accountKey = credential.accountKey
+        await this.#claim([accountKey], claims)
         const { accounts } = await transaction.readRound([accountKey], [])
         const owners = typeof change.ref === 'string' ? await transaction.readRefs([change.ref]) : []
         const decision = decideAccountChange(accountKey, accounts[0], change, owners[0])
         if ('refusal' in decision) return { writes: undefined, value: { refusal: decision.refusal } }
         const writes: RoundWrites = { accounts: [[accountKey, decision.account]], entries: [], idempotency: [], idempotencyDeletes: [], refs: decision.refs }
-        return { writes, value: { state: decision.account } }
+        return { writes, value: { state: decision.account, accountKey } }
       })
-      if (!this.#shared && outcome !== undefined && 'state' in outcome) this.#memory.accounts.commit([[accountKey, outcome.state]])
+      if (!this.#shared && outcome !== undefined && 'state' in outcome) this.#memory.accounts.commit([[outcome.accountKey, outcome.state]])
     } catch (error) {
       failure = asError(error)
     }
-    this.#busyAccounts.delete(accountKey)
+    this.#busyCredentials.delete(credentialKey)
+    this.#releaseClaims(claims)
     this.#roundsInFlight--
     this.#updateInFlight = false
     if (outcome !== undefined) {
@@ -345,45 +421,44 @@ export class Writer {
   #takeRound(): PendingMod[] {
     const taken: PendingMod[] = []
     const waiting: PendingMod[] = []
-    const claimed = new Set<AccountKey>()
-    // Accounts of ops left behind: a later op of any of them waits too (a move left behind for
-    // its other account must not be overtaken by a mod of its first).
-    const leftBehind = new Set<AccountKey>()
+    const claimed = new Set<CredentialKey>()
+    // Credentials of ops left behind: a later op of any of them waits too (a move or a rotation
+    // left behind for its other credential must not be overtaken by a mod of its first).
+    const leftBehind = new Set<CredentialKey>()
+    // An expiry pass names its account: one per account per round, the round's claim does the rest.
+    const expiring = new Set<AccountKey>()
     // Look a bounded way ahead, so a long queue for one busy account costs little per round.
     const horizon = Math.min(this.#queue.length, this.#options.batchMax * this.#options.lookAheadBatchesMax)
     for (let index = 0; index < horizon && taken.length < this.#options.batchMax; index++) {
       const mod = this.#queue[index]
       assert.ok(mod !== undefined)
-      const accounts = accountsOf(mod)
+      const credentials = credentialsOf(mod)
       if (
-        accounts.some(
-          (accountKey) =>
-            this.#busyAccounts.has(accountKey) ||
-            leftBehind.has(accountKey) ||
-            this.#prune?.accounts.has(accountKey) === true ||
-            this.#updates[0]?.accountKey === accountKey,
-        )
+        credentials.some((key) => this.#busyCredentials.has(key) || leftBehind.has(key) || this.#updates[0]?.credentialKey === key) ||
+        (mod.accountKey !== undefined && (expiring.has(mod.accountKey) || this.#prune?.accounts.has(mod.accountKey) === true))
       ) {
         waiting.push(mod)
-        for (const accountKey of accounts) leftBehind.add(accountKey)
+        for (const key of credentials) leftBehind.add(key)
       } else {
         taken.push(mod)
-        for (const accountKey of accounts) claimed.add(accountKey)
+        for (const key of credentials) claimed.add(key)
+        if (mod.accountKey !== undefined) expiring.add(mod.accountKey)
       }
     }
     if (taken.length === 0) return taken
     this.#queue = waiting.concat(this.#queue.slice(taken.length + waiting.length))
-    for (const accountKey of claimed) this.#busyAccounts.add(accountKey)
+    for (const key of claimed) this.#busyCredentials.add(key)
     return taken
   }
 
   async #runRound(mods: PendingMod[]): Promise<void> {
     let stored: StoredRound
+    const claims = new Set<AccountKey>()
     try {
-      stored = await this.#decideAndStore(mods)
+      stored = await this.#decideAndStore(mods, claims)
     } catch (error) {
       // Nothing of the round reached the store: its mods may be refused.
-      this.#release(mods)
+      this.#release(mods, claims)
       if (isStoreUnavailable(error)) {
         // The store did not answer in time: refuse this round's mods and go on with the next.
         for (const mod of mods) mod.reject(error)
@@ -402,7 +477,7 @@ export class Writer {
     } catch (error) {
       fault = asError(error)
     }
-    this.#release(mods)
+    this.#release(mods, claims)
     if (fault !== undefined) {
       // The filters or the cache may now disagree with the store: answer, then stop.
       answer(mods, stored.decisions)
@@ -419,11 +494,23 @@ export class Writer {
    * may run it again) and changes nothing outside the round: memory is updated only once the
    * round is stored (see #stored).
    */
-  async #decideAndStore(mods: PendingMod[]): Promise<StoredRound> {
+  async #decideAndStore(mods: PendingMod[], claims: Set<AccountKey>): Promise<StoredRound> {
     let writeStartedMs = 0
     const { round, decisions } = await this.#store.runRound(async (transaction) => {
-      const round = this.#planRound(mods, transaction.nowMs)
+      // A round never waits for a claim while holding one.
+      this.#releaseClaims(claims)
+      const round = this.#newRound(transaction.nowMs)
+      await this.#resolveCredentials(round, mods, transaction)
+      const accountKeys = [
+        ...new Set([
+          ...[...round.credentials.values()].flatMap((state) => (state === undefined ? [] : [state.accountKey])),
+          ...mods.flatMap((mod) => (mod.accountKey === undefined ? [] : [mod.accountKey])),
+        ]),
+      ]
+      await this.#claim(accountKeys, claims)
+      this.#planReads(round, mods, accountKeys)
       if (round.toRead.accounts.length > 0 || round.toRead.idempotency.length > 0) await this.#read(round, transaction)
+      await this.#fillCreatedTimes(round, mods)
       await this.#readHolds(round, mods, transaction)
       const context: DecisionContext = {
         atMs: round.atMs,
@@ -440,6 +527,28 @@ export class Writer {
     return { round, decisions, written: round.applied > 0, writeMs: performance.now() - writeStartedMs }
   }
 
+  /** Waits until no other round holds any of `accountKeys`, then claims them all at once. */
+  async #claim(accountKeys: AccountKey[], claims: Set<AccountKey>): Promise<void> {
+    for (;;) {
+      const held = accountKeys.find((key) => this.#heldAccounts.has(key) && !claims.has(key))
+      if (held === undefined) break
+      await this.#heldAccounts.get(held)?.released
+    }
+    for (const key of accountKeys) {
+      if (claims.has(key)) continue
+      claims.add(key)
+      this.#heldAccounts.set(key, newClaim())
+    }
+  }
+
+  #releaseClaims(claims: Set<AccountKey>): void {
+    for (const key of claims) {
+      this.#heldAccounts.get(key)?.release()
+      this.#heldAccounts.delete(key)
+    }
+    claims.clear()
+  }
+
   /** Starts the waiting pruning once no round holds any of its accounts. */
   #startPrune(): void {
     const prune = this.#prune
@@ -449,13 +558,17 @@ export class Writer {
       prune.resolve(0)
       return
     }
-    for (const accountKey of prune.accounts) if (this.#busyAccounts.has(accountKey)) return
-    for (const accountKey of prune.accounts) this.#busyAccounts.add(accountKey)
+    for (const accountKey of prune.accounts) if (this.#heldAccounts.has(accountKey)) return
+    const claims = new Set<AccountKey>()
+    for (const accountKey of prune.accounts) {
+      claims.add(accountKey)
+      this.#heldAccounts.set(accountKey, newClaim())
+    }
     this.#roundsInFlight++
-    void this.#runPrune(prune)
+    void this.#runPrune(prune, claims)
   }
 
-  async #runPrune(prune: PendingPrune): Promise<void> {
+  async #runPrune(prune: PendingPrune, claims: Set<AccountKey>): Promise<void> {
     let deleted = 0
     let failure: Error | undefined
     try {
@@ -473,7 +586,7 @@ export class Writer {
     } catch (error) {
       failure = asError(error)
     }
-    for (const accountKey of prune.accounts) this.#busyAccounts.delete(accountKey)
+    this.#releaseClaims(claims)
     this.#roundsInFlight--
     this.#prune = undefined
     if (failure === undefined) {
@@ -502,8 +615,9 @@ export class Writer {
     return this.#memory.idempotencyKeys.clockMs
   }
 
-  #release(mods: PendingMod[]): void {
-    for (const mod of mods) for (const accountKey of accountsOf(mod)) this.#busyAccounts.delete(accountKey)
+  #release(mods: PendingMod[], claims: Set<AccountKey>): void {
+    for (const mod of mods) for (const key of credentialsOf(mod)) this.#busyCredentials.delete(key)
+    this.#releaseClaims(claims)
     this.#roundsInFlight--
   }
 
@@ -522,6 +636,7 @@ export class Writer {
     if (round.applied === 0) return undefined
     for (const accountState of dirtyStates(round)) round.writes.accounts.push(accountState)
     if (round.holdWrites.size > 0) round.writes.holds = [...round.holdWrites.values()]
+    if (round.createdAccounts.length > 0) round.writes.created = round.createdAccounts
     return round.writes
   }
 
@@ -535,21 +650,22 @@ export class Writer {
     const openOf = new Set<AccountKey>()
     const byId = new Map<string, [AccountKey, string]>()
     for (const mod of mods) {
+      const own = accountOf(round, mod)
       // A move's other account too: its due expiries are written before its move entry.
-      for (const accountKey of accountsOf(mod)) {
+      for (const accountKey of accountsOf(round, mod)) {
         const state = round.accounts.get(accountKey)
         if (!round.holds.has(accountKey)) {
           // An account with no open hold in the store: the round knows all of them (none).
           round.holds.set(accountKey, { open: state?.holdCount === undefined ? new Map() : undefined, known: new Map() })
         }
         if (state?.holdCount === undefined) continue
-        const op = accountKey === mod.accountKey ? mod.holdOp?.op : undefined
+        const op = accountKey === own ? mod.holdOp?.op : undefined
         const atMs = Math.max(round.atMs, state.atMs)
         if (hasDueHolds(state, atMs) || op === 'settle' || op === 'void') openOf.add(accountKey)
       }
       // A settle or void on an account the store shows no open hold for may still name a closed one.
-      if (mod.holdOp !== undefined && (mod.holdOp.op === 'settle' || mod.holdOp.op === 'void')) {
-        byId.set(`${mod.accountKey}!${mod.holdOp.holdId}`, [mod.accountKey, mod.holdOp.holdId])
+      if (own !== undefined && mod.holdOp !== undefined && (mod.holdOp.op === 'settle' || mod.holdOp.op === 'void')) {
+        byId.set(`${own}!${mod.holdOp.holdId}`, [own, mod.holdOp.holdId])
       }
     }
     if (openOf.size === 0 && byId.size === 0) return
@@ -596,10 +712,12 @@ export class Writer {
   /** Decides a hold, settle or void, or an expiry pass, and stages its writes. */
   #decideHoldOp(round: Round, mod: PendingMod, op: WriterOp, context: DecisionContext): Decision {
     if (op.op === 'expire') return { result: undefined }
-    const view = round.holds.get(mod.accountKey)
+    const accountKey = accountOf(round, mod)
+    if (accountKey === undefined) return { refusal: new LedgerError('ACCMAN_NO_ACCOUNT', 'no account for this credential') }
+    const view = round.holds.get(accountKey)
     assert.ok(view !== undefined)
-    const idempotencyKey = mod.idempotencyKey === undefined ? undefined : idempotencyKeyOf(mod.accountKey, mod.idempotencyKey)
-    const before = round.accounts.get(mod.accountKey)
+    const idempotencyKey = mod.idempotencyKey === undefined ? undefined : idempotencyKeyOf(accountKey, mod.idempotencyKey)
+    const before = round.accounts.get(accountKey)
     const first = idempotencyKey === undefined ? undefined : round.idempotency.get(idempotencyKey)
     const target = op.op === 'hold' ? undefined : view.known.get(op.holdId)
     if (op.op !== 'hold' && before !== undefined) assert.ok(view.open !== undefined, 'a settle or void without the open holds')
@@ -610,7 +728,7 @@ export class Writer {
     assert.equal(account.seq, before.seq + 1, 'the new seq is not the old one plus one')
     assert.equal(account.tot, before.tot + entry.by, 'the new balance is not the old one plus by')
     assert.equal(account.held ?? 0n, (before.held ?? 0n) + (entry.heldBy ?? 0n), 'the new held is not the old one plus heldBy')
-    round.writes.entries.push([mod.accountKey, entry])
+    round.writes.entries.push([accountKey, entry])
     if (idempotency !== undefined) {
       assert.ok(idempotencyKey !== undefined)
       round.writes.idempotency.push([idempotencyKey, idempotency])
@@ -619,9 +737,9 @@ export class Writer {
     view.known.set(hold.id, hold)
     if (hold.closed === undefined) view.open?.set(hold.id, hold)
     else view.open?.delete(hold.id)
-    round.holdWrites.set(`${mod.accountKey}!${hold.id}`, [mod.accountKey, hold])
-    round.accounts.set(mod.accountKey, account)
-    round.dirtyAccounts.add(mod.accountKey)
+    round.holdWrites.set(`${accountKey}!${hold.id}`, [accountKey, hold])
+    round.accounts.set(accountKey, account)
+    round.dirtyAccounts.add(accountKey)
     round.applied++
     const counts = round.holdCounts
     if (op.op === 'hold') {
@@ -645,25 +763,24 @@ export class Writer {
       this.#memory.idempotencyKeys.add(key, record.atMs)
     }
     this.#memory.accounts.commit(round.writes.accounts)
+    for (const [key, state] of round.writes.credentials ?? []) this.#memory.credentials.set(key, state)
   }
 
-  /**
-   * What the round knows without the store (exclusive: cached accounts, and keys certainly
-   * absent), and what it must read.
-   */
-  #planRound(mods: PendingMod[], storeNowMs: number | undefined): Round {
+  #newRound(storeNowMs: number | undefined): Round {
     // Idempotency windows are measured on a clock that never goes back (see WindowedKeyFilter).
     const atMs = this.#idempotencyClock(storeNowMs)
-    const round: Round = {
+    return {
+      credentials: new Map(),
       accounts: new Map(),
       idempotency: new Map(),
       toRead: { accounts: [], idempotency: [] },
       lookedUp: new Set(),
       dirtyAccounts: new Set(),
       createdAccounts: [],
-      writes: { accounts: [], entries: [], idempotency: [], idempotencyDeletes: [] },
+      writes: { accounts: [], entries: [], idempotency: [], idempotencyDeletes: [], credentials: [] },
       atMs,
       applied: 0,
+      rotations: 0,
       credited: 0n,
       debited: 0n,
       holds: new Map(),
@@ -673,38 +790,64 @@ export class Writer {
       moved: 0n,
       freezes: 0,
     }
-    if (this.#shared) {
-      planSharedRound(round, mods)
-      return round
-    }
-    for (const mod of mods) {
-      // Only a credit creates an account; a move or a freeze needs its accounts to exist.
-      const creates = mod.op === undefined && mod.by > 0n
-      for (const accountKey of accountsOf(mod)) this.#planAccount(round, accountKey, creates)
-      if (mod.idempotencyKey === undefined) continue
-      const key = idempotencyKeyOf(mod.accountKey, mod.idempotencyKey)
-      if (round.idempotency.has(key)) continue
-      round.idempotency.set(key, undefined)
-      if (this.#memory.idempotencyKeys.mightContain(key)) round.toRead.idempotency.push(key)
-    }
-    return round
   }
 
-  /** The account's state from the cache, or a read when the filter says maybe (always before a credit creates it). */
-  #planAccount(round: Round, accountKey: AccountKey, creates: boolean): void {
-    if (!round.accounts.has(accountKey)) {
-      const cached = this.#memory.accounts.get(accountKey)
-      round.accounts.set(accountKey, cached)
-      if (cached !== undefined) round.lookedUp.add(accountKey)
+  /**
+   * The one place where the round's credentials become accounts. Exclusive: from the cache, and
+   * what it lacks from the store (the round holds its credentials: nothing else changes them).
+   * Shared: every one through the transaction, which locks those that exist.
+   */
+  async #resolveCredentials(round: Round, mods: PendingMod[], transaction: RoundTransaction): Promise<void> {
+    const toRead: CredentialKey[] = []
+    for (const mod of mods) {
+      for (const key of credentialsOf(mod)) {
+        if (round.credentials.has(key)) continue
+        const cached = this.#shared ? ([false] as const) : this.#memory.credentials.get(key)
+        round.credentials.set(key, cached[0] ? cached[1] : undefined)
+        if (!cached[0]) toRead.push(key)
+      }
     }
-    // A filter that lies must not make the writer overwrite an account's history.
-    if (
-      round.accounts.get(accountKey) === undefined &&
-      !round.lookedUp.has(accountKey) &&
-      (creates || this.#memory.accountKeys.mightContain(accountKey))
-    ) {
-      round.toRead.accounts.push(accountKey)
+    if (toRead.length === 0) return
+    const { credentials } = await transaction.readRound([], [], toRead)
+    for (const [index, key] of toRead.entries()) {
+      const state = credentials?.[index]
+      round.credentials.set(key, state)
+      if (!this.#shared) this.#memory.credentials.set(key, state)
+    }
+  }
+
+  /**
+   * What the round knows without the store (exclusive: cached accounts, and idempotency keys
+   * certainly absent), and what it must read. Accounts are those the credentials name.
+   */
+  #planReads(round: Round, mods: PendingMod[], accountKeys: AccountKey[]): void {
+    for (const accountKey of accountKeys) {
+      const cached = this.#shared ? undefined : this.#memory.accounts.get(accountKey)
+      round.accounts.set(accountKey, cached)
       round.lookedUp.add(accountKey)
+      if (cached === undefined) round.toRead.accounts.push(accountKey)
+    }
+    for (const mod of mods) {
+      if (mod.idempotencyKey === undefined) continue
+      const accountKey = accountOf(round, mod)
+      if (accountKey === undefined) continue
+      const key = idempotencyKeyOf(accountKey, mod.idempotencyKey)
+      if (round.idempotency.has(key)) continue
+      round.idempotency.set(key, undefined)
+      if (this.#shared || this.#memory.idempotencyKeys.mightContain(key)) round.toRead.idempotency.push(key)
+    }
+  }
+
+  /** A rotation answers with the creation time: accounts of format 1 have it in entry 1 only. */
+  async #fillCreatedTimes(round: Round, mods: PendingMod[]): Promise<void> {
+    for (const mod of mods) {
+      if (mod.op !== 'rotate') continue
+      const accountKey = accountOf(round, mod)
+      const state = accountKey === undefined ? undefined : round.accounts.get(accountKey)
+      if (accountKey === undefined || state === undefined || state.createdMs !== undefined) continue
+      const [first] = await this.#store.pageHistory(accountKey, { seqLow: 1, seqHigh: 1, limit: 1, order: 'asc' })
+      assert.ok(first !== undefined, 'an account without entry 1')
+      round.accounts.set(accountKey, { ...state, createdMs: first.atMs })
     }
   }
 
@@ -718,7 +861,9 @@ export class Writer {
     const states = await transaction.readRound(accounts, idempotency)
     for (const [index, key] of accounts.entries()) {
       const state = states.accounts[index]
-      if (state === undefined) continue
+      // A credential names an account that is not there: the store is damaged. (An expiry pass
+      // may name an account a shared store no longer has open holds on; it finds it anyway.)
+      assert.ok(state !== undefined, `a credential names account ${key.slice(0, 12)}…, which does not exist`)
       round.accounts.set(key, state)
       if (this.#shared) continue
       // A filter that missed an existing account learns it (the store is the truth).
@@ -737,33 +882,50 @@ export class Writer {
    */
   #decide(round: Round, mod: PendingMod, context: DecisionContext): Decision {
     // Due expiries are written before any later entry of the account (both of a move's), on the round's clock.
-    for (const accountKey of accountsOf(mod)) this.#expireDue(round, accountKey, context)
+    for (const accountKey of accountsOf(round, mod)) this.#expireDue(round, accountKey, context)
     if (mod.holdOp !== undefined || mod.op === 'move') {
       // A hold and a move out lower avail too: their crossings are events as a debit's are.
-      const befores = accountsOf(mod).map((accountKey) => [accountKey, round.accounts.get(accountKey)] as const)
+      const befores = accountsOf(round, mod).map((accountKey) => [accountKey, round.accounts.get(accountKey)] as const)
       const decision = mod.holdOp !== undefined ? this.#decideHoldOp(round, mod, mod.holdOp, context) : this.#decideMove(round, mod, context)
       this.#stageAlerts(round, befores)
       return decision
     }
     if (mod.op === 'freeze') return this.#decideFreeze(round, mod, context)
+    if (mod.op === 'rotate') return this.#decideRotate(round, mod, context)
+    assert.ok(mod.credentialKey !== undefined, 'a mod names its credential')
+    // A credential that addresses no account now (none, or retired) gets a new account on a credit.
+    let accountKey = accountOf(round, mod)
+    let creates = false
+    if (accountKey === undefined) {
+      if (mod.by < 0n) return decideMod(undefined, undefined, mod, context)
+      accountKey = this.#options.newAccountKey()
+      assert.ok(!round.accounts.has(accountKey), 'a new account id already in use')
+      round.accounts.set(accountKey, undefined)
+      round.lookedUp.add(accountKey)
+      creates = true
+    }
     const idempotencyKey =
-      mod.idempotencyKey === undefined ? undefined : idempotencyKeyOf(mod.accountKey, mod.idempotencyKey)
-    const before = round.accounts.get(mod.accountKey)
+      mod.idempotencyKey === undefined ? undefined : idempotencyKeyOf(accountKey, mod.idempotencyKey)
+    const before = round.accounts.get(accountKey)
     const first = idempotencyKey === undefined ? undefined : round.idempotency.get(idempotencyKey)
     const decision = decideMod(before, first, mod, context)
-    if (!('writes' in decision) || decision.writes === undefined) return decision
+    if (!('writes' in decision) || decision.writes === undefined) {
+      if (creates) round.accounts.delete(accountKey)
+      return decision
+    }
     const { account, entry, idempotency } = decision.writes
+    if (before === undefined) account.createdMs = account.atMs
 
     // Paired checks on what the decision hands to the store: crash rather than corrupt.
     assert.equal(account.seq, (before?.seq ?? 0) + 1, 'the new seq is not the old one plus one')
     assert.equal(account.tot, (before?.tot ?? 0n) + mod.by, 'the new balance is not the old one plus by')
     assert.ok(entry.seq === account.seq && entry.tot === account.tot, 'the entry does not match the account')
     // Entry 1 is written only for an account the store was asked about and did not have.
-    if (before === undefined) assert.ok(round.lookedUp.has(mod.accountKey), 'an account created without reading the store')
+    if (before === undefined) assert.ok(round.lookedUp.has(accountKey), 'an account created without reading the store')
 
-    round.writes.entries.push([mod.accountKey, entry])
+    round.writes.entries.push([accountKey, entry])
     if (this.#options.outboxEnabled === true) {
-      const events = alertEvents(mod.accountKey, before, account, this.#options.alertBelowDefault)
+      const events = alertEvents(accountKey, before, account, this.#options.alertBelowDefault)
       if (events.length > 0) (round.writes.outbox ??= []).push(...events)
     }
     if (idempotency !== undefined) {
@@ -771,24 +933,83 @@ export class Writer {
       round.writes.idempotency.push([idempotencyKey, idempotency])
       round.idempotency.set(idempotencyKey, idempotency)
     }
-    round.accounts.set(mod.accountKey, account)
-    round.dirtyAccounts.add(mod.accountKey)
+    round.accounts.set(accountKey, account)
+    round.dirtyAccounts.add(accountKey)
     round.applied++
     if (mod.by > 0n) round.credited += mod.by
     else round.debited -= mod.by
-    if (before === undefined) round.createdAccounts.push(mod.accountKey)
+    if (before === undefined) {
+      round.createdAccounts.push(accountKey)
+      const state: CredentialState = { accountKey }
+      round.credentials.set(mod.credentialKey, state)
+      round.writes.credentials?.push([mod.credentialKey, state])
+    }
+    return decision
+  }
+
+  /** Decides one rotation (see decideRotate) and stages its writes. */
+  #decideRotate(round: Round, mod: PendingMod, context: DecisionContext): RotateDecision {
+    assert.ok(mod.credentialKey !== undefined && mod.newCredentialKey !== undefined && mod.graceMs !== undefined, 'a rotation names both credentials')
+    const noAccount = { refusal: new LedgerError('ACCMAN_NO_ACCOUNT', 'no account for this credential') }
+    const old = round.credentials.get(mod.credentialKey)
+    if (old === undefined) return noAccount
+    const account = round.accounts.get(old.accountKey)
+    assert.ok(account !== undefined, 'a credential names an account that does not exist')
+    const fresh = round.credentials.get(mod.newCredentialKey)
+    const idempotencyKey = mod.idempotencyKey === undefined ? undefined : idempotencyKeyOf(old.accountKey, mod.idempotencyKey)
+    const decision = decideRotate(
+      account,
+      idempotencyKey === undefined ? undefined : round.idempotency.get(idempotencyKey),
+      dropUndefined({
+        accountKey: old.accountKey,
+        oldCredentialKey: mod.credentialKey,
+        newCredentialKey: mod.newCredentialKey,
+        oldCredential: old,
+        oldLive: isCredentialLive(old, round.atMs),
+        newInUse: fresh !== undefined && isCredentialLive(fresh, round.atMs),
+        graceMs: mod.graceMs,
+        idempotencyKey: mod.idempotencyKey,
+        actor: mod.actor,
+        held: heldNow(account, round.holds.get(old.accountKey), round.atMs),
+      }),
+      context,
+    )
+    if (!('writes' in decision) || decision.writes === undefined) return decision
+    const { writes } = decision
+    assert.equal(writes.account.seq, account.seq + 1, 'the new seq is not the old one plus one')
+    assert.equal(writes.account.tot, account.tot, 'a rotation changed the balance')
+    round.writes.entries.push([old.accountKey, writes.entry])
+    if (writes.idempotency !== undefined) {
+      assert.ok(idempotencyKey !== undefined)
+      round.writes.idempotency.push([idempotencyKey, writes.idempotency])
+      round.idempotency.set(idempotencyKey, writes.idempotency)
+    }
+    for (const [key, state] of writes.credentials) {
+      round.credentials.set(key, state)
+      round.writes.credentials?.push([key, state])
+    }
+    if (this.#options.outboxEnabled === true) (round.writes.outbox ??= []).push(accountEvent('account.rotated', old.accountKey, writes.account))
+    round.accounts.set(old.accountKey, writes.account)
+    round.dirtyAccounts.add(old.accountKey)
+    round.applied++
+    round.rotations++
     return decision
   }
 
   /** Decides one move against the states the round's earlier ops left, and stages both sides. */
   #decideMove(round: Round, mod: PendingMod, context: DecisionContext): MoveDecision {
-    const toAccountKey = mod.toAccountKey
-    assert.ok(toAccountKey !== undefined && mod.moveId !== undefined && toAccountKey !== mod.accountKey, 'a move names two accounts and an id')
-    const idempotencyKey = mod.idempotencyKey === undefined ? undefined : idempotencyKeyOf(mod.accountKey, mod.idempotencyKey)
-    const from = round.accounts.get(mod.accountKey)
+    assert.ok(mod.toCredentialKey !== undefined && mod.moveId !== undefined && mod.toCredentialKey !== mod.credentialKey, 'a move names two credentials and an id')
+    const fromAccountKey = accountOf(round, mod)
+    if (fromAccountKey === undefined) return { refusal: new LedgerError('ACCMAN_NO_ACCOUNT', 'no account for this credential') }
+    const toAccountKey = liveAccountOf(round, mod.toCredentialKey)
+    if (toAccountKey === undefined) return { refusal: new LedgerError('ACCMAN_NO_ACCOUNT', 'no account for the credential in to') }
+    // Two credentials of one account (during a rotation's grace): not a move between two accounts.
+    if (toAccountKey === fromAccountKey) return { refusal: new LedgerError('ACCMAN_INVALID_QUERY', 'cred and to address the same account') }
+    const idempotencyKey = mod.idempotencyKey === undefined ? undefined : idempotencyKeyOf(fromAccountKey, mod.idempotencyKey)
+    const from = round.accounts.get(fromAccountKey)
     const to = round.accounts.get(toAccountKey)
     const first = idempotencyKey === undefined ? undefined : round.idempotency.get(idempotencyKey)
-    const input = { by: mod.by, toAccountKey, fromAccountKey: mod.accountKey, moveId: mod.moveId, note: mod.note, idempotencyKey: mod.idempotencyKey, actor: mod.actor }
+    const input = { by: mod.by, toAccountKey, fromAccountKey, moveId: mod.moveId, note: mod.note, idempotencyKey: mod.idempotencyKey, actor: mod.actor }
     const decision = decideMove(from, to, first, dropUndefined(input), context)
     if (!('writes' in decision) || decision.writes === undefined) return decision
     const writes = decision.writes
@@ -800,15 +1021,15 @@ export class Writer {
     assert.equal(writes.to.seq, to.seq + 1, 'the new seq is not the old one plus one')
     assert.ok(writes.fromEntry.by === -writes.toEntry.by && writes.fromEntry.move === writes.toEntry.move, 'the two sides of a move differ')
 
-    round.writes.entries.push([mod.accountKey, writes.fromEntry], [toAccountKey, writes.toEntry])
+    round.writes.entries.push([fromAccountKey, writes.fromEntry], [toAccountKey, writes.toEntry])
     if (writes.idempotency !== undefined) {
       assert.ok(idempotencyKey !== undefined, 'an idempotency record for a move without a key')
       round.writes.idempotency.push([idempotencyKey, writes.idempotency])
       round.idempotency.set(idempotencyKey, writes.idempotency)
     }
-    round.accounts.set(mod.accountKey, writes.from)
+    round.accounts.set(fromAccountKey, writes.from)
     round.accounts.set(toAccountKey, writes.to)
-    round.dirtyAccounts.add(mod.accountKey)
+    round.dirtyAccounts.add(fromAccountKey)
     round.dirtyAccounts.add(toAccountKey)
     round.applied += 2
     round.moves++
@@ -830,14 +1051,18 @@ export class Writer {
   /** Decides one freeze or unfreeze; a no-op (already in that state) stages nothing. */
   #decideFreeze(round: Round, mod: PendingMod, context: DecisionContext): FreezeDecision {
     assert.ok(mod.frozen !== undefined, 'a freeze names its state')
-    const before = round.accounts.get(mod.accountKey)
+    const accountKey = accountOf(round, mod)
+    const before = accountKey === undefined ? undefined : round.accounts.get(accountKey)
     const decision = decideFreeze(before, dropUndefined({ frozen: mod.frozen, actor: mod.actor }), context)
     if (!('writes' in decision) || decision.writes === undefined) return decision
-    assert.ok(before !== undefined)
+    assert.ok(before !== undefined && accountKey !== undefined)
     assert.ok(decision.writes.account.tot === before.tot && decision.writes.account.seq === before.seq + 1, 'a freeze changes only the seq')
-    round.writes.entries.push([mod.accountKey, decision.writes.entry])
-    round.accounts.set(mod.accountKey, decision.writes.account)
-    round.dirtyAccounts.add(mod.accountKey)
+    round.writes.entries.push([accountKey, decision.writes.entry])
+    if (this.#options.outboxEnabled === true && mod.frozen) {
+      ;(round.writes.outbox ??= []).push(accountEvent('account.frozen', accountKey, decision.writes.account))
+    }
+    round.accounts.set(accountKey, decision.writes.account)
+    round.dirtyAccounts.add(accountKey)
     round.applied++
     round.freezes++
     return decision
@@ -853,7 +1078,7 @@ interface StoredRound {
 }
 
 interface PendingUpdate {
-  accountKey: AccountKey
+  credentialKey: CredentialKey
   change: AccountChange
   resolve: (state: AccountState) => void
   reject: (error: Error) => void
@@ -866,21 +1091,34 @@ interface PendingPrune {
   reject: (error: Error) => void
 }
 
-/** Every account and every idempotency key of the round, read through its transaction. */
-function planSharedRound(round: Round, mods: PendingMod[]): void {
-  for (const mod of mods) {
-    for (const accountKey of accountsOf(mod)) {
-      if (round.lookedUp.has(accountKey)) continue
-      round.accounts.set(accountKey, undefined)
-      round.lookedUp.add(accountKey)
-      round.toRead.accounts.push(accountKey)
-    }
-    if (mod.idempotencyKey === undefined) continue
-    const key = idempotencyKeyOf(mod.accountKey, mod.idempotencyKey)
-    if (round.idempotency.has(key)) continue
-    round.idempotency.set(key, undefined)
-    round.toRead.idempotency.push(key)
+/** The account an op is on as the round resolved it: its credential's (while live), or the one it names. */
+function accountOf(round: Round, mod: PendingMod): AccountKey | undefined {
+  if (mod.accountKey !== undefined) return mod.accountKey
+  return mod.credentialKey === undefined ? undefined : liveAccountOf(round, mod.credentialKey)
+}
+
+function liveAccountOf(round: Round, credentialKey: CredentialKey): AccountKey | undefined {
+  const state = round.credentials.get(credentialKey)
+  return state !== undefined && isCredentialLive(state, round.atMs) ? state.accountKey : undefined
+}
+
+/** The accounts an op touches as resolved: one, a move's two, none for an unknown credential. */
+function accountsOf(round: Round, mod: PendingMod): AccountKey[] {
+  const keys: AccountKey[] = []
+  const own = accountOf(round, mod)
+  if (own !== undefined) keys.push(own)
+  if (mod.toCredentialKey !== undefined) {
+    const to = liveAccountOf(round, mod.toCredentialKey)
+    if (to !== undefined && to !== own) keys.push(to)
   }
+  return keys
+}
+
+/** The account's held as of atMs: its open holds not yet past their expiry, when the round read them. */
+function heldNow(account: AccountState, holds: HoldsOfAccount | undefined, atMs: number): bigint {
+  if (holds?.open !== undefined) return heldAsOf([...holds.open.values()], atMs)
+  // Due holds are expired (and read) before any op of the account: what is written is current.
+  return account.held ?? 0n
 }
 
 /** The store did not answer in time and stored nothing: the round is refused, the writer goes on. */
@@ -905,6 +1143,7 @@ function reportOf(round: Round, mods: number, writeMs: number): RoundReport {
     mods,
     applied: round.applied,
     accountsCreated: round.createdAccounts.length,
+    rotations: round.rotations,
     credited: round.credited,
     debited: round.debited,
     holds: round.holdCounts,

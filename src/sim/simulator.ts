@@ -4,11 +4,11 @@
 // checked against a plain model. One seeded PRNG decides everything, and the event loop only
 // turns when the simulator lets it, so a seed and a tick count replay a run exactly.
 import assert from 'node:assert/strict'
-import { accountKeyOf, openLedger, type Ledger } from '../ledger/index.js'
-import { decodeAccount, decodeEntry, decodeIdempotency, historyKeyOf, parseIdempotencyKey } from '../ledger/codec.js'
+import { openLedger, type Ledger } from '../ledger/index.js'
+import { credentialKeyOf, decodeAccount, decodeCredential, decodeEntry, decodeIdempotency, historyKeyOf, parseIdempotencyKey } from '../ledger/codec.js'
 import { isLedgerError } from '../ledger/errors.js'
 import { openLevelStore, tablesOf } from '../ledger/level/store.js'
-import type { AccountKey, Entry } from '../ledger/types.js'
+import type { AccountKey, CredentialKey, Entry } from '../ledger/types.js'
 import { Disk, FaultyLevel, noFaults, type FaultRates } from './faulty-level.js'
 import { Prng } from './prng.js'
 
@@ -49,7 +49,8 @@ export class SimFailure extends Error {
 /** One mod as the model knows it; a retry re-sends the same id, key and amount. */
 interface ModRecord {
   id: string
-  accountKey: AccountKey
+  /** The credential the mod names (the store's account key is what the credentials table maps it to). */
+  accountKey: CredentialKey
   by: bigint
   key: string | undefined
   status: 'pending' | 'acknowledged' | 'refused' | 'unknown'
@@ -74,7 +75,10 @@ class Simulation {
   readonly #random: Prng
   readonly #disk = new Disk()
   readonly #rates: FaultRates
-  readonly #accountKeys: AccountKey[]
+  readonly #accountKeys: CredentialKey[]
+  /** The store's accounts by their credential, as the credentials table had them at the last check. */
+  #credentialOf = new Map<AccountKey, CredentialKey>()
+  #accountIdsIssued = 0
   readonly #mods = new Map<string, ModRecord>()
   readonly #submitters: Submitter[]
   #db: FaultyLevel | undefined
@@ -103,7 +107,7 @@ class Simulation {
       writeHeld: this.#random.pick([0, 0.2, 0.5]),
       readFailure: 0.01 * harshness,
     }
-    this.#accountKeys = Array.from({ length: simLimits.accounts }, (_, index) => accountKeyOf(`sim-account-${index}`))
+    this.#accountKeys = Array.from({ length: simLimits.accounts }, (_, index) => credentialKeyOf(`sim-account-${index}`))
     this.#submitters = Array.from({ length: simLimits.submitters }, () => ({ current: undefined, generation: 0 }))
     this.#report = {
       seed,
@@ -216,6 +220,8 @@ class Simulation {
           writerRoundsInFlightMax: 2,
           accountCacheMax: 3,
           now: () => this.#nowMs,
+          // Ids from a counter, so a seed replays exactly (never reused: the counter outlives restarts).
+          newAccountKey: () => String(this.#accountIdsIssued++).padStart(22, 'A') as AccountKey,
           onFatal: () => {
             this.#fatal = true
             this.#report.fatalStops++
@@ -345,8 +351,10 @@ class Simulation {
       await this.#checkStore(db, full)
       for (const accountKey of this.#accountKeys) {
         const fromLedger = await ledger.tot(accountKey)
-        const value = await tablesOf(db).accounts.get(accountKey)
-        const stored = value === undefined ? undefined : decodeAccount(accountKey, value)
+        const credential = await tablesOf(db).credentials.get(accountKey)
+        const storeKey = credential === undefined ? undefined : decodeCredential(accountKey, credential).accountKey
+        const value = storeKey === undefined ? undefined : await tablesOf(db).accounts.get(storeKey)
+        const stored = value === undefined || storeKey === undefined ? undefined : decodeAccount(storeKey, value)
         this.#check(
           fromLedger?.tot === stored?.tot && fromLedger?.seq === stored?.seq,
           () => `tot of ${accountKey.slice(0, 8)} from the ledger is ${fromLedger?.tot}@${fromLedger?.seq}, the store has ${stored?.tot}@${stored?.seq}`,
@@ -365,6 +373,10 @@ class Simulation {
       this.#placed.clear()
     }
     let entries = 0
+    const credentialOf = new Map<AccountKey, CredentialKey>()
+    for await (const [key, value] of tables.credentials.iterator()) credentialOf.set(decodeCredential(key, value).accountKey, key as CredentialKey)
+    this.#credentialOf = credentialOf
+    const storeKeyOf = new Map([...credentialOf].map(([accountKey, credentialKey]) => [credentialKey, accountKey]))
     for await (const [key, value] of tables.accounts.iterator()) {
       const accountKey = key as AccountKey
       const account = decodeAccount(key, value)
@@ -400,8 +412,9 @@ class Simulation {
     this.#newlyAcknowledged = []
     for (const mod of acknowledged) {
       if (mod.status !== 'acknowledged' || mod.seq === undefined) continue
-      const value = await tables.history.get(historyKeyOf(mod.accountKey, mod.seq))
-      const entry = value === undefined ? undefined : decodeEntry(historyKeyOf(mod.accountKey, mod.seq), value)
+      const storeKey = storeKeyOf.get(mod.accountKey) ?? ('' as AccountKey)
+      const value = await tables.history.get(historyKeyOf(storeKey, mod.seq))
+      const entry = value === undefined ? undefined : decodeEntry(historyKeyOf(storeKey, mod.seq), value)
       this.#check(entry?.note === mod.id && entry.tot === mod.tot, () => `acknowledged ${mod.id} (seq ${mod.seq}, tot ${mod.tot}) is not in the store`)
     }
     if (!full) return
@@ -426,7 +439,7 @@ class Simulation {
     const id = entry.note ?? ''
     const mod = this.#mods.get(id)
     this.#check(mod !== undefined, () => `entry ${entry.seq} of ${accountKey.slice(0, 8)} is no mod that was sent`)
-    this.#check(mod.accountKey === accountKey && mod.by === entry.by && mod.key === entry.idempotencyKey, () => `entry ${entry.seq} differs from ${id} as sent`)
+    this.#check(mod.accountKey === this.#credentialOf.get(accountKey) && mod.by === entry.by && mod.key === entry.idempotencyKey, () => `entry ${entry.seq} differs from ${id} as sent`)
     this.#check(mod.status !== 'refused', () => `${id} was refused but is in the store`)
     if (mod.status === 'acknowledged') {
       this.#check(mod.seq === entry.seq && mod.tot === entry.tot, () => `${id} was answered seq ${mod.seq} tot ${mod.tot}, stored as ${entry.seq} tot ${entry.tot}`)

@@ -4,7 +4,7 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import { z } from 'zod'
 import { batchBodyBytesMax, limits } from '../../config.js'
-import { accountKeyOf, isLedgerError, type AccountKey, type Balance, type ModResult } from '../../ledger/index.js'
+import { credentialKeyOf, isLedgerError, type CredentialKey, type Balance, type ModResult } from '../../ledger/index.js'
 import type { Authenticate, ScopeOf } from '../auth.js'
 import { ApiError, errorBody, retryAfterText, statusOf, type ApiErrorCode, type ErrorBody } from '../errors.js'
 import type { Metrics, ModOutcome } from '../metrics.js'
@@ -75,7 +75,7 @@ function ledgerRefusal(error: unknown): Result {
 }
 
 /** What the batch knows of the accounts its earlier mods touch: a read waits for them. */
-type Pending = Map<AccountKey, Promise<unknown>>
+type Pending = Map<CredentialKey, Promise<unknown>>
 
 interface OpContext {
   ledger: FastifyRequest['server']['ledger']
@@ -101,7 +101,7 @@ const handlers: { [Name in OpName]: OpHandler<Name> } = {
     writes: false,
     start(op, { ledger, pending }) {
       if (!credential.safeParse(op.cred).success) return fieldRefusal('cred')
-      const accountKey = accountKeyOf(op.cred)
+      const accountKey = credentialKeyOf(op.cred)
       const before = pending.get(accountKey)
       const read = async (): Promise<Result> => {
         const balance = await ledger.tot(accountKey)
@@ -123,7 +123,7 @@ const handlers: { [Name in OpName]: OpHandler<Name> } = {
         observeMod('rejected')
         return parsed
       }
-      const accountKey = accountKeyOf(op.cred)
+      const accountKey = credentialKeyOf(op.cred)
       const modding = ledger.mod(accountKey, { ...parsed.input, ...(actor === undefined ? {} : { actor }) })
       pending.set(accountKey, modding)
       return modding.then(
@@ -160,7 +160,7 @@ function holdHandler<Name extends 'hold' | 'settle' | 'void'>(name: Name): OpHan
       if (key !== undefined && !idempotencyKeyHeader.safeParse(key).success) return fieldRefusal('idempotency-key')
       const data = parsed.data as { cred: string; by?: bigint; ttl?: number; hold?: string; note?: string }
       const options = { ...(data.note === undefined || data.note === '' ? {} : { note: data.note }), ...(key === undefined ? {} : { idempotencyKey: key }) }
-      const accountKey = accountKeyOf(data.cred)
+      const accountKey = credentialKeyOf(data.cred)
       const holdId = data.hold ?? ''
       const running =
         name === 'hold'
@@ -186,12 +186,12 @@ function startMove(op: OpOf<'move'>, { ledger, mayWrite, pending, actor }: OpCon
   if (!by.success || by.data <= 0n) return refusal('ACCMAN_INVALID_AMOUNT', 'by must be a positive integer: the amount moved')
   if (op.note !== undefined && !noteSchema.safeParse(op.note).success) return fieldRefusal('note')
   if (op.key !== undefined && !idempotencyKeyHeader.safeParse(op.key).success) return fieldRefusal('idempotency-key')
-  const fromKey = accountKeyOf(op.cred)
-  const toKey = accountKeyOf(op.to)
+  const fromKey = credentialKeyOf(op.cred)
+  const toKey = credentialKeyOf(op.to)
   if (fromKey === toKey) return refusal('ACCMAN_INVALID_QUERY', 'to must be another account than cred')
   const moving = ledger.move(fromKey, {
     by: by.data,
-    toAccountKey: toKey,
+    toCredentialKey: toKey,
     ...(op.note === undefined || op.note === '' ? {} : { note: op.note }),
     ...(op.key === undefined ? {} : { idempotencyKey: op.key }),
     ...(actor === undefined ? {} : { actor }),

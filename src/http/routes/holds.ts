@@ -2,7 +2,8 @@
 // of a write (a replay must give back the first answer's body exactly), so the routes send it as is.
 import type { FastifyPluginAsync, FastifyReply } from 'fastify'
 import type { z } from 'zod'
-import { accountKeyOf } from '../../ledger/index.js'
+import { credentialKeyOf, LedgerError } from '../../ledger/index.js'
+import { accountOfQuery } from './accounts.js'
 import type { HoldOpResult } from '../../ledger/holds.js'
 import type { Authenticate } from '../auth.js'
 import { requireJson } from '../negotiate.js'
@@ -104,14 +105,14 @@ export const holdRoutes: FastifyPluginAsync<HoldRoutesOptions> = async (plugin, 
   app.patch('/hold', { schema: holdSchema, config: { access: 'write' } }, async (request, reply) => {
     requireJson(request.headers.accept)
     const { cred, by, ttl, note } = request.query
-    const result = await app.ledger.hold(accountKeyOf(cred), { by, ttlMs: ttl * 1000, ...optional(note, request.headers['idempotency-key']) })
+    const result = await app.ledger.hold(credentialKeyOf(cred), { by, ttlMs: ttl * 1000, ...optional(note, request.headers['idempotency-key']) })
     return sendAnswer(reply, result)
   })
 
   app.patch('/settle', { schema: settleSchema, config: { access: 'write' } }, async (request, reply) => {
     requireJson(request.headers.accept)
     const { cred, hold, by, note } = request.query
-    const result = await app.ledger.settle(accountKeyOf(cred), {
+    const result = await app.ledger.settle(credentialKeyOf(cred), {
       holdId: hold,
       ...(by === undefined ? {} : { by }),
       ...optional(note, request.headers['idempotency-key']),
@@ -122,13 +123,15 @@ export const holdRoutes: FastifyPluginAsync<HoldRoutesOptions> = async (plugin, 
   app.patch('/void', { schema: voidSchema, config: { access: 'write' } }, async (request, reply) => {
     requireJson(request.headers.accept)
     const { cred, hold, note } = request.query
-    const result = await app.ledger.void(accountKeyOf(cred), { holdId: hold, ...optional(note, request.headers['idempotency-key']) })
+    const result = await app.ledger.void(credentialKeyOf(cred), { holdId: hold, ...optional(note, request.headers['idempotency-key']) })
     return sendAnswer(reply, result)
   })
 
   app.get('/holds', { schema: holdsSchema, config: { access: 'read' } }, async (request, reply) => {
     requireJson(request.headers.accept)
-    const list = await app.ledger.holds(accountKeyOf(request.query.cred))
+    const accountKey = await accountOfQuery(app.ledger, request.query)
+    if (accountKey === undefined) throw new LedgerError('ACCMAN_NO_ACCOUNT', 'no account for this credential')
+    const list = await app.ledger.holdsOf(accountKey)
     reply.header('cache-control', 'no-store')
     return {
       held: list.held.toString(),

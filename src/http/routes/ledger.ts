@@ -1,9 +1,10 @@
 // tot, mod and past: parse (done by the route schemas), negotiate, call the ledger, answer.
 import type { FastifyPluginAsync, FastifyReply } from 'fastify'
 import type { z } from 'zod'
-import { accountKeyOf, type AccountKey, type Balance, type Entry, type Ledger } from '../../ledger/index.js'
+import { credentialKeyOf, type Balance, type Entry } from '../../ledger/index.js'
 import type { Authenticate } from '../auth.js'
 import { ApiError, errorBody } from '../errors.js'
+import { accountOfQuery } from './accounts.js'
 import { representationOf, requireJson, type Representation } from '../negotiate.js'
 import { answersOf } from '../openapi.js'
 import {
@@ -130,11 +131,6 @@ const pastSchema = {
 }
 
 /** The account a read names: by its credential, or by its ref (undefined: no account has it). */
-export async function accountKeyOfRead(ledger: Ledger, query: { cred?: string | undefined; ref?: string | undefined }): Promise<AccountKey | undefined> {
-  if (query.cred !== undefined) return accountKeyOf(query.cred)
-  return query.ref === undefined ? undefined : await ledger.accountKeyOfRef(query.ref)
-}
-
 export interface LedgerRoutesOptions {
   /** The bearer-token check, when tokens are configured; encapsulated to these routes. */
   authenticate: Authenticate | undefined
@@ -147,8 +143,8 @@ export const ledgerRoutes: FastifyPluginAsync<LedgerRoutesOptions> = async (plug
   // Balances and histories are account data: no browser or proxy may keep a copy.
   app.get('/tot', { schema: totSchema, config: { access: 'read' } }, async (request, reply) => {
     const representation = representationOf(request.headers.accept)
-    const accountKey = await accountKeyOfRead(app.ledger, request.query)
-    const balance = accountKey === undefined ? undefined : await app.ledger.tot(accountKey)
+    const accountKey = await accountOfQuery(app.ledger, request.query)
+    const balance = accountKey === undefined ? undefined : await app.ledger.totOf(accountKey)
     reply.header('cache-control', 'no-store')
     if (balance === undefined) return sendNoAccount(reply)
     return sendBalance(reply, representation, balance)
@@ -159,7 +155,7 @@ export const ledgerRoutes: FastifyPluginAsync<LedgerRoutesOptions> = async (plug
     const { cred, by, note, ttl } = request.query
     if (ttl !== undefined && by < 0n) throw new ApiError('ACCMAN_INVALID_QUERY', 'ttl is for credits only (a positive by)')
     const idempotencyKey = request.headers['idempotency-key']
-    const result = await app.ledger.mod(accountKeyOf(cred), {
+    const result = await app.ledger.mod(credentialKeyOf(cred), {
       by,
       ...(note === undefined || note === '' ? {} : { note }),
       ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
@@ -174,14 +170,14 @@ export const ledgerRoutes: FastifyPluginAsync<LedgerRoutesOptions> = async (plug
   app.get('/past', { schema: pastSchema, config: { access: 'read' } }, async (request, reply) => {
     requireJson(request.headers.accept)
     const { limit, order, after, before, from, to, key } = request.query
-    const accountKey = await accountKeyOfRead(app.ledger, request.query)
+    const accountKey = await accountOfQuery(app.ledger, request.query)
     if (accountKey === undefined) return sendNoAccount(reply.header('cache-control', 'no-store'))
     if (key !== undefined) {
-      const found = await app.ledger.pastByKey(accountKey, key)
+      const found = await app.ledger.pastByKeyOf(accountKey, key)
       reply.header('cache-control', 'no-store')
       return { tot: found.tot.toString(), seq: found.seq, held: (found.held ?? 0n).toString(), entries: found.entries.map(entryBody) }
     }
-    const page = await app.ledger.past(accountKey, {
+    const page = await app.ledger.pastOf(accountKey, {
       limit,
       order,
       ...(after === undefined ? {} : { afterSeq: after }),

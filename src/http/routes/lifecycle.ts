@@ -1,7 +1,7 @@
 // move, freeze and unfreeze: the account lifecycle's writes. Parse (done by the route schemas),
 // call the ledger, answer JSON. A move answers for FROM; neither answer names the other account.
 import type { FastifyPluginAsync } from 'fastify'
-import { accountKeyOf } from '../../ledger/index.js'
+import { credentialKeyOf } from '../../ledger/index.js'
 import type { Authenticate } from '../auth.js'
 import { ApiError } from '../errors.js'
 import { requireJson } from '../negotiate.js'
@@ -76,13 +76,13 @@ export const lifecycleRoutes: FastifyPluginAsync<LifecycleRoutesOptions> = async
     requireJson(request.headers.accept)
     const { cred, to, by, note } = request.query
     if (by <= 0n) throw new ApiError('ACCMAN_INVALID_AMOUNT', 'by must be a positive integer: the amount moved')
-    const fromKey = accountKeyOf(cred)
-    const toKey = accountKeyOf(to)
+    const fromKey = credentialKeyOf(cred)
+    const toKey = credentialKeyOf(to)
     if (fromKey === toKey) throw new ApiError('ACCMAN_INVALID_QUERY', 'to must be another account than cred')
     const idempotencyKey = request.headers['idempotency-key']
     const result = await app.ledger.move(fromKey, {
       by,
-      toAccountKey: toKey,
+      toCredentialKey: toKey,
       ...(note === undefined || note === '' ? {} : { note }),
       ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
       ...(request.actor === undefined ? {} : { actor: request.actor }),
@@ -98,7 +98,7 @@ export const lifecycleRoutes: FastifyPluginAsync<LifecycleRoutesOptions> = async
   for (const frozen of [true, false]) {
     app.patch(frozen ? '/freeze' : '/unfreeze', { schema: freezeSchemaOf(frozen), config: { access: 'write' } }, async (request, reply) => {
       requireJson(request.headers.accept)
-      const result = await app.ledger.freeze(accountKeyOf(request.query.cred), {
+      const result = await app.ledger.freeze(credentialKeyOf(request.query.cred), {
         frozen,
         ...(request.actor === undefined ? {} : { actor: request.actor }),
       })

@@ -2,7 +2,7 @@
 // GET /webhooks, POST /webhooks/retry, POST /webhooks/enable.
 import type { FastifyPluginAsync } from 'fastify'
 import { z } from 'zod'
-import { accountKeyOf, type AccountKey, type AccountState, type Ledger } from '../../ledger/index.js'
+import { credentialKeyOf, type AccountState, type CredentialKey, type Ledger } from '../../ledger/index.js'
 import type { Deliverer } from '../../webhooks/deliverer.js'
 import type { Authenticate } from '../auth.js'
 import { ApiError } from '../errors.js'
@@ -93,8 +93,8 @@ const enableSchema = {
 }
 
 /** /tot's JSON (held and avail as of now) with the threshold in force and the ref. */
-async function settingsBody(ledger: Ledger, accountKey: AccountKey, account: AccountState): Promise<z.input<typeof accountSettingsBody>> {
-  const balance = (await ledger.tot(accountKey)) ?? account
+async function settingsBody(ledger: Ledger, credentialKey: CredentialKey, account: AccountState): Promise<z.input<typeof accountSettingsBody>> {
+  const balance = (await ledger.tot(credentialKey)) ?? account
   const held = balance.held ?? 0n
   const body: z.input<typeof accountSettingsBody> = { tot: balance.tot.toString(), seq: balance.seq, held: held.toString(), avail: (balance.tot - held).toString() }
   if (account.expiresMs !== undefined) body.expires = new Date(account.expiresMs).toISOString()
@@ -109,17 +109,17 @@ export const webhookRoutes: FastifyPluginAsync<WebhookRoutesOptions> = async (pl
   if (authenticate !== undefined) app.addHook('onRequest', authenticate)
 
   app.patch('/alert', { schema: alertSchema, config: { access: 'write' } }, async (request, reply) => {
-    const accountKey = accountKeyOf(request.query.cred)
-    const account = await app.ledger.updateAccount(accountKey, { alertBelow: request.query.below })
+    const credentialKey = credentialKeyOf(request.query.cred)
+    const account = await app.ledger.updateAccount(credentialKey, { alertBelow: request.query.below })
     reply.header('cache-control', 'no-store')
-    return await settingsBody(app.ledger, accountKey, account)
+    return await settingsBody(app.ledger, credentialKey, account)
   })
 
   app.patch('/ref', { schema: refSchema, config: { access: 'write' } }, async (request, reply) => {
-    const accountKey = accountKeyOf(request.query.cred)
-    const account = await app.ledger.updateAccount(accountKey, { ref: request.query.ref })
+    const credentialKey = credentialKeyOf(request.query.cred)
+    const account = await app.ledger.updateAccount(credentialKey, { ref: request.query.ref })
     reply.header('cache-control', 'no-store')
-    return await settingsBody(app.ledger, accountKey, account)
+    return await settingsBody(app.ledger, credentialKey, account)
   })
 
   app.get('/webhooks', { schema: webhooksSchema, config: { access: 'read' } }, async (_request, reply) => {

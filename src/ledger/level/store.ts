@@ -5,9 +5,12 @@
 // same schema coming out, so a codec bug stops here rather than in a balance.
 import assert from 'node:assert/strict'
 import type { AbstractChainedBatchWriteOptions, AbstractLevel, AbstractSnapshot, AbstractSublevel } from 'abstract-level'
+import { publicAccountId } from '../account-id.js'
 import {
   accountKeyOfHoldExpiry,
   decodeAccount,
+  decodeCredential,
+  encodeCredential,
   decodeEntry,
   decodeHold,
   decodeIdempotency,
@@ -21,6 +24,7 @@ import {
   keyIndexKeyOf,
   tableNames,
   type AccountState,
+  type CredentialState,
   type IdempotencyState,
 } from '../codec.js'
 import { holdCountMax, seqDigits } from '../limits.js'
@@ -35,7 +39,7 @@ import type {
   RoundWrites,
   StoreSnapshot,
 } from '../store.js'
-import type { AccountKey, Entry, HoldState } from '../types.js'
+import type { AccountKey, CredentialKey, Entry, HoldState } from '../types.js'
 import {
   decodeOutboxRecord,
   encodeOutboxRecord,
@@ -63,6 +67,8 @@ export interface Tables {
   refs: Table
   outbox: Table
   outboxDue: Table
+  credentials: Table
+  publicIds: Table
 }
 
 /** The ledger's tables: sublevels of `db` with string keys and values. */
@@ -80,6 +86,8 @@ export function tablesOf(db: RootDb): Tables {
     refs: table(tableNames.refs),
     outbox: table(tableNames.outbox),
     outboxDue: table(tableNames.outboxDue),
+    credentials: table(tableNames.credentials),
+    publicIds: table(tableNames.publicIds),
   }
 }
 
@@ -111,6 +119,8 @@ export class LevelStore implements LedgerStore {
     refs: string
     outbox: string
     outboxDue: string
+    credentials: string
+    publicIds: string
   }
   /** Events in the outbox: counted once, then kept by every write (this process is the only writer). */
   #outboxCount: number | undefined
@@ -125,9 +135,9 @@ export class LevelStore implements LedgerStore {
     this.#sync = options.sync
     this.#transaction = {
       nowMs: undefined,
-      readRound: (accountKeys, idempotencyKeys) => this.#readRound(accountKeys, idempotencyKeys),
       readHolds: (openOf, byId) => this.#readHolds(openOf, byId),
       readRefs: async (refs) => (refs.length === 0 ? [] : ((await this.#tables.refs.getMany(refs)) as Array<AccountKey | undefined>)),
+      readRound: (accountKeys, idempotencyKeys, credentialKeys) => this.#readRound(accountKeys, idempotencyKeys, credentialKeys ?? []),
     }
     const tables = this.#tables
     // Writes go to the root with each table's prefix, as the sublevel would add it: one chained
@@ -150,6 +160,8 @@ export class LevelStore implements LedgerStore {
       refs: prefixOf(tables.refs, tableNames.refs),
       outbox: prefixOf(tables.outbox, tableNames.outbox),
       outboxDue: prefixOf(tables.outboxDue, tableNames.outboxDue),
+      credentials: prefixOf(tables.credentials, tableNames.credentials),
+      publicIds: prefixOf(tables.publicIds, tableNames.publicIds),
     }
   }
 
@@ -163,6 +175,15 @@ export class LevelStore implements LedgerStore {
     return value === undefined ? undefined : decodeAccount(accountKey, value)
   }
 
+  async readCredential(credentialKey: CredentialKey): Promise<{ state: CredentialState | undefined; nowMs: undefined }> {
+    const value = await this.#tables.credentials.get(credentialKey)
+    return { state: value === undefined ? undefined : decodeCredential(credentialKey, value), nowMs: undefined }
+  }
+
+  async accountOfPublicId(publicId: string): Promise<AccountKey | undefined> {
+    return (await this.#tables.publicIds.get(publicId)) as AccountKey | undefined
+  }
+
   /**
    * The body runs once: the writer never has two rounds of one account in flight, and nothing
    * else writes, so what it reads stays current until its writes are stored.
@@ -173,12 +194,17 @@ export class LevelStore implements LedgerStore {
     return value
   }
 
-  async #readRound(accountKeys: AccountKey[], idempotencyKeys: string[]): Promise<RoundStates> {
-    const [accountValues, idempotencyValues] = await Promise.all([
+  async #readRound(accountKeys: AccountKey[], idempotencyKeys: string[], credentialKeys: CredentialKey[]): Promise<RoundStates> {
+    const [accountValues, idempotencyValues, credentialValues] = await Promise.all([
       accountKeys.length === 0 ? [] : this.#tables.accounts.getMany(accountKeys),
       idempotencyKeys.length === 0 ? [] : this.#tables.idempotency.getMany(idempotencyKeys),
+      credentialKeys.length === 0 ? [] : this.#tables.credentials.getMany(credentialKeys),
     ])
     return {
+      credentials: credentialKeys.map((key, index) => {
+        const value = credentialValues[index]
+        return value === undefined ? undefined : decodeCredential(key, value)
+      }),
       accounts: accountKeys.map((key, index) => {
         const value = accountValues[index]
         return value === undefined ? undefined : decodeAccount(key, value)
@@ -260,6 +286,12 @@ export class LevelStore implements LedgerStore {
       puts.push([prefixes.outbox + key, encodeOutboxRecord(record)])
       puts.push([prefixes.outboxDue + outboxDueKeyOf(event.atMs, key), ''])
     }
+    for (const [credentialKey, state] of writes.credentials ?? []) {
+      const value = encodeCredential(state)
+      assert.deepEqual(decodeCredential(credentialKey, value), state, 'a credential record does not round-trip')
+      puts.push([prefixes.credentials + credentialKey, value])
+    }
+    for (const accountKey of writes.created ?? []) puts.push([prefixes.publicIds + publicAccountId(accountKey), accountKey])
     const batch = this.#db.batch()
     for (const [key, value] of puts) batch.put(key, value)
     for (const key of deletes) batch.del(key)
@@ -459,6 +491,12 @@ class LevelSnapshot implements StoreSnapshot {
     const range = { gt: after === undefined ? `${accountKey}!` : holdKeyOf(accountKey, after), lt: `${accountKey}"`, limit, snapshot: this.#snapshot }
     const rows = await this.#tables.holds.iterator(range).all()
     return rows.map(([key, value]) => decodeHold(key, value))
+  }
+
+  async credentials(after: CredentialKey | undefined, limit: number): Promise<Array<[CredentialKey, CredentialState]>> {
+    const range = after === undefined ? {} : { gt: after }
+    const rows = await this.#tables.credentials.iterator({ ...range, limit, snapshot: this.#snapshot }).all()
+    return rows.map(([key, value]) => [key, decodeCredential(key, value)])
   }
 
   close(): Promise<void> {

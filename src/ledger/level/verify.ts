@@ -11,8 +11,8 @@ export async function levelStoreFaults(db: RootDb, fault: (message: string) => v
   for (let after = ''; ; ) {
     const [key] = await tables.history.keys({ gt: after, limit: 1 }).all()
     if (key === undefined) break
-    const owner = key.slice(0, 64)
-    if (!isAccountKey(owner) || key[64] !== '!') {
+    const owner = key.slice(0, Math.max(0, key.indexOf('!')))
+    if (!isAccountKey(owner)) {
       fault(`${tableNames.history}: malformed key ${JSON.stringify(key.slice(0, 100))}`)
       after = key
       continue

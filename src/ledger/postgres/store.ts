@@ -10,6 +10,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
 import type { Logger } from 'pino'
 import { limits } from '../../config.js'
+import { publicAccountId } from '../account-id.js'
+import { eventTypes, type EventType } from '../alerts.js'
 import {
   decodeAccount,
   decodeEntry,
@@ -21,6 +23,7 @@ import {
   idempotencyKeyOf,
   parseIdempotencyKey,
   type AccountState,
+  type CredentialState,
   type IdempotencyState,
 } from '../codec.js'
 import { LedgerError } from '../errors.js'
@@ -36,7 +39,7 @@ import type {
   StorePoolStats,
   StoreSnapshot,
 } from '../store.js'
-import type { AccountKey, Entry, EntryKind, HoldState } from '../types.js'
+import type { AccountKey, CredentialKey, Entry, EntryKind, HoldState } from '../types.js'
 import { migrate } from './migrations.js'
 import type { OutboxRecord } from '../outbox.js'
 
@@ -206,6 +209,22 @@ export class PostgresStore implements LedgerStore {
     return rows[0] === undefined ? undefined : accountOf(rows[0])
   }
 
+  async readCredential(credentialKey: CredentialKey): Promise<{ state: CredentialState | undefined; nowMs: number }> {
+    const rows = await this.#query<CredentialRow & { now_ms: string }>(
+      `SELECT (extract(epoch FROM now()) * 1000)::bigint::text AS now_ms, c.credential_key, c.account_key, c.retires
+       FROM (SELECT 1) AS one LEFT JOIN credentials c ON c.credential_key = $1`,
+      [credentialKey],
+    )
+    const row = rows[0]
+    assert.ok(row !== undefined)
+    return { state: row.account_key === null ? undefined : credentialOf(row), nowMs: Number(row.now_ms) }
+  }
+
+  async accountOfPublicId(publicId: string): Promise<AccountKey | undefined> {
+    const rows = await this.#query<{ account_key: string }>('SELECT account_key FROM accounts WHERE public_id = $1', [publicId])
+    return rows[0]?.account_key as AccountKey | undefined
+  }
+
   async runRound<T>(body: (transaction: RoundTransaction) => Promise<RoundOutcome<T>>): Promise<T> {
     for (let attempt = 1; ; attempt += 1) {
       try {
@@ -250,12 +269,13 @@ export class PostgresStore implements LedgerStore {
         backend = known
       }
       const existing = new Set<AccountKey>()
+      const existingCredentials = new Set<CredentialKey>()
       const storeErrors = new WeakSet<object>()
       const transaction: RoundTransaction = {
         nowMs: Number(row.now_ms),
-        readRound: async (accountKeys, idempotencyKeys) => {
+        readRound: async (accountKeys, idempotencyKeys, credentialKeys) => {
           try {
-            return await readRound(client, existing, accountKeys, idempotencyKeys)
+            return await readRound(client, { accounts: existing, credentials: existingCredentials }, accountKeys, idempotencyKeys, credentialKeys ?? [])
           } catch (error) {
             if (typeof error === 'object' && error !== null) storeErrors.add(error)
             throw error
@@ -290,7 +310,7 @@ export class PostgresStore implements LedgerStore {
       if (outcome.writes !== undefined) checkWrites(outcome.writes)
       value = outcome.value
       if (outcome.writes !== undefined) {
-        await writeRound(client, existing, roundId, outcome.writes)
+        await writeRound(client, { accounts: existing, credentials: existingCredentials }, roundId, outcome.writes)
         wroteEntries = outcome.writes.entries.length > 0
       }
       committing = true
@@ -448,6 +468,13 @@ export class PostgresStore implements LedgerStore {
         )
         return rows.map(holdOf)
       },
+      credentials: async (after, limit) => {
+        const rows = await run<CredentialRow>(
+          'SELECT credential_key, account_key, retires FROM credentials WHERE credential_key > $1 ORDER BY credential_key LIMIT $2',
+          [after ?? '', limit],
+        )
+        return rows.map((row) => [row.credential_key as CredentialKey, credentialOf(row)])
+      },
       close: async () => {
         if (closed) return
         closed = true
@@ -561,7 +588,7 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
   return await PostgresStore.open(url, options)
 }
 
-const accountColumns = 'account_key, tot::text, seq, at, held::text, hold_count, next_expiry, expires, frozen, alert_below::text, ref'
+const accountColumns = 'account_key, tot::text, seq, at, held::text, hold_count, next_expiry, expires, frozen, alert_below::text, ref, created'
 const entryColumns = 'seq, by::text, tot::text, at, note, idempotency_key, kind, hold, held_by::text, held::text, move, peer, peer_seq, actor'
 // Written without a leading table name: readRound prefixes each with its alias.
 const idempotencyColumns = 'account_key, key, by::text, tot::text, seq, at, op, fingerprint, answer'
@@ -579,6 +606,13 @@ interface AccountRow {
   frozen: boolean | null
   alert_below: string | null
   ref: string | null
+  created: string | null
+}
+
+interface CredentialRow {
+  credential_key: string
+  account_key: string | null
+  retires: string | null
 }
 
 
@@ -592,10 +626,10 @@ interface OutboxRow {
 }
 
 function outboxRecordOf(row: OutboxRow): OutboxRecord {
-  assert.ok(row.type === 'balance.low' || row.type === 'balance.depleted', 'an outbox row of an unknown type')
+  assert.ok(eventTypes.has(row.type), 'an outbox row of an unknown type')
   return {
     id: row.id,
-    type: row.type,
+    type: row.type as EventType,
     atMs: Number(row.at),
     body: row.body,
     deliveries: row.deliveries,
@@ -650,6 +684,7 @@ function accountOf(row: AccountRow): AccountState {
   if (row.frozen === true) state.frozen = true
   if (row.alert_below !== null) state.alertBelow = BigInt(row.alert_below)
   if (row.ref !== null) state.ref = row.ref
+  if (row.created !== null) state.createdMs = Number(row.created)
   return state
 }
 
@@ -662,6 +697,13 @@ async function readRefs(client: pg.ClientBase, refs: string[]): Promise<Array<Ac
   )
   const owners = new Map(rows.rows.map((row) => [row.ref, row.account_key as AccountKey]))
   return refs.map((ref) => owners.get(ref))
+}
+
+function credentialOf(row: CredentialRow): CredentialState {
+  assert.ok(row.account_key !== null)
+  const state: CredentialState = { accountKey: row.account_key as AccountKey }
+  if (row.retires !== null) state.retiresMs = Number(row.retires)
+  return state
 }
 
 function entryOf(row: EntryRow): Entry {
@@ -732,20 +774,43 @@ function checkWrites(writes: RoundWrites): void {
   for (const [key, state] of writes.idempotency) decodeIdempotency(key, encodeIdempotency(state))
 }
 
-/** Locks the accounts that exist, in key order, and reads them and the idempotency records. */
+interface Existing {
+  accounts: Set<AccountKey>
+  credentials: Set<CredentialKey>
+}
+
+/**
+ * Locks the credentials that exist, then the accounts that exist, each in key order, and reads
+ * them and the idempotency records. Every round takes credentials before accounts, so two
+ * rounds never wait for each other in a cycle.
+ */
 async function readRound(
   client: pg.ClientBase,
-  existing: Set<AccountKey>,
+  existing: Existing,
   accountKeys: AccountKey[],
   idempotencyKeys: string[],
+  credentialKeys: CredentialKey[],
 ): Promise<RoundStates> {
+  const credentials = new Map<string, CredentialState>()
+  if (credentialKeys.length > 0) {
+    const rows = await client.query<CredentialRow>(
+      'SELECT credential_key, account_key, retires FROM credentials WHERE credential_key = ANY($1::text[]) ORDER BY credential_key FOR UPDATE',
+      [[...new Set(credentialKeys)].sort()],
+    )
+    for (const row of rows.rows) {
+      credentials.set(row.credential_key, credentialOf(row))
+      existing.credentials.add(row.credential_key as CredentialKey)
+    }
+  }
   const sortedKeys = [...new Set(accountKeys)].sort()
-  const accountRows = await client.query<AccountRow>(
-    `SELECT ${accountColumns} FROM accounts WHERE account_key = ANY($1::text[]) ORDER BY account_key FOR UPDATE`,
-    [sortedKeys],
-  )
+  const accountRows =
+    sortedKeys.length === 0
+      ? { rows: [] as AccountRow[] }
+      : await client.query<AccountRow>(`SELECT ${accountColumns} FROM accounts WHERE account_key = ANY($1::text[]) ORDER BY account_key FOR UPDATE`, [
+          sortedKeys,
+        ])
   const accounts = new Map(accountRows.rows.map((row) => [row.account_key, accountOf(row)]))
-  for (const key of accounts.keys()) existing.add(key as AccountKey)
+  for (const key of accounts.keys()) existing.accounts.add(key as AccountKey)
   const idempotency = new Map<string, IdempotencyState>()
   if (idempotencyKeys.length > 0) {
     const parts = idempotencyKeys.map(splitIdempotencyKey)
@@ -759,6 +824,7 @@ async function readRound(
   return {
     accounts: accountKeys.map((key) => accounts.get(key)),
     idempotency: idempotencyKeys.map((key) => idempotency.get(key)),
+    credentials: credentialKeys.map((key) => credentials.get(key)),
   }
 }
 
@@ -767,9 +833,9 @@ async function readRound(
  * the others are inserted without ON CONFLICT, so an account another node created meanwhile is a
  * unique violation (23505) and the round runs again against it.
  */
-async function writeRound(client: pg.ClientBase, existing: Set<AccountKey>, roundId: string, writes: RoundWrites): Promise<void> {
-  const updated = writes.accounts.filter(([key]) => existing.has(key))
-  const created = writes.accounts.filter(([key]) => !existing.has(key))
+async function writeRound(client: pg.ClientBase, existing: Existing, roundId: string, writes: RoundWrites): Promise<void> {
+  const updated = writes.accounts.filter(([key]) => existing.accounts.has(key))
+  const created = writes.accounts.filter(([key]) => !existing.accounts.has(key))
   const columns = (rows: Array<[AccountKey, AccountState]>): unknown[] => [
     rows.map(([key]) => key),
     rows.map(([, state]) => state.tot.toString()),
@@ -785,10 +851,10 @@ async function writeRound(client: pg.ClientBase, existing: Set<AccountKey>, roun
   ]
   if (created.length > 0) {
     await client.query(
-      `INSERT INTO accounts (account_key, tot, seq, at, held, hold_count, next_expiry, expires, frozen, alert_below, ref)
+      `INSERT INTO accounts (account_key, tot, seq, at, held, hold_count, next_expiry, expires, frozen, alert_below, ref, created, public_id)
        SELECT * FROM unnest($1::text[], $2::numeric[], $3::bigint[], $4::bigint[], $5::numeric[], $6::integer[], $7::bigint[], $8::bigint[], $9::boolean[],
-                            $10::numeric[], $11::text[])`,
-      columns(created),
+                            $10::numeric[], $11::text[], $12::bigint[], $13::text[])`,
+      [...columns(created), created.map(([, state]) => state.createdMs ?? null), created.map(([key]) => publicAccountId(key))],
     )
   }
   if (updated.length > 0) {
@@ -887,12 +953,43 @@ async function writeRound(client: pg.ClientBase, existing: Set<AccountKey>, roun
       ],
     )
   }
+  await writeCredentials(client, existing, writes.credentials ?? [])
   if (writes.idempotencyDeletes.length > 0) {
     const parts = writes.idempotencyDeletes.map(splitIdempotencyKey)
     await client.query(
       `DELETE FROM idempotency USING unnest($1::text[], $2::text[]) AS gone (account_key, key)
        WHERE idempotency.account_key = gone.account_key AND idempotency.key = gone.key`,
       [parts.map((part) => part.accountKey), parts.map((part) => part.idempotencyKey)],
+    )
+  }
+}
+
+/**
+ * Credentials read as existing are updated; the others are inserted without ON CONFLICT, so a
+ * credential another node pointed at an account meanwhile is a unique violation (23505) and the
+ * round runs again against it: one credential never addresses two accounts.
+ */
+async function writeCredentials(client: pg.ClientBase, existing: Existing, credentials: Array<[CredentialKey, CredentialState]>): Promise<void> {
+  if (credentials.length === 0) return
+  const columns = (rows: Array<[CredentialKey, CredentialState]>): unknown[] => [
+    rows.map(([key]) => key),
+    rows.map(([, state]) => state.accountKey),
+    rows.map(([, state]) => state.retiresMs ?? null),
+  ]
+  const created = credentials.filter(([key]) => !existing.credentials.has(key))
+  const updated = credentials.filter(([key]) => existing.credentials.has(key))
+  if (created.length > 0) {
+    await client.query(
+      'INSERT INTO credentials (credential_key, account_key, retires) SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])',
+      columns(created),
+    )
+  }
+  if (updated.length > 0) {
+    await client.query(
+      `UPDATE credentials SET account_key = new.account_key, retires = new.retires
+       FROM unnest($1::text[], $2::text[], $3::bigint[]) AS new (credential_key, account_key, retires)
+       WHERE credentials.credential_key = new.credential_key`,
+      columns(updated),
     )
   }
 }
