@@ -829,7 +829,8 @@ export class Writer {
     }
     for (const mod of mods) {
       if (mod.idempotencyKey === undefined) continue
-      const accountKey = accountOf(round, mod)
+      // The credential's account even when retired: a retry of a rotation finds its record.
+      const accountKey = mod.accountKey ?? (mod.credentialKey === undefined ? undefined : round.credentials.get(mod.credentialKey)?.accountKey)
       if (accountKey === undefined) continue
       const key = idempotencyKeyOf(accountKey, mod.idempotencyKey)
       if (round.idempotency.has(key)) continue
