@@ -90,6 +90,8 @@ export function decideMod(
   if (input.actor !== undefined) entry.actor = input.actor
   const record: IdempotencyState | undefined = input.idempotencyKey === undefined ? undefined : { by: input.by, tot, seq, atMs }
   const state = nextState(account, tot, seq, atMs)
+  // A new account keeps its creation time (/acct's `created`).
+  if (account === undefined) state.createdMs = atMs
   if (input.ttlSeconds !== undefined) state.expiresMs = expiryAfterCredit(account, input.ttlSeconds, context)
   const result: ModResult = { tot, seq, replayed: false }
   if (state.expiresMs !== undefined) result.expiresMs = state.expiresMs

@@ -915,7 +915,6 @@ export class Writer {
       return decision
     }
     const { account, entry, idempotency } = decision.writes
-    if (before === undefined) account.createdMs = account.atMs
 
     // Paired checks on what the decision hands to the store: crash rather than corrupt.
     assert.equal(account.seq, (before?.seq ?? 0) + 1, 'the new seq is not the old one plus one')
@@ -1002,19 +1001,20 @@ export class Writer {
     assert.ok(mod.toCredentialKey !== undefined && mod.moveId !== undefined && mod.toCredentialKey !== mod.credentialKey, 'a move names two credentials and an id')
     const fromAccountKey = accountOf(round, mod)
     if (fromAccountKey === undefined) return { refusal: new LedgerError('ACCMAN_NO_ACCOUNT', 'no account for this credential') }
+    // Unknown TO: decideMove replays a keyed retry first, else answers 404 naming `to`.
     const toAccountKey = liveAccountOf(round, mod.toCredentialKey)
-    if (toAccountKey === undefined) return { refusal: new LedgerError('ACCMAN_NO_ACCOUNT', 'no account for the credential in to') }
     // Two credentials of one account (during a rotation's grace): not a move between two accounts.
     if (toAccountKey === fromAccountKey) return { refusal: new LedgerError('ACCMAN_INVALID_QUERY', 'cred and to address the same account') }
     const idempotencyKey = mod.idempotencyKey === undefined ? undefined : idempotencyKeyOf(fromAccountKey, mod.idempotencyKey)
     const from = round.accounts.get(fromAccountKey)
-    const to = round.accounts.get(toAccountKey)
+    const to = toAccountKey === undefined ? undefined : round.accounts.get(toAccountKey)
     const first = idempotencyKey === undefined ? undefined : round.idempotency.get(idempotencyKey)
-    const input = { by: mod.by, toAccountKey, fromAccountKey, moveId: mod.moveId, note: mod.note, idempotencyKey: mod.idempotencyKey, actor: mod.actor }
+    // An unknown TO never matches a record's fingerprint (which names an account).
+    const input = { by: mod.by, toAccountKey: toAccountKey ?? ('' as AccountKey), fromAccountKey, moveId: mod.moveId, note: mod.note, idempotencyKey: mod.idempotencyKey, actor: mod.actor }
     const decision = decideMove(from, to, first, dropUndefined(input), context)
     if (!('writes' in decision) || decision.writes === undefined) return decision
     const writes = decision.writes
-    assert.ok(from !== undefined && to !== undefined)
+    assert.ok(from !== undefined && to !== undefined && toAccountKey !== undefined)
     // Paired checks: both sides change by the amount, in opposite directions, one entry each.
     assert.equal(writes.from.tot, from.tot - mod.by, 'a move out does not take its amount')
     assert.equal(writes.to.tot, to.tot + mod.by, 'a move in does not add its amount')
