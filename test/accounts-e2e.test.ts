@@ -110,7 +110,7 @@ describe.each(engines)('rotation through a listening server on %s', (engine, mak
       // The account is found by its public id without any credential; a credit with the old one opens another.
       expect(JSON.parse((await client.send('GET', `/acct?${query({ id: body.account })}`)).body)).toMatchObject({ tot: '28', seq: 4 })
       const reopened = await client.send('PATCH', `/mod?${query({ cred: older, by: '3' })}`, { accept: 'application/json' })
-      expect(JSON.parse(reopened.body)).toEqual({ tot: '3', seq: 1 })
+      expect(JSON.parse(reopened.body)).toEqual({ tot: '3', seq: 1, held: '0', avail: '3' })
       const other = JSON.parse((await client.send('GET', `/acct?${query({ cred: older })}`)).body) as { account: string }
       expect(other.account).not.toBe(body.account)
       // One rotation applied; its replay is not counted.
