@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify'
 import { afterAll, afterEach, describe, expect, test, vi } from 'vitest'
 import { AccManClient } from '../src/client/index.js'
 import { parseConfig } from '../src/config.js'
-import { accountKeyOf, type LedgerStore } from '../src/ledger/index.js'
+import { credentialKeyOf, type LedgerStore } from '../src/ledger/index.js'
 import { openLevelStore } from '../src/ledger/level/store.js'
 import { openPostgresStore } from '../src/ledger/postgres/store.js'
 import { verifyStore } from '../src/ledger/verify.js'
@@ -283,9 +283,12 @@ describe.each([
       const sides = new Map<string, number>()
       let total = 0n
       for (const cred of creds) {
-        const account = await store.readAccount(accountKeyOf(cred))
+        // Each credential addresses its account through the credentials table.
+        const { state: credential } = await store.readCredential(credentialKeyOf(cred))
+        if (credential === undefined) throw new Error('a credential of the test addresses no account')
+        const account = await store.readAccount(credential.accountKey)
         total += account?.tot ?? 0n
-        const entries = await store.pageHistory(accountKeyOf(cred), { seqLow: 1, seqHigh: account?.seq ?? 0, limit: 100_000, order: 'asc' })
+        const entries = await store.pageHistory(credential.accountKey, { seqLow: 1, seqHigh: account?.seq ?? 0, limit: 100_000, order: 'asc' })
         for (const entry of entries) if (entry.move !== undefined) sides.set(entry.move, (sides.get(entry.move) ?? 0) + 1)
       }
       expect(total).toBe(300_000n)
