@@ -192,7 +192,7 @@ export const settleQuery = z.strictObject({
 
 export const voidQuery = z.strictObject({ cred: credParameter, hold: holdParameter, note: holdNote })
 
-export const holdsQuery = z.strictObject({ cred: credParameter })
+export const holdsQuery = z.strictObject({ cred: credParameter.optional(), ref: refParameter.optional() }).superRefine(credOrRef)
 export const moveQuery = z.strictObject({
   cred: credParameter.meta({ description: 'The credential of the account the amount leaves (FROM).' }),
   to: credential.meta({ description: 'The credential of the account the amount goes to (TO); it must exist.', examples: ['dG8tZXhhbXBsZS1jcmVkZW50aWFs'] }),

@@ -6,7 +6,9 @@ import { publicAccountId } from './account-id.js'
 import type { AccountState } from './codec.js'
 import type { AccountKey } from './types.js'
 
-export type EventType = 'balance.low' | 'balance.depleted'
+/** Every event type, declared once (the outbox's decoders check against it). */
+export const eventTypes = ['balance.low', 'balance.depleted', 'hold.expired', 'account.frozen'] as const
+export type EventType = (typeof eventTypes)[number]
 
 /** One event as the outbox keeps it: the body is final, so every delivery sends the same bytes. */
 export interface OutboxEvent {
@@ -58,7 +60,21 @@ function availOf(account: AccountState): bigint {
   return account.tot - (account.held ?? 0n)
 }
 
-function eventOf(type: EventType, accountKey: AccountKey, account: AccountState, threshold: bigint | undefined): OutboxEvent {
+/**
+ * An event about the account itself (a hold that expired, a freeze), with its figures as of
+ * `account` (the state after the entry that caused it); `extra` adds fields such as the hold's id.
+ */
+export function accountEvent(
+  type: 'hold.expired' | 'account.frozen',
+  accountKey: AccountKey,
+  account: AccountState,
+  alertBelowDefault: bigint | undefined,
+  extra: Record<string, string> = {},
+): OutboxEvent {
+  return eventOf(type, accountKey, account, thresholdOf(account, alertBelowDefault), extra)
+}
+
+function eventOf(type: EventType, accountKey: AccountKey, account: AccountState, threshold: bigint | undefined, extra: Record<string, string> = {}): OutboxEvent {
   const account_ = publicAccountId(accountKey)
   const data: Record<string, string | number> = {
     account: account_,
@@ -69,6 +85,7 @@ function eventOf(type: EventType, accountKey: AccountKey, account: AccountState,
   }
   if (threshold !== undefined) data.threshold = threshold.toString()
   if (account.ref !== undefined) data.ref = account.ref
+  Object.assign(data, extra)
   const body = JSON.stringify({ type, timestamp: new Date(account.atMs).toISOString(), data })
   // Derived from what caused it, so a round run twice (a shared engine's retry) gives the same id.
   const id = `evt_${createHash('sha256').update(`${accountKey}\0${account.seq}\0${type}`).digest('base64url').slice(0, 24)}`

@@ -17,7 +17,7 @@ import { LedgerError } from './errors.js'
 import { decideHoldOp, decisionTimeOf, expireDue, hasDueHolds, type HoldOp, type HoldOpDecision, type HoldOpResult } from './holds.js'
 import { decideFreeze, decideMove, type FreezeDecision, type MoveDecision } from './move.js'
 import type { LedgerStore, RoundTransaction, RoundWrites } from './store.js'
-import { alertEvents } from './alerts.js'
+import { accountEvent, alertEvents } from './alerts.js'
 import { decideAccountChange, type AccountChange } from './account-settings.js'
 import type { AccountKey, HoldState, ModInput, ModResult } from './types.js'
 
@@ -580,7 +580,16 @@ export class Writer {
     assert.ok(view?.open !== undefined, 'due holds not read')
     const expired = expireDue(state, [...view.open.values()], atMs)
     assert.equal(expired.entries.at(-1)?.seq, expired.account.seq, 'expiries do not end at the account seq')
-    for (const entry of expired.entries) round.writes.entries.push([accountKey, entry])
+    for (const entry of expired.entries) {
+      round.writes.entries.push([accountKey, entry])
+      if (this.#options.outboxEnabled === true && entry.hold !== undefined) {
+        // The account as this entry left it: one event per expired hold, named by its entry's seq.
+        const asOfEntry: AccountState = { ...expired.account, tot: entry.tot, seq: entry.seq, atMs: entry.atMs }
+        if (entry.held === undefined) delete asOfEntry.held
+        else asOfEntry.held = entry.held
+        ;(round.writes.outbox ??= []).push(accountEvent('hold.expired', accountKey, asOfEntry, this.#options.alertBelowDefault, { hold: entry.hold }))
+      }
+    }
     for (const hold of expired.closed) {
       view.open.delete(hold.id)
       view.known.set(hold.id, hold)
@@ -836,6 +845,9 @@ export class Writer {
     assert.ok(before !== undefined)
     assert.ok(decision.writes.account.tot === before.tot && decision.writes.account.seq === before.seq + 1, 'a freeze changes only the seq')
     round.writes.entries.push([mod.accountKey, decision.writes.entry])
+    if (this.#options.outboxEnabled === true && mod.frozen) {
+      ;(round.writes.outbox ??= []).push(accountEvent('account.frozen', mod.accountKey, decision.writes.account, this.#options.alertBelowDefault))
+    }
     round.accounts.set(mod.accountKey, decision.writes.account)
     round.dirtyAccounts.add(mod.accountKey)
     round.applied++

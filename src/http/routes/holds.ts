@@ -2,13 +2,14 @@
 // of a write (a replay must give back the first answer's body exactly), so the routes send it as is.
 import type { FastifyPluginAsync, FastifyReply } from 'fastify'
 import type { z } from 'zod'
-import { accountKeyOf } from '../../ledger/index.js'
+import { accountKeyOf, LedgerError } from '../../ledger/index.js'
 import type { HoldOpResult } from '../../ledger/holds.js'
 import type { Authenticate } from '../auth.js'
 import { requireJson } from '../negotiate.js'
 import { answersOf } from '../openapi.js'
 import { holdBody, holdQuery, holdsBody, holdsQuery, modHeaders, settleBody, settleQuery, voidBody, voidQuery } from '../schemas.js'
 import type { ZodTypeProvider } from '../validation.js'
+import { accountKeyOfRead } from './ledger.js'
 
 const security = [{}, { bearer: [] }]
 const commonErrors = [
@@ -128,7 +129,9 @@ export const holdRoutes: FastifyPluginAsync<HoldRoutesOptions> = async (plugin, 
 
   app.get('/holds', { schema: holdsSchema, config: { access: 'read' } }, async (request, reply) => {
     requireJson(request.headers.accept)
-    const list = await app.ledger.holds(accountKeyOf(request.query.cred))
+    const accountKey = await accountKeyOfRead(app.ledger, request.query)
+    if (accountKey === undefined) throw new LedgerError('ACCMAN_NO_ACCOUNT', 'no account for this ref')
+    const list = await app.ledger.holds(accountKey)
     reply.header('cache-control', 'no-store')
     return {
       held: list.held.toString(),

@@ -38,6 +38,7 @@ import type {
 } from '../store.js'
 import type { AccountKey, Entry, EntryKind, HoldState } from '../types.js'
 import { migrate } from './migrations.js'
+import { eventTypes, type EventType } from '../alerts.js'
 import type { OutboxRecord } from '../outbox.js'
 
 // int8 and numeric arrive as text; the engine converts them itself (BigInt for money).
@@ -592,10 +593,10 @@ interface OutboxRow {
 }
 
 function outboxRecordOf(row: OutboxRow): OutboxRecord {
-  assert.ok(row.type === 'balance.low' || row.type === 'balance.depleted', 'an outbox row of an unknown type')
+  assert.ok((eventTypes as readonly string[]).includes(row.type), 'an outbox row of an unknown type')
   return {
     id: row.id,
-    type: row.type,
+    type: row.type as EventType,
     atMs: Number(row.at),
     body: row.body,
     deliveries: row.deliveries,
