@@ -123,6 +123,28 @@ describe.each(engines)('the outbox on %s', (_name, makeEngine) => {
     expect((await store.pageOutbox(undefined, 10)).map((record) => record.id)).toEqual([remaining[1]!.id])
   })
 
+  it('writes hold.expired for each expired hold and account.frozen for a freeze, naming the account by its public id', async () => {
+    const store = await (await makeEngine()).open()
+    const ledger = await ledgerOn(store)
+    const accountKey = credentialKeyOf('b3V0Ym94LWg=')
+    await ledger.mod(accountKey, { by: 10n })
+    const hold = await ledger.hold(accountKey, { by: 4n, ttlMs: 1000 })
+    // The expiry is recorded by the background pass or by this call, whichever runs first.
+    const deadline = Date.now() + 15_000
+    while (!(await store.pageOutbox(undefined, 10)).some((record) => record.type === 'hold.expired')) {
+      expect(Date.now()).toBeLessThan(deadline)
+      await ledger.expireDueHolds(100)
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+    await ledger.freeze(accountKey, { frozen: true })
+    await ledger.freeze(accountKey, { frozen: false })
+    const bodies = (await store.pageOutbox(undefined, 10)).map((record) => JSON.parse(record.body) as { type: string; data: unknown })
+    const account = publicAccountId((await ledger.resolve(accountKey))!)
+    expect(bodies.map((body) => body.type).sort()).toEqual(['account.frozen', 'hold.expired'])
+    expect(bodies.find((body) => body.type === 'hold.expired')?.data).toEqual({ account, tot: '10', held: '0', avail: '10', seq: 3, hold: hold.hold })
+    expect(bodies.find((body) => body.type === 'account.frozen')?.data).toEqual({ account, tot: '10', held: '0', avail: '10', seq: 4 })
+  })
+
   it('changes the threshold and the ref without a history entry; a ref names one account, and survives a reopen', async () => {
     const engine = await makeEngine()
     const ledger = await ledgerOn(await engine.open())

@@ -135,6 +135,10 @@ describe.each(engines)('webhooks on %s', (_engine, makeStore) => {
     expect(JSON.parse(reply.body)).toEqual({ tot: '999', seq: 2, held: '0', avail: '999' })
     reply = await client.send('GET', `/past?${query({ ref: 'customer-4711' })}`)
     expect((JSON.parse(reply.body) as { entries: unknown[] }).entries).toHaveLength(2)
+    reply = await client.send('GET', `/holds?${query({ ref: 'customer-4711' })}`, { accept: 'application/json' })
+    expect(JSON.parse(reply.body)).toEqual({ held: '0', holds: [] })
+    reply = await client.send('GET', `/holds?${query({ ref: 'nobody-has-this' })}`, { accept: 'application/json' })
+    expect(reply.status).toBe(404)
     reply = await client.send('PATCH', `/alert?${query({ cred, below: '7' })}`)
     expect(JSON.parse(reply.body)).toEqual({ tot: '999', seq: 2, held: '0', avail: '999', alertBelow: '7', ref: 'customer-4711' })
     // A ref names one account: another account cannot take it; the owner can change it.

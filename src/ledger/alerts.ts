@@ -6,10 +6,9 @@ import { publicAccountId } from './account-id.js'
 import type { AccountState } from './codec.js'
 import type { AccountKey } from './types.js'
 
-export type EventType = 'balance.low' | 'balance.depleted' | 'account.rotated' | 'account.frozen'
-
-/** Every event type, for the stores' checks on what they read back. */
-export const eventTypes: ReadonlySet<string> = new Set<EventType>(['balance.low', 'balance.depleted', 'account.rotated', 'account.frozen'])
+/** Every event type, declared once (the outbox's decoders check against it). */
+export const eventTypes = ['balance.low', 'balance.depleted', 'hold.expired', 'account.frozen', 'account.rotated'] as const
+export type EventType = (typeof eventTypes)[number]
 
 /** One event as the outbox keeps it: the body is final, so every delivery sends the same bytes. */
 export interface OutboxEvent {
@@ -56,17 +55,26 @@ export function alertEvents(
   return events
 }
 
-/** An event about the account itself (a rotation, a freeze), from its state once the change is applied. */
-export function accountEvent(type: 'account.rotated' | 'account.frozen', accountKey: AccountKey, after: AccountState): OutboxEvent {
-  return eventOf(type, accountKey, after, undefined)
-}
-
 /** What may be spent: the balance less the holds as written (the round writes due expiries first). */
 function availOf(account: AccountState): bigint {
   return account.tot - (account.held ?? 0n)
 }
 
-function eventOf(type: EventType, accountKey: AccountKey, account: AccountState, threshold: bigint | undefined): OutboxEvent {
+/**
+ * An event about the account itself (a hold that expired, a freeze, a rotation), with its figures as of
+ * `account` (the state after the entry that caused it); `extra` adds fields such as the hold's id.
+ */
+export function accountEvent(
+  type: 'hold.expired' | 'account.frozen' | 'account.rotated',
+  accountKey: AccountKey,
+  account: AccountState,
+  alertBelowDefault: bigint | undefined,
+  extra: Record<string, string> = {},
+): OutboxEvent {
+  return eventOf(type, accountKey, account, thresholdOf(account, alertBelowDefault), extra)
+}
+
+function eventOf(type: EventType, accountKey: AccountKey, account: AccountState, threshold: bigint | undefined, extra: Record<string, string> = {}): OutboxEvent {
   const account_ = publicAccountId(accountKey)
   const data: Record<string, string | number> = {
     account: account_,
@@ -77,6 +85,7 @@ function eventOf(type: EventType, accountKey: AccountKey, account: AccountState,
   }
   if (threshold !== undefined) data.threshold = threshold.toString()
   if (account.ref !== undefined) data.ref = account.ref
+  Object.assign(data, extra)
   const body = JSON.stringify({ type, timestamp: new Date(account.atMs).toISOString(), data })
   // Derived from what caused it, so a round run twice (a shared engine's retry) gives the same id.
   const id = `evt_${createHash('sha256').update(`${accountKey}\0${account.seq}\0${type}`).digest('base64url').slice(0, 24)}`

@@ -56,11 +56,12 @@ export function encodeOutboxRecord(record: OutboxRecord): string {
   return JSON.stringify(record)
 }
 
+const knownEventTypes: ReadonlySet<string> = new Set(eventTypes)
 const statuses = new Set(['pending', 'delivered', 'failed'])
 
 export function decodeOutboxRecord(key: string, text: string): OutboxRecord {
   const record = JSON.parse(text) as OutboxRecord
-  assert.ok(typeof record.id === 'string' && eventTypes.has(record.type), `corrupt outbox record at ${key}`)
+  assert.ok(typeof record.id === 'string' && knownEventTypes.has(record.type), `corrupt outbox record at ${key}`)
   assert.ok(Number.isSafeInteger(record.atMs) && typeof record.body === 'string', `corrupt outbox record at ${key}`)
   assert.ok(record.dueAtMs === undefined || Number.isSafeInteger(record.dueAtMs), `corrupt outbox record at ${key}`)
   for (const state of Object.values(record.deliveries)) {

@@ -696,7 +696,16 @@ export class Writer {
     assert.ok(view?.open !== undefined, 'due holds not read')
     const expired = expireDue(state, [...view.open.values()], atMs)
     assert.equal(expired.entries.at(-1)?.seq, expired.account.seq, 'expiries do not end at the account seq')
-    for (const entry of expired.entries) round.writes.entries.push([accountKey, entry])
+    for (const entry of expired.entries) {
+      round.writes.entries.push([accountKey, entry])
+      if (this.#options.outboxEnabled === true && entry.hold !== undefined) {
+        // The account as this entry left it: one event per expired hold, named by its entry's seq.
+        const asOfEntry: AccountState = { ...expired.account, tot: entry.tot, seq: entry.seq, atMs: entry.atMs }
+        if (entry.held === undefined) delete asOfEntry.held
+        else asOfEntry.held = entry.held
+        ;(round.writes.outbox ??= []).push(accountEvent('hold.expired', accountKey, asOfEntry, this.#options.alertBelowDefault, { hold: entry.hold }))
+      }
+    }
     for (const hold of expired.closed) {
       view.open.delete(hold.id)
       view.known.set(hold.id, hold)
@@ -988,7 +997,7 @@ export class Writer {
       round.credentials.set(key, state)
       round.writes.credentials?.push([key, state])
     }
-    if (this.#options.outboxEnabled === true) (round.writes.outbox ??= []).push(accountEvent('account.rotated', old.accountKey, writes.account))
+    if (this.#options.outboxEnabled === true) (round.writes.outbox ??= []).push(accountEvent('account.rotated', old.accountKey, writes.account, this.#options.alertBelowDefault))
     round.accounts.set(old.accountKey, writes.account)
     round.dirtyAccounts.add(old.accountKey)
     round.applied++
@@ -1060,7 +1069,7 @@ export class Writer {
     assert.ok(decision.writes.account.tot === before.tot && decision.writes.account.seq === before.seq + 1, 'a freeze changes only the seq')
     round.writes.entries.push([accountKey, decision.writes.entry])
     if (this.#options.outboxEnabled === true && mod.frozen) {
-      ;(round.writes.outbox ??= []).push(accountEvent('account.frozen', accountKey, decision.writes.account))
+      ;(round.writes.outbox ??= []).push(accountEvent('account.frozen', accountKey, decision.writes.account, this.#options.alertBelowDefault))
     }
     round.accounts.set(accountKey, decision.writes.account)
     round.dirtyAccounts.add(accountKey)

@@ -626,7 +626,7 @@ interface OutboxRow {
 }
 
 function outboxRecordOf(row: OutboxRow): OutboxRecord {
-  assert.ok(eventTypes.has(row.type), 'an outbox row of an unknown type')
+  assert.ok((eventTypes as readonly string[]).includes(row.type), 'an outbox row of an unknown type')
   return {
     id: row.id,
     type: row.type as EventType,
