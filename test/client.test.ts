@@ -6,7 +6,10 @@ import {
   AccManClient,
   AccManError,
   ConfigurationError,
+  CredentialInUseError,
+  ExpiredError,
   ForbiddenError,
+  FrozenError,
   IdempotencyMismatchError,
   InsufficientFundsError,
   InvalidInputError,
@@ -131,6 +134,76 @@ describe('answers', () => {
     // AccMan has no such path: the prefix reached it.
     expect(error.status).toBe(404)
     expect(error.code).toBe('ACCMAN_NOT_FOUND')
+  })
+})
+
+describe('accounts beyond their credentials', () => {
+  test('acct and acctById describe the account; rotate keeps it, replays on a retry, refuses a credential in use', async () => {
+    const [first, second, taken] = [newCredential(), newCredential(), newCredential()]
+    await client.mod(first, 10n, { ttlSeconds: 3600 })
+    await client.mod(taken, 1n)
+    const details = await client.acct(first)
+    expect(details).toMatchObject({ tot: 10n, held: 0n, avail: 10n, seq: 1 })
+    expect(details.account).toMatch(/^acct_[A-Za-z0-9_-]{22}$/)
+    expect(details.expires?.getTime()).toBeGreaterThan(Date.now() + 3_500_000)
+    expect(details.frozen).toBeUndefined()
+    expect(await client.acctById(details.account)).toEqual(details)
+
+    const rotated = await client.rotate(first, second, { idempotencyKey: 'rotate-1' })
+    expect(rotated).toMatchObject({ account: details.account, tot: 10n, seq: 2, replayed: false })
+    expect(await client.rotate(first, second, { idempotencyKey: 'rotate-1' })).toEqual({ ...rotated, replayed: true })
+    expect(await refusal(client.tot(first))).toBeInstanceOf(NoAccountError)
+    expect(await client.tot(second)).toEqual({ tot: 10n, seq: 2 })
+    expect((await client.past(second)).entries.map((entry) => [entry.kind, entry.by])).toEqual([
+      ['mod', 10n],
+      ['rotate', 0n],
+    ])
+    const inUse = await refusal(client.rotate(second, taken))
+    expect(inUse).toBeInstanceOf(CredentialInUseError)
+    expect([inUse.code, inUse.status]).toEqual(['ACCMAN_CRED_IN_USE', 409])
+    expectNoSecret(inUse, second, taken)
+  })
+
+  test('move, freeze, unfreeze and pastByKey', async () => {
+    const [from, to] = [newCredential(), newCredential()]
+    await client.mod(from, 10n)
+    await client.mod(to, 1n)
+    const moved = await client.move(from, to, 4n, { idempotencyKey: 'move-1', note: 'gift' })
+    expect(moved).toMatchObject({ tot: 6n, seq: 2, replayed: false })
+    expect(await client.tot(to)).toEqual({ tot: 5n, seq: 2 })
+    const [fromEntry, toEntry] = [(await client.past(from)).entries[1], (await client.past(to)).entries[1]]
+    expect([fromEntry?.kind, fromEntry?.by, fromEntry?.move]).toEqual(['move', -4n, moved.move])
+    expect([toEntry?.kind, toEntry?.by, toEntry?.move]).toEqual(['move', 4n, moved.move])
+    expect((await client.pastByKey(from, 'move-1')).entries.map((entry) => entry.seq)).toEqual([2])
+
+    expect(await client.freeze(from)).toEqual({ tot: 6n, seq: 3, frozen: true })
+    expect((await client.acct(from)).frozen).toBe(true)
+    const frozen = await refusal(client.mod(from, -1n))
+    expect(frozen).toBeInstanceOf(FrozenError)
+    expect([frozen.code, frozen.status]).toEqual(['ACCMAN_FROZEN', 423])
+    expect(await client.unfreeze(from)).toEqual({ tot: 6n, seq: 4, frozen: false })
+    expect(await client.mod(from, -1n)).toMatchObject({ tot: 5n, seq: 5 })
+  })
+
+  test('an account past its expiry refuses a debit with ExpiredError; a credit with a ttl reopens it', async () => {
+    const cred = newCredential()
+    await client.mod(cred, 1000n, { ttlSeconds: 1 })
+    // Debits succeed until the expiry passes; bounded in count and time.
+    const deadline = Date.now() + 10_000
+    let refused: AccManError | undefined
+    while (refused === undefined) {
+      expect(Date.now()).toBeLessThan(deadline)
+      refused = await client.mod(cred, -1n).then(
+        () => undefined,
+        (error: unknown) => error as AccManError,
+      )
+    }
+    expect(refused).toBeInstanceOf(ExpiredError)
+    expect([refused.code, refused.status]).toEqual(['ACCMAN_EXPIRED', 410])
+    const balance = await client.tot(cred)
+    expect(balance.tot).toBeGreaterThan(0n)
+    await client.mod(cred, 1n, { ttlSeconds: 60 })
+    expect((await client.mod(cred, -1n)).tot).toBe(balance.tot)
   })
 })
 

@@ -153,6 +153,14 @@ export interface AccountDetails extends Balance {
   avail: bigint
   created: Date
   updated: Date
+  /** When the account expires; absent: never. */
+  expires?: Date | undefined
+  /** True while the account is frozen; absent otherwise. */
+  frozen?: boolean | undefined
+  /** The account's own low-balance threshold, when set. */
+  alertBelow?: bigint | undefined
+  /** The account's ref, when set. */
+  ref?: string | undefined
 }
 
 export interface RotateResult extends AccountDetails {
@@ -246,6 +254,10 @@ const accountBody = z.object({
   seq,
   created: z.iso.datetime().transform((text) => new Date(text)),
   updated: z.iso.datetime().transform((text) => new Date(text)),
+  expires: z.iso.datetime().transform((text) => new Date(text)).optional(),
+  frozen: z.boolean().optional(),
+  alertBelow: balanceText.optional(),
+  ref: z.string().optional(),
 })
 
 type Method = 'GET' | 'PATCH' | 'POST'

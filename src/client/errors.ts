@@ -104,6 +104,21 @@ export class TooManyHoldsError extends AccManError {
   override readonly name = 'TooManyHoldsError'
 }
 
+/** 410: the account's expiry has passed; a credit with a ttl reopens it. */
+export class ExpiredError extends AccManError {
+  override readonly name = 'ExpiredError'
+}
+
+/** 423: the account is frozen; credits, settles and voids still work. */
+export class FrozenError extends AccManError {
+  override readonly name = 'FrozenError'
+}
+
+/** 409: the new credential of a rotation already addresses an account. */
+export class CredentialInUseError extends AccManError {
+  override readonly name = 'CredentialInUseError'
+}
+
 /** 503 (overloaded, queue full, stopping), still so after the client's retries. */
 export class UnavailableError extends AccManError {
   override readonly name = 'UnavailableError'
@@ -157,4 +172,7 @@ export const plainErrorClasses: Readonly<
   HoldExpiredError,
   HoldExceededError,
   TooManyHoldsError,
+  ExpiredError,
+  FrozenError,
+  CredentialInUseError,
 }

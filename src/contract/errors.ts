@@ -22,6 +22,9 @@ export type ClientErrorClassName =
   | 'HoldExpiredError'
   | 'HoldExceededError'
   | 'TooManyHoldsError'
+  | 'ExpiredError'
+  | 'FrozenError'
+  | 'CredentialInUseError'
 
 /** The CLI's exit codes (src/cli/exit-codes.ts) a refusal of the server can end in, by name. */
 export type CliExitName = 'other' | 'usage' | 'noAccount' | 'insufficientFunds' | 'idempotencyMismatch'
@@ -110,7 +113,7 @@ export const apiErrorTable = [
     408,
     'the request line and headers took more than 10 s, or the whole request more than 30 s; the connection is closed',
   ),
-  row('ACCMAN_CRED_IN_USE', 409, '`/rotate` with a `new` credential that already addresses an account', { ledger: true }),
+  row('ACCMAN_CRED_IN_USE', 409, '`/rotate` with a `new` credential that already addresses an account', { ledger: true, clientClass: 'CredentialInUseError' }),
   row('ACCMAN_IDEMPOTENCY_IN_FLIGHT', 409, 'reserved, not sent: a retry queued behind its first mod is answered as a replay', {
     ledger: true,
     reserved: true,
@@ -122,6 +125,7 @@ export const apiErrorTable = [
   }),
   row('ACCMAN_EXPIRED', 410, 'a debit or a move out of an account whose expiry (set by a credit with `ttl`) has passed; a credit with `ttl` reopens it', {
     ledger: true,
+    clientClass: 'ExpiredError',
   }),
   row('ACCMAN_REF_TAKEN', 409, '`PATCH /ref` with a ref that already names another account; nothing is changed', { ledger: true }),
   row(
@@ -143,7 +147,7 @@ export const apiErrorTable = [
   }),
   row('ACCMAN_TOO_MANY_HOLDS', 422, 'a hold on an account that has 1,000 active holds already', { ledger: true, clientClass: 'TooManyHoldsError' }),
   row('ACCMAN_HOLD_EXCEEDED', 422, 'a `/settle` whose `by` is larger than the hold', { ledger: true, clientClass: 'HoldExceededError' }),
-  row('ACCMAN_FROZEN', 423, 'a debit or a move out of a frozen account (`/freeze`); `/unfreeze` lifts it', { ledger: true }),
+  row('ACCMAN_FROZEN', 423, 'a debit or a move out of a frozen account (`/freeze`); `/unfreeze` lifts it', { ledger: true, clientClass: 'FrozenError' }),
   row('ACCMAN_HEADERS_TOO_LARGE', 431, 'more than 100 header lines, or the request line and headers exceed 8 KiB (counted as sent, without the optional spaces around header values); the connection is closed'),
   row('ACCMAN_INTERNAL', 500, 'a fault in AccMan; the message gives the request id, which the logged error line carries'),
   row('ACCMAN_OVERLOADED', 503, 'the event loop lags more than 1 s behind; sent with `Retry-After: 1` (`/healthz` is exempt)', {

@@ -374,6 +374,10 @@ export const accountBodySchema = z
     seq: seqNumber,
     created: z.iso.datetime().meta({ description: 'The time of entry 1.' }),
     updated: z.iso.datetime().meta({ description: 'The time of the last entry.' }),
+    expires: z.iso.datetime().optional().meta({ description: 'When the account expires (set by a credit with ttl); absent: never.' }),
+    frozen: z.literal(true).optional().meta({ description: 'Present (true) while the account is frozen.' }),
+    alertBelow: balanceDecimalText.optional().meta({ description: 'The account\'s own low-balance threshold, when set.' }),
+    ref: z.string().optional().meta({ description: 'The account\'s ref, when set.' }),
   })
   .meta({
     examples: [
