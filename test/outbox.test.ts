@@ -145,6 +145,21 @@ describe.each(engines)('the outbox on %s', (_name, makeEngine) => {
     expect(bodies.find((body) => body.type === 'account.frozen')?.data).toEqual({ account, tot: '10', held: '0', avail: '10', seq: 4 })
   })
 
+  it('writes account.rotated for a rotation, once (a replay writes nothing), with no credential in it', async () => {
+    const store = await (await makeEngine()).open()
+    const ledger = await ledgerOn(store)
+    const [oldCredential, newCredential] = ['b3V0Ym94LXJvdDE=', 'b3V0Ym94LXJvdDI=']
+    await ledger.mod(credentialKeyOf(oldCredential), { by: 7n })
+    const request = { newCredentialKey: credentialKeyOf(newCredential), graceMs: 0, idempotencyKey: 'rotate-once' }
+    await ledger.rotate(credentialKeyOf(oldCredential), request)
+    expect((await ledger.rotate(credentialKeyOf(oldCredential), request)).replayed).toBe(true)
+    const records = await store.pageOutbox(undefined, 10)
+    expect(records.map((record) => record.type)).toEqual(['account.rotated'])
+    const account = publicAccountId((await ledger.resolve(credentialKeyOf(newCredential)))!)
+    expect((JSON.parse(records[0]!.body) as { data: unknown }).data).toEqual({ account, tot: '7', held: '0', avail: '7', seq: 2 })
+    for (const text of [oldCredential, newCredential, credentialKeyOf(oldCredential), credentialKeyOf(newCredential)]) expect(records[0]!.body).not.toContain(text)
+  })
+
   it('changes the threshold and the ref without a history entry; a ref names one account, and survives a reopen', async () => {
     const engine = await makeEngine()
     const ledger = await ledgerOn(await engine.open())
