@@ -101,6 +101,40 @@ describe('export and import', () => {
     await copy.close()
   })
 
+  test("an account's threshold and ref travel with it; the copy finds the account by its ref", async () => {
+    const source = new MemoryLevel<string, string>()
+    const ledger = await ledgerOn(source)
+    const [named, plain] = [credentialKeyOf('cmVmLW5hbWVk'), credentialKeyOf('cmVmLXBsYWlu')]
+    await ledger.mod(named, { by: 10n })
+    await ledger.mod(plain, { by: 5n })
+    await ledger.updateAccount(named, { alertBelow: 3n, ref: 'customer "7" ✓' })
+    await ledger.close()
+    const exported = await exportOf(source)
+    expect(exported.filter((line) => line.includes('"alertBelow":"3","ref":"customer \\"7\\" ✓"'))).toHaveLength(1)
+    const target = new MemoryLevel<string, string>()
+    await importInto(target, linesOf(exported))
+    expect(await exportOf(target)).toEqual(exported)
+    const copy = await ledgerOn(target)
+    const accountKey = await copy.resolve(named)
+    expect(accountKey).toBeDefined()
+    expect(await copy.accountKeyOfRef('customer "7" ✓')).toBe(accountKey)
+    expect(await copy.accountOf(accountKey!)).toMatchObject({ tot: 10n, alertBelow: 3n, ref: 'customer "7" ✓' })
+    expect((await copy.accountOf((await copy.resolve(plain))!))?.ref).toBeUndefined()
+    await copy.close()
+  })
+
+  test('an export that names one ref on two accounts is refused', async () => {
+    const source = new MemoryLevel<string, string>()
+    const ledger = await ledgerOn(source)
+    await ledger.mod(credentialKeyOf('cmVmLW9uZQ=='), { by: 1n })
+    await ledger.mod(credentialKeyOf('cmVmLXR3bw=='), { by: 1n })
+    await ledger.updateAccount(credentialKeyOf('cmVmLW9uZQ=='), { ref: 'shared' })
+    await ledger.close()
+    const exported = (await exportOf(source)).map((line) => (line.startsWith('{"account":') ? line.replace(/}$/, ',"ref":"shared"}').replace(',"ref":"shared","ref":"shared"}', ',"ref":"shared"}') : line))
+    expect(exported.filter((line) => line.includes('"ref":"shared"'))).toHaveLength(2)
+    await expect(importInto(new MemoryLevel<string, string>(), linesOf(exported))).rejects.toThrow('names another account too')
+  })
+
   test('an import that stops half way leaves a store no ledger opens and verify reports', async () => {
     const accountKey = accountKeyOf('QUJDRA==')
     const entries = 25_000 // more than one batch, so some of it is written before the stop

@@ -1,6 +1,7 @@
 // Export and import of a whole store as JSON Lines: a header, then each account (in key order)
 // followed by its holds (open and closed, in id order) and its entries (in seq order), then (from
-// version 2) the credentials table, each credential's SHA-256 with its account. Idempotency
+// version 2) the credentials table, each credential's SHA-256 with its account. An account line
+// carries its threshold and ref when set. Idempotency
 // records are not written out: each is the entry that carries its key (and, for a hold, settle or
 // void, its hold), so import rebuilds them (a rotation's key is not replayed after an import). The format holds no credential. Import
 // reads every version: version 1 (stores before the credentials table) keyed each account by its
@@ -21,6 +22,7 @@ import {
   idempotencyKeyText,
   isAccountKey,
   isCredentialKey,
+  isRefText,
   metaKeys,
   moveIdPattern,
   noteText,
@@ -105,6 +107,8 @@ function accountLine(accountKey: AccountKey, account: AccountState): string {
     expiresMs: account.expiresMs,
     frozen: account.frozen === true ? true : undefined,
     createdMs: account.createdMs,
+    alertBelow: account.alertBelow?.toString(),
+    ref: account.ref,
   })
 }
 
@@ -170,7 +174,7 @@ export class ArchiveError extends Error {
 }
 
 const headerLine = z.strictObject({ format: z.literal('accman-export'), version: z.union([z.literal(1), z.literal(2)]) })
-const accountLineSchema = accountRecord.extend({ account: z.string().refine(isAccountKey) })
+const accountLineSchema = accountRecord.extend({ account: z.string().refine(isAccountKey), alertBelow: balance.optional(), ref: z.string().refine(isRefText).optional() })
 const entryLineSchema = z.strictObject({
   seq,
   by: entryAmount,
@@ -260,7 +264,7 @@ async function* parseArchive(lines: AsyncIterable<string>, idempotencyTtlMs: num
     if (typeof json === 'object' && json !== null && 'account' in json) {
       const parsed = accountLineSchema.safeParse(json)
       if (!parsed.success) fail('malformed account line')
-      const { account: accountKey, held, holdCount, nextExpiryMs, expiresMs, frozen, createdMs, ...plain } = parsed.data as z.output<typeof accountLineSchema>
+      const { account: accountKey, held, holdCount, nextExpiryMs, expiresMs, frozen, createdMs, alertBelow, ref, ...plain } = parsed.data as z.output<typeof accountLineSchema>
       const account: AccountState = plain
       if (createdMs !== undefined) account.createdMs = createdMs
       if (held !== undefined) account.held = held
@@ -268,6 +272,8 @@ async function* parseArchive(lines: AsyncIterable<string>, idempotencyTtlMs: num
       if (nextExpiryMs !== undefined) account.nextExpiryMs = nextExpiryMs
       if (expiresMs !== undefined) account.expiresMs = expiresMs
       if (frozen === true) account.frozen = true
+      if (alertBelow !== undefined) account.alertBelow = alertBelow
+      if (ref !== undefined) account.ref = ref
       // Version 1 keyed accounts by their credential's SHA-256: it is both there.
       if (version < 2 && !isCredentialKey(accountKey)) fail('a version 1 account key that is no credential key')
       finishAccount()
@@ -414,6 +420,12 @@ export async function importStore(
     } else if (item.kind === 'account') {
       writes.accounts.push([item.accountKey, item.account])
       writes.created?.push(item.accountKey)
+      const { ref } = item.account
+      if (ref !== undefined) {
+        // A ref names one account: one named twice in the export is refused (the import stays unfinished).
+        if ((await store.readRef(ref)) !== undefined || writes.refs?.some(([taken]) => taken === ref) === true) throw new ArchiveError(`the ref of account ${item.accountKey.slice(0, 12)}… names another account too`)
+        ;(writes.refs ??= []).push([ref, item.accountKey])
+      }
       if (item.version < 2) writes.credentials?.push([item.accountKey as string as CredentialKey, { accountKey: item.accountKey }])
       counts.accounts++
       records++
