@@ -220,6 +220,9 @@ class Simulation {
           writerRoundsInFlightMax: 2,
           accountCacheMax: 3,
           now: () => this.#nowMs,
+          // The background expiry pass runs on a real timer, which would make a run depend on the
+          // machine's speed; the simulator makes no holds, so it has nothing to expire.
+          holdExpiry: false,
           // Ids from a counter, so a seed replays exactly (never reused: the counter outlives restarts).
           newAccountKey: () => String(this.#accountIdsIssued++).padStart(22, 'A') as AccountKey,
           onFatal: () => {
