@@ -240,6 +240,25 @@ describe.each(engines)('on %s, through a listening server', (_engine, makeStore)
     expect(json(byKey)).toEqual({ tot: '9', seq: 3, held: '0', entries: [{ seq: 2, kind: 'mod', by: '-1', tot: '9', held: '0', at: anyString, key: 'req-42' }] })
     const none = await client.send('GET', `/past?${query({ cred: alice, key: 'req-43' })}`, as(writeToken))
     expect(json(none).entries).toEqual([])
+    // Holds, settles, voids and rotations carry the name too.
+    expect((await client.send('PATCH', `/unfreeze?${query({ cred: alice })}`, as(plainToken))).status).toBe(200)
+    const held = await client.send('PATCH', `/hold?${query({ cred: alice, by: '3' })}`, as(writeToken))
+    expect(held.status).toBe(200)
+    expect((await client.send('PATCH', `/settle?${query({ cred: alice, hold: json(held).hold as string, by: '1' })}`, as(writeToken))).status).toBe(200)
+    const second = await client.send('PATCH', `/hold?${query({ cred: alice, by: '2' })}`, as(plainToken))
+    expect((await client.send('PATCH', `/void?${query({ cred: alice, hold: json(second).hold as string })}`, as(writeToken))).status).toBe(200)
+    const renamed = 'bmFtZWQtdG9rZW4tcm90YXRlZA=='
+    expect((await client.send('PATCH', `/rotate?${query({ cred: alice, new: renamed })}`, as(writeToken))).status).toBe(200)
+    const later = (await history(client, renamed, as(writeToken))).slice(3)
+    expect(later.map((entry) => [entry.kind, entry.actor])).toEqual([
+      ['unfreeze', undefined],
+      ['hold', 'billing'],
+      ['settle', 'billing'],
+      ['hold', undefined],
+      ['void', 'billing'],
+      ['rotate', 'billing'],
+    ])
+    expect(JSON.stringify(later)).not.toContain(writeToken)
   })
 })
 

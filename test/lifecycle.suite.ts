@@ -113,6 +113,45 @@ export function lifecycleSuite(name: string, backend: Backend): void {
       await ledger.close()
     })
 
+    test('holds keep what the account carries; a frozen or expired account takes no new hold, but settles and voids', async () => {
+      const { ledger, store } = await open()
+      await ledger.mod(alice, { by: 100n, ttlSeconds: 3600 })
+      await ledger.updateAccount(alice, { alertBelow: 7n, ref: 'holds-keep-this' })
+      const before = await ledger.account(alice)
+      expect(before).toMatchObject({ expiresMs: expect.any(Number) as number, createdMs: expect.any(Number) as number, alertBelow: 7n })
+      const first = await ledger.hold(alice, { by: 10n, ttlMs: 60_000, actor: 'checkout' })
+      const second = await ledger.hold(alice, { by: 5n, ttlMs: 60_000 })
+      await ledger.freeze(alice, { frozen: true })
+      expect(await codeOf(ledger.hold(alice, { by: 1n, ttlMs: 60_000 }))).toBe('ACCMAN_FROZEN')
+      // Frozen comes before short, as for debits.
+      expect(await codeOf(ledger.hold(alice, { by: 1000n, ttlMs: 60_000 }))).toBe('ACCMAN_FROZEN')
+      expect(await ledger.settle(alice, { holdId: first.hold, by: 4n, actor: 'checkout' })).toMatchObject({ tot: 96n, held: 5n })
+      expect(await ledger.void(alice, { holdId: second.hold })).toMatchObject({ tot: 96n, held: 0n })
+      const after = await ledger.account(alice)
+      expect(after).toMatchObject({ tot: 96n, seq: 6, frozen: true, expiresMs: before?.expiresMs, createdMs: before?.createdMs, alertBelow: 7n, ref: 'holds-keep-this' })
+      expect(after?.held).toBeUndefined()
+      const entries = (await ledger.past(alice, { limit: 10, order: 'asc' })).entries
+      expect(entries.map((entry) => [entry.kind ?? 'mod', entry.actor])).toEqual([
+        ['mod', undefined],
+        ['hold', 'checkout'],
+        ['hold', undefined],
+        ['freeze', undefined],
+        ['settle', 'checkout'],
+        ['void', undefined],
+      ])
+
+      // Expired: a new hold is refused (402 while the balance is short, 410 once the expiry passes).
+      await ledger.mod(bob, { by: 50n })
+      const open_ = await ledger.hold(bob, { by: 5n, ttlMs: 60_000 })
+      await ledger.mod(bob, { by: 1n, ttlSeconds: 1 })
+      await waitFor(async () => (await codeOf(ledger.hold(bob, { by: 1000n, ttlMs: 60_000 }))) === 'ACCMAN_EXPIRED')
+      expect(await codeOf(ledger.hold(bob, { by: 1n, ttlMs: 60_000 }))).toBe('ACCMAN_EXPIRED')
+      expect(await ledger.void(bob, { holdId: open_.hold })).toMatchObject({ tot: 51n, held: 0n })
+      expect((await ledger.account(bob))?.expiresMs).toBeDefined()
+      await verifyClean(store)
+      await ledger.close()
+    })
+
     test('expiry: an expired account refuses debits and moves out, keeps its balance, and a credit with ttl reopens it', async () => {
       const { ledger, store } = await open()
       await ledger.mod(bob, { by: 50n })

@@ -9,6 +9,7 @@ import type { AccountState, IdempotencyState } from './codec.js'
 import { isIdempotencyExpired, type DecisionContext } from './decide.js'
 import { LedgerError } from './errors.js'
 import { holdCountMax, seqMax } from './limits.js'
+import { nextState, outgoingRefusal } from './move.js'
 import type { Entry, HoldState } from './types.js'
 
 export interface HoldInput {
@@ -18,6 +19,8 @@ export interface HoldInput {
   ttlMs: number
   note?: string
   idempotencyKey?: string
+  /** The named token that asked for it, kept on the entry. */
+  actor?: string
 }
 
 export interface SettleInput {
@@ -26,12 +29,14 @@ export interface SettleInput {
   by?: bigint
   note?: string
   idempotencyKey?: string
+  actor?: string
 }
 
 export interface VoidInput {
   holdId: string
   note?: string
   idempotencyKey?: string
+  actor?: string
 }
 
 export type HoldOp = ({ op: 'hold' } & HoldInput) | ({ op: 'settle' } & SettleInput) | ({ op: 'void' } & VoidInput)
@@ -91,7 +96,11 @@ export function fingerprintOf(op: HoldOp, target?: HoldState): string {
  * none, as the store gives them back.
  */
 function withHolds(account: AccountState, held: bigint, holdCount: number, nextExpiryMs: number | undefined): AccountState {
-  const next: AccountState = { tot: account.tot, seq: account.seq, atMs: account.atMs }
+  // Everything else the account carries (expiry, freezing, creation time, settings) stays as it was.
+  const next: AccountState = { ...account }
+  delete next.held
+  delete next.holdCount
+  delete next.nextExpiryMs
   assert.ok(held >= 0n, 'held below zero')
   assert.ok(held <= account.tot, 'held above the balance')
   assert.ok((holdCount === 0) === (held === 0n) && (holdCount === 0) === (nextExpiryMs === undefined), 'held, count and expiry disagree')
@@ -140,7 +149,7 @@ export function expireDue(
     if (held > 0n) entry.held = held
     entries.push(entry)
   }
-  const after = withOpenHolds({ tot: account.tot, seq, atMs: due.length > 0 ? atMs : account.atMs }, held, remaining)
+  const after = withOpenHolds(nextState(account, account.tot, seq, due.length > 0 ? atMs : account.atMs), held, remaining)
   return { account: after, entries, closed: due.map((hold) => ({ ...hold, closed: 'expire' })), open: remaining }
 }
 
@@ -176,8 +185,12 @@ export function decideHoldOp(
   const atMs = decisionTimeOf(account, context)
   assert.ok(!hasDueHolds(account, atMs), 'due holds must expire before the next entry')
   switch (op.op) {
-    case 'hold':
+    case 'hold': {
+      // A frozen or expired account takes no new hold; settling or voiding one it has stays allowed.
+      const lifecycle = outgoingRefusal(account, { ...context, atMs })
+      if (lifecycle !== undefined) return { refusal: lifecycle }
       return decideHold(account, op, atMs)
+    }
     case 'settle':
     case 'void':
       return decideRelease(account, holds, op, atMs)
@@ -211,7 +224,7 @@ function decideHold(
   const newHeld = held + op.by
   const entry: Entry = { seq, by: 0n, tot: account.tot, atMs, kind: 'hold', hold: hold.id, heldBy: op.by, held: newHeld }
   const nextExpiryMs = Math.min(account.nextExpiryMs ?? hold.expiresMs, hold.expiresMs)
-  const next = withHolds({ tot: account.tot, seq, atMs }, newHeld, (account.holdCount ?? 0) + 1, nextExpiryMs)
+  const next = withHolds(nextState(account, account.tot, seq, atMs), newHeld, (account.holdCount ?? 0) + 1, nextExpiryMs)
   const answer = holdAnswer(hold, next)
   return applied(next, entry, hold, op, answer)
 }
@@ -242,7 +255,7 @@ function decideRelease(
   const held = heldOf(account) - target.by
   const entry: Entry = { seq, by: -settled, tot, atMs, kind: op.op, hold: target.id, heldBy: -target.by }
   if (held > 0n) entry.held = held
-  const next = withOpenHolds({ tot, seq, atMs }, held, open)
+  const next = withOpenHolds(nextState(account, tot, seq, atMs), held, open)
   const closed: HoldState = { ...target, closed: op.op }
   const answer = op.op === 'settle' ? settleAnswer(target.id, settled, next) : voidAnswer(target.id, next)
   return applied(next, entry, closed, op, answer)
@@ -251,6 +264,7 @@ function decideRelease(
 function applied(account: AccountState, entry: Entry, hold: HoldState, op: HoldOp, answer: string): HoldOpDecision {
   if (op.note !== undefined) entry.note = op.note
   if (op.idempotencyKey !== undefined) entry.idempotencyKey = op.idempotencyKey
+  if (op.actor !== undefined) entry.actor = op.actor
   const held = heldOf(account)
   const record: IdempotencyState | undefined =
     op.idempotencyKey === undefined

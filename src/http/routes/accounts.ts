@@ -102,6 +102,7 @@ export const accountRoutes: FastifyPluginAsync<AccountRoutesOptions> = async (pl
       newCredentialKey: credentialKeyOf(fresh),
       graceMs: grace * 1000,
       ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
+      ...(request.actor === undefined ? {} : { actor: request.actor }),
     })
     if (result.replayed) reply.header('idempotent-replayed', 'true')
     reply.header('cache-control', 'no-store')

@@ -87,10 +87,15 @@ function sendAnswer(reply: FastifyReply, result: HoldOpResult): FastifyReply {
 }
 
 /** Optional fields of an op: present only when given (an empty note is no note). */
-function optional(note: string | undefined, idempotencyKey: string | undefined): { note?: string; idempotencyKey?: string } {
+function optional(
+  note: string | undefined,
+  idempotencyKey: string | undefined,
+  actor: string | undefined,
+): { note?: string; idempotencyKey?: string; actor?: string } {
   return {
     ...(note === undefined || note === '' ? {} : { note }),
     ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
+    ...(actor === undefined ? {} : { actor }),
   }
 }
 
@@ -105,7 +110,7 @@ export const holdRoutes: FastifyPluginAsync<HoldRoutesOptions> = async (plugin, 
   app.patch('/hold', { schema: holdSchema, config: { access: 'write' } }, async (request, reply) => {
     requireJson(request.headers.accept)
     const { cred, by, ttl, note } = request.query
-    const result = await app.ledger.hold(credentialKeyOf(cred), { by, ttlMs: ttl * 1000, ...optional(note, request.headers['idempotency-key']) })
+    const result = await app.ledger.hold(credentialKeyOf(cred), { by, ttlMs: ttl * 1000, ...optional(note, request.headers['idempotency-key'], request.actor) })
     return sendAnswer(reply, result)
   })
 
@@ -115,7 +120,7 @@ export const holdRoutes: FastifyPluginAsync<HoldRoutesOptions> = async (plugin, 
     const result = await app.ledger.settle(credentialKeyOf(cred), {
       holdId: hold,
       ...(by === undefined ? {} : { by }),
-      ...optional(note, request.headers['idempotency-key']),
+      ...optional(note, request.headers['idempotency-key'], request.actor),
     })
     return sendAnswer(reply, result)
   })
@@ -123,7 +128,7 @@ export const holdRoutes: FastifyPluginAsync<HoldRoutesOptions> = async (plugin, 
   app.patch('/void', { schema: voidSchema, config: { access: 'write' } }, async (request, reply) => {
     requireJson(request.headers.accept)
     const { cred, hold, note } = request.query
-    const result = await app.ledger.void(credentialKeyOf(cred), { holdId: hold, ...optional(note, request.headers['idempotency-key']) })
+    const result = await app.ledger.void(credentialKeyOf(cred), { holdId: hold, ...optional(note, request.headers['idempotency-key'], request.actor) })
     return sendAnswer(reply, result)
   })
 
