@@ -288,6 +288,7 @@ describe('answers match the document', () => {
     expect(await check(open, patch(`/freeze?${query({ cred: mover })}`))).toBe(200)
     expect(await check(open, patch(`/mod?${query({ cred: mover, by: '-1' })}`))).toBe(423)
     expect(await check(open, patch(`/move?${query({ cred: mover, to: poor, by: '1' })}`))).toBe(423)
+    expect(await check(open, patch(`/hold?${query({ cred: mover, by: '1' })}`))).toBe(423)
     let expiryClockMs = Date.now()
     const clocked = await testApp({ now: () => expiryClockMs })
     expect(await check(clocked, patch(`/mod?${query({ cred: mover, by: '100', ttl: '1' })}`, json))).toBe(200)
@@ -295,6 +296,7 @@ describe('answers match the document', () => {
     expiryClockMs += 2000
     expect(await check(clocked, patch(`/mod?${query({ cred: mover, by: '-1' })}`))).toBe(410)
     expect(await check(clocked, patch(`/move?${query({ cred: mover, to: poor, by: '1' })}`))).toBe(410)
+    expect(await check(clocked, patch(`/hold?${query({ cred: mover, by: '1' })}`))).toBe(410)
     expect(await check(clocked, patch(`/mod?${query({ cred: poor, by: '170141183460469231731687303715884105720' })}`))).toBe(200)
     expect(await check(clocked, patch(`/mod?${query({ cred: mover, by: '1', ttl: '60' })}`))).toBe(200)
     expect(await check(clocked, patch(`/move?${query({ cred: mover, to: poor, by: '50' })}`))).toBe(422)

@@ -123,7 +123,7 @@ export const apiErrorTable = [
     ledger: true,
     clientClass: 'HoldExpiredError',
   }),
-  row('ACCMAN_EXPIRED', 410, 'a debit or a move out of an account whose expiry (set by a credit with `ttl`) has passed; a credit with `ttl` reopens it', {
+  row('ACCMAN_EXPIRED', 410, 'a debit, a new hold or a move out of an account whose expiry (set by a credit with `ttl`) has passed; a credit with `ttl` reopens it', {
     ledger: true,
     clientClass: 'ExpiredError',
   }),
@@ -147,7 +147,7 @@ export const apiErrorTable = [
   }),
   row('ACCMAN_TOO_MANY_HOLDS', 422, 'a hold on an account that has 1,000 active holds already', { ledger: true, clientClass: 'TooManyHoldsError' }),
   row('ACCMAN_HOLD_EXCEEDED', 422, 'a `/settle` whose `by` is larger than the hold', { ledger: true, clientClass: 'HoldExceededError' }),
-  row('ACCMAN_FROZEN', 423, 'a debit or a move out of a frozen account (`/freeze`); `/unfreeze` lifts it', { ledger: true, clientClass: 'FrozenError' }),
+  row('ACCMAN_FROZEN', 423, 'a debit, a new hold or a move out of a frozen account (`/freeze`); `/unfreeze` lifts it', { ledger: true, clientClass: 'FrozenError' }),
   row('ACCMAN_HEADERS_TOO_LARGE', 431, 'more than 100 header lines, or the request line and headers exceed 8 KiB (counted as sent, without the optional spaces around header values); the connection is closed'),
   row('ACCMAN_INTERNAL', 500, 'a fault in AccMan; the message gives the request id, which the logged error line carries'),
   row('ACCMAN_OVERLOADED', 503, 'the event loop lags more than 1 s behind; sent with `Retry-After: 1` (`/healthz` is exempt)', {

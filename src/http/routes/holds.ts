@@ -35,7 +35,7 @@ const json = (schema: z.ZodType) => ({ 'application/json': { schema } })
 const holdSchema = {
   summary: 'Reserve part of the balance for a while',
   description:
-    'Reserves `by` for `ttl` seconds: `avail` (= tot - held) shrinks, `tot` does not. Checked against `avail`. A retry with the same Idempotency-Key answers the first answer, same hold id.',
+    'Reserves `by` for `ttl` seconds: `avail` (= tot - held) shrinks, `tot` does not. Checked against `avail`; a frozen account (423) or an expired one (410) takes no new hold, but settles and voids the ones it has. A retry with the same Idempotency-Key answers the first answer, same hold id.',
   tags: ['holds'],
   security,
   querystring: holdQuery,
@@ -45,6 +45,8 @@ const holdSchema = {
     'ACCMAN_INVALID_AMOUNT',
     'ACCMAN_INSUFFICIENT_FUNDS',
     'ACCMAN_TOO_MANY_HOLDS',
+    'ACCMAN_EXPIRED',
+    'ACCMAN_FROZEN',
   ]),
 }
 
