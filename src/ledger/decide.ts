@@ -63,13 +63,7 @@ export function decideMod(
   const tot = totBefore + input.by
   // Held funds are not spendable: a debit is checked against avail = tot - held.
   const held = account?.held ?? 0n
-  if (tot < held) {
-    const message =
-      held === 0n
-        ? `insufficient funds: the balance is ${totBefore}, the amount is ${input.by}`
-        : `insufficient funds: avail is ${totBefore - held} (the balance ${totBefore} less ${held} held), the amount is ${input.by}`
-    return { refusal: new LedgerError('ACCMAN_INSUFFICIENT_FUNDS', message, totBefore, totBefore - held) }
-  }
+  if (tot < held) return { refusal: insufficientFunds(totBefore, held, input.by) }
   if (tot > amountMax) {
     return {
       refusal: new LedgerError(
@@ -128,4 +122,13 @@ function replay(first: IdempotencyState, by: bigint): ModDecision {
     if (held > 0n) result.held = held
   }
   return { result, writes: undefined }
+}
+
+/** The 402 of a debit or a move out: the balance, what is held of it, and the amount asked. */
+export function insufficientFunds(tot: bigint, held: bigint, amount: bigint): LedgerError {
+  const message =
+    held === 0n
+      ? `insufficient funds: the balance is ${tot}, the amount is ${amount}`
+      : `insufficient funds: avail is ${tot - held} (the balance ${tot} less ${held} held), the amount is ${amount}`
+  return new LedgerError('ACCMAN_INSUFFICIENT_FUNDS', message, tot, tot - held)
 }

@@ -3,7 +3,7 @@
 // answer and the writes out. No I/O, no clock, no randomness (a move's id comes with its input).
 import assert from 'node:assert/strict'
 import type { AccountState, IdempotencyState } from './codec.js'
-import { isIdempotencyExpired, type DecisionContext } from './decide.js'
+import { insufficientFunds, isIdempotencyExpired, type DecisionContext } from './decide.js'
 import { LedgerError } from './errors.js'
 import { amountMax, seqMax } from './limits.js'
 import type { AccountKey, Entry, FreezeInput, FreezeResult, MoveInput, MoveResult } from './types.js'
@@ -73,13 +73,7 @@ export function decideMove(
   if (refusal !== undefined) return { refusal }
   // Held funds are not spendable: a move out is checked against avail = tot - held.
   const fromHeld = from.held ?? 0n
-  if (from.tot - fromHeld < input.by) {
-    const message =
-      fromHeld === 0n
-        ? `insufficient funds: the balance is ${from.tot}, the amount is ${input.by}`
-        : `insufficient funds: avail is ${from.tot - fromHeld} (the balance ${from.tot} less ${fromHeld} held), the amount is ${input.by}`
-    return { refusal: new LedgerError('ACCMAN_INSUFFICIENT_FUNDS', message, from.tot, from.tot - fromHeld) }
-  }
+  if (from.tot - fromHeld < input.by) return { refusal: insufficientFunds(from.tot, fromHeld, input.by) }
   const toTot = to.tot + input.by
   if (toTot > amountMax) {
     return { refusal: new LedgerError('ACCMAN_OVERFLOW', `the balance of to, ${to.tot}, plus the amount ${input.by} would exceed ${amountMax}`) }

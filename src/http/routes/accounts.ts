@@ -8,6 +8,7 @@ import type { Authenticate } from '../auth.js'
 import { ApiError, errorBody } from '../errors.js'
 import { requireJson } from '../negotiate.js'
 import { answersOf } from '../openapi.js'
+import { readErrors, security } from './answers.js'
 import { accountBodySchema, acctQuery, modHeaders, rotateQuery } from '../schemas.js'
 import type { ZodTypeProvider } from '../validation.js'
 
@@ -29,22 +30,6 @@ export async function accountOfQuery(
   throw new ApiError('ACCMAN_INVALID_QUERY', 'missing parameter cred (or id, or ref)')
 }
 
-const security = [{}, { bearer: [] }]
-const readErrors = [
-  'ACCMAN_INVALID_CRED',
-  'ACCMAN_INVALID_QUERY',
-  'ACCMAN_UNAUTHORIZED',
-  'ACCMAN_NO_ACCOUNT',
-  'ACCMAN_NOT_ACCEPTABLE',
-  'ACCMAN_BAD_REQUEST',
-  'ACCMAN_PAYLOAD_TOO_LARGE',
-  'ACCMAN_URL_TOO_LONG',
-  'ACCMAN_HEADERS_TOO_LARGE',
-  'ACCMAN_INTERNAL',
-  'ACCMAN_OVERLOADED',
-  'ACCMAN_CLOSED',
-  'ACCMAN_STORE_UNAVAILABLE',
-] as const
 const account = { 'application/json': { schema: accountBodySchema } }
 
 const acctSchema = {

@@ -8,26 +8,11 @@ import type { HoldOpResult } from '../../ledger/holds.js'
 import type { Authenticate } from '../auth.js'
 import { requireJson } from '../negotiate.js'
 import { answersOf } from '../openapi.js'
+import { readErrors, security } from './answers.js'
 import { holdBody, holdQuery, holdsBody, holdsQuery, modHeaders, settleBody, settleQuery, voidBody, voidQuery } from '../schemas.js'
 import type { ZodTypeProvider } from '../validation.js'
 
-const security = [{}, { bearer: [] }]
-const commonErrors = [
-  'ACCMAN_INVALID_CRED',
-  'ACCMAN_INVALID_QUERY',
-  'ACCMAN_UNAUTHORIZED',
-  'ACCMAN_NO_ACCOUNT',
-  'ACCMAN_NOT_ACCEPTABLE',
-  'ACCMAN_BAD_REQUEST',
-  'ACCMAN_PAYLOAD_TOO_LARGE',
-  'ACCMAN_URL_TOO_LONG',
-  'ACCMAN_HEADERS_TOO_LARGE',
-  'ACCMAN_INTERNAL',
-  'ACCMAN_OVERLOADED',
-  'ACCMAN_CLOSED',
-  'ACCMAN_STORE_UNAVAILABLE',
-] as const
-const writeErrors = [...commonErrors, 'ACCMAN_FORBIDDEN', 'ACCMAN_IDEMPOTENCY_MISMATCH', 'ACCMAN_QUEUE_FULL'] as const
+const writeErrors = [...readErrors, 'ACCMAN_FORBIDDEN', 'ACCMAN_IDEMPOTENCY_MISMATCH', 'ACCMAN_QUEUE_FULL'] as const
 const releaseErrors = [...writeErrors, 'ACCMAN_NO_HOLD', 'ACCMAN_HOLD_CLOSED', 'ACCMAN_HOLD_EXPIRED'] as const
 const replayedHeader = { 'idempotent-replayed': { type: 'string' as const, description: '"true" when this answers a repeat of a keyed request.' } }
 const json = (schema: z.ZodType) => ({ 'application/json': { schema } })
@@ -80,7 +65,7 @@ const holdsSchema = {
   tags: ['holds'],
   security,
   querystring: holdsQuery,
-  response: answersOf({ 200: { description: 'The active holds and their sum.', content: json(holdsBody) } }, commonErrors),
+  response: answersOf({ 200: { description: 'The active holds and their sum.', content: json(holdsBody) } }, readErrors),
 }
 
 function sendAnswer(reply: FastifyReply, result: HoldOpResult): FastifyReply {

@@ -7,6 +7,7 @@ import { ApiError, errorBody } from '../errors.js'
 import { accountOfQuery } from './accounts.js'
 import { representationOf, requireJson, type Representation } from '../negotiate.js'
 import { answersOf } from '../openapi.js'
+import { readErrors, security } from './answers.js'
 import {
   balanceBody,
   balanceText,
@@ -62,22 +63,6 @@ const balance = {
   'application/json': { schema: balanceBody },
   'text/plain': { schema: balanceText },
 }
-const security = [{}, { bearer: [] }]
-const readErrors = [
-  'ACCMAN_INVALID_CRED',
-  'ACCMAN_INVALID_QUERY',
-  'ACCMAN_UNAUTHORIZED',
-  'ACCMAN_NO_ACCOUNT',
-  'ACCMAN_NOT_ACCEPTABLE',
-  'ACCMAN_BAD_REQUEST',
-  'ACCMAN_PAYLOAD_TOO_LARGE',
-  'ACCMAN_URL_TOO_LONG',
-  'ACCMAN_HEADERS_TOO_LARGE',
-  'ACCMAN_INTERNAL',
-  'ACCMAN_OVERLOADED',
-  'ACCMAN_CLOSED',
-  'ACCMAN_STORE_UNAVAILABLE',
-] as const
 
 const totSchema = {
   summary: 'The balance of an account',

@@ -6,27 +6,10 @@ import type { Authenticate } from '../auth.js'
 import { ApiError } from '../errors.js'
 import { requireJson } from '../negotiate.js'
 import { answersOf } from '../openapi.js'
+import { security, writeErrors } from './answers.js'
 import { freezeBody, freezeQuery, modHeaders, moveBody, moveQuery } from '../schemas.js'
 import type { ZodTypeProvider } from '../validation.js'
 
-const security = [{}, { bearer: [] }]
-const writeErrors = [
-  'ACCMAN_INVALID_CRED',
-  'ACCMAN_INVALID_QUERY',
-  'ACCMAN_UNAUTHORIZED',
-  'ACCMAN_FORBIDDEN',
-  'ACCMAN_NO_ACCOUNT',
-  'ACCMAN_NOT_ACCEPTABLE',
-  'ACCMAN_BAD_REQUEST',
-  'ACCMAN_PAYLOAD_TOO_LARGE',
-  'ACCMAN_URL_TOO_LONG',
-  'ACCMAN_HEADERS_TOO_LARGE',
-  'ACCMAN_INTERNAL',
-  'ACCMAN_OVERLOADED',
-  'ACCMAN_QUEUE_FULL',
-  'ACCMAN_CLOSED',
-  'ACCMAN_STORE_UNAVAILABLE',
-] as const
 
 const moveSchema = {
   summary: 'Move an amount from one account to another',

@@ -7,6 +7,7 @@ import type { Deliverer } from '../../webhooks/deliverer.js'
 import type { Authenticate } from '../auth.js'
 import { ApiError } from '../errors.js'
 import { answersOf } from '../openapi.js'
+import { security, transportErrors } from './answers.js'
 import { accountSettingsBody, alertQuery, refQuery, webhooksBody, webhookUrlQuery } from '../schemas.js'
 import type { ZodTypeProvider } from '../validation.js'
 
@@ -16,18 +17,6 @@ export interface WebhookRoutesOptions {
   deliverer: Deliverer | undefined
 }
 
-const security = [{}, { bearer: [] }]
-/** What every route here may answer besides its own refusals. */
-const commonErrors = [
-  'ACCMAN_UNAUTHORIZED',
-  'ACCMAN_PAYLOAD_TOO_LARGE',
-  'ACCMAN_URL_TOO_LONG',
-  'ACCMAN_HEADERS_TOO_LARGE',
-  'ACCMAN_INTERNAL',
-  'ACCMAN_OVERLOADED',
-  'ACCMAN_CLOSED',
-  'ACCMAN_STORE_UNAVAILABLE',
-] as const
 const settingsAnswer = {
   200: { description: "The account's balance and settings.", content: { 'application/json': { schema: accountSettingsBody } } },
 }
@@ -39,7 +28,7 @@ const alertSchema = {
   tags: ['webhooks'],
   security,
   querystring: alertQuery,
-  response: answersOf(settingsAnswer, [...commonErrors, 'ACCMAN_INVALID_CRED', 'ACCMAN_INVALID_QUERY',
+  response: answersOf(settingsAnswer, [...transportErrors, 'ACCMAN_INVALID_CRED', 'ACCMAN_INVALID_QUERY',
     'ACCMAN_BAD_REQUEST', 'ACCMAN_FORBIDDEN', 'ACCMAN_NO_ACCOUNT', 'ACCMAN_QUEUE_FULL']),
 }
 
@@ -51,7 +40,7 @@ const refSchema = {
   security,
   querystring: refQuery,
   response: answersOf(settingsAnswer, [
-    ...commonErrors,
+    ...transportErrors,
     'ACCMAN_INVALID_CRED',
     'ACCMAN_INVALID_QUERY',
     'ACCMAN_BAD_REQUEST',
@@ -66,7 +55,7 @@ const webhooksSchema = {
   summary: 'The webhook endpoints and their deliveries',
   tags: ['webhooks'],
   security,
-  response: answersOf({ 200: { description: 'Per endpoint.', content: { 'application/json': { schema: webhooksBody } } } }, commonErrors),
+  response: answersOf({ 200: { description: 'Per endpoint.', content: { 'application/json': { schema: webhooksBody } } } }, transportErrors),
 }
 
 const retrySchema = {
@@ -76,7 +65,7 @@ const retrySchema = {
   security,
   response: answersOf(
     { 200: { description: 'How many.', content: { 'application/json': { schema: z.strictObject({ retried: z.int().min(0) }) } } } },
-    [...commonErrors, 'ACCMAN_FORBIDDEN'],
+    [...transportErrors, 'ACCMAN_FORBIDDEN'],
   ),
 }
 
@@ -87,7 +76,7 @@ const enableSchema = {
   querystring: webhookUrlQuery,
   response: answersOf(
     { 200: { description: 'Enabled.', content: { 'application/json': { schema: z.strictObject({ enabled: z.string() }) } } } },
-    [...commonErrors, 'ACCMAN_INVALID_QUERY',
+    [...transportErrors, 'ACCMAN_INVALID_QUERY',
     'ACCMAN_BAD_REQUEST', 'ACCMAN_FORBIDDEN', 'ACCMAN_NOT_FOUND'],
   ),
 }
