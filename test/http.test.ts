@@ -310,3 +310,43 @@ test('/healthz answers 200 once the database is open', async () => {
   expect(reply.statusCode).toBe(200)
   expect(reply.json()).toEqual({ status: 'ok' })
 })
+
+describe('accounts: /acct and reads by public id', () => {
+  const acct = (parameters: Record<string, string>) => app.inject({ method: 'GET', url: `/acct?${query(parameters)}` })
+
+  test('/acct describes the account; /acct, /past and /holds find it by its public id', async () => {
+    await mod({ cred: classicCred, by: '1000', ttl: '3600' })
+    const described = await acct({ cred: classicCred })
+    expect(described.statusCode).toBe(200)
+    const body = described.json<Record<string, unknown>>()
+    expect(Object.keys(body).sort()).toEqual(['account', 'avail', 'created', 'expires', 'held', 'seq', 'tot', 'updated'])
+    expect(body).toMatchObject({ tot: '1000', held: '0', avail: '1000', seq: 1 })
+    expect(body.account).toMatch(/^acct_[A-Za-z0-9_-]{22}$/)
+    expect(JSON.stringify(body)).not.toContain(classicCred)
+    const id = body.account as string
+    expect((await acct({ id })).json()).toEqual(body)
+    const history = await app.inject({ method: 'GET', url: `/past?${query({ id })}` })
+    expect(history.json<{ entries: Array<{ by: string }> }>().entries.map((entry) => entry.by)).toEqual(['1000'])
+    expect((await app.inject({ method: 'GET', url: `/holds?${query({ id })}` })).json()).toEqual({ held: '0', holds: [] })
+  })
+
+  test('an unknown credential, id or ref is 404 naming what found nothing; a bad or doubled one is 400', async () => {
+    const nothing = [
+      [`/acct?${query({ cred: classicCred })}`, 'no account for this credential'],
+      [`/acct?${query({ id: 'acct_AAAAAAAAAAAAAAAAAAAAAA' })}`, 'no account with this id'],
+      [`/past?${query({ id: 'acct_AAAAAAAAAAAAAAAAAAAAAA' })}`, 'no account with this id'],
+      [`/holds?${query({ id: 'acct_AAAAAAAAAAAAAAAAAAAAAA' })}`, 'no account with this id'],
+      [`/tot?${query({ ref: 'customer-none' })}`, 'no account with this ref'],
+    ] as const
+    for (const [url, message] of nothing) {
+      const reply = await app.inject({ method: 'GET', url })
+      expect([reply.statusCode, reply.json<{ code: string }>().code, reply.json<{ message: string }>().message], url).toEqual([404, 'ACCMAN_NO_ACCOUNT', message])
+    }
+    const malformed = await acct({ id: 'acct_nope' })
+    expect([malformed.statusCode, malformed.json<{ code: string }>().code]).toEqual([400, 'ACCMAN_INVALID_QUERY'])
+    expect(malformed.json<{ message: string }>().message).toContain('id')
+    const both = await acct({ cred: classicCred, id: 'acct_AAAAAAAAAAAAAAAAAAAAAA' })
+    expect([both.statusCode, both.json<{ code: string }>().code]).toEqual([400, 'ACCMAN_INVALID_QUERY'])
+    expect((await app.inject({ method: 'GET', url: '/acct' })).statusCode).toBe(400)
+  })
+})

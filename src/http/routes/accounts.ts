@@ -1,6 +1,6 @@
 // Accounts that outlive their credentials: /acct (an account's details, by credential or by public
 // id) and /rotate (a new credential for the account, the old one working on for a grace).
-import type { FastifyPluginAsync } from 'fastify'
+import type { FastifyPluginAsync, FastifyReply } from 'fastify'
 import type { Ledger } from '../../ledger/index.js'
 import { credentialKeyOf } from '../../ledger/index.js'
 import type { AccountKey } from '../../ledger/types.js'
@@ -12,16 +12,27 @@ import { readErrors, security } from './answers.js'
 import { accountBodySchema, acctQuery, modHeaders, rotateQuery } from '../schemas.js'
 import type { ZodTypeProvider } from '../validation.js'
 
-const noAccountBody = JSON.stringify(errorBody('ACCMAN_NO_ACCOUNT', 'no account for this credential'))
+type ReadQuery = { cred?: string | undefined; id?: string | undefined; ref?: string | undefined }
+
+// The commonest refusal of a read, sent as is (no exception, no error handler, no serialising),
+// naming the parameter that found nothing.
+const noAccountBodies = {
+  cred: JSON.stringify(errorBody('ACCMAN_NO_ACCOUNT', 'no account for this credential')),
+  id: JSON.stringify(errorBody('ACCMAN_NO_ACCOUNT', 'no account with this id')),
+  ref: JSON.stringify(errorBody('ACCMAN_NO_ACCOUNT', 'no account with this ref')),
+}
+
+/** Answers 404 ACCMAN_NO_ACCOUNT for a read that named no account (see accountOfQuery). */
+export function sendNoAccount(reply: FastifyReply, query: ReadQuery): FastifyReply {
+  const body = query.id !== undefined ? noAccountBodies.id : query.ref !== undefined ? noAccountBodies.ref : noAccountBodies.cred
+  return reply.code(404).type('application/json; charset=utf-8').send(body)
+}
 
 /**
  * The account a read names: by `cred` or by `id` (its public id), exactly one of them; undefined
  * when none is there. Writes always take the credential.
  */
-export async function accountOfQuery(
-  ledger: Ledger,
-  query: { cred?: string | undefined; id?: string | undefined; ref?: string | undefined },
-): Promise<AccountKey | undefined> {
+export async function accountOfQuery(ledger: Ledger, query: ReadQuery): Promise<AccountKey | undefined> {
   const given = (['cred', 'id', 'ref'] as const).filter((name) => query[name] !== undefined)
   if (given.length > 1) throw new ApiError('ACCMAN_INVALID_QUERY', `give one of cred, id and ref, not both: parameter ${given[1]}`)
   if (query.cred !== undefined) return await ledger.resolve(credentialKeyOf(query.cred))
@@ -74,7 +85,7 @@ export const accountRoutes: FastifyPluginAsync<AccountRoutesOptions> = async (pl
     reply.header('cache-control', 'no-store')
     const accountKey = await accountOfQuery(app.ledger, request.query)
     const view = accountKey === undefined ? undefined : await app.ledger.acctOf(accountKey)
-    if (view === undefined) return reply.code(404).type('application/json; charset=utf-8').send(noAccountBody)
+    if (view === undefined) return sendNoAccount(reply, request.query)
     return reply.type('application/json; charset=utf-8').send(app.ledger.accountBody(view))
   })
 

@@ -2,8 +2,8 @@
 // of a write (a replay must give back the first answer's body exactly), so the routes send it as is.
 import type { FastifyPluginAsync, FastifyReply } from 'fastify'
 import type { z } from 'zod'
-import { credentialKeyOf, LedgerError } from '../../ledger/index.js'
-import { accountOfQuery } from './accounts.js'
+import { credentialKeyOf } from '../../ledger/index.js'
+import { accountOfQuery, sendNoAccount } from './accounts.js'
 import type { HoldOpResult } from '../../ledger/holds.js'
 import type { Authenticate } from '../auth.js'
 import { requireJson } from '../negotiate.js'
@@ -122,7 +122,7 @@ export const holdRoutes: FastifyPluginAsync<HoldRoutesOptions> = async (plugin, 
   app.get('/holds', { schema: holdsSchema, config: { access: 'read' } }, async (request, reply) => {
     requireJson(request.headers.accept)
     const accountKey = await accountOfQuery(app.ledger, request.query)
-    if (accountKey === undefined) throw new LedgerError('ACCMAN_NO_ACCOUNT', 'no account for this credential')
+    if (accountKey === undefined) return sendNoAccount(reply.header('cache-control', 'no-store'), request.query)
     const list = await app.ledger.holdsOf(accountKey)
     reply.header('cache-control', 'no-store')
     return {

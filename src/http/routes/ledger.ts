@@ -3,8 +3,8 @@ import type { FastifyPluginAsync, FastifyReply } from 'fastify'
 import type { z } from 'zod'
 import { credentialKeyOf, type Balance, type Entry } from '../../ledger/index.js'
 import type { Authenticate } from '../auth.js'
-import { ApiError, errorBody } from '../errors.js'
-import { accountOfQuery } from './accounts.js'
+import { ApiError } from '../errors.js'
+import { accountOfQuery, sendNoAccount } from './accounts.js'
 import { representationOf, requireJson, type Representation } from '../negotiate.js'
 import { answersOf } from '../openapi.js'
 import { readErrors, security } from './answers.js'
@@ -20,13 +20,6 @@ import {
 } from '../schemas.js'
 import type { ZodTypeProvider } from '../validation.js'
 
-const noAccountMessage = 'no account for this credential'
-// The commonest refusal of a read, sent as is: no exception, no error handler, no serialising.
-const noAccountBody = JSON.stringify(errorBody('ACCMAN_NO_ACCOUNT', noAccountMessage))
-
-function sendNoAccount(reply: FastifyReply): FastifyReply {
-  return reply.code(404).type('application/json; charset=utf-8').send(noAccountBody)
-}
 
 function sendBalance(reply: FastifyReply, representation: Representation, balance: Balance & { expiresMs?: number | undefined }): FastifyReply {
   if (representation === 'json') {
@@ -131,7 +124,7 @@ export const ledgerRoutes: FastifyPluginAsync<LedgerRoutesOptions> = async (plug
     const accountKey = await accountOfQuery(app.ledger, request.query)
     const balance = accountKey === undefined ? undefined : await app.ledger.totOf(accountKey)
     reply.header('cache-control', 'no-store')
-    if (balance === undefined) return sendNoAccount(reply)
+    if (balance === undefined) return sendNoAccount(reply, request.query)
     return sendBalance(reply, representation, balance)
   })
 
@@ -156,7 +149,7 @@ export const ledgerRoutes: FastifyPluginAsync<LedgerRoutesOptions> = async (plug
     requireJson(request.headers.accept)
     const { limit, order, after, before, from, to, key } = request.query
     const accountKey = await accountOfQuery(app.ledger, request.query)
-    if (accountKey === undefined) return sendNoAccount(reply.header('cache-control', 'no-store'))
+    if (accountKey === undefined) return sendNoAccount(reply.header('cache-control', 'no-store'), request.query)
     if (key !== undefined) {
       const found = await app.ledger.pastByKeyOf(accountKey, key)
       reply.header('cache-control', 'no-store')
