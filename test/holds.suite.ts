@@ -3,9 +3,8 @@
 // instead of an injected clock.
 import { describe, expect, test } from 'vitest'
 import { verifyStore } from '../src/ledger/verify.js'
-import { exportStore, importStore } from '../src/ledger/archive.js'
 import { credentialKeyOf, openLedger, type Ledger, type LedgerOptions, type LedgerStore } from '../src/ledger/index.js'
-import type { Backend } from './ledger.suite.js'
+import { exportedLines, importLines, type Backend } from './ledger.suite.js'
 
 const alice = credentialKeyOf('aG9sZHMtYWxpY2U=')
 const bob = credentialKeyOf('aG9sZHMtYm9i')
@@ -152,18 +151,10 @@ export function holdsSuite(name: string, backend: Backend): void {
       const settled = await ledger.settle(alice, { holdId: open1.hold, idempotencyKey: 's1' })
       const open2 = await ledger.hold(alice, { by: 20n, ttlMs: 600_000 })
       await ledger.mod(alice, { by: -1n, idempotencyKey: 'm1' })
-      const snapshot = await store.snapshot()
-      const lines: string[] = []
-      try {
-        for await (const line of exportStore(snapshot)) lines.push(line)
-      } finally {
-        await snapshot.close()
-      }
+      const lines = await exportedLines(store)
       await ledger.close()
       const copy = await backend.makeStore()
-      await importStore(copy, async function* () {
-        yield* lines
-      })
+      await importLines(copy, lines)
       expect(await verifyStore(copy)).toMatchObject({ faultCount: 0, accounts: 1, entries: 5 })
       const imported = await open({ holdExpiry: false }, copy)
       expect(await imported.tot(alice)).toEqual({ tot: 69n, seq: 5, held: 20n })

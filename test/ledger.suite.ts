@@ -5,6 +5,7 @@
 import assert, { AssertionError } from 'node:assert'
 import { hash } from 'node:crypto'
 import { describe, expect, test } from 'vitest'
+import { exportStore, importStore } from '../src/ledger/archive.js'
 import { historyKeyOf } from '../src/ledger/codec.js'
 import { verifyStore } from '../src/ledger/verify.js'
 import {
@@ -35,6 +36,25 @@ export interface Backend {
 
 const alice = credentialKeyOf('abcdefghijklmnopqrstuvwxyz0123456789-_==')
 const bob = credentialKeyOf('Ym9i')
+
+/** A whole store as export lines (from a snapshot, closed after). */
+export async function exportedLines(store: LedgerStore): Promise<string[]> {
+  const snapshot = await store.snapshot()
+  const lines: string[] = []
+  try {
+    for await (const line of exportStore(snapshot)) lines.push(line)
+  } finally {
+    await snapshot.close()
+  }
+  return lines
+}
+
+/** Imports export lines into an empty store. */
+export async function importLines(store: LedgerStore, lines: string[]): Promise<void> {
+  await importStore(store, async function* () {
+    yield* lines
+  })
+}
 
 export async function codeOf(promise: Promise<unknown>): Promise<string> {
   try {

@@ -1,12 +1,11 @@
 // Moves, expiry, freezing, actors and entries by idempotency key, on every engine: run from
 // ledger.test.ts (LevelDB backends) and ledger-postgres.test.ts (PostgreSQL).
 import { describe, expect, test } from 'vitest'
-import { exportStore, importStore } from '../src/ledger/archive.js'
 import { encodeEntry, historyKeyOf } from '../src/ledger/codec.js'
 import { tablesOf } from '../src/ledger/level/store.js'
 import { verifyStore } from '../src/ledger/verify.js'
 import { credentialKeyOf, openLedger, type Ledger, type LedgerOptions, type LedgerStore } from '../src/ledger/index.js'
-import { codeOf, type Backend } from './ledger.suite.js'
+import { codeOf, exportedLines, importLines, type Backend } from './ledger.suite.js'
 
 const alice = credentialKeyOf('YWxpY2UtbGlmZWN5Y2xl')
 const bob = credentialKeyOf('Ym9iLWxpZmVjeWNsZQ==')
@@ -234,18 +233,10 @@ export function lifecycleSuite(name: string, backend: Backend): void {
       await ledger.mod(bob, { by: 1n })
       const moved = await ledger.move(alice, { by: 40n, toCredentialKey: bob, idempotencyKey: 'k-move' })
       await ledger.freeze(bob, { frozen: true })
-      const snapshot = await store.snapshot()
-      const lines: string[] = []
-      try {
-        for await (const line of exportStore(snapshot)) lines.push(line)
-      } finally {
-        await snapshot.close()
-      }
+      const lines = await exportedLines(store)
       await ledger.close()
       const target = await backend.makeStore()
-      await importStore(target, async function* () {
-        yield* lines
-      })
+      await importLines(target, lines)
       await verifyClean(target)
       const { ledger: copy } = await open({}, target)
       expect((await copy.account(alice))?.expiresMs).toBeGreaterThan(Date.now())

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict'
 import { publicAccountId } from './account-id.js'
 import type { AccountState, CredentialState, IdempotencyState } from './codec.js'
-import { isIdempotencyExpired, type DecisionContext } from './decide.js'
+import { isIdempotencyExpired, type Decision, type DecisionContext } from './decide.js'
 import { LedgerError } from './errors.js'
 import { seqMax } from './limits.js'
 import type { AccountKey, CredentialKey, Entry } from './types.js'
@@ -88,7 +88,7 @@ export interface RotateWrites {
   credentials: Array<[CredentialKey, CredentialState]>
 }
 
-export type RotateDecision = { result: RotateResult; writes: RotateWrites | undefined } | { refusal: LedgerError }
+export type RotateDecision = Decision<RotateResult, RotateWrites>
 
 /** The rotation's parameters as its idempotency record keeps them: a retry must repeat them. */
 export function rotateFingerprint(newCredentialKey: CredentialKey, graceMs: number): string {

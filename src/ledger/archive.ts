@@ -10,22 +10,16 @@ import { z } from 'zod'
 import { limits } from '../config.js'
 import {
   accountRecord,
-  actorPattern,
   atMs,
   balance,
-  amount,
-  entryAmount,
-  entryKinds,
+  entryFields,
   idempotencyKeyOf,
   holdIdPattern,
   holdRecord,
-  idempotencyKeyText,
   isAccountKey,
   isCredentialKey,
   isRefText,
   metaKeys,
-  moveIdPattern,
-  noteText,
   seq,
   type AccountState,
   type CredentialState,
@@ -175,22 +169,8 @@ export class ArchiveError extends Error {
 
 const headerLine = z.strictObject({ format: z.literal('accman-export'), version: z.union([z.literal(1), z.literal(2)]) })
 const accountLineSchema = accountRecord.extend({ account: z.string().refine(isAccountKey), alertBelow: balance.optional(), ref: z.string().refine(isRefText).optional() })
-const entryLineSchema = z.strictObject({
-  seq,
-  by: entryAmount,
-  tot: balance,
-  atMs,
-  note: noteText.optional(),
-  key: idempotencyKeyText.optional(),
-  kind: z.enum(entryKinds).optional(),
-  hold: z.string().regex(holdIdPattern).optional(),
-  heldBy: amount.optional(),
-  held: balance.optional(),
-  move: z.string().regex(moveIdPattern).optional(),
-  peer: z.string().refine(isAccountKey).optional(),
-  peerSeq: seq.optional(),
-  actor: z.string().regex(actorPattern).optional(),
-})
+// A mod of 0 is checked with the chain, for a message that names the entry.
+const entryLineSchema = entryFields.extend({ seq })
 const holdLineSchema = holdRecord.extend({ holdId: z.string().regex(holdIdPattern) })
 
 const credentialLineSchema = z.strictObject({

@@ -165,22 +165,23 @@ export const accountRecord = z.strictObject({
 export const noteText = z.string().refine((text) => characterCount(text) <= noteLengthMax)
 export const idempotencyKeyText = z.string().regex(new RegExp(`^[\\x21-\\x7e]{1,${idempotencyKeyLengthMax}}$`))
 
-export const entryRecord = z
-  .strictObject({
-    by: entryAmount,
-    tot: balance,
-    atMs,
-    note: noteText.optional(),
-    key: idempotencyKeyText.optional(),
-    kind: entryKind.optional(),
-    hold: z.string().regex(holdIdPattern).optional(),
-    heldBy: amount.optional(),
-    held: balance.optional(),
-    move: z.string().regex(moveIdPattern).optional(),
-    peer: z.string().regex(accountKeyPattern).optional(),
-    peerSeq: seq.optional(),
-    actor: z.string().regex(actorPattern).optional(),
-  })
+/** An entry's fields, as stored and as exported (an export line adds its seq). */
+export const entryFields = z.strictObject({
+  by: entryAmount,
+  tot: balance,
+  atMs,
+  note: noteText.optional(),
+  key: idempotencyKeyText.optional(),
+  kind: entryKind.optional(),
+  hold: z.string().regex(holdIdPattern).optional(),
+  heldBy: amount.optional(),
+  held: balance.optional(),
+  move: z.string().regex(moveIdPattern).optional(),
+  peer: z.string().refine(isAccountKey).optional(),
+  peerSeq: seq.optional(),
+  actor: z.string().regex(actorPattern).optional(),
+})
+export const entryRecord = entryFields
   // A mod moves something; only the other kinds may have a by of 0.
   .refine((record) => record.by !== 0n || (record.kind !== undefined && record.kind !== 'mod'))
 // `atMs` (the entry's time, which starts the key's retention window) is absent from records

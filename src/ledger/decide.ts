@@ -30,13 +30,14 @@ export interface ModWrites {
   idempotency: IdempotencyState | undefined
 }
 
-export type ModDecision =
-  /** Applied: writes is what to store before answering. */
-  | { result: ModResult; writes: ModWrites }
-  /** Replayed from the idempotency record: nothing to write. */
-  | { result: ModResult; writes: undefined }
-  /** Refused: nothing to write. */
-  | { refusal: LedgerError }
+/**
+ * What every decision gives (a mod, a hold, a move, a freeze, a rotation): applied, with the
+ * writes to store before answering; answered without writing (a replay, a repeat); or refused,
+ * with nothing to write.
+ */
+export type Decision<Result, Writes> = { result: Result; writes: Writes | undefined } | { refusal: LedgerError }
+
+export type ModDecision = Decision<ModResult, ModWrites>
 
 /**
  * Decides one mod. `account` is the account's state (undefined: the account does not exist),

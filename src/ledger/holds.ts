@@ -6,7 +6,7 @@
 // and stores what they return.
 import assert from 'node:assert/strict'
 import type { AccountState, IdempotencyState } from './codec.js'
-import { isIdempotencyExpired, type DecisionContext } from './decide.js'
+import { isIdempotencyExpired, type Decision, type DecisionContext } from './decide.js'
 import { LedgerError } from './errors.js'
 import { holdCountMax, seqMax } from './limits.js'
 import { nextState, outgoingRefusal } from './move.js'
@@ -61,10 +61,7 @@ export interface HoldOpWrites {
   idempotency: IdempotencyState | undefined
 }
 
-export type HoldOpDecision =
-  | { result: HoldOpResult; writes: HoldOpWrites }
-  | { result: HoldOpResult; writes: undefined }
-  | { refusal: LedgerError }
+export type HoldOpDecision = Decision<HoldOpResult, HoldOpWrites>
 
 /** What a decision knows of one account's holds: the open ones, and the one asked about. */
 export interface HoldsView {

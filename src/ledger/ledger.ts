@@ -318,13 +318,20 @@ export class Ledger {
   startPruning(): void {
     const prune = this.#prune
     if (prune === undefined || this.#pruneTimer !== undefined) return
-    this.#pruneTimer = setInterval(() => {
-      if (this.#pruning === undefined && this.#writer.healthy) {
-        // A failed pass has stopped the writer, which reports it through onFatal.
-        this.pruneExpiredIdempotency(prune.batchMax).catch(() => {})
-      }
-    }, prune.intervalMs)
-    this.#pruneTimer.unref()
+    this.#pruneTimer = this.#every(prune.intervalMs, () => this.#pruning, () => this.pruneExpiredIdempotency(prune.batchMax))
+  }
+
+  /**
+   * Runs `pass` every `intervalMs` in the background, unless one is still running (`running`) or
+   * the writer has stopped. A store that does not answer is tried again on the next pass; a fault
+   * stops the writer, which reports it through onFatal, so the pass's own rejection is dropped.
+   */
+  #every(intervalMs: number, running: () => Promise<unknown> | undefined, pass: () => Promise<unknown>): NodeJS.Timeout {
+    const timer = setInterval(() => {
+      if (running() === undefined && this.#writer.healthy) pass().catch(() => {})
+    }, intervalMs)
+    timer.unref()
+    return timer
   }
 
   /**
@@ -482,13 +489,7 @@ export class Ledger {
   startExpiring(): void {
     const expiry = this.#holdExpiry
     if (expiry === false || this.#expiryTimer !== undefined) return
-    this.#expiryTimer = setInterval(() => {
-      if (this.#expiring === undefined && this.#writer.healthy) {
-        // A store that does not answer is tried again on the next pass; a fault stops the writer (onFatal).
-        this.expireDueHolds(expiry.batchMax).catch(() => {})
-      }
-    }, expiry.intervalMs)
-    this.#expiryTimer.unref()
+    this.#expiryTimer = this.#every(expiry.intervalMs, () => this.#expiring, () => this.expireDueHolds(expiry.batchMax))
   }
 
   /** The whole state (balance, expiry, frozen) of a credential's account, or undefined for none. */

@@ -3,7 +3,7 @@
 // answer and the writes out. No I/O, no clock, no randomness (a move's id comes with its input).
 import assert from 'node:assert/strict'
 import type { AccountState, IdempotencyState } from './codec.js'
-import { insufficientFunds, isIdempotencyExpired, type DecisionContext } from './decide.js'
+import { insufficientFunds, isIdempotencyExpired, type Decision, type DecisionContext } from './decide.js'
 import { LedgerError } from './errors.js'
 import { amountMax, seqMax } from './limits.js'
 import type { AccountKey, Entry, FreezeInput, FreezeResult, MoveInput, MoveResult } from './types.js'
@@ -47,10 +47,7 @@ export interface MoveWrites {
   idempotency: IdempotencyState | undefined
 }
 
-export type MoveDecision =
-  | { result: MoveResult; writes: MoveWrites }
-  | { result: MoveResult; writes: undefined }
-  | { refusal: LedgerError }
+export type MoveDecision = Decision<MoveResult, MoveWrites>
 
 /**
  * Decides one move of `input.by` from `from` to `to` (two different accounts). `idempotency` is
@@ -152,9 +149,7 @@ function replayMove(first: IdempotencyState, input: MoveInput): MoveDecision {
   return { result, writes: undefined }
 }
 
-export type FreezeDecision =
-  | { result: FreezeResult; writes: { account: AccountState; entry: Entry } | undefined }
-  | { refusal: LedgerError }
+export type FreezeDecision = Decision<FreezeResult, { account: AccountState; entry: Entry }>
 
 /**
  * Freezes or unfreezes an account. Already in that state: answered without an entry (a repeat

@@ -468,10 +468,15 @@ class LevelSnapshot implements StoreSnapshot {
     this.#snapshot = snapshot
   }
 
-  async accounts(after: AccountKey | undefined, limit: number): Promise<Array<[AccountKey, AccountState]>> {
+  /** Up to `limit` records of `table` after the key `after` (from the first when undefined), decoded. */
+  async #page<Key extends string, Value>(table: Table, after: Key | undefined, limit: number, decode: (key: Key, value: string) => Value): Promise<Array<[Key, Value]>> {
     const range = after === undefined ? {} : { gt: after }
-    const rows = await this.#tables.accounts.iterator({ ...range, limit, snapshot: this.#snapshot }).all()
-    return rows.map(([key, value]) => [key, decodeAccount(key, value)])
+    const rows = await table.iterator({ ...range, limit, snapshot: this.#snapshot }).all()
+    return rows.map(([key, value]) => [key, decode(key, value)])
+  }
+
+  accounts(after: AccountKey | undefined, limit: number): Promise<Array<[AccountKey, AccountState]>> {
+    return this.#page(this.#tables.accounts, after, limit, decodeAccount)
   }
 
   async history(accountKey: AccountKey, seqLow: number, limit: number): Promise<Entry[]> {
@@ -481,10 +486,8 @@ class LevelSnapshot implements StoreSnapshot {
     return rows.map(([key, value]) => decodeEntry(key, value))
   }
 
-  async idempotency(after: string | undefined, limit: number): Promise<Array<[string, IdempotencyState]>> {
-    const range = after === undefined ? {} : { gt: after }
-    const rows = await this.#tables.idempotency.iterator({ ...range, limit, snapshot: this.#snapshot }).all()
-    return rows.map(([key, value]) => [key, decodeIdempotency(key, value)])
+  idempotency(after: string | undefined, limit: number): Promise<Array<[string, IdempotencyState]>> {
+    return this.#page(this.#tables.idempotency, after, limit, decodeIdempotency)
   }
 
   async holds(accountKey: AccountKey, after: string | undefined, limit: number): Promise<HoldState[]> {
@@ -493,10 +496,8 @@ class LevelSnapshot implements StoreSnapshot {
     return rows.map(([key, value]) => decodeHold(key, value))
   }
 
-  async credentials(after: CredentialKey | undefined, limit: number): Promise<Array<[CredentialKey, CredentialState]>> {
-    const range = after === undefined ? {} : { gt: after }
-    const rows = await this.#tables.credentials.iterator({ ...range, limit, snapshot: this.#snapshot }).all()
-    return rows.map(([key, value]) => [key, decodeCredential(key, value)])
+  credentials(after: CredentialKey | undefined, limit: number): Promise<Array<[CredentialKey, CredentialState]>> {
+    return this.#page(this.#tables.credentials, after, limit, decodeCredential)
   }
 
   close(): Promise<void> {
