@@ -116,6 +116,8 @@ describe('online commands against a running server', () => {
     ['an unknown command', ['balance'], 2, 'unknown command', undefined],
     ['a negative opening credit', ['new', '-5'], 2, 'positive integer', undefined],
     ['a bad limit', ['past', 'QUJDRA==', '--limit', 'ten'], 2, 'limit must be', undefined],
+    ['a malformed new credential', ['rotate', 'QUJDRA==', 'c2VjcmV0LW5ldw'], 2, 'new must be base64url', 'c2VjcmV0LW5ldw'],
+    ['a malformed to', ['move', 'QUJDRA==', 'c2VjcmV0LXRvbw', '1'], 2, 'to must be base64url', 'c2VjcmV0LXRvbw'],
   ])('%s: one line and its exit code', async (_name, args, code, message, secret) => {
     const run = await runCli(args, env)
     expect(run.code).toBe(code)

@@ -17,7 +17,7 @@ export async function acct(context: CliContext, cred: string | undefined, option
 }
 
 export async function rotate(context: CliContext, cred: string, fresh: string, options: { grace?: number; key?: string }): Promise<void> {
-  const parameters = { cred: checkCred(context, cred), new: checkCred(context, fresh), grace: options.grace?.toString() }
+  const parameters = { cred: checkCred(context, cred), new: checkCred(context, fresh, 'new'), grace: options.grace?.toString() }
   if (fresh === cred) throw new CliError('the new credential must differ from the old one', exitCodes.usage)
   // Always a key, so the retries here, and the operator's with --key, rotate once.
   const key = options.key ?? `cli-${randomUUID()}`

@@ -5,9 +5,10 @@ import type { CliContext } from './context.js'
 import { CliError, exitCodes } from './exit-codes.js'
 
 /** Checks a credential before it leaves the machine, and remembers it as a secret of this run. */
-export function checkCred(context: CliContext, cred: string): string {
+/** A credential argument, kept out of every message from now on; `name` is the argument's. */
+export function checkCred(context: CliContext, cred: string, name = 'cred'): string {
   context.secrets.add(cred)
-  if (!isCredential(cred)) throw new CliError(`cred must be ${credentialSyntax}`, exitCodes.usage)
+  if (!isCredential(cred)) throw new CliError(`${name} must be ${credentialSyntax}`, exitCodes.usage)
   return cred
 }
 

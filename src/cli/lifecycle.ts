@@ -1,6 +1,5 @@
 // accman move, freeze, unfreeze: the account lifecycle's commands, over HTTP like mod.
 import { randomUUID } from 'node:crypto'
-import { credentialSyntax, isCredential } from '../contract/syntax.js'
 import { checkBy, checkCred } from './arguments.js'
 import type { CliContext } from './context.js'
 import { CliError, exitCodes } from './exit-codes.js'
@@ -9,8 +8,7 @@ import { call, OutcomeUnknownError } from './http.js'
 /** `accman move <cred> <to> <by>`: prints the sender's balance, or the server JSON with --json. */
 export async function move(context: CliContext, cred: string, to: string, by: string, options: { json: boolean; note?: string; key?: string }): Promise<void> {
   if (checkBy(by) <= 0n) throw new CliError('by must be a positive integer: the amount moved', exitCodes.usage)
-  context.secrets.add(to)
-  if (!isCredential(to)) throw new CliError(`to must be ${credentialSyntax}`, exitCodes.usage)
+  checkCred(context, to, 'to')
   // Always a key, so a retry moves once.
   const key = options.key ?? `cli-${randomUUID()}`
   let body: string
