@@ -347,6 +347,8 @@ describe('accounts: /acct and reads by public id', () => {
     expect(malformed.json<{ message: string }>().message).toContain('id')
     const both = await acct({ cred: classicCred, id: 'acct_AAAAAAAAAAAAAAAAAAAAAA' })
     expect([both.statusCode, both.json<{ code: string }>().code]).toEqual([400, 'ACCMAN_INVALID_QUERY'])
+    expect(both.json<{ message: string }>().message).toContain('one of cred, id and ref')
+    expect(both.body).not.toContain(classicCred)
     expect((await app.inject({ method: 'GET', url: '/acct' })).statusCode).toBe(400)
   })
 })

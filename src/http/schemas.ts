@@ -53,12 +53,12 @@ export const parameterRules: Readonly<Record<string, ParameterRule>> = {
   key: { code: 'ACCMAN_INVALID_QUERY', message: `key must be 1 to ${idempotencyKeyLengthMax} visible ASCII characters` },
   ref: {
     code: 'ACCMAN_INVALID_QUERY',
-    message: `ref must be 1 to ${refLengthMax} characters without control characters; reads take cred or ref, not both`,
+    message: `ref must be 1 to ${refLengthMax} characters without control characters; a read takes one of cred, id and ref`,
   },
   below: { code: 'ACCMAN_INVALID_QUERY', message: `below must be a whole number from 0 to ${amountMax}, or empty to remove the threshold` },
   url: { code: 'ACCMAN_INVALID_QUERY', message: 'url must be one of the configured webhook URLs (ACCMAN_WEBHOOK_URL)' },
   new: { code: 'ACCMAN_INVALID_CRED', message: `new must be ${credentialSyntax}` },
-  id: { code: 'ACCMAN_INVALID_QUERY', message: 'id must be a public account id: acct_ and 22 base64url characters' },
+  id: { code: 'ACCMAN_INVALID_QUERY', message: 'id must be a public account id, acct_ and 22 base64url characters; a read takes one of cred, id and ref' },
   grace: { code: 'ACCMAN_INVALID_QUERY', message: `grace must be a whole number of seconds from 0 to ${rotationGraceSecondsMax}` },
   'idempotency-key': {
     code: 'ACCMAN_INVALID_QUERY',
