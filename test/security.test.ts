@@ -82,9 +82,21 @@ describe('bearer tokens', () => {
     await mod('1', bearer(readToken))
     await mod('1', bearer('w-token-0123456789abcdeX'))
     await app.inject({ method: 'GET', url: `/nope?${query({ cred: classicCred })}`, headers: bearer(writeToken) })
+    // The routes that carry a second credential (new=, to=), answered and refused.
+    const fresh = 'bmV3LWNyZWRlbnRpYWwtbG9n'
+    const other = 'b3RoZXItY3JlZGVudGlhbC1sb2c='
+    await mod('5', bearer(writeToken), other)
+    const patch = (path: string, parameters: Record<string, string>) =>
+      app.inject({ method: 'PATCH', url: `${path}?${query(parameters)}`, headers: bearer(writeToken) })
+    await patch('/move', { cred: classicCred, to: other, by: '1' })
+    await patch('/move', { cred: classicCred, to: other, by: '1000' })
+    await patch('/rotate', { cred: classicCred, new: other })
+    await patch('/rotate', { cred: classicCred, new: fresh, grace: '60' })
+    await patch('/rotate', { cred: classicCred, new: `${fresh}x` })
+    await app.inject({ method: 'GET', url: `/acct?${query({ cred: fresh })}`, headers: bearer(readToken) })
     expect(logLines.length).toBeGreaterThan(0)
     for (const line of logLines) {
-      for (const secret of [writeToken, readToken, 'w-token-0123456789abcdeX', classicCred]) expect(line).not.toContain(secret)
+      for (const secret of [writeToken, readToken, 'w-token-0123456789abcdeX', classicCred, fresh, other]) expect(line).not.toContain(secret)
     }
   })
 })
