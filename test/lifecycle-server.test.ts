@@ -160,6 +160,13 @@ describe.each(engines)('on %s, through a listening server', (_engine, makeStore)
       [404, 'ACCMAN_NO_ACCOUNT'],
     ])
     expect(results[1]).toEqual({ status: 200, move: id, tot: '6', held: '0', avail: '6', seq: 2, replayed: true })
+    // With part of FROM held, the batch answers held and avail as PATCH /move does.
+    expect((await client.send('PATCH', `/hold?${query({ cred: alice, by: '2' })}`)).status).toBe(200)
+    const single = json(await client.send('PATCH', `/move?${query({ cred: alice, to: bob, by: '1' })}`))
+    expect(single).toMatchObject({ tot: '5', held: '2', avail: '3' })
+    const batched = await fetch(`${url}/batch`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ops: [{ op: 'move', cred: alice, to: bob, by: '1' }] }) })
+    const [result] = ((await batched.json()) as { results: Array<Record<string, unknown>> }).results
+    expect(result).toEqual({ status: 200, move: expect.any(String) as string, tot: '4', held: '2', avail: '2', seq: 5 })
   })
 
   test('freeze and unfreeze: 423 on debits and moves out, credits accepted, entries of kind freeze/unfreeze', async () => {

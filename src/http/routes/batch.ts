@@ -199,8 +199,9 @@ function startMove(op: OpOf<'move'>, { ledger, mayWrite, pending, actor }: OpCon
   pending.set(fromKey, moving)
   pending.set(toKey, moving)
   return moving.then((result): Result => {
-    const tot = result.tot.toString()
-    const answer: Result = { move: result.move, tot, held: '0', avail: tot, seq: result.seq, status: 200 }
+    // As PATCH /move answers: FROM's held stays, and avail is what is left of it to spend.
+    const held = result.held ?? 0n
+    const answer: Result = { move: result.move, tot: result.tot.toString(), held: held.toString(), avail: (result.tot - held).toString(), seq: result.seq, status: 200 }
     return result.replayed ? { ...answer, replayed: true } : answer
   }, ledgerRefusal)
 }
