@@ -367,7 +367,7 @@ export class Ledger {
     const state = await this.accountOf(accountKey)
     if (state === undefined) return undefined
     // held as of now, as /tot answers it (holds past their expiry count no more).
-    const balance = await this.totOf(accountKey)
+    const balance = await this.#balanceOf(accountKey, state)
     if (balance === undefined) return undefined
     let createdMs = state.createdMs
     if (createdMs === undefined) {
@@ -401,10 +401,12 @@ export class Ledger {
    * id, or undefined. Holds past their expiry count no more, whether or not their expiry is written yet.
    */
   async totOf(accountKey: AccountKey): Promise<(Balance & { expiresMs?: number }) | undefined> {
-    const state = this.#shared
-      ? await this.#store.readAccount(accountKey)
-      : (this.#memory.accounts.get(accountKey) ?? (await this.#readAccount(accountKey)))
-    if (state === undefined) return undefined
+    const state = await this.accountOf(accountKey)
+    return state === undefined ? undefined : await this.#balanceOf(accountKey, state)
+  }
+
+  /** totOf, from the account's state as already read. */
+  async #balanceOf(accountKey: AccountKey, state: AccountState): Promise<(Balance & { expiresMs?: number }) | undefined> {
     const withExpiry = <T extends Balance>(balance: T): T & { expiresMs?: number } =>
       state.expiresMs === undefined ? balance : { ...balance, expiresMs: state.expiresMs }
     if (state.holdCount === undefined) return withExpiry({ tot: state.tot, seq: state.seq })
@@ -460,12 +462,14 @@ export class Ledger {
     return result
   }
 
-  #assertNoteAndKey(input: { note?: string; idempotencyKey?: string }): void {
+  /** What every write may carry: a note, an idempotency key, the name of the token that sent it. */
+  #assertNoteAndKey(input: { note?: string; idempotencyKey?: string; actor?: string }): void {
     assert.ok(input.note === undefined || characterCount(input.note) <= noteLengthMax, 'note too long')
     assert.ok(
       input.idempotencyKey === undefined || (input.idempotencyKey.length >= 1 && input.idempotencyKey.length <= idempotencyKeyLengthMax),
       'idempotency key length out of range',
     )
+    assert.ok(input.actor === undefined || actorPattern.test(input.actor), 'malformed actor name')
   }
 
   /**
@@ -535,18 +539,12 @@ export class Ledger {
   mod(credentialKey: CredentialKey, input: ModInput): Promise<ModResult> {
     assert.ok(input.by !== 0n, 'by must be nonzero')
     assert.ok(input.by >= -amountMax && input.by <= amountMax, 'by out of range')
-    assert.ok(input.note === undefined || characterCount(input.note) <= noteLengthMax, 'note too long')
-    assert.ok(
-      input.idempotencyKey === undefined ||
-        (input.idempotencyKey.length >= 1 && input.idempotencyKey.length <= idempotencyKeyLengthMax),
-      'idempotency key length out of range',
-    )
+    this.#assertNoteAndKey(input)
     assert.ok(
       input.ttlSeconds === undefined ||
         (input.by > 0n && Number.isInteger(input.ttlSeconds) && input.ttlSeconds >= accountTtlSecondsMin && input.ttlSeconds <= accountTtlSecondsMax),
       'ttl only on a credit, within its range',
     )
-    assert.ok(input.actor === undefined || actorPattern.test(input.actor), 'malformed actor name')
     return this.#writer.submit(credentialKey, input)
   }
 
@@ -561,13 +559,7 @@ export class Ledger {
     assert.ok(input.by > 0n && input.by <= amountMax, 'a move amount is positive and in range')
     // The edge refuses one credential twice; two of one account are refused in the round.
     assert.ok(input.toCredentialKey !== credentialKey, 'a move names two different credentials')
-    assert.ok(input.note === undefined || characterCount(input.note) <= noteLengthMax, 'note too long')
-    assert.ok(
-      input.idempotencyKey === undefined ||
-        (input.idempotencyKey.length >= 1 && input.idempotencyKey.length <= idempotencyKeyLengthMax),
-      'idempotency key length out of range',
-    )
-    assert.ok(input.actor === undefined || actorPattern.test(input.actor), 'malformed actor name')
+    this.#assertNoteAndKey(input)
     const moveId = randomBytes(moveIdBytes).toString('base64url')
     return this.#writer.submit(credentialKey, { ...input, op: 'move', moveId }) as Promise<MoveResult>
   }

@@ -892,10 +892,11 @@ export class Writer {
    */
   #decide(round: Round, mod: PendingMod, context: DecisionContext): Decision {
     // Due expiries are written before any later entry of the account (both of a move's), on the round's clock.
-    for (const accountKey of accountsOf(round, mod)) this.#expireDue(round, accountKey, context)
+    const accountKeys = accountsOf(round, mod)
+    for (const accountKey of accountKeys) this.#expireDue(round, accountKey, context)
     if (mod.holdOp !== undefined || mod.op === 'move') {
       // A hold and a move out lower avail too: their crossings are events as a debit's are.
-      const befores = accountsOf(round, mod).map((accountKey) => [accountKey, round.accounts.get(accountKey)] as const)
+      const befores = accountKeys.map((accountKey) => [accountKey, round.accounts.get(accountKey)] as const)
       const decision = mod.holdOp !== undefined ? this.#decideHoldOp(round, mod, mod.holdOp, context) : this.#decideMove(round, mod, context)
       this.#stageAlerts(round, befores)
       return decision
@@ -933,16 +934,13 @@ export class Writer {
     if (before === undefined) assert.ok(round.lookedUp.has(accountKey), 'an account created without reading the store')
 
     round.writes.entries.push([accountKey, entry])
-    if (this.#options.outboxEnabled === true) {
-      const events = alertEvents(accountKey, before, account, this.#options.alertBelowDefault)
-      if (events.length > 0) (round.writes.outbox ??= []).push(...events)
-    }
     if (idempotency !== undefined) {
       assert.ok(idempotencyKey !== undefined, 'an idempotency record for a mod without a key')
       round.writes.idempotency.push([idempotencyKey, idempotency])
       round.idempotency.set(idempotencyKey, idempotency)
     }
     round.accounts.set(accountKey, account)
+    this.#stageAlerts(round, [[accountKey, before]])
     round.dirtyAccounts.add(accountKey)
     round.applied++
     if (mod.by > 0n) round.credited += mod.by
